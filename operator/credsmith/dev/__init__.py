@@ -1,0 +1,1 @@
+"""Developer tooling: the local control plane behind `credsmith dev` and the e2e tests."""

@@ -1,0 +1,156 @@
+"""Build, start and stop the local control plane (tests/cluster) from Python.
+
+The control plane is one Go binary (etcd + kube-apiserver + kube-controller-manager,
+and kubectl as a subcommand) built from a source checkout by tests/cluster/build.sh.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+CLUSTER_BINARY = "credsmith-cluster"
+
+
+class ClusterError(RuntimeError):
+    """The local control plane could not be built or started."""
+
+
+def find_checkout(start: Path | None = None) -> Path:
+    """The credsmith source checkout containing `start` (or this module, or the cwd)."""
+    candidates = [start] if start else [Path(__file__).resolve(), Path.cwd()]
+    for candidate in candidates:
+        for directory in [candidate, *candidate.parents]:
+            if (directory / "tests" / "cluster" / "build.sh").is_file():
+                return directory
+    raise ClusterError(
+        "the local control plane is built from a credsmith source checkout "
+        "(tests/cluster/build.sh); run this from inside one"
+    )
+
+
+def build_binaries(checkout: Path | None = None) -> Path:
+    """Build (or reuse, when current) the cluster binary and helm; return their directory."""
+    script = (checkout or find_checkout()) / "tests" / "cluster" / "build.sh"
+    result = subprocess.run(
+        ["bash", str(script)], check=False, stdout=subprocess.PIPE, text=True
+    )
+    if result.returncode != 0:
+        raise ClusterError(f"{script} failed with exit code {result.returncode}")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class LocalCluster:
+    """One running control plane whose state (etcd data, keys) lives in `state_dir`.
+
+    Stopping and starting again with the same `state_dir` and `port` keeps every
+    object and the kubeconfig valid, which is what an outage test needs.
+    """
+
+    bin_dir: Path
+    state_dir: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def kubectl(self) -> Path:
+        return self.bin_dir / "kubectl"
+
+    @property
+    def helm(self) -> Path:
+        return self.bin_dir / "helm"
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir / "cluster.log"
+
+    def start(self, timeout: float = 180.0) -> None:
+        """Start the control plane and wait until it has written its kubeconfig."""
+        if self.process and self.process.poll() is None:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig.unlink(missing_ok=True)
+        if not self.port:
+            self.port = _free_port()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(self.bin_dir / CLUSTER_BINARY),
+                    "serve",
+                    f"--dir={self.state_dir}",
+                    f"--port={self.port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C in the terminal is ours to forward
+            )
+        deadline = time.monotonic() + timeout
+        while not self.kubeconfig.exists():
+            if self.process.poll() is not None:
+                raise ClusterError(
+                    f"the control plane exited with {self.process.returncode}; "
+                    f"see {self.log_path}:\n{_tail(self.log_path)}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ClusterError(f"the control plane was not ready in {timeout:.0f}s")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop cleanly with SIGTERM; SIGKILL only if it does not stop in time."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def kubectl_env(self) -> dict[str, str]:
+        """The environment in which `kubectl` and `helm` talk to this cluster."""
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
