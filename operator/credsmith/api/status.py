@@ -1,0 +1,177 @@
+"""Status: metav1-style conditions and the fields both kinds report.
+
+Conditions follow metav1.Condition and kstatus (Ready, Reconciling, Stalled), so
+`kubectl wait --for=condition=Ready`, Argo CD and Flux read them. Status never holds a
+secret value: only its fingerprint.
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, ConfigDict, Field
+
+from credsmith.api.base import ObjectName, WireModel
+from credsmith.api.common import ROTATE_ANNOTATION, ClientIdValue
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    # kstatus: work is under way (e.g. waiting for a Secret write to settle).
+    RECONCILING = "Reconciling"
+    # kstatus: no progress without a change by a person (invalid spec, conflict).
+    STALLED = "Stalled"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Reason(StrEnum):
+    ISSUED = "Issued"
+    ROTATED = "Rotated"
+    # The Secret was deleted or stripped of its keys, and a new credential was issued.
+    REISSUED = "Reissued"
+    INVALID_SPEC = "InvalidSpec"
+    INVALID_TEMPLATE = "InvalidTemplate"
+    SECRET_CONFLICT = "SecretConflict"  # noqa: S105 - a reason, not a secret
+    RECONCILING = "Reconciling"
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with second precision, as metav1.Time writes it."""
+    if moment.tzinfo is None:
+        raise ValueError("a timestamp needs a time zone")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse an RFC 3339 timestamp (with "T" and a time zone) into an aware datetime."""
+    moment = datetime.fromisoformat(value)
+    if "T" not in value.upper() or moment.tzinfo is None:
+        raise ValueError(f"not an RFC 3339 timestamp with a time zone: {value!r}")
+    return moment
+
+
+def _check_timestamp(value: str) -> str:
+    parse_timestamp(value)
+    return value
+
+
+Timestamp = Annotated[
+    str,
+    Field(max_length=64, json_schema_extra={"format": "date-time"}),
+    AfterValidator(_check_timestamp),
+]
+# metav1.Condition's own bounds and patterns.
+ConditionTypeName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=316,
+        pattern=(
+            r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+            r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+        ),
+    ),
+]
+ReasonName = Annotated[
+    str, Field(min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+]
+Generation = Annotated[int, Field(ge=0)]
+
+
+def _metav1_required(schema: dict[str, Any]) -> None:
+    # lastTransitionTime is optional in Python (set_condition fills it in) but, as in
+    # metav1.Condition, required on the wire.
+    schema["required"] = ["type", "status", "lastTransitionTime", "reason", "message"]
+
+
+class Condition(WireModel):
+    """One aspect of the resource's state (metav1.Condition)."""
+
+    model_config = ConfigDict(json_schema_extra=_metav1_required)
+
+    type: ConditionTypeName = Field(description="The condition's type, e.g. Ready.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    observed_generation: Generation | None = Field(
+        None, description="The metadata.generation this condition was set for."
+    )
+    last_transition_time: Timestamp | None = Field(
+        None, description="When status last changed (RFC 3339)."
+    )
+    reason: ReasonName = Field(description="Why, in one CamelCase word, e.g. SecretConflict.")
+    message: Annotated[str, Field(max_length=32768)] = Field(
+        "", description="Why, for people. Never contains a secret value."
+    )
+
+
+def find_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
+    """The condition of the given type, if present."""
+    return next((c for c in conditions if c.type == type_), None)
+
+
+def set_condition(
+    conditions: Sequence[Condition], new: Condition, now: datetime
+) -> list[Condition]:
+    """Return conditions with `new` set in place of the one of its type (or appended).
+
+    metav1 semantics (apimachinery's meta.SetStatusCondition): lastTransitionTime
+    changes only when status changes; then it is new's, or `now` if new has none.
+    Reason, message and observedGeneration are always new's. The input is not changed.
+    """
+    stamp = new.last_transition_time or format_timestamp(now)
+    old = find_condition(conditions, new.type)
+    if old is not None and old.status == new.status and old.last_transition_time:
+        stamp = old.last_transition_time
+    updated = new.model_copy(update={"last_transition_time": stamp})
+    if old is None:
+        return [*conditions, updated]
+    return [updated if c.type == new.type else c for c in conditions]
+
+
+Fingerprint = Annotated[str, Field(max_length=23, pattern=r"^sha256:[0-9a-f]{16}$")]
+
+
+class CredentialStatus(WireModel):
+    """What the operator did, as both kinds report it. Derived from the Secret."""
+
+    observed_generation: Generation | None = Field(
+        None, description="The metadata.generation the operator last acted on."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Ready (always present), Reconciling and Stalled, as metav1.Condition.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    client_id: ClientIdValue | None = Field(None, description="The issued client ID.")
+    secret_name: ObjectName | None = Field(
+        None, description="The Secret that holds the credential."
+    )
+    revision: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="1 on first issue, +1 on every rotation or re-issue."
+    )
+    issued_at: Timestamp | None = Field(None, description="When the credential was first issued.")
+    rotated_at: Timestamp | None = Field(
+        None, description="When the current value was issued (first issue, rotation or re-issue)."
+    )
+    next_rotation_at: Timestamp | None = Field(
+        None, description="When the next scheduled rotation is due; absent without rotation.period."
+    )
+    previous_expires_at: Timestamp | None = Field(
+        None, description="When the previous value stops being valid; absent outside an overlap."
+    )
+    fingerprint: Fingerprint | None = Field(
+        None,
+        description=(
+            "`sha256:` and the first 16 hex digits of the SHA-256 of the current secret, for audit."
+        ),
+    )
+    last_rotate_request: Annotated[str, Field(max_length=4096)] | None = Field(
+        None,
+        description=f"The last value of the {ROTATE_ANNOTATION} annotation acted upon.",
+    )
