@@ -37,9 +37,7 @@ def find_checkout(start: Path | None = None) -> Path:
 def build_binaries(checkout: Path | None = None) -> Path:
     """Build (or reuse, when current) the cluster binary and helm; return their directory."""
     script = (checkout or find_checkout()) / "tests" / "cluster" / "build.sh"
-    result = subprocess.run(
-        ["bash", str(script)], check=False, stdout=subprocess.PIPE, text=True
-    )
+    result = subprocess.run(["bash", str(script)], check=False, stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
         raise ClusterError(f"{script} failed with exit code {result.returncode}")
     return Path(result.stdout.strip().splitlines()[-1])

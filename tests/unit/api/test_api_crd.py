@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from credsmith import GROUP, VERSION
 from credsmith.api.crd import (
     build_crds,

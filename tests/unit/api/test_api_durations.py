@@ -4,6 +4,7 @@ import re
 from datetime import timedelta
 
 import pytest
+
 from credsmith.api.durations import GO_DURATION_PATTERN, parse_go_duration
 
 

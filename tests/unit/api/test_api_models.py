@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
+
 from credsmith.api.api_client import ApiClientSpec, ApiClientStatus
 from credsmith.api.common import ROTATE_ANNOTATION, ClientIdSpec, RotationSpec, SecretSpec
 from credsmith.api.enums import (
@@ -21,7 +23,6 @@ from credsmith.api.service_account_credential import (
     ServiceAccountCredentialStatus,
 )
 from credsmith.issuing.alphabets import min_length
-from pydantic import ValidationError
 
 # Every field of design.md's tables, with its examples.
 SAC_MANIFEST = """

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from credsmith.api.status import (
     Condition,
     ConditionStatus,

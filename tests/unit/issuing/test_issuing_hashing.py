@@ -5,10 +5,11 @@ import hashlib
 import re
 
 import pytest
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
 from credsmith.api.enums import HashAlgorithm
 from credsmith.issuing import hashing
 from credsmith.issuing.hashing import hash_secret, verify_secret
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 SECRET = "Zq8'\"\\u-secret-\u00e9-0123456789abcdef"
 

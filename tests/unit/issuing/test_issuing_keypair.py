@@ -4,6 +4,9 @@ import base64
 import json
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+
 from credsmith.api.enums import KeyAlgorithm
 from credsmith.issuing.keypair import (
     KeyPair,
@@ -12,8 +15,6 @@ from credsmith.issuing.keypair import (
     key_pair_from_private_pem,
     new_key_pair,
 )
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 MESSAGE = b"credsmith signs this"
 RSA_BITS = {KeyAlgorithm.RSA_2048: 2048, KeyAlgorithm.RSA_3072: 3072, KeyAlgorithm.RSA_4096: 4096}

@@ -9,6 +9,7 @@ import jinja2
 import jinja2.exceptions
 import jinja2.nodes
 import pytest
+
 from credsmith.issuing import templates
 from credsmith.issuing.template_sandbox import (
     MAX_VALUE_CHARS,

@@ -1,0 +1,47 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+# Everything they need (a venv with the package, the Go-built control plane) is
+# set up by the targets below, and skipped when already current.
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test unit e2e lint format crds cluster venv bench clean
+
+run: $(INSTALLED) cluster  ## the operator end to end on the local control plane
+	$(BIN)/credsmith dev
+
+test: $(INSTALLED) cluster  ## every test: unit and e2e (starts the local control plane)
+	$(BIN)/pytest
+
+unit: $(INSTALLED)  ## tests that need no cluster
+	$(BIN)/pytest -m "not e2e"
+
+e2e: $(INSTALLED) cluster
+	$(BIN)/pytest -m e2e
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+crds: $(INSTALLED)  ## regenerate crds/ from the API models
+	$(BIN)/credsmith crds --output-dir crds
+
+cluster:  ## build the control plane binary and helm (skipped when current)
+	tests/cluster/build.sh >/dev/null
+
+venv: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+clean:
+	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,164 @@
+"""The `credsmith` command: run the operator, print CRDs, run a local dev setup, rotate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from credsmith import __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="credsmith", description="Issue client credentials declaratively, as Secrets."
+    )
+    parser.add_argument("--version", action="version", version=f"credsmith {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the operator against the current cluster")
+    _operator_flags(run)
+    run.set_defaults(handler=_run)
+
+    crds = commands.add_parser("crds", help="print the CustomResourceDefinitions (YAML)")
+    crds.add_argument("--output-dir", help="write one file per CRD here instead of printing")
+    crds.add_argument(
+        "--check", action="store_true", help="with --output-dir: fail if the files are stale"
+    )
+    crds.set_defaults(handler=_crds)
+
+    dev = commands.add_parser(
+        "dev",
+        help="start the local control plane, install the CRDs, run the operator and examples",
+    )
+    dev.add_argument(
+        "--state-dir",
+        default=None,
+        help="control plane state and kubeconfig (default: .dev/ in the checkout)",
+    )
+    dev.add_argument(
+        "--no-operator",
+        action="store_true",
+        help="start only the control plane with the CRDs (run the operator from your editor)",
+    )
+    dev.add_argument("--no-examples", action="store_true", help="do not apply examples/")
+    dev.add_argument("--fresh", action="store_true", help="start from an empty cluster")
+    dev.add_argument(
+        "--exit-when-ready",
+        action="store_true",
+        help="stop everything once the examples are Ready (a smoke test)",
+    )
+    _operator_flags(dev, for_dev=True)
+    dev.set_defaults(handler=_dev)
+
+    rotate = commands.add_parser(
+        "rotate", help="request a rotation: set the credsmith.io/rotate annotation"
+    )
+    rotate.add_argument("target", metavar="KIND/NAME", help="e.g. sacred/payments or apiclient/x")
+    rotate.add_argument("-n", "--namespace", default=None)
+    rotate.add_argument("--kubeconfig", default=None)
+    rotate.set_defaults(handler=_rotate)
+
+    args = parser.parse_args(argv)
+    handler = args.handler
+    result: int = handler(args)
+    return result
+
+
+def _operator_flags(parser: argparse.ArgumentParser, *, for_dev: bool = False) -> None:
+    if not for_dev:
+        parser.add_argument(
+            "-n",
+            "--namespace",
+            action="append",
+            dest="namespaces",
+            default=[],
+            help="watch this namespace (repeat for more; default: all namespaces)",
+        )
+        parser.add_argument("--kubeconfig", default=None, help="default: in-cluster or $KUBECONFIG")
+    parser.add_argument("--workers", type=int, default=16, help="concurrent reconciles")
+    parser.add_argument(
+        "--metrics-port", type=int, default=0 if for_dev else 8080, help="0 disables"
+    )
+    parser.add_argument(
+        "--liveness-port", type=int, default=0 if for_dev else 8081, help="0 disables"
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if level != "DEBUG":
+        # kopf reports every handler call at INFO; our controller says what matters.
+        logging.getLogger("kopf").setLevel(logging.WARNING)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from credsmith.runtime.operator import OperatorOptions, run_operator
+
+    _setup_logging(args.log_level)
+    options = OperatorOptions(
+        namespaces=args.namespaces,
+        kubeconfig=args.kubeconfig,
+        workers=args.workers,
+        metrics_port=args.metrics_port or None,
+        liveness_port=args.liveness_port or None,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_operator(options))
+    return 0
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from credsmith.api.crd import render_crds_yaml, stale_crds, write_crds
+
+    if args.output_dir is None:
+        sys.stdout.write(render_crds_yaml())
+        return 0
+    directory = Path(args.output_dir)
+    if args.check:
+        stale = stale_crds(directory)
+        for path in stale:
+            print(f"stale: {path} (run `credsmith crds --output-dir {directory}`)", file=sys.stderr)
+        return 1 if stale else 0
+    for path in write_crds(directory):
+        print(path)
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from credsmith.dev.session import run_dev
+
+    _setup_logging(args.log_level)
+    return run_dev(args)
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    from credsmith.runtime.rotate import request_rotation
+
+    kind, _, name = args.target.partition("/")
+    if not name:
+        print("credsmith rotate: expected KIND/NAME, e.g. sacred/payments", file=sys.stderr)
+        return 2
+    try:
+        resource, value = request_rotation(kind, name, args.namespace, args.kubeconfig)
+    except LookupError as exc:
+        print(f"credsmith rotate: {exc}", file=sys.stderr)
+        return 1
+    print(f"{resource} rotation requested (credsmith.io/rotate={value})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

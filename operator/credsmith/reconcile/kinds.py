@@ -1,0 +1,38 @@
+"""The two kinds that issue credentials, and what differs between them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from credsmith.api import api_client, service_account_credential
+from credsmith.api.api_client import ApiClientSpec
+from credsmith.api.enums import CredentialType
+from credsmith.api.service_account_credential import ServiceAccountCredentialSpec
+from credsmith.reconcile.credential import KindRules
+from credsmith.reconcile.snapshots import ResourceSnapshot
+
+SERVICE_ACCOUNT_CREDENTIAL = KindRules(
+    kind=service_account_credential.KIND,
+    spec_model=ServiceAccountCredentialSpec,
+    credential_type=lambda spec: spec.type,
+    key_algorithm=lambda spec: spec.key_algorithm,
+)
+
+API_CLIENT = KindRules(
+    kind=api_client.KIND,
+    spec_model=ApiClientSpec,
+    credential_type=lambda spec: CredentialType.CLIENT_SECRET,
+    key_algorithm=lambda spec: None,
+    has_client_uuid=True,
+)
+
+PLURALS = {
+    SERVICE_ACCOUNT_CREDENTIAL.kind: "serviceaccountcredentials",
+    API_CLIENT.kind: "apiclients",
+}
+
+
+def secret_name_of(resource: ResourceSnapshot) -> str:
+    """The Secret a resource writes, read without validating the rest of its spec."""
+    name: Any = resource.spec.get("secretName")
+    return name if isinstance(name, str) and name else resource.name

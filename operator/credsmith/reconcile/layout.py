@@ -1,0 +1,84 @@
+"""Which Secret keys hold a credential of each type, and how to write and read them.
+
+A credential is a client ID and one secret value (for KeyPair: the private key,
+from which every public part is derived). During a rotation overlap the previous
+value sits beside the current one under keys with a `_previous` suffix (before a
+file extension, so mounted files keep theirs: `private_key_previous.pem`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from credsmith.api.enums import CredentialType
+from credsmith.issuing.keypair import KeyPair, key_pair_from_private_pem
+
+BASIC_AUTH_SECRET_TYPE = "kubernetes.io/basic-auth"  # noqa: S105 - a Secret type
+
+
+@dataclass(frozen=True)
+class Layout:
+    client_id_key: str
+    value_key: str
+    secret_type: str = "Opaque"  # noqa: S105 - a Secret type
+
+    def previous_key(self, key: str) -> str:
+        stem, dot, extension = key.partition(".")
+        return f"{stem}_previous{dot}{extension}"
+
+
+LAYOUTS: Mapping[CredentialType, Layout] = {
+    CredentialType.CLIENT_SECRET: Layout("client_id", "client_secret"),
+    CredentialType.API_KEY: Layout("key_id", "api_key"),
+    CredentialType.BASIC_AUTH: Layout("username", "password", BASIC_AUTH_SECRET_TYPE),
+    CredentialType.KEY_PAIR: Layout("client_id", "private_key.pem"),
+}
+
+
+def credential_data(type_: CredentialType, client_id: str, value: str) -> dict[str, str]:
+    """The Secret keys of one credential."""
+    layout = LAYOUTS[type_]
+    data = {layout.client_id_key: client_id, layout.value_key: value}
+    if type_ is CredentialType.KEY_PAIR:
+        data.update(_public_parts(key_pair_from_private_pem(value)))
+    return data
+
+
+def previous_data(type_: CredentialType, value: str) -> dict[str, str]:
+    """The `_previous` keys for a value that stays valid during an overlap."""
+    layout = LAYOUTS[type_]
+    data = {layout.value_key: value}
+    if type_ is CredentialType.KEY_PAIR:
+        data.update(_public_parts(key_pair_from_private_pem(value)))
+    return {layout.previous_key(key): item for key, item in data.items()}
+
+
+def _public_parts(pair: KeyPair) -> dict[str, str]:
+    return {
+        "key_id": pair.key_id,
+        "public_key.pem": pair.public_key_pem,
+        "public_jwk.json": pair.public_jwk_json(),
+    }
+
+
+def key_id_of(type_: CredentialType, value: str) -> str | None:
+    """The key ID reported in status (KeyPair only)."""
+    if type_ is not CredentialType.KEY_PAIR:
+        return None
+    return key_pair_from_private_pem(value).key_id
+
+
+def template_context(type_: CredentialType, data: Mapping[str, str]) -> dict[str, str]:
+    """Variables for secretTemplate.data: every credential key in camelCase, plus
+    `clientId` and `clientSecret` for every type (the design's example works for all)."""
+    layout = LAYOUTS[type_]
+    context = {_camel(key): value for key, value in data.items()}
+    context["clientId"] = data[layout.client_id_key]
+    context.setdefault("clientSecret", data[layout.value_key])
+    return context
+
+
+def _camel(key: str) -> str:
+    words = key.replace(".", "_").split("_")
+    return words[0] + "".join(word.capitalize() for word in words[1:])

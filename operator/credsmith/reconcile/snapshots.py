@@ -1,0 +1,111 @@
+"""Plain, immutable views of the objects a reconciler reads, and what it decides.
+
+The watch layer (runtime/) turns API objects into snapshots; reconcilers are
+pure functions of snapshots and the time, so they are tested without a cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "credsmith"
+
+
+@dataclass(frozen=True)
+class SecretSnapshot:
+    namespace: str
+    name: str
+    type: str
+    data: Mapping[str, bytes]
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    owner_references: tuple[Mapping[str, Any], ...]
+    resource_version: str
+
+    @classmethod
+    def from_api(cls, obj: Mapping[str, Any]) -> SecretSnapshot:
+        meta = obj.get("metadata") or {}
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta.get("name", ""),
+            type=obj.get("type") or "Opaque",
+            data={k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()},
+            labels=dict(meta.get("labels") or {}),
+            annotations=dict(meta.get("annotations") or {}),
+            owner_references=tuple(dict(o) for o in meta.get("ownerReferences") or ()),
+            resource_version=str(meta.get("resourceVersion", "")),
+        )
+
+    def text(self, key: str) -> str | None:
+        """A data value as text, or None if absent or not UTF-8."""
+        raw = self.data.get(key)
+        if raw is None:
+            return None
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            return None
+
+
+@dataclass(frozen=True)
+class ResourceSnapshot:
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+
+    @classmethod
+    def from_api(cls, obj: Mapping[str, Any]) -> ResourceSnapshot:
+        meta = obj.get("metadata") or {}
+        return cls(
+            api_version=obj.get("apiVersion", ""),
+            kind=obj.get("kind", ""),
+            namespace=meta.get("namespace", ""),
+            name=meta.get("name", ""),
+            uid=meta.get("uid", ""),
+            generation=int(meta.get("generation") or 0),
+            labels=dict(meta.get("labels") or {}),
+            annotations=dict(meta.get("annotations") or {}),
+            spec=dict(obj.get("spec") or {}),
+            status=dict(obj.get("status") or {}),
+        )
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post about the resource. Never carries a secret value."""
+
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a reconcile pass wants done. The runtime carries it out in this order:
+    write the Secret (create when `create`, else replace at the snapshot's
+    resourceVersion), then the status, then the Events."""
+
+    status: Mapping[str, Any]
+    secret: Mapping[str, Any] | None = None
+    create: bool = False
+    events: tuple[Event, ...] = ()
+    requeue_at: datetime | None = None
+    # Shown in the operator log at INFO: what was done and why (never a value).
+    summary: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,234 @@
+"""The control loop: watch events become queued keys; workers reconcile a key at a time.
+
+kopf supplies the watches and, through its indexes, in-memory caches of the
+resources and of the Secrets we manage (filtered server-side by label). kopf runs
+no handler until every index has its initial listing, so a worker never mistakes a
+Secret it has not seen yet for a missing one. Handlers persist nothing: no kopf
+annotations, no finalizers, no status fields of kopf's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from credsmith import GROUP, VERSION
+from credsmith.reconcile.snapshots import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    Decision,
+    ResourceSnapshot,
+    SecretSnapshot,
+)
+from credsmith.runtime.kube import ApiError, Kube
+from credsmith.runtime.workqueue import WorkQueue
+
+log = logging.getLogger("credsmith.controller")
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+Reconcile = Callable[[ResourceSnapshot, SecretSnapshot | None, datetime], Decision]
+
+# Annotation on every Secret we write: "<Kind>/<name>" of the resource it belongs to.
+OWNER_ANNOTATION = f"{GROUP}/owner"
+
+RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass(frozen=True)
+class KindConfig:
+    kind: str
+    plural: str
+    reconcile: Reconcile
+    secret_name: Callable[[ResourceSnapshot], str]
+
+
+class Controller:
+    def __init__(self, kube: Kube, kinds: list[KindConfig], workers: int = 16) -> None:
+        self.kube = kube
+        self.kinds = {k.kind: k for k in kinds}
+        self.workers = workers
+        self.queue: WorkQueue[Key] = WorkQueue()
+        # Set by the first handler call (kopf passes indexes to handlers only).
+        self.resources: Mapping[Any, Any] | None = None
+        self.secrets: Mapping[Any, Any] | None = None
+        # Objects we wrote, until the watch delivers them: read-your-writes for the
+        # next pass, so it neither writes the same thing twice nor trips on a 409.
+        self._written_secrets: dict[tuple[str, str], SecretSnapshot] = {}
+        self._written_status: dict[Key, Mapping[str, Any]] = {}
+        self._failures: dict[Key, int] = {}
+
+    # ---- kopf wiring -------------------------------------------------------------
+
+    def register(self, registry: kopf.OperatorRegistry) -> None:
+        for config in self.kinds.values():
+            self._register_kind(registry, config)
+
+        @kopf.index(
+            "v1",
+            "secrets",
+            labels={MANAGED_BY_LABEL: MANAGED_BY},
+            registry=registry,
+            id="credsmith_secrets",
+        )
+        async def credsmith_secrets(
+            body: kopf.Body, **_: Any
+        ) -> dict[tuple[str, str], SecretSnapshot]:
+            snapshot = SecretSnapshot.from_api(body)
+            return {(snapshot.namespace, snapshot.name): snapshot}
+
+        @kopf.on.event(
+            "v1", "secrets", labels={MANAGED_BY_LABEL: MANAGED_BY}, registry=registry, id="secret"
+        )
+        async def secret_event(body: kopf.Body, **kwargs: Any) -> None:
+            self._capture(kwargs)
+            meta = body.get("metadata", {})
+            namespace, name = meta.get("namespace", ""), meta.get("name", "")
+            self._written_secrets.pop((namespace, name), None)
+            owner = (meta.get("annotations") or {}).get(OWNER_ANNOTATION, "")
+            kind, _, owner_name = owner.partition("/")
+            if kind in self.kinds and owner_name:
+                self.queue.add((kind, namespace, owner_name))
+
+    def _register_kind(self, registry: kopf.OperatorRegistry, config: KindConfig) -> None:
+        @kopf.index(GROUP, VERSION, config.plural, registry=registry, id="credsmith_resources")
+        async def credsmith_resources(body: kopf.Body, **_: Any) -> dict[Key, ResourceSnapshot]:
+            snapshot = ResourceSnapshot.from_api(body)
+            return {(config.kind, snapshot.namespace, snapshot.name): snapshot}
+
+        @kopf.on.event(GROUP, VERSION, config.plural, registry=registry, id=f"{config.kind}-event")
+        async def resource_event(body: kopf.Body, **kwargs: Any) -> None:
+            self._capture(kwargs)
+            meta = body.get("metadata", {})
+            key = (config.kind, meta.get("namespace", ""), meta.get("name", ""))
+            self._written_status.pop(key, None)
+            self.queue.add(key)
+
+    def _capture(self, handler_kwargs: Mapping[str, Any]) -> None:
+        """Keep kopf's indexes, which it hands to handlers by their names."""
+        self.resources = handler_kwargs["credsmith_resources"]
+        self.secrets = handler_kwargs["credsmith_secrets"]
+
+    # ---- workers -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        tasks = [asyncio.create_task(self.queue.run_scheduler(), name="scheduler")]
+        tasks += [
+            asyncio.create_task(self._worker(), name=f"worker-{i}") for i in range(self.workers)
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self.reconcile(key)
+                self._failures.pop(key, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                count = self._failures.get(key, 0)
+                self._failures[key] = count + 1
+                delay = RETRY_DELAYS[min(count, len(RETRY_DELAYS) - 1)]
+                log.warning("%s/%s/%s: %s; retrying in %.0fs", *key, _describe(exc), delay)
+                self.queue.add_after(key, delay)
+            finally:
+                self.queue.done(key)
+
+    def _lookup(self, index: Mapping[Any, Any] | None, key: Any) -> Any:
+        if index is None or key not in index:
+            return None
+        for value in index[key]:
+            return value
+        return None
+
+    def secret(self, namespace: str, name: str) -> SecretSnapshot | None:
+        written = self._written_secrets.get((namespace, name))
+        found: SecretSnapshot | None = written or self._lookup(self.secrets, (namespace, name))
+        return found
+
+    async def reconcile(self, key: Key) -> None:
+        kind, namespace, name = key
+        resource: ResourceSnapshot | None = self._lookup(self.resources, key)
+        if resource is None:
+            self._written_status.pop(key, None)
+            return  # deleted: ownerReferences let the garbage collector do the rest
+        status = self._written_status.get(key)
+        if status is not None:
+            resource = _with_status(resource, status)
+        config = self.kinds[kind]
+        secret_name = config.secret_name(resource)
+        started = time.perf_counter()
+        decision = config.reconcile(resource, self.secret(namespace, secret_name), _now())
+
+        if decision.secret is not None:
+            await self._write_secret(namespace, secret_name, decision)
+        if decision.status != resource.status:
+            patch = {"status": _merge_patch(resource.status, decision.status)}
+            await self.kube.patch_status(config.plural, namespace, name, patch)
+            self._written_status[key] = decision.status
+        for event in decision.events:
+            await self._post_event(resource, event.type, event.reason, event.message)
+        if decision.requeue_at is not None:
+            self.queue.add_at(key, decision.requeue_at.timestamp())
+        if decision.summary:
+            log.info("%s: %s", resource.ref, decision.summary)
+        log.debug("%s: reconciled in %.1f ms", resource.ref, (time.perf_counter() - started) * 1e3)
+
+    async def _write_secret(self, namespace: str, name: str, decision: Decision) -> None:
+        assert decision.secret is not None
+        if decision.create:
+            written = await self.kube.create_secret(namespace, decision.secret)
+        else:
+            written = await self.kube.replace_secret(namespace, name, decision.secret)
+        self._written_secrets[(namespace, name)] = SecretSnapshot.from_api(written)
+
+    async def _post_event(
+        self, resource: ResourceSnapshot, type_: str, reason: str, message: str
+    ) -> None:
+        involved = {
+            "apiVersion": resource.api_version,
+            "kind": resource.kind,
+            "name": resource.name,
+            "namespace": resource.namespace,
+            "uid": resource.uid,
+        }
+        try:
+            await self.kube.post_event(involved, type_, reason, message)
+        except ApiError as exc:  # an Event is best effort; the status says it all
+            log.warning("%s: could not post event %s: %s", resource.ref, reason, exc.reason)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _with_status(resource: ResourceSnapshot, status: Mapping[str, Any]) -> ResourceSnapshot:
+    from dataclasses import replace
+
+    return replace(resource, status=dict(status))
+
+
+def _merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch from `old` to `new` (top-level keys; removed keys become null)."""
+    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    patch.update({k: None for k in old if k not in new})
+    return patch
+
+
+def _describe(exc: Exception) -> str:
+    # Exceptions from our code never carry secret values; API errors carry the
+    # apiserver's message, which names fields, not data.
+    if isinstance(exc, ApiError):
+        return f"API error {exc.status} {exc.reason}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"

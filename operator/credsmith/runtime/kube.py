@@ -1,0 +1,124 @@
+"""The few API calls the operator makes, as async wrappers over the kubernetes client.
+
+The client is synchronous; calls run in the loop's thread pool. Responses are not
+deserialised into client models (the watch caches hold what we read), which keeps
+bulk issuing cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, config
+
+from credsmith import GROUP, VERSION
+
+
+class ApiError(Exception):
+    """An API call failed; `status` is the HTTP status (0 when unreachable)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def load_config(kubeconfig: str | None, pool_size: int) -> client.ApiClient:
+    """An API client from a kubeconfig, the in-cluster service account, or $KUBECONFIG."""
+    configuration = client.Configuration()
+    if kubeconfig:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
+
+
+def _error(exc: client.ApiException) -> ApiError:
+    message = exc.reason or ""
+    try:
+        status = json.loads(exc.body or "{}")
+        message = status.get("message") or message
+    except (ValueError, TypeError):
+        pass
+    return ApiError(int(exc.status or 0), str(exc.reason or ""), str(message))
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        def call() -> Any:
+            try:
+                response = fn(*args, _preload_content=False, **kwargs)
+            except client.ApiException as exc:
+                raise _error(exc) from None
+            return json.loads(response.data or b"null")
+
+        return await asyncio.to_thread(call)
+
+    async def create_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            self.core.create_namespaced_secret, namespace, body
+        )
+        return result
+
+    async def replace_secret(
+        self, namespace: str, name: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            self.core.replace_namespaced_secret, name, namespace, body
+        )
+        return result
+
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A JSON merge patch of the status subresource: nothing else is ever written."""
+        result: dict[str, Any] = await self._call(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            patch,
+        )
+        return result
+
+    async def post_event(
+        self,
+        involved: Mapping[str, str],
+        type_: str,
+        reason: str,
+        message: str,
+    ) -> None:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        namespace = involved["namespace"]
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{involved['name']}.", "namespace": namespace},
+            "involvedObject": dict(involved),
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "credsmith"},
+            "reportingComponent": "credsmith.io/operator",
+            "reportingInstance": "credsmith",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await self._call(self.core.create_namespaced_event, namespace, body)

@@ -1,0 +1,117 @@
+"""`credsmith run`: kopf configured for GitOps-clean objects, plus the controller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from credsmith.reconcile.snapshots import MANAGED_BY, MANAGED_BY_LABEL
+from credsmith.runtime.controller import Controller, KindConfig
+from credsmith.runtime.kube import Kube, load_config
+
+log = logging.getLogger("credsmith")
+
+
+@dataclass
+class OperatorOptions:
+    namespaces: Sequence[str] = ()  # empty: every namespace
+    kubeconfig: str | None = None
+    workers: int = 16
+    liveness_port: int | None = 8081
+    metrics_port: int | None = 8080
+    stop_flag: asyncio.Event | threading.Event | None = field(default=None, repr=False)
+
+
+def kopf_settings(workers: int) -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    # One replica acts at a time through our own Lease, not kopf's peering objects.
+    settings.peering.standalone = True
+    # Events are posted by the controller, with reasons of our own; kopf would post
+    # handler logs and retries as Events too.
+    settings.posting.enabled = False
+    # Only Secrets we manage are watched and cached: selected by the apiserver.
+    settings.watching.label_selectors["v1", "secrets"] = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    settings.execution.max_workers = workers
+    return settings
+
+
+def default_kinds() -> list[KindConfig]:
+    from functools import partial
+
+    from credsmith.reconcile.credential import reconcile
+    from credsmith.reconcile.kinds import (
+        API_CLIENT,
+        PLURALS,
+        SERVICE_ACCOUNT_CREDENTIAL,
+        secret_name_of,
+    )
+
+    return [
+        KindConfig(rules.kind, PLURALS[rules.kind], partial(reconcile, rules), secret_name_of)
+        for rules in (SERVICE_ACCOUNT_CREDENTIAL, API_CLIENT)
+    ]
+
+
+def connection_info(configuration: Any) -> kopf.ConnectionInfo:
+    """kopf's view of a kubernetes-client configuration (kubeconfig or in-cluster)."""
+    keys = configuration.api_key or {}
+    token = keys.get("BearerToken") or keys.get("authorization") or ""
+    scheme, _, credentials = token.partition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or None,
+        token=credentials or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        username=configuration.username or None,
+        password=configuration.password or None,
+    )
+
+
+async def run_operator(options: OperatorOptions, kinds: list[KindConfig] | None = None) -> None:
+    loop = asyncio.get_running_loop()
+    # Blocking API calls run in this pool: one thread per worker, and a few spare.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=options.workers + 4))
+    api = load_config(options.kubeconfig, pool_size=options.workers + 4)
+    kube = Kube(api)
+    controller = Controller(kube, kinds or default_kinds(), workers=options.workers)
+    registry = kopf.OperatorRegistry()
+    controller.register(registry)
+
+    @kopf.on.login(registry=registry)
+    def login(**_: object) -> kopf.ConnectionInfo:
+        # kopf watches with the same identity as our own API calls.
+        return connection_info(api.configuration)
+
+    if options.metrics_port:
+        from credsmith.runtime.metrics import start_metrics_server
+
+        start_metrics_server(options.metrics_port, controller)
+
+    liveness = f"http://0.0.0.0:{options.liveness_port}/healthz" if options.liveness_port else None
+    operator = kopf.operator(
+        registry=registry,
+        settings=kopf_settings(options.workers),
+        standalone=True,
+        clusterwide=not options.namespaces,
+        namespaces=list(options.namespaces),
+        liveness_endpoint=liveness,
+        stop_flag=options.stop_flag,
+    )
+    control = asyncio.create_task(controller.run(), name="controller")
+    try:
+        await operator
+    finally:
+        control.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await control

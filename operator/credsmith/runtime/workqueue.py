@@ -1,0 +1,93 @@
+"""A work queue in the style of client-go's: keys, not events.
+
+Watch events only say *which* object to look at. Each key is queued at most once,
+a key is never processed by two workers at once (a change during processing queues
+it again afterwards), and `add_at` is the operator's one scheduler: due rotations,
+overlap expiries and retries are entries in a single time-ordered heap, not a
+timer task per object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import time
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class WorkQueue(Generic[K]):
+    def __init__(self) -> None:
+        self._ready: asyncio.Queue[K] = asyncio.Queue()
+        self._queued: set[K] = set()
+        self._processing: set[K] = set()
+        self._dirty: set[K] = set()
+        # (due wall-clock time, tiebreak, key); _due keeps each key's earliest entry.
+        self._heap: list[tuple[float, int, K]] = []
+        self._due: dict[K, float] = {}
+        self._counter = itertools.count()
+        self._wakeup = asyncio.Event()
+
+    def add(self, key: K) -> None:
+        """Queue `key` now, unless it is already waiting."""
+        if key in self._processing:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._ready.put_nowait(key)
+
+    def add_at(self, key: K, when: float) -> None:
+        """Queue `key` at wall-clock time `when` (seconds since the epoch)."""
+        if when <= time.time():
+            self.add(key)
+            return
+        current = self._due.get(key)
+        if current is not None and current <= when:
+            return  # an earlier wake-up is already scheduled; it reconciles everything due
+        self._due[key] = when
+        heapq.heappush(self._heap, (when, next(self._counter), key))
+        self._wakeup.set()
+
+    def add_after(self, key: K, delay: float) -> None:
+        self.add_at(key, time.time() + delay)
+
+    async def get(self) -> K:
+        key = await self._ready.get()
+        self._queued.discard(key)
+        self._processing.add(key)
+        return key
+
+    def done(self, key: K) -> None:
+        """Mark `key` processed; queue it again if it changed meanwhile."""
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._dirty.discard(key)
+            self.add(key)
+
+    def __len__(self) -> int:
+        return self._ready.qsize()
+
+    @property
+    def scheduled(self) -> int:
+        return len(self._due)
+
+    def next_due(self) -> float | None:
+        return min(self._due.values(), default=None)
+
+    async def run_scheduler(self) -> None:
+        """Move due keys to the ready queue; sleeps until the earliest due time."""
+        while True:
+            now = time.time()
+            while self._heap and self._heap[0][0] <= now:
+                when, _, key = heapq.heappop(self._heap)
+                if self._due.get(key) == when:
+                    del self._due[key]
+                    self.add(key)
+            timeout = self._heap[0][0] - now if self._heap else None
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout)

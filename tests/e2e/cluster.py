@@ -1,0 +1,160 @@
+"""Helpers for e2e tests: kubectl, the operator as a process, and waiting on watches."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+GROUP, VERSION = "credsmith.io", "v1alpha1"
+PLURALS = {"ServiceAccountCredential": "serviceaccountcredentials", "ApiClient": "apiclients"}
+
+
+@dataclass
+class Cluster:
+    """A cluster the tests talk to: a kubeconfig and the kubectl/helm built for it."""
+
+    kubeconfig: Path
+    bin_dir: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            **extra,
+        }
+
+    def kubectl(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.bin_dir / "kubectl"), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env or self.env(),
+            check=False,
+            timeout=300,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def api_client(self) -> client.ApiClient:
+        configuration = client.Configuration()
+        config.load_kube_config(str(self.kubeconfig), client_configuration=configuration)
+        return client.ApiClient(configuration)
+
+
+OPERATOR_ARGS = ("--metrics-port=0", "--liveness-port=0")
+
+
+@dataclass
+class Operator:
+    """`credsmith run` as a separate process, logging at DEBUG into a file per start."""
+
+    cluster: Cluster
+    log_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def log_files(self) -> list[Path]:
+        return sorted(self.log_dir.glob("operator-*.log"))
+
+    def start(self, *args: str, env: dict[str, str] | None = None) -> None:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        self.starts += 1
+        log = (self.log_dir / f"operator-{self.starts:03d}.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "credsmith.cli",
+                "run",
+                "--log-level=DEBUG",
+                *OPERATOR_ARGS,
+                *args,
+            ],
+            env=self.cluster.env(**self.extra_env, **(env or {})),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return process.returncode
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def logs(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in self.log_files)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def decode_data(secret: dict[str, Any]) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.2, what: str = ""
+) -> Any:
+    """Poll a cheap predicate (tests only; the operator never polls)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def ready_condition(obj: dict[str, Any]) -> dict[str, Any] | None:
+    for condition in (obj.get("status") or {}).get("conditions") or ():
+        if condition.get("type") == "Ready":
+            return dict(condition)
+    return None
+
+
+def manifest(kind: str, name: str, spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": kind,
+        "metadata": {"name": name, **metadata},
+        "spec": spec,
+    }
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(obj)

@@ -1,0 +1,128 @@
+"""Fixtures for tests against a real API server.
+
+By default the session starts the local control plane (tests/cluster, built from
+Go modules) once; `--kubeconfig` or $CREDSMITH_TEST_KUBECONFIG point the tests at
+an existing cluster instead, and `--kind-cluster` creates one with pytest-kind.
+Each test gets its own namespace. The operator runs as a separate process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from credsmith.api.crd import render_crds_yaml
+from credsmith.dev.cluster import LocalCluster, build_binaries
+from tests.e2e.cluster import Cluster, Operator
+
+E2E_DIR = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_DIR in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def local_cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster | None]:
+    """The local control plane, or None when the tests use another cluster."""
+    if _external_kubeconfig(request) or request.config.getoption("--kind-cluster"):
+        yield None
+        return
+    local = LocalCluster(build_binaries(), tmp_path_factory.mktemp("control-plane"))
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    request: pytest.FixtureRequest, local_cluster: LocalCluster | None
+) -> Iterator[Cluster]:
+    if local_cluster is not None:
+        found = Cluster(local_cluster.kubeconfig, local_cluster.bin_dir)
+        _install_crds(found)
+        yield found
+        return
+    bin_dir = build_binaries()  # kubectl and helm, also for an external cluster
+    if kubeconfig := _external_kubeconfig(request):
+        found = Cluster(Path(kubeconfig), bin_dir)
+        _install_crds(found)
+        yield found
+        return
+    if shutil.which("docker") is None:
+        pytest.exit("--kind-cluster needs Docker", returncode=2)
+    kind = request.getfixturevalue("kind_cluster")  # pytest-kind creates and deletes it
+    found = Cluster(Path(kind.kubeconfig_path), bin_dir)
+    _install_crds(found)
+    yield found
+
+
+def _external_kubeconfig(request: pytest.FixtureRequest) -> str | None:
+    value = request.config.getoption("--kubeconfig") or os.environ.get("CREDSMITH_TEST_KUBECONFIG")
+    return str(value) if value else None
+
+
+def _install_crds(cluster: Cluster) -> None:
+    cluster.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=render_crds_yaml()
+    )
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/serviceaccountcredentials.credsmith.io", "crd/apiclients.credsmith.io",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def api(cluster: Cluster) -> client.ApiClient:
+    return cluster.api_client()
+
+
+@pytest.fixture(scope="session")
+def core(api: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api)
+
+
+@pytest.fixture(scope="session")
+def custom(api: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api)
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, core: client.CoreV1Api) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (without waiting)."""
+    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"{base}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def operator_process(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    process = Operator(cluster, tmp_path_factory.mktemp("operator-logs"))
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def operator(operator_process: Operator) -> Iterator[Operator]:
+    """The running operator; a test that stops it gets it restarted afterwards."""
+    if operator_process.process is None or operator_process.process.poll() is not None:
+        operator_process.start()
+    yield operator_process
+    if operator_process.process is None or operator_process.process.poll() is not None:
+        operator_process.start()
