@@ -118,6 +118,65 @@ class Operator:
         return "".join(p.read_text(errors="replace") for p in self.log_files)
 
 
+@dataclass
+class Exposure:
+    """Issued secret values, and the text of everything users and logs can see."""
+
+    values: set[str] = field(default_factory=set)
+    shown: list[str] = field(default_factory=list)
+
+    def record_secret(self, secret: dict[str, Any]) -> dict[str, str]:
+        """Remember the secret values of one of our Secrets; return its decoded data."""
+        data = decode_data(secret)
+        for key, value in data.items():
+            if any(word in key for word in SECRET_KEYS):
+                self.values.add(value)
+        return data
+
+    def record_namespace(self, cluster: Cluster, namespace: str) -> None:
+        for what in ("events", "serviceaccountcredentials", "apiclients"):
+            result = cluster.kubectl("get", what, "-n", namespace, "-o", "json", check=False)
+            self.shown.append(result.stdout)
+        # Our Secrets too, to catch values issued by paths the test did not read.
+        secrets = cluster.kubectl(
+            "get", "secrets", "-n", namespace, "-l", "app.kubernetes.io/managed-by=credsmith",
+            "-o", "json", check=False,
+        )  # fmt: skip
+        if secrets.returncode == 0:
+            for item in json.loads(secrets.stdout)["items"]:
+                self.record_secret(item)
+
+    def leaks(self, text: str) -> list[str]:
+        """Descriptions (never the values) of issued values found in `text`."""
+        found = []
+        for value in self.values:
+            for form in _forms(value):
+                if form in text:
+                    found.append(
+                        f"a value of {len(value)} characters (fingerprint {_digest(value)})"
+                    )
+                    break
+        return found
+
+
+# Keys whose values are secret: client_secret, api_key, password, private_key.pem and
+# their _previous twins. client_id, key_id and public keys are not secret.
+SECRET_KEYS = ("secret", "api_key", "password", "private_key")
+
+
+def _forms(value: str) -> list[str]:
+    """The value as it could appear in text: as is, base64, and each long line of a PEM."""
+    forms = [value, b64(value)]
+    forms += [line for line in value.splitlines() if len(line) >= 40 and "-----" not in line]
+    return forms
+
+
+def _digest(value: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(value.encode()).hexdigest()[:12]
+
+
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 

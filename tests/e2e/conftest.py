@@ -20,7 +20,7 @@ from kubernetes import client
 
 from credsmith.api.crd import render_crds_yaml
 from credsmith.dev.cluster import LocalCluster, build_binaries
-from tests.e2e.cluster import Cluster, Operator
+from tests.e2e.cluster import Cluster, Exposure, Operator
 
 E2E_DIR = Path(__file__).parent
 
@@ -98,13 +98,23 @@ def custom(api: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api)
 
 
+@pytest.fixture(scope="session")
+def exposure() -> Exposure:
+    """Every issued value and everything the operator showed, for the secrecy test."""
+    return Exposure()
+
+
 @pytest.fixture
-def namespace(request: pytest.FixtureRequest, core: client.CoreV1Api) -> Iterator[str]:
-    """A fresh namespace per test, deleted afterwards (without waiting)."""
+def namespace(
+    request: pytest.FixtureRequest, core: client.CoreV1Api, cluster: Cluster, exposure: Exposure
+) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (without waiting). Before it
+    goes, its Events and the status of our resources are kept for the secrecy test."""
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"{base}-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": name}})
     yield name
+    exposure.record_namespace(cluster, name)
     core.delete_namespace(name)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -40,6 +41,10 @@ OWNER_ANNOTATION = f"{GROUP}/owner"
 
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
+# Tests set this to make the process exit right after a Secret write, before status.
+CRASH_AFTER_SECRET_WRITE = "CREDSMITH_FAULT_CRASH_AFTER_SECRET_WRITE"
+CRASH_EXIT_CODE = 70
+
 
 @dataclass(frozen=True)
 class KindConfig:
@@ -63,6 +68,7 @@ class Controller:
         self._written_secrets: dict[tuple[str, str], SecretSnapshot] = {}
         self._written_status: dict[Key, Mapping[str, Any]] = {}
         self._failures: dict[Key, int] = {}
+        self._crash_after_secret_write = bool(os.environ.get(CRASH_AFTER_SECRET_WRITE))
 
     # ---- kopf wiring -------------------------------------------------------------
 
@@ -169,10 +175,25 @@ class Controller:
         config = self.kinds[kind]
         secret_name = config.secret_name(resource)
         started = time.perf_counter()
-        decision = config.reconcile(resource, self.secret(namespace, secret_name), _now())
+        secret = self.secret(namespace, secret_name)
+        # In a thread: issuing an RSA-4096 key or an Argon2id hash takes a while.
+        decision = await asyncio.to_thread(config.reconcile, resource, secret, _now())
 
         if decision.secret is not None:
-            await self._write_secret(namespace, secret_name, decision)
+            try:
+                await self._write_secret(namespace, secret_name, decision)
+            except ApiError as exc:
+                if not (exc.status == 409 and decision.create):
+                    raise
+                # The name is taken by a Secret we do not cache: someone else's (we
+                # watch only our own), or ours created a moment ago. Look at it once.
+                found = await self.kube.get_secret(namespace, secret_name)
+                if found is None:
+                    raise
+                secret = SecretSnapshot.from_api(found)
+                decision = await asyncio.to_thread(config.reconcile, resource, secret, _now())
+                if decision.secret is not None:
+                    await self._write_secret(namespace, secret_name, decision)
         if decision.status != resource.status:
             patch = {"status": _merge_patch(resource.status, decision.status)}
             await self.kube.patch_status(config.plural, namespace, name, patch)
@@ -191,6 +212,8 @@ class Controller:
             written = await self.kube.create_secret(namespace, decision.secret)
         else:
             written = await self.kube.replace_secret(namespace, name, decision.secret)
+        if self._crash_after_secret_write:
+            os._exit(CRASH_EXIT_CODE)  # fault injection for the crash-consistency tests
         self._written_secrets[(namespace, name)] = SecretSnapshot.from_api(written)
 
     async def _post_event(

@@ -68,6 +68,17 @@ class Kube:
 
         return await asyncio.to_thread(call)
 
+    async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self._call(
+                self.core.read_namespaced_secret, name, namespace
+            )
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
+
     async def create_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = await self._call(
             self.core.create_namespaced_secret, namespace, body
