@@ -9,7 +9,7 @@ from enum import StrEnum
 
 class ClientIdFormat(StrEnum):
     UUID = "UUID"
-    TOKEN = "Token"  # noqa: S105
+    TOKEN = "Token"
 
 
 class SecretAlphabet(StrEnum):
@@ -21,7 +21,7 @@ class SecretAlphabet(StrEnum):
 
 
 class CredentialType(StrEnum):
-    CLIENT_SECRET = "ClientSecret"  # noqa: S105
+    CLIENT_SECRET = "ClientSecret"
     API_KEY = "APIKey"
     KEY_PAIR = "KeyPair"
     BASIC_AUTH = "BasicAuth"

@@ -37,7 +37,7 @@ class Reason(StrEnum):
     REISSUED = "Reissued"
     INVALID_SPEC = "InvalidSpec"
     INVALID_TEMPLATE = "InvalidTemplate"
-    SECRET_CONFLICT = "SecretConflict"  # noqa: S105 - a reason, not a secret
+    SECRET_CONFLICT = "SecretConflict"
     RECONCILING = "Reconciling"
 
 
