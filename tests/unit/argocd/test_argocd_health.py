@@ -167,9 +167,8 @@ def test_both_kinds_share_one_script_byte_for_byte() -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_health_test_yaml_lists_every_testdata_file(kind: str) -> None:
-    listed = [
-        Path(entry["inputPath"]) for entry in load_yaml(GROUP_DIR / kind / "health_test.yaml")["tests"]
-    ]
+    tests = load_yaml(GROUP_DIR / kind / "health_test.yaml")["tests"]
+    listed = [Path(entry["inputPath"]) for entry in tests]
     assert all(path.parent == Path("testdata") for path in listed), listed
     names = [path.name for path in listed]
     assert len(names) == len(set(names)), "a testdata file is listed twice"
@@ -190,11 +189,14 @@ def test_testdata_objects_are_of_their_kind(kind: str) -> None:
 def test_script_is_lua_5_1() -> None:
     # Lua 5.1 has no goto, no integer division and no bitwise operators: such a
     # script does not even compile here.
-    lua = lua51.LuaRuntime()
-    compiled, problem = lua.eval("function(s) return loadstring(s) end")(health_script(KINDS[0]))
-    assert compiled is not None, problem
-    _, problem = lua.eval("function(s) return loadstring(s) end")("local x = 7 // 2")
-    assert problem is not None
+    compile_ = lua51.LuaRuntime(unpack_returned_tuples=True).eval(
+        'function(source) local f, e = loadstring(source); return f ~= nil, e or "" end'
+    )
+    compiled, problem = compile_(health_script(KINDS[0]))
+    assert compiled, problem
+    for newer_syntax in ("local x = 7 // 2", "goto done ::done::", "local x = 1 & 2"):
+        compiled, _ = compile_(newer_syntax)
+        assert not compiled, newer_syntax
 
 
 def test_the_runner_denies_what_argocd_cm_scripts_lack() -> None:
@@ -244,7 +246,10 @@ CONFLICT = ("SecretConflict", "Secret c already exists")
     [
         pytest.param(
             _credential([READY], generation="3", observed="2"),
-            ("Progressing", "Waiting for the operator to observe generation 3 (status is for generation 2)"),
+            (
+                "Progressing",
+                "Waiting for the operator to observe generation 3 (status is for generation 2)",
+            ),
             id="generations-as-strings",
         ),
         pytest.param(
@@ -305,10 +310,15 @@ CONFLICT = ("SecretConflict", "Secret c already exists")
             ("Degraded", "SecretConflict: Secret c already exists"),
             id="stalled-before-ready",
         ),
-        pytest.param(
-            _credential([_condition("Ready", "False", *CONFLICT), _condition("Stalled", "False")]),
-            ("Degraded", "SecretConflict: Secret c already exists"),
-            id="terminal-reason-without-stalled",
+        *(
+            pytest.param(
+                _credential(
+                    [_condition("Ready", "False", reason, "m"), _condition("Stalled", "False")]
+                ),
+                ("Degraded", f"{reason}: m"),
+                id=f"{reason}-without-stalled",
+            )
+            for reason in ("InvalidSpec", "InvalidTemplate", "SecretConflict")
         ),
         pytest.param(
             _credential([_condition("Ready", "Unknown", "InvalidSpec", "checking")]),
