@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -79,6 +81,18 @@ def _operator_flags(parser: argparse.ArgumentParser, *, for_dev: bool = False) -
             help="watch this namespace (repeat for more; default: all namespaces)",
         )
         parser.add_argument("--kubeconfig", default=None, help="default: in-cluster or $KUBECONFIG")
+        parser.add_argument(
+            "--leader-elect",
+            action=argparse.BooleanOptionalAction,
+            default=bool(os.environ.get("KUBERNETES_SERVICE_HOST")),
+            help="take part in Lease-based leader election (default: on inside a cluster)",
+        )
+        parser.add_argument(
+            "--leader-election-namespace",
+            default=os.environ.get("POD_NAMESPACE", "default"),
+            help="namespace of the Lease (default: $POD_NAMESPACE, else default)",
+        )
+        parser.add_argument("--leader-election-id", default="credsmith-operator", help="Lease name")
     parser.add_argument("--workers", type=int, default=16, help="concurrent reconciles")
     parser.add_argument(
         "--metrics-port", type=int, default=0 if for_dev else 8080, help="0 disables"
@@ -112,6 +126,10 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers,
         metrics_port=args.metrics_port or None,
         liveness_port=args.liveness_port or None,
+        leader_elect=args.leader_elect,
+        leader_election_namespace=args.leader_election_namespace,
+        leader_election_id=args.leader_election_id,
+        identity=os.environ.get("POD_NAME") or socket.gethostname(),
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_operator(options))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from credsmith.api import api_client, service_account_credential
@@ -36,3 +37,10 @@ def secret_name_of(resource: ResourceSnapshot) -> str:
     """The Secret a resource writes, read without validating the rest of its spec."""
     name: Any = resource.spec.get("secretName")
     return name if isinstance(name, str) and name else resource.name
+
+
+def registry_name_of(body: Mapping[str, Any]) -> str | None:
+    """The registry Secret an ApiClient body names, if any."""
+    registry = (body.get("spec") or {}).get("registry") or {}
+    name = registry.get("name") if isinstance(registry, Mapping) else None
+    return name if isinstance(name, str) and name else None

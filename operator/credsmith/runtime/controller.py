@@ -21,6 +21,7 @@ from typing import Any
 import kopf
 
 from credsmith import GROUP, VERSION
+from credsmith.reconcile.registry import REGISTRY_KIND, reconcile_registry
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -29,6 +30,7 @@ from credsmith.reconcile.snapshots import (
     SecretSnapshot,
 )
 from credsmith.runtime.kube import ApiError, Kube
+from credsmith.runtime.membership import RegistryMembership
 from credsmith.runtime.workqueue import WorkQueue
 
 log = logging.getLogger("credsmith.controller")
@@ -52,6 +54,8 @@ class KindConfig:
     plural: str
     reconcile: Reconcile
     secret_name: Callable[[ResourceSnapshot], str]
+    # For kinds listed in a registry Secret (ApiClient): the registry a body names.
+    registry_of: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
 class Controller:
@@ -69,6 +73,8 @@ class Controller:
         self._written_status: dict[Key, Mapping[str, Any]] = {}
         self._failures: dict[Key, int] = {}
         self._crash_after_secret_write = bool(os.environ.get(CRASH_AFTER_SECRET_WRITE))
+        self.membership = RegistryMembership()
+        self._registry_conflicts: set[tuple[str, str]] = set()
 
     # ---- kopf wiring -------------------------------------------------------------
 
@@ -101,6 +107,11 @@ class Controller:
             kind, _, owner_name = owner.partition("/")
             if kind in self.kinds and owner_name:
                 self.queue.add((kind, namespace, owner_name))
+                # Its hashes feed the registry document, if it is listed in one.
+                if registry_name := self.membership.registry_of(namespace, owner_name):
+                    self.queue.add((REGISTRY_KIND, namespace, registry_name))
+            elif kind == REGISTRY_KIND and owner_name:
+                self.queue.add((REGISTRY_KIND, namespace, owner_name))
 
     def _register_kind(self, registry: kopf.OperatorRegistry, config: KindConfig) -> None:
         @kopf.index(GROUP, VERSION, config.plural, registry=registry, id="credsmith_resources")
@@ -109,12 +120,16 @@ class Controller:
             return {(config.kind, snapshot.namespace, snapshot.name): snapshot}
 
         @kopf.on.event(GROUP, VERSION, config.plural, registry=registry, id=f"{config.kind}-event")
-        async def resource_event(body: kopf.Body, **kwargs: Any) -> None:
+        async def resource_event(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
             self._capture(kwargs)
             meta = body.get("metadata", {})
             key = (config.kind, meta.get("namespace", ""), meta.get("name", ""))
             self._written_status.pop(key, None)
             self.queue.add(key)
+            if config.registry_of is not None:
+                registry_name = None if type == "DELETED" else config.registry_of(body)
+                for changed in self.membership.update(key[1], key[2], registry_name):
+                    self.queue.add((REGISTRY_KIND, key[1], changed))
 
     def _capture(self, handler_kwargs: Mapping[str, Any]) -> None:
         """Keep kopf's indexes, which it hands to handlers by their names."""
@@ -165,6 +180,9 @@ class Controller:
 
     async def reconcile(self, key: Key) -> None:
         kind, namespace, name = key
+        if kind == REGISTRY_KIND:
+            await self.reconcile_registry(namespace, name)
+            return
         resource: ResourceSnapshot | None = self._lookup(self.resources, key)
         if resource is None:
             self._written_status.pop(key, None)
@@ -205,6 +223,53 @@ class Controller:
         if decision.summary:
             log.info("%s: %s", resource.ref, decision.summary)
         log.debug("%s: reconciled in %.1f ms", resource.ref, (time.perf_counter() - started) * 1e3)
+
+    async def reconcile_registry(self, namespace: str, name: str) -> None:
+        members = []
+        for client_name in self.membership.members(namespace, name):
+            for kind, config in self.kinds.items():
+                if config.registry_of is None:
+                    continue
+                client: ResourceSnapshot | None = self._lookup(
+                    self.resources, (kind, namespace, client_name)
+                )
+                if client is not None:
+                    secret = self.secret(namespace, config.secret_name(client))
+                    members.append((client, secret))
+        existing = self.secret(namespace, name)
+        decision = reconcile_registry(namespace, name, members, existing)
+        if decision.secret is not None:
+            try:
+                written = await (
+                    self.kube.create_secret(namespace, decision.secret)
+                    if decision.create
+                    else self.kube.replace_secret(namespace, name, decision.secret)
+                )
+            except ApiError as exc:
+                if exc.status != 409 or not decision.create:
+                    raise
+                found = await self.kube.get_secret(namespace, name)
+                if found is None:
+                    raise
+                decision = reconcile_registry(
+                    namespace, name, members, SecretSnapshot.from_api(found)
+                )
+                if not decision.conflict:
+                    raise  # ours after all, created meanwhile: retry from the cache
+            else:
+                self._written_secrets[(namespace, name)] = SecretSnapshot.from_api(written)
+                self._registry_conflicts.discard((namespace, name))
+                log.info("Registry %s/%s: %d clients", namespace, name, decision.clients)
+        if decision.conflict and (namespace, name) not in self._registry_conflicts:
+            self._registry_conflicts.add((namespace, name))
+            message = (
+                f"registry Secret {name} exists and is not managed by credsmith: it was not changed"
+            )
+            log.warning("Registry %s/%s: %s", namespace, name, message)
+            for client, _ in members:
+                await self._post_event(client, "Warning", "RegistryConflict", message)
+        if decision.conflict:
+            self.queue.add_after((REGISTRY_KIND, namespace, name), 30)
 
     async def _write_secret(self, namespace: str, name: str, decision: Decision) -> None:
         assert decision.secret is not None

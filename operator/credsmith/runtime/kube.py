@@ -58,7 +58,9 @@ class Kube:
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
 
-    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call a kubernetes-client method in a thread; return the decoded JSON."""
+
         def call() -> Any:
             try:
                 response = fn(*args, _preload_content=False, **kwargs)
@@ -70,7 +72,7 @@ class Kube:
 
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            result: dict[str, Any] = await self._call(
+            result: dict[str, Any] = await self.call(
                 self.core.read_namespaced_secret, name, namespace
             )
         except ApiError as exc:
@@ -80,7 +82,7 @@ class Kube:
         return result
 
     async def create_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
+        result: dict[str, Any] = await self.call(
             self.core.create_namespaced_secret, namespace, body
         )
         return result
@@ -88,7 +90,7 @@ class Kube:
     async def replace_secret(
         self, namespace: str, name: str, body: Mapping[str, Any]
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
+        result: dict[str, Any] = await self.call(
             self.core.replace_namespaced_secret, name, namespace, body
         )
         return result
@@ -97,7 +99,7 @@ class Kube:
         self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]
     ) -> dict[str, Any]:
         """A JSON merge patch of the status subresource: nothing else is ever written."""
-        result: dict[str, Any] = await self._call(
+        result: dict[str, Any] = await self.call(
             self.custom.patch_namespaced_custom_object_status,
             GROUP,
             VERSION,
@@ -132,4 +134,4 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        await self._call(self.core.create_namespaced_event, namespace, body)
+        await self.call(self.core.create_namespaced_event, namespace, body)

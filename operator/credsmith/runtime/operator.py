@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,9 @@ import kopf
 
 from credsmith.reconcile.snapshots import MANAGED_BY, MANAGED_BY_LABEL
 from credsmith.runtime.controller import Controller, KindConfig
+from credsmith.runtime.health import Health
 from credsmith.runtime.kube import Kube, load_config
+from credsmith.runtime.leader import LeaderElector, LeaseConfig
 
 log = logging.getLogger("credsmith")
 
@@ -27,6 +30,11 @@ class OperatorOptions:
     workers: int = 16
     liveness_port: int | None = 8081
     metrics_port: int | None = 8080
+    # Lease-based leader election: one replica acts, the others wait.
+    leader_elect: bool = False
+    leader_election_namespace: str = "default"
+    leader_election_id: str = "credsmith-operator"
+    identity: str = field(default_factory=lambda: socket.gethostname())
     stop_flag: asyncio.Event | threading.Event | None = field(default=None, repr=False)
 
 
@@ -51,11 +59,18 @@ def default_kinds() -> list[KindConfig]:
         API_CLIENT,
         PLURALS,
         SERVICE_ACCOUNT_CREDENTIAL,
+        registry_name_of,
         secret_name_of,
     )
 
     return [
-        KindConfig(rules.kind, PLURALS[rules.kind], partial(reconcile, rules), secret_name_of)
+        KindConfig(
+            rules.kind,
+            PLURALS[rules.kind],
+            partial(reconcile, rules),
+            secret_name_of,
+            registry_of=registry_name_of if rules is API_CLIENT else None,
+        )
         for rules in (SERVICE_ACCOUNT_CREDENTIAL, API_CLIENT)
     ]
 
@@ -84,6 +99,30 @@ async def run_operator(options: OperatorOptions, kinds: list[KindConfig] | None 
     loop.set_default_executor(ThreadPoolExecutor(max_workers=options.workers + 4))
     api = load_config(options.kubeconfig, pool_size=options.workers + 4)
     kube = Kube(api)
+    health = Health()
+    runner = await health.serve(options.liveness_port) if options.liveness_port else None
+    try:
+        if options.leader_elect:
+            lease = LeaseConfig(
+                options.leader_election_namespace, options.leader_election_id, options.identity
+            )
+            health.role = "standby"
+            elector = LeaderElector(kube, lease)
+
+            async def lead() -> None:
+                health.role = "leader"
+                await _operate(options, kube, kinds)
+
+            await elector.run(lead)
+        else:
+            health.role = "leader"
+            await _operate(options, kube, kinds)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+
+
+async def _operate(options: OperatorOptions, kube: Kube, kinds: list[KindConfig] | None) -> None:
     controller = Controller(kube, kinds or default_kinds(), workers=options.workers)
     registry = kopf.OperatorRegistry()
     controller.register(registry)
@@ -91,21 +130,19 @@ async def run_operator(options: OperatorOptions, kinds: list[KindConfig] | None 
     @kopf.on.login(registry=registry)
     def login(**_: object) -> kopf.ConnectionInfo:
         # kopf watches with the same identity as our own API calls.
-        return connection_info(api.configuration)
+        return connection_info(kube.api.configuration)
 
     if options.metrics_port:
         from credsmith.runtime.metrics import start_metrics_server
 
         start_metrics_server(options.metrics_port, controller)
 
-    liveness = f"http://0.0.0.0:{options.liveness_port}/healthz" if options.liveness_port else None
     operator = kopf.operator(
         registry=registry,
         settings=kopf_settings(options.workers),
         standalone=True,
         clusterwide=not options.namespaces,
         namespaces=list(options.namespaces),
-        liveness_endpoint=liveness,
         stop_flag=options.stop_flag,
     )
     control = asyncio.create_task(controller.run(), name="controller")
