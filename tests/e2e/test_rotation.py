@@ -1,0 +1,200 @@
+"""Rotation without downtime: scheduled, on request, across restarts; and idle is free."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+from kubernetes import client
+
+from tests.e2e.cluster import GROUP, VERSION, Cluster, Exposure, Operator, manifest, wait_for
+
+PLURAL = "serviceaccountcredentials"
+
+
+def sacred(name: str, **spec: Any) -> dict[str, Any]:
+    return manifest("ServiceAccountCredential", name, {"serviceAccount": name, **spec})
+
+
+def status_of(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
+    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    status: dict[str, Any] = obj.get("status") or {}
+    return status
+
+
+def data_of(
+    core: client.CoreV1Api, exposure: Exposure, namespace: str, name: str
+) -> dict[str, str]:
+    secret = core.read_namespaced_secret(name, namespace)
+    return exposure.record_secret(client.ApiClient().sanitize_for_serialization(secret))
+
+
+def at(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp).timestamp()
+
+
+def wait_revision(
+    custom: client.CustomObjectsApi, namespace: str, name: str, revision: int, timeout: float
+) -> dict[str, Any]:
+    found: dict[str, Any] = wait_for(
+        lambda: (s := status_of(custom, namespace, name)).get("revision") == revision and s,
+        timeout,
+        interval=0.2,
+        what=f"revision {revision}",
+    )
+    return found
+
+
+def test_scheduled_rotation_keeps_the_previous_value_for_the_overlap(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    body = sacred("timed", rotation={"period": "20s", "overlap": "10s"})
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+    first = wait_revision(custom, namespace, "timed", 1, 60)
+    v1 = data_of(core, exposure, namespace, "timed")["client_secret"]
+
+    second = wait_revision(custom, namespace, "timed", 2, 40)
+    seen = time.time()
+    assert abs(seen - at(first["nextRotationAt"])) < 5  # on time
+    data = data_of(core, exposure, namespace, "timed")
+    v2 = data["client_secret"]
+    assert v2 != v1
+    assert data["client_secret_previous"] == v1  # both valid during the overlap
+    assert at(second["previousExpiresAt"]) == at(second["rotatedAt"]) + 10
+
+    def previous_gone() -> bool:
+        return "client_secret_previous" not in data_of(core, exposure, namespace, "timed")
+
+    wait_for(previous_gone, 20, interval=0.2, what="the previous value to expire")
+    assert abs(time.time() - at(second["previousExpiresAt"])) < 5
+    assert data_of(core, exposure, namespace, "timed")["client_secret"] == v2
+    assert "previousExpiresAt" not in status_of(custom, namespace, "timed")
+
+    wait_revision(custom, namespace, "timed", 3, 30)
+    rotated = core.list_namespaced_event(namespace, field_selector="involvedObject.name=timed")
+    assert [e.reason for e in rotated.items].count("Rotated") >= 2
+
+
+def test_rotate_annotation_rotates_once_per_value(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    body = sacred("manual")
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+    wait_revision(custom, namespace, "manual", 1, 60)
+    v1 = data_of(core, exposure, namespace, "manual")["client_secret"]
+
+    body["metadata"]["annotations"] = {"credsmith.io/rotate": "2026-11-22"}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+    status = wait_revision(custom, namespace, "manual", 2, 30)
+    assert status["lastRotateRequest"] == "2026-11-22"
+    v2 = data_of(core, exposure, namespace, "manual")["client_secret"]
+    assert v2 != v1
+
+    # The same value again (and any other apply) does not rotate again.
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+    body["metadata"]["labels"] = {"touched": "yes"}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+    time.sleep(3)
+    assert status_of(custom, namespace, "manual")["revision"] == 2
+    assert data_of(core, exposure, namespace, "manual")["client_secret"] == v2
+
+    # `credsmith rotate` sets a new value: one more rotation.
+    rotate = subprocess.run(
+        [sys.executable, "-m", "credsmith.cli", "rotate", "sacred/manual", "-n", namespace],
+        env=cluster.env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert rotate.returncode == 0, rotate.stderr
+    wait_revision(custom, namespace, "manual", 3, 30)
+
+
+def test_operator_down_across_a_due_rotation_rotates_once_on_start(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    body = sacred("sleeper", rotation={"period": "15s"})
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+    first = wait_revision(custom, namespace, "sleeper", 1, 60)
+    operator.stop()
+    # Sleep past the due time, and then some (but less than two periods).
+    time.sleep(max(0.0, at(first["nextRotationAt"]) - time.time()) + 5)
+    assert status_of(custom, namespace, "sleeper")["revision"] == 1
+    operator.start()
+    second = wait_revision(custom, namespace, "sleeper", 2, 30)
+    time.sleep(max(0.0, at(second["nextRotationAt"]) - time.time() - 3))
+    assert status_of(custom, namespace, "sleeper")["revision"] == 2  # once, not twice
+    events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=sleeper")
+    assert [e.reason for e in events.items].count("Rotated") == 1
+
+
+def test_idle_operator_makes_no_writes(
+    cluster: Cluster,
+    custom: client.CustomObjectsApi,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    names = [f"idle-{i:03d}" for i in range(200)]
+    for name in names:
+        body = sacred(name, rotation={"period": "720h", "overlap": "1h"})
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+    def converged() -> bool:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        return len(items) == 200 and all(
+            (i.get("status") or {}).get("revision") == 1 for i in items
+        )
+
+    wait_for(converged, 180, interval=1, what="200 issued")
+    time.sleep(5)  # the last Events and status writes settle
+    before = operator_requests(cluster)
+    assert before[("POST", "secrets")] >= 200  # the counts are real: the issuing is in them
+    time.sleep(60)
+    after = operator_requests(cluster)
+    writes = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    assert writes == {}, f"requests while idle: {writes}"
+
+
+OPERATOR_RESOURCES = {"secrets", "serviceaccountcredentials", "apiclients", "events"}
+WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY"}
+
+
+def operator_requests(cluster: Cluster) -> dict[tuple[str, str], float]:
+    """apiserver_request_total for the operator's resources, by (verb, resource): writes.
+    (Reads are not counted: the namespace controller lists them while it deletes the
+    namespaces of earlier tests.)"""
+    counts: dict[tuple[str, str], float] = {}
+    for line in cluster.kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(
+            part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(",")
+        )
+        labels = {k: v.strip('"') for k, v in labels.items()}
+        verb, resource = labels.get("verb", ""), labels.get("resource", "")
+        if resource in OPERATOR_RESOURCES and verb in WRITE_VERBS:
+            key = (
+                verb,
+                resource + ("/" + labels["subresource"] if labels.get("subresource") else ""),
+            )
+            counts[key] = counts.get(key, 0) + float(line.rsplit(" ", 1)[1])
+    return counts
