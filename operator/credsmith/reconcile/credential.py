@@ -149,8 +149,21 @@ def reconcile(
             "nothing was changed. Delete or rename that Secret, or set spec.secretName.",
             requeue_at=now + CONFLICT_RECHECK,
         )
-
     type_ = rules.credential_type(spec)
+    secret_type = LAYOUTS[type_].secret_type
+    if secret is not None and secret.type != secret_type:
+        # Ours, from a deleted resource of the same name and another spec.type (Orphan):
+        # a Secret's type is immutable, so it cannot be rewritten, only replaced by a person.
+        return _failed(
+            resource,
+            now,
+            Reason.SECRET_CONFLICT,
+            f"Secret {secret_name} has type {secret.type}, but a {type_.value} credential "
+            f"needs type {secret_type}: nothing was changed. Delete that Secret to have it "
+            "issued anew, or set spec.secretName.",
+            requeue_at=now + CONFLICT_RECHECK,
+        )
+
     algorithm = rules.key_algorithm(spec)
     templates = spec.secret_template.data
     try:
@@ -164,7 +177,16 @@ def reconcile(
     events: list[Event] = []
     change: Reason | None = None
 
-    issued = _read_issued(secret, type_) if secret is not None else None
+    issued = _read_issued(secret, type_, resource.status, now) if secret is not None else None
+    if issued is not None:
+        # Bookkeeping someone removed from our Secret: assume the current settings (a
+        # rotation now would be by accident), and keep ApiClient's id.
+        if not issued.parameters:
+            issued = replace(issued, parameters=digest)
+        if rules.has_client_uuid and issued.client_uuid is None:
+            issued = replace(
+                issued, client_uuid=resource.status.get("id") or generate.client_uuid()
+            )
     if issued is None:
         issued, change = _issue(rules, resource, secret, spec, now, digest, request, generate)
         if change is Reason.ISSUED:
@@ -223,8 +245,13 @@ def _is_ours(secret: SecretSnapshot, owner: str) -> bool:
     )
 
 
-def _read_issued(secret: SecretSnapshot, type_: CredentialType) -> Issued | None:
-    """The credential in our Secret, or None if its keys are gone (then: re-issue)."""
+def _read_issued(
+    secret: SecretSnapshot, type_: CredentialType, status: Mapping[str, Any], now: datetime
+) -> Issued | None:
+    """The credential in our Secret, or None if its keys are gone (then: re-issue).
+
+    Bookkeeping annotations someone removed are taken from status if it describes this
+    value, else assumed fresh: a missing timestamp must not make a rotation due."""
     layout = LAYOUTS[type_]
     client_id, value = secret.text(layout.client_id_key), secret.text(layout.value_key)
     if not client_id or not value:
@@ -232,17 +259,19 @@ def _read_issued(secret: SecretSnapshot, type_: CredentialType) -> Issued | None
     if type_ is CredentialType.KEY_PAIR and not _is_private_key(value):
         return None
     notes = secret.annotations
-    issued_at = _timestamp(notes.get(ISSUED_AT))
-    rotated_at = _timestamp(notes.get(ROTATED_AT)) or issued_at
+    known = status if status.get("fingerprint") == fingerprint(value) else {}
+    issued_at = _timestamp(notes.get(ISSUED_AT)) or _timestamp(status.get("issuedAt"))
+    rotated_at = _timestamp(notes.get(ROTATED_AT)) or _timestamp(known.get("rotatedAt"))
     expires = _timestamp(notes.get(PREVIOUS_EXPIRES_AT))
     previous = secret.text(layout.previous_key(layout.value_key)) if expires else None
-    fallback = datetime.fromtimestamp(0).astimezone()
+    if previous is not None and type_ is CredentialType.KEY_PAIR and not _is_private_key(previous):
+        previous = None
     return Issued(
         client_id=client_id,
         value=value,
-        revision=_int(notes.get(REVISION), default=1),
-        issued_at=issued_at or fallback,
-        rotated_at=rotated_at or fallback,
+        revision=_int(notes.get(REVISION), default=_int(known.get("revision"), default=1)),
+        issued_at=issued_at or rotated_at or now,
+        rotated_at=rotated_at or now,
         parameters=notes.get(PARAMETERS, ""),
         rotate_request=notes.get(ROTATE_REQUEST),
         previous=previous,
@@ -272,20 +301,26 @@ def _issue(
     """A new credential: the first, or a re-issue after the Secret or its keys were lost.
     The client ID survives a re-issue: it names the client; only the secret was lost."""
     status = resource.status
+    notes = secret.annotations if secret else {}
     known_revision = max(
-        _int(status.get("revision"), default=0),
-        _int(secret.annotations.get(REVISION), default=0) if secret else 0,
+        _int(status.get("revision"), default=0), _int(notes.get(REVISION), default=0)
     )
-    client_id = spec.client_id.value or status.get("clientId") or generate.client_id(spec)
     type_, algorithm = rules.credential_type(spec), rules.key_algorithm(spec)
+    # A stripped Secret may still name the client when status was lost too (a crash).
+    client_id = (
+        spec.client_id.value
+        or status.get("clientId")
+        or (secret.text(LAYOUTS[type_].client_id_key) if secret else None)
+        or generate.client_id(spec)
+    )
     client_uuid = None
     if rules.has_client_uuid:
-        client_uuid = status.get("id") or generate.client_uuid()
+        client_uuid = status.get("id") or notes.get(CLIENT_UUID) or generate.client_uuid()
     issued = Issued(
         client_id=str(client_id),
         value=generate.value(spec, type_, algorithm),
         revision=known_revision + 1,
-        issued_at=_timestamp(status.get("issuedAt")) or now,
+        issued_at=_timestamp(status.get("issuedAt")) or _timestamp(notes.get(ISSUED_AT)) or now,
         rotated_at=now,
         parameters=digest,
         rotate_request=request,
@@ -458,7 +493,7 @@ def _ready_status(
     next_rotation: datetime | None,
 ) -> dict[str, Any]:
     conditions = _conditions(resource)
-    reason = change or _settled_reason(conditions, issued)
+    reason = change or _settled_reason(conditions, issued, resource.status)
     message = _READY_MESSAGES[reason].format(revision=issued.revision, secret=secret_name)
     conditions = _set(conditions, resource, now, ConditionType.READY, True, reason, message)
     conditions = [c for c in conditions if c.type != ConditionType.STALLED]
@@ -486,18 +521,17 @@ def _ready_status(
     return status
 
 
-def _settled_reason(conditions: list[Condition], issued: Issued) -> Reason:
-    """Ready's reason when nothing happened in this pass: keep the last one."""
+def _settled_reason(
+    conditions: list[Condition], issued: Issued, status: Mapping[str, Any]
+) -> Reason:
+    """Ready's reason when nothing happened in this pass: keep the last one, if it was
+    about this revision (not when adopting a Secret written just before a crash)."""
     ready = find_condition(conditions, ConditionType.READY)
     if (
         ready is not None
         and ready.status == ConditionStatus.TRUE
-        and ready.reason
-        in (
-            Reason.ISSUED,
-            Reason.ROTATED,
-            Reason.REISSUED,
-        )
+        and ready.reason in (Reason.ISSUED, Reason.ROTATED, Reason.REISSUED)
+        and status.get("revision") == issued.revision
     ):
         return Reason(ready.reason)
     return Reason.ISSUED if issued.revision == 1 else Reason.ROTATED
@@ -561,8 +595,8 @@ def _validation_message(exc: ValidationError) -> str:
     """Field paths and pydantic's messages; never the input values."""
     parts = []
     for error in exc.errors(include_input=False, include_url=False):
-        path = ".".join(str(p) for p in error["loc"]) or "spec"
-        parts.append(f"spec.{path}: {error['msg']}")
+        path = ".".join(["spec", *(str(p) for p in error["loc"])])
+        parts.append(f"{path}: {error['msg']}")
     return "; ".join(parts)
 
 

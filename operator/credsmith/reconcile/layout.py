@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from credsmith.api.enums import CredentialType
 from credsmith.issuing.keypair import KeyPair, key_pair_from_private_pem
 
-BASIC_AUTH_SECRET_TYPE = "kubernetes.io/basic-auth"  # noqa: S105 - a Secret type
+BASIC_AUTH_SECRET_TYPE = "kubernetes.io/basic-auth"
 
 
 @dataclass(frozen=True)
 class Layout:
     client_id_key: str
     value_key: str
-    secret_type: str = "Opaque"  # noqa: S105 - a Secret type
+    secret_type: str = "Opaque"
 
     def previous_key(self, key: str) -> str:
         stem, dot, extension = key.partition(".")

@@ -21,7 +21,8 @@ class SecretSnapshot:
     namespace: str
     name: str
     type: str
-    data: Mapping[str, bytes]
+    # repr=False: a snapshot in a log line or a traceback must not print the credential.
+    data: Mapping[str, bytes] = field(repr=False)
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
     owner_references: tuple[Mapping[str, Any], ...]
@@ -102,7 +103,8 @@ class Decision:
     resourceVersion), then the status, then the Events."""
 
     status: Mapping[str, Any]
-    secret: Mapping[str, Any] | None = None
+    # The full Secret manifest (base64 is no protection); repr=False keeps it out of logs.
+    secret: Mapping[str, Any] | None = field(default=None, repr=False)
     create: bool = False
     events: tuple[Event, ...] = ()
     requeue_at: datetime | None = None
