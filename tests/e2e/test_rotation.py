@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
+from credsmith.registry import ClientRegistry
 from tests.e2e.cluster import GROUP, VERSION, Cluster, Exposure, Operator, manifest, wait_for
 
 PLURAL = "serviceaccountcredentials"
@@ -198,3 +201,64 @@ def operator_requests(cluster: Cluster) -> dict[tuple[str, str], float]:
             )
             counts[key] = counts.get(key, 0) + float(line.rsplit(" ", 1)[1])
     return counts
+
+
+def test_api_client_registry_verifies_both_secrets_during_the_overlap(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    body = manifest(
+        "ApiClient",
+        "dashboard",
+        {
+            "displayName": "Dashboard",
+            "registry": {"name": "clients"},
+            "rotation": {"overlap": "15s"},
+        },
+    )
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+
+    def registry() -> ClientRegistry | None:
+        try:
+            secret = core.read_namespaced_secret("clients", namespace)
+        except client.ApiException:
+            return None
+        path = tmp_path / f"clients-{time.monotonic_ns()}.json"
+        path.write_bytes(base64.b64decode(secret.data["clients.json"]))
+        return ClientRegistry.load(path)
+
+    def verifies(client_id: str, value: str) -> bool:
+        found = registry()
+        return found is not None and found.verify(client_id, value) is not None
+
+    wait_for(lambda: (s := status_of_client(custom, namespace)) and s.get("revision") == 1, 60)
+    old = data_of(core, exposure, namespace, "dashboard")
+    wait_for(lambda: verifies(old["client_id"], old["client_secret"]), 30, what="registered")
+
+    body["metadata"]["annotations"] = {"credsmith.io/rotate": "now"}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+    wait_for(lambda: status_of_client(custom, namespace).get("revision") == 2, 30)
+    new = data_of(core, exposure, namespace, "dashboard")
+    assert new["client_secret"] != old["client_secret"]
+    wait_for(lambda: verifies(new["client_id"], new["client_secret"]), 30, what="new registered")
+    assert verifies(old["client_id"], old["client_secret"])  # both, during the overlap
+    expires = at(status_of_client(custom, namespace)["previousExpiresAt"])
+
+    wait_for(lambda: not verifies(old["client_id"], old["client_secret"]), 30, what="old expired")
+    assert time.time() >= expires - 1
+    assert verifies(new["client_id"], new["client_secret"])
+    document = base64.b64decode(
+        core.read_namespaced_secret("clients", namespace).data["clients.json"]
+    )
+    assert b"previousSecret" not in document
+
+
+def status_of_client(custom: client.CustomObjectsApi, namespace: str) -> dict[str, Any]:
+    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "apiclients", "dashboard")
+    status: dict[str, Any] = obj.get("status") or {}
+    return status

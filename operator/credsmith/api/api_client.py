@@ -131,3 +131,6 @@ class ApiClientStatus(CredentialStatus):
     parameters: ApiClientParameters | None = Field(
         None, description="The settings in force, defaults applied."
     )
+    role_count: Annotated[int, Field(ge=0, le=MAX_ROLES)] | None = Field(
+        None, description="How many roles the client has (shown by kubectl get)."
+    )

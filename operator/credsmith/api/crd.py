@@ -128,7 +128,8 @@ KINDS = (
             SECRET,
             REVISION,
             NEXT_ROTATION,
-            _column("Roles", "string", ".spec.roles[*].id", "The client's role IDs.", priority=1),
+            # kubectl prints only the first match of a [*] path, so a count, not the ids.
+            _column("Roles", "integer", ".status.roleCount", "How many roles the client has."),
             AGE,
         ),
         selectable_fields=(".spec.displayName", ".spec.registry.name"),

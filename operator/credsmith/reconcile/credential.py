@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from credsmith import GROUP
 from credsmith.api.common import ROTATE_ANNOTATION, CredentialSpec
-from credsmith.api.enums import CredentialType, DeletionPolicy, KeyAlgorithm
+from credsmith.api.enums import CredentialType, DeletionPolicy, HashAlgorithm, KeyAlgorithm
 from credsmith.api.status import (
     Condition,
     ConditionStatus,
@@ -34,6 +34,7 @@ from credsmith.api.status import (
 )
 from credsmith.issuing.client_id import new_client_id
 from credsmith.issuing.fingerprint import fingerprint
+from credsmith.issuing.hashing import hash_secret
 from credsmith.issuing.keypair import new_key_pair
 from credsmith.issuing.random_secret import new_secret
 from credsmith.issuing.templates import TemplateError, check_templates, render_templates
@@ -44,6 +45,7 @@ from credsmith.reconcile.layout import (
     previous_data,
     template_context,
 )
+from credsmith.reconcile.registry import PREVIOUS_SECRET_HASH, SECRET_HASH
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -62,6 +64,8 @@ PARAMETERS = f"{GROUP}/parameters"
 ROTATE_REQUEST = f"{GROUP}/rotate-request"
 PREVIOUS_EXPIRES_AT = f"{GROUP}/previous-expires-at"
 CLIENT_UUID = f"{GROUP}/id"
+SECRET_HASH_OF = f"{SECRET_HASH}-of"  # "<algorithm>:<fingerprint of the hashed value>"
+PREVIOUS_SECRET_HASH_OF = f"{PREVIOUS_SECRET_HASH}-of"
 
 # While a foreign Secret blocks us we cannot watch it (we watch only our own), so
 # look again now and then; a conflict is the one state in which we poll.
@@ -80,6 +84,10 @@ class KindRules:
     key_algorithm: Callable[[Any], KeyAlgorithm | None]
     # ApiClient: a stable UUID reported as status.id (and listed in the registry).
     has_client_uuid: bool = False
+    # Status fields of the kind's own, from its spec (ApiClient: roleCount).
+    extra_status: Callable[[Any], dict[str, Any]] = lambda spec: {}
+    # ApiClient with a registry: the hash to keep of the secret, for the registry.
+    verifier_hash: Callable[[Any], HashAlgorithm | None] = lambda spec: None
 
 
 @dataclass(frozen=True)
@@ -218,13 +226,15 @@ def reconcile(
     except TemplateError as exc:
         return _failed(resource, now, Reason.INVALID_TEMPLATE, str(exc))
 
-    manifest = _manifest(resource, spec, secret_name, type_, owner, issued, data)
+    hashes = _verifier_hashes(rules.verifier_hash(spec), issued, secret)
+    manifest = _manifest(resource, spec, secret_name, type_, owner, issued, data, hashes)
     write = secret is None or _differs(secret, manifest)
     if write and secret is not None:
         manifest["metadata"]["resourceVersion"] = secret.resource_version
 
     next_rotation = _next_rotation(issued, spec)
     status = _ready_status(resource, spec, now, secret_name, type_, issued, change, next_rotation)
+    status.update(rules.extra_status(spec))
     wake = [t for t in (next_rotation, issued.previous_expires_at) if t is not None]
     return Decision(
         status=status,
@@ -416,8 +426,10 @@ def _manifest(
     owner: str,
     issued: Issued,
     data: Mapping[str, str],
+    hashes: Mapping[str, str],
 ) -> dict[str, Any]:
     notes = {
+        **hashes,
         OWNER: owner,
         REVISION: str(issued.revision),
         ISSUED_AT: format_timestamp(issued.issued_at),
@@ -453,6 +465,37 @@ def _manifest(
         "type": LAYOUTS[type_].secret_type,
         "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
     }
+
+
+def _verifier_hashes(
+    algorithm: HashAlgorithm | None, issued: Issued, secret: SecretSnapshot | None
+) -> dict[str, str]:
+    """Hashes of the current and previous secret, for the registry document. Each is
+    made once: kept beside the fingerprint of the value it was made from, and reused
+    (the current one's becomes the previous one's on rotation). Argon2id is costly."""
+    if algorithm is None:
+        return {}
+    known: dict[str, str] = {}
+    if secret is not None:
+        for hash_key, of_key in (
+            (SECRET_HASH, SECRET_HASH_OF),
+            (PREVIOUS_SECRET_HASH, PREVIOUS_SECRET_HASH_OF),
+        ):
+            if (made := secret.annotations.get(hash_key)) and (
+                of := secret.annotations.get(of_key)
+            ):
+                known[of] = made
+
+    def hashed(value: str) -> tuple[str, str]:
+        of = f"{algorithm.value}:{fingerprint(value)}"
+        return known.get(of) or hash_secret(value, algorithm), of
+
+    made, of = hashed(issued.value)
+    hashes = {SECRET_HASH: made, SECRET_HASH_OF: of}
+    if issued.previous is not None:
+        made, of = hashed(issued.previous)
+        hashes.update({PREVIOUS_SECRET_HASH: made, PREVIOUS_SECRET_HASH_OF: of})
+    return hashes
 
 
 def _owner_refs(refs: Any) -> list[tuple[Any, ...]]:

@@ -25,6 +25,8 @@ API_CLIENT = KindRules(
     credential_type=lambda spec: CredentialType.CLIENT_SECRET,
     key_algorithm=lambda spec: None,
     has_client_uuid=True,
+    verifier_hash=lambda spec: spec.registry.hash if spec.registry else None,
+    extra_status=lambda spec: {"roleCount": len(spec.roles)},
 )
 
 PLURALS = {

@@ -355,7 +355,7 @@ def test_printer_columns() -> None:
     for kind in kinds:
         assert [c for c in columns[kind] if c in shared] == shared
     assert columns["ApiClient"][0] == ("Display Name", "string", ".spec.displayName", 0)
-    assert ("Roles", "string", ".spec.roles[*].id", 1) in columns["ApiClient"]
+    assert ("Roles", "integer", ".status.roleCount", 0) in columns["ApiClient"]
     assert ("Type", "string", ".status.parameters.type", 1) in columns["ServiceAccountCredential"]
 
 

@@ -1,0 +1,215 @@
+"""ApiClient end to end: its own Secret, and the registry an API server verifies against."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from credsmith.registry import ClientRegistry
+from tests.e2e.cluster import (
+    GROUP,
+    VERSION,
+    Cluster,
+    Exposure,
+    Operator,
+    manifest,
+    ready_condition,
+    wait_for,
+)
+
+PLURAL = "apiclients"
+
+
+def api_client(
+    name: str, registry: str | None = None, hash_: str | None = None, **spec: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"displayName": f"Client {name}", **spec}
+    if registry is not None:
+        body["registry"] = {"name": registry, **({"hash": hash_} if hash_ else {})}
+    return manifest("ApiClient", name, body)
+
+
+def list_clients(custom: client.CustomObjectsApi, namespace: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = custom.list_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL
+    )["items"]
+    return items
+
+
+def all_ready(custom: client.CustomObjectsApi, namespace: str, count: int) -> bool:
+    items = list_clients(custom, namespace)
+    ready = [i for i in items if (c := ready_condition(i)) and c["status"] == "True"]
+    return len(items) == count and len(ready) == count
+
+
+def registry_document(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any]:
+    secret = core.read_namespaced_secret(name, namespace)
+    document: dict[str, Any] = json.loads(base64.b64decode(secret.data["clients.json"]))
+    return document
+
+
+def registry_file(
+    core: client.CoreV1Api, namespace: str, name: str, tmp_path: Path
+) -> ClientRegistry:
+    secret = core.read_namespaced_secret(name, namespace)
+    path = tmp_path / f"{name}.json"
+    path.write_bytes(base64.b64decode(secret.data["clients.json"]))
+    return ClientRegistry.load(path)
+
+
+def secrets_of(
+    core: client.CoreV1Api, exposure: Exposure, namespace: str
+) -> dict[str, dict[str, str]]:
+    found = core.list_namespaced_secret(
+        namespace, label_selector="app.kubernetes.io/managed-by=credsmith"
+    )
+    data = {}
+    for item in found.items:
+        raw = client.ApiClient().sanitize_for_serialization(item)
+        data[item.metadata.name] = exposure.record_secret(raw)
+    return data
+
+
+def test_two_hundred_clients_in_one_registry(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    names = [f"client-{i:03d}" for i in range(200)]
+
+    def create(name: str) -> None:
+        body = api_client(name, "registry", roles=[{"id": "reports.read", "name": "Read"}])
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(create, names))
+    wait_for(lambda: all_ready(custom, namespace, 200), 180, interval=1, what="200 Ready")
+
+    def listed(count: int) -> bool:
+        try:
+            return len(registry_document(core, namespace, "registry")["clients"]) == count
+        except client.ApiException:
+            return False
+
+    wait_for(lambda: listed(200), 120, interval=1, what="200 registry entries")
+    secrets = secrets_of(core, exposure, namespace)
+    registry = registry_file(core, namespace, "registry", tmp_path)
+    for name in names:
+        data = secrets[name]
+        found = registry.verify(data["client_id"], data["client_secret"])
+        assert found is not None
+        assert found.name == name
+    statuses = {i["metadata"]["name"]: i["status"] for i in list_clients(custom, namespace)}
+    ids = {
+        e["clientId"]: e["id"] for e in registry_document(core, namespace, "registry")["clients"]
+    }
+    assert all(ids[statuses[n]["clientId"]] == statuses[n]["id"] for n in names)
+    assert exposure.leaks(json.dumps(registry_document(core, namespace, "registry"))) == []
+
+    def delete(name: str) -> None:
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(delete, names[:50]))
+    wait_for(lambda: listed(150), 120, interval=1, what="150 registry entries")
+    registry = registry_file(core, namespace, "registry", tmp_path)
+    deleted = secrets[names[0]]
+    assert registry.verify(deleted["client_id"], deleted["client_secret"]) is None
+    kept = secrets[names[100]]
+    assert registry.verify(kept["client_id"], kept["client_secret"]) is not None
+
+    target = names[100]
+    custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, target,
+        {"spec": {"roles": [{"id": "exports.create", "name": "Create exports"}]}},
+    )  # fmt: skip
+
+    def roles_updated() -> bool:
+        entries = registry_document(core, namespace, "registry")["clients"]
+        entry = next(e for e in entries if e["name"] == target)
+        return bool(entry["roles"] == [{"id": "exports.create", "name": "Create exports"}])
+
+    wait_for(roles_updated, 60, what="the new roles in the registry")
+    after = secrets_of(core, exposure, namespace)[target]
+    assert after["client_secret"] == kept["client_secret"]
+    assert len(registry_document(core, namespace, "registry")["clients"]) == 150
+
+
+@pytest.mark.parametrize("hash_", ["SHA256", "Argon2id", "PBKDF2SHA256"])
+def test_each_hash_scheme_verifies(
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+    tmp_path: Path,
+    hash_: str,
+) -> None:
+    for name in ("one", "two", "gone"):
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, api_client(name, "verifiers", hash_)
+        )
+    wait_for(lambda: all_ready(custom, namespace, 3), 120, what="3 Ready")
+
+    def listed(count: int) -> bool:
+        try:
+            return len(registry_document(core, namespace, "verifiers")["clients"]) == count
+        except client.ApiException:
+            return False
+
+    wait_for(lambda: listed(3), 60, what="3 entries")
+    secrets = secrets_of(core, exposure, namespace)
+    document = registry_document(core, namespace, "verifiers")
+    prefix = {"SHA256": "sha256$", "Argon2id": "$argon2id$", "PBKDF2SHA256": "pbkdf2-sha256$"}[
+        hash_
+    ]
+    assert all(e["secret"]["hash"].startswith(prefix) for e in document["clients"])
+
+    custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "gone")
+    wait_for(lambda: listed(2), 60, what="2 entries")
+    registry = registry_file(core, namespace, "verifiers", tmp_path)
+    for name in ("one", "two"):
+        assert registry.verify(secrets[name]["client_id"], secrets[name]["client_secret"])
+        assert (
+            registry.verify(secrets[name]["client_id"], secrets[name]["client_secret"] + "x")
+            is None
+        )
+    assert registry.verify(secrets["one"]["client_id"], secrets["two"]["client_secret"]) is None
+    assert registry.verify("no-such-client", secrets["one"]["client_secret"]) is None
+    assert registry.verify(secrets["gone"]["client_id"], secrets["gone"]["client_secret"]) is None
+    registry_secret = core.read_namespaced_secret("verifiers", namespace)
+    assert exposure.leaks(json.dumps(registry_secret.data)) == []
+
+
+def test_kubectl_lists_filters_and_sorts_api_clients(
+    cluster: Cluster, custom: client.CustomObjectsApi, operator: Operator, namespace: str
+) -> None:
+    for name, team in (("zeta", "x"), ("alpha", "y"), ("mid", "x")):
+        body = api_client(name, roles=[{"id": "a"}, {"id": "b"}])
+        body["metadata"]["labels"] = {"team": team}
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+        time.sleep(1.1)  # creationTimestamp has whole seconds
+    wait_for(lambda: all_ready(custom, namespace, 3), 60, what="3 Ready")
+    listing = cluster.kubectl(
+        "get", "apiclients", "-n", namespace, "-l", "team=x",
+        "--sort-by=.metadata.creationTimestamp", "-o", "wide",
+    ).stdout  # fmt: skip
+    rows = listing.splitlines()
+    header = rows[0].split()
+    assert header[:3] == ["NAME", "DISPLAY", "NAME"]
+    assert "READY" in header
+    assert [row.split()[0] for row in rows[1:]] == ["zeta", "mid"]
+    assert all("True" in row for row in rows[1:])
+    start = rows[0].index("ROLES")  # columns are aligned; some cells are empty
+    assert [row[start:].split()[0] for row in rows[1:]] == ["2", "2"], listing
