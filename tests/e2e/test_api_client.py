@@ -213,3 +213,15 @@ def test_kubectl_lists_filters_and_sorts_api_clients(
     assert all("True" in row for row in rows[1:])
     start = rows[0].index("ROLES")  # columns are aligned; some cells are empty
     assert [row[start:].split()[0] for row in rows[1:]] == ["2", "2"], listing
+
+
+def test_field_selector_on_display_name(
+    cluster: Cluster, custom: client.CustomObjectsApi, operator: Operator, namespace: str
+) -> None:
+    for name in ("one", "two"):
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(api_client(name)))
+    found = cluster.kubectl(
+        "get", "apiclients", "-n", namespace, "--field-selector=spec.displayName=Client two",
+        "-o", "jsonpath={.items[*].metadata.name}",
+    ).stdout  # fmt: skip
+    assert found == "two"
