@@ -93,6 +93,12 @@ def _operator_flags(parser: argparse.ArgumentParser, *, for_dev: bool = False) -
             help="namespace of the Lease (default: $POD_NAMESPACE, else default)",
         )
         parser.add_argument("--leader-election-id", default="credsmith-operator", help="Lease name")
+        parser.add_argument(
+            "--lease-duration",
+            type=float,
+            default=15.0,
+            help="seconds a standby waits on an unrenewed Lease before taking over",
+        )
     parser.add_argument("--workers", type=int, default=16, help="concurrent reconciles")
     parser.add_argument(
         "--metrics-port", type=int, default=0 if for_dev else 8080, help="0 disables"
@@ -129,10 +135,18 @@ def _run(args: argparse.Namespace) -> int:
         leader_elect=args.leader_elect,
         leader_election_namespace=args.leader_election_namespace,
         leader_election_id=args.leader_election_id,
+        lease_duration=args.lease_duration,
         identity=os.environ.get("POD_NAME") or socket.gethostname(),
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_operator(options))
+    from credsmith.runtime.leader import LostLeadership
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_operator(options))
+    except LostLeadership as exc:
+        # Crash-only: a replica that lost the Lease exits and restarts as a standby.
+        logging.getLogger("credsmith").error("stopping: %s", exc)
+        return 1
     return 0
 
 

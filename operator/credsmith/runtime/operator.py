@@ -34,6 +34,7 @@ class OperatorOptions:
     leader_elect: bool = False
     leader_election_namespace: str = "default"
     leader_election_id: str = "credsmith-operator"
+    lease_duration: float = 15.0
     identity: str = field(default_factory=lambda: socket.gethostname())
     stop_flag: asyncio.Event | threading.Event | None = field(default=None, repr=False)
 
@@ -103,8 +104,14 @@ async def run_operator(options: OperatorOptions, kinds: list[KindConfig] | None 
     runner = await health.serve(options.liveness_port) if options.liveness_port else None
     try:
         if options.leader_elect:
+            # client-go's proportions: renew within 2/3 of the lease, retry at 2/15.
             lease = LeaseConfig(
-                options.leader_election_namespace, options.leader_election_id, options.identity
+                options.leader_election_namespace,
+                options.leader_election_id,
+                options.identity,
+                lease_duration=options.lease_duration,
+                renew_deadline=options.lease_duration * 2 / 3,
+                retry_period=options.lease_duration * 2 / 15,
             )
             health.role = "standby"
             elector = LeaderElector(kube, lease)

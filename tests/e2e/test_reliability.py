@@ -1,0 +1,199 @@
+"""Reliability: two replicas with a Lease, and SIGKILLs at random moments."""
+
+from __future__ import annotations
+
+import base64
+import random
+import signal
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, watch
+
+from tests.e2e.cluster import (
+    GROUP,
+    VERSION,
+    Cluster,
+    Exposure,
+    Operator,
+    manifest,
+    ready_condition,
+    wait_for,
+)
+
+PLURAL = "serviceaccountcredentials"
+
+
+def sacred(name: str) -> dict[str, Any]:
+    return manifest("ServiceAccountCredential", name, {"serviceAccount": name})
+
+
+def ready_count(custom: client.CustomObjectsApi, namespace: str) -> tuple[int, int]:
+    items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    ready = [i for i in items if (c := ready_condition(i)) and c["status"] == "True"]
+    return len(items), len(ready)
+
+
+class SecretRecorder:
+    """Every value of every Secret in a namespace, as a watch sees them, in order."""
+
+    def __init__(self, core: client.CoreV1Api, namespace: str, exposure: Exposure) -> None:
+        self.core, self.namespace, self.exposure = core, namespace, exposure
+        self.values: defaultdict[str, list[str | None]] = defaultdict(list)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SecretRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        resource_version = None
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(
+                    self.core.list_namespaced_secret,
+                    self.namespace,
+                    timeout_seconds=5,
+                    resource_version=resource_version,
+                ):
+                    secret = event["object"]
+                    resource_version = secret.metadata.resource_version
+                    raw = secret.data or {}
+                    value = raw.get("client_secret")
+                    decoded = base64.b64decode(value).decode() if value else None
+                    if decoded:
+                        self.exposure.values.add(decoded)
+                    history = self.values[secret.metadata.name]
+                    if event["type"] == "DELETED":
+                        history.append("<deleted>")
+                    elif not history or history[-1] != decoded:
+                        history.append(decoded)
+                    if self._stop.is_set():
+                        break
+            except Exception:
+                resource_version = None
+                time.sleep(0.2)
+
+
+@pytest.fixture
+def replicas(cluster: Cluster, tmp_path: Path, operator: Operator) -> Iterator[list[Operator]]:
+    """Two operators in leader election; the session's operator is stopped meanwhile."""
+    operator.stop()
+    started: list[Operator] = []
+    yield started
+    for replica in started:
+        replica.stop()
+
+
+def lease_holder(cluster: Cluster, namespace: str, name: str) -> str:
+    result = cluster.kubectl(
+        "get", "lease", name, "-n", namespace, "-o", "jsonpath={.spec.holderIdentity}", check=False
+    )
+    return result.stdout if result.returncode == 0 else ""
+
+
+def test_two_replicas_one_acts_and_the_standby_takes_over(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    exposure: Exposure,
+    namespace: str,
+    replicas: list[Operator],
+    tmp_path: Path,
+) -> None:
+    lease = f"credsmith-{namespace}"[:63]
+    for identity in ("replica-a", "replica-b"):
+        (tmp_path / identity).mkdir()
+        replica = Operator(cluster, tmp_path / identity, extra_env={"POD_NAME": identity})
+        replica.start(
+            "--leader-elect", f"--leader-election-namespace={namespace}",
+            f"--leader-election-id={lease}", "--lease-duration=6",
+        )  # fmt: skip
+        replicas.append(replica)
+    leader = wait_for(lambda: lease_holder(cluster, namespace, lease), 30, what="a leader")
+    by_name = {"replica-a": replicas[0], "replica-b": replicas[1]}
+    standby_name = "replica-b" if leader == "replica-a" else "replica-a"
+
+    with SecretRecorder(core, namespace, exposure) as recorder:
+        for i in range(20):
+            custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, sacred(f"c{i:02d}")
+            )
+        wait_for(lambda: ready_count(custom, namespace) == (20, 20), 60, what="20 Ready")
+        assert "Issued revision" not in by_name[standby_name].logs()  # the standby did nothing
+        assert "Issued revision" in by_name[leader].logs()
+
+        by_name[leader].stop(signal.SIGKILL)
+        killed = time.monotonic()
+        for i in range(20, 30):
+            custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, sacred(f"c{i:02d}")
+            )
+        wait_for(
+            lambda: lease_holder(cluster, namespace, lease) == standby_name, 30, what="takeover"
+        )
+        takeover = time.monotonic() - killed
+        wait_for(lambda: ready_count(custom, namespace) == (30, 30), 60, what="30 Ready")
+        time.sleep(2)
+
+    assert takeover < 6 + 2 + 2  # lease duration, a retry period, and slack
+    items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    assert {i["status"]["revision"] for i in items} == {1}
+    assert set(recorder.values) == {f"c{i:02d}" for i in range(30)}
+    for name, history in recorder.values.items():
+        assert len(history) == 1, f"{name} had {len(history)} values"  # never issued twice
+    print(f"takeover after SIGKILL of the leader: {takeover:.1f}s")
+
+
+def test_random_sigkills_lose_nothing_and_issue_nothing_twice(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    names = [f"k{i:03d}" for i in range(500)]
+    rng = random.Random(20261122)
+    kills = 0
+    with SecretRecorder(core, namespace, exposure) as recorder:
+
+        def create(name: str) -> None:
+            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, sacred(name))
+
+        with ThreadPoolExecutor(8) as pool:
+            creating = pool.map(create, names)
+            while kills < 10:
+                time.sleep(rng.uniform(0.3, 2.5))
+                operator.kill()
+                kills += 1
+                operator.start()
+            list(creating)
+        wait_for(
+            lambda: ready_count(custom, namespace) == (500, 500), 240, interval=1, what="500 Ready"
+        )
+        time.sleep(3)
+
+    assert kills >= 10
+    items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    assert {i["status"]["revision"] for i in items} == {1}
+    secrets = core.list_namespaced_secret(
+        namespace, label_selector="app.kubernetes.io/managed-by=credsmith"
+    )
+    assert sorted(s.metadata.name for s in secrets.items) == names  # none missing, none orphaned
+    for secret in secrets.items:
+        current = base64.b64decode(secret.data["client_secret"]).decode()
+        history = recorder.values[secret.metadata.name]
+        assert history == [current], f"{secret.metadata.name}: {len(history)} values seen"
