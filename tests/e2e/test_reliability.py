@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import random
 import signal
+import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +19,7 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
+from credsmith.dev.cluster import LocalCluster
 from tests.e2e.cluster import (
     GROUP,
     VERSION,
@@ -197,3 +201,59 @@ def test_random_sigkills_lose_nothing_and_issue_nothing_twice(
         current = base64.b64decode(secret.data["client_secret"]).decode()
         history = recorder.values[secret.metadata.name]
         assert history == [current], f"{secret.metadata.name}: {len(history)} values seen"
+
+
+def probe(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return 0
+
+
+def test_api_server_outage_during_a_bulk_apply(
+    local_cluster: LocalCluster | None,
+    cluster: Cluster,
+    custom: client.CustomObjectsApi,
+    operator: Operator,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    if local_cluster is None:
+        pytest.skip("stopping the API server needs the local control plane")
+    operator.stop()
+    port = _free_port()
+    survivor = Operator(cluster, tmp_path)
+    survivor.start(f"--liveness-port={port}")
+    try:
+        wait_for(lambda: probe(port, "/readyz") == 200, 30, what="ready before the outage")
+        names = [f"o{i:03d}" for i in range(200)]
+        for name in names[:100]:
+            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, sacred(name))
+
+        local_cluster.stop()
+        stopped = time.monotonic()
+        wait_for(lambda: probe(port, "/readyz") == 503, 15, what="/readyz to say 503")
+        assert probe(port, "/healthz") == 200  # alive: a restart would not help
+        time.sleep(max(0.0, 20 - (time.monotonic() - stopped)))
+        assert survivor.process is not None
+        assert survivor.process.poll() is None  # it rides the outage out
+        local_cluster.start()
+
+        for name in names[100:]:
+            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, sacred(name))
+        wait_for(lambda: ready_count(custom, namespace) == (200, 200), 180, interval=1, what="200")
+        assert probe(port, "/readyz") == 200
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        assert {i["status"]["revision"] for i in items} == {1}
+    finally:
+        survivor.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

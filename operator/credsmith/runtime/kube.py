@@ -70,6 +70,11 @@ class Kube:
 
         return await asyncio.to_thread(call)
 
+    async def probe(self) -> None:
+        """GET /version with a short timeout: is the API server answering?"""
+        version = client.VersionApi(self.api)
+        await asyncio.to_thread(version.get_code, _request_timeout=3)
+
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             result: dict[str, Any] = await self.call(

@@ -100,7 +100,7 @@ async def run_operator(options: OperatorOptions, kinds: list[KindConfig] | None 
     loop.set_default_executor(ThreadPoolExecutor(max_workers=options.workers + 4))
     api = load_config(options.kubeconfig, pool_size=options.workers + 4)
     kube = Kube(api)
-    health = Health()
+    health = Health(probe_api=kube.probe)
     runner = await health.serve(options.liveness_port) if options.liveness_port else None
     try:
         if options.leader_elect:
