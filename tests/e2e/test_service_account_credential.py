@@ -407,3 +407,46 @@ def test_deletion_policy_and_no_kopf_traces(
     else:
         time.sleep(5)  # the garbage collector would have acted by now
         assert core.read_namespaced_secret("owned", namespace).metadata.name == "owned"
+
+
+def test_hostile_metadata_and_unicode(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    huge = sacred("huge")
+    huge["metadata"]["annotations"] = {"note": "x" * (1024 * 1024)}
+    refused = cluster.kubectl(
+        "create", "-n", namespace, "-f", "-", stdin=json.dumps(huge), check=False
+    )
+    assert refused.returncode != 0
+    assert "metadata.annotations: Too long" in refused.stderr
+
+    text = "Zugangsdaten für Ünïcödé ✓ 日本語 🚀"
+    unicode = sacred(
+        "unicode",
+        title=text[:40],
+        description=text,
+        secretTemplate={"data": {"note": text + " {{ clientId }}"}, "annotations": {"x": text}},
+    )
+    unicode["spec"]["serviceAccount"] = text
+    unicode["metadata"]["annotations"] = {"credsmith.io/rotate": text * 20}
+    apply(cluster, namespace, unicode)
+    wait_ready(cluster, namespace, "unicode")
+    data, secret = read_secret(core, exposure, namespace, "unicode")
+    assert data["note"] == f"{text} {data['client_id']}"
+    assert secret.metadata.annotations["x"] == text
+
+    tls = {
+        "metadata": {"name": "a-tls-secret"},
+        "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": "not-a-cert", "tls.key": "not-a-key"},
+    }
+    core.create_namespaced_secret(namespace, tls)
+    apply(cluster, namespace, sacred("wants-tls-name", secretName="a-tls-secret"))
+    obj = wait_reason(custom, namespace, "wants-tls-name", "SecretConflict")
+    assert "a-tls-secret" in ready_condition(obj)["message"]  # type: ignore[index]
+    assert core.read_namespaced_secret("a-tls-secret", namespace).type == "kubernetes.io/tls"
