@@ -64,6 +64,9 @@ PARAMETERS = f"{GROUP}/parameters"
 ROTATE_REQUEST = f"{GROUP}/rotate-request"
 PREVIOUS_EXPIRES_AT = f"{GROUP}/previous-expires-at"
 CLIENT_UUID = f"{GROUP}/id"
+# The secretTemplate label and annotation keys last applied, so that removing one
+# from the template removes it from the Secret while others' keys are kept.
+TEMPLATE_KEYS = f"{GROUP}/template-keys"
 SECRET_HASH_OF = f"{SECRET_HASH}-of"  # "<algorithm>:<fingerprint of the hashed value>"
 PREVIOUS_SECRET_HASH_OF = f"{PREVIOUS_SECRET_HASH}-of"
 
@@ -227,7 +230,7 @@ def reconcile(
         return _failed(resource, now, Reason.INVALID_TEMPLATE, str(exc))
 
     hashes = _verifier_hashes(rules.verifier_hash(spec), issued, secret)
-    manifest = _manifest(resource, spec, secret_name, type_, owner, issued, data, hashes)
+    manifest = _manifest(resource, spec, secret_name, type_, owner, issued, data, hashes, secret)
     write = secret is None or _differs(secret, manifest)
     if write and secret is not None:
         manifest["metadata"]["resourceVersion"] = secret.resource_version
@@ -427,7 +430,14 @@ def _manifest(
     issued: Issued,
     data: Mapping[str, str],
     hashes: Mapping[str, str],
+    existing: SecretSnapshot | None,
 ) -> dict[str, Any]:
+    template = spec.secret_template
+    # Template annotations may not pose as our bookkeeping.
+    template_annotations = {
+        k: v for k, v in template.annotations.items() if not k.startswith(f"{GROUP}/")
+    }
+    applied = {"labels": sorted(template.labels), "annotations": sorted(template_annotations)}
     notes = {
         **hashes,
         OWNER: owner,
@@ -442,11 +452,14 @@ def _manifest(
         notes[PREVIOUS_EXPIRES_AT] = format_timestamp(issued.previous_expires_at)
     if issued.client_uuid is not None:
         notes[CLIENT_UUID] = issued.client_uuid
+    if applied["labels"] or applied["annotations"]:
+        notes[TEMPLATE_KEYS] = json.dumps(applied, separators=(",", ":"))
+    labels, annotations = _foreign_metadata(existing)
     metadata: dict[str, Any] = {
         "name": secret_name,
         "namespace": resource.namespace,
-        "labels": {**spec.secret_template.labels, MANAGED_BY_LABEL: MANAGED_BY},
-        "annotations": {**spec.secret_template.annotations, **notes},
+        "labels": {**labels, **template.labels, MANAGED_BY_LABEL: MANAGED_BY},
+        "annotations": {**annotations, **template_annotations, **notes},
     }
     if spec.deletion_policy is DeletionPolicy.DELETE:
         metadata["ownerReferences"] = [
@@ -501,6 +514,29 @@ def _verifier_hashes(
 def _owner_refs(refs: Any) -> list[tuple[Any, ...]]:
     fields = ("apiVersion", "kind", "name", "uid", "controller")
     return sorted(tuple(ref.get(f) for f in fields) for ref in refs or ())
+
+
+def _foreign_metadata(existing: SecretSnapshot | None) -> tuple[dict[str, str], dict[str, str]]:
+    """Labels and annotations others put on our Secret: kept, so that we never fight
+    another controller (or a person with `kubectl annotate`) over them. Ours are the
+    credsmith.io/ annotations and the template keys we applied last time."""
+    if existing is None:
+        return {}, {}
+    try:
+        applied = json.loads(existing.annotations.get(TEMPLATE_KEYS, "{}"))
+        applied_labels = set(applied.get("labels", ()))
+        applied_annotations = set(applied.get("annotations", ()))
+    except (ValueError, AttributeError, TypeError):
+        applied_labels, applied_annotations = set(), set()
+    labels = {
+        k: v for k, v in existing.labels.items() if k not in applied_labels | {MANAGED_BY_LABEL}
+    }
+    annotations = {
+        k: v
+        for k, v in existing.annotations.items()
+        if k not in applied_annotations and not k.startswith(f"{GROUP}/")
+    }
+    return labels, annotations
 
 
 def _differs(secret: SecretSnapshot, manifest: Mapping[str, Any]) -> bool:

@@ -54,6 +54,9 @@ def previous_data(type_: CredentialType, value: str) -> dict[str, str]:
     return {layout.previous_key(key): item for key, item in data.items()}
 
 
+PUBLIC_KEYS = ("key_id", "public_key.pem", "public_jwk.json")
+
+
 def _public_parts(pair: KeyPair) -> dict[str, str]:
     return {
         "key_id": pair.key_id,
@@ -71,11 +74,18 @@ def key_id_of(type_: CredentialType, value: str) -> str | None:
 
 def template_context(type_: CredentialType, data: Mapping[str, str]) -> dict[str, str]:
     """Variables for secretTemplate.data: every credential key in camelCase, plus
-    `clientId` and `clientSecret` for every type (the design's example works for all)."""
+    `clientId` and `clientSecret` for every type (the design's example works for all).
+    The `...Previous` variables are "" outside a rotation overlap, so a template that
+    uses them renders at all times."""
     layout = LAYOUTS[type_]
-    context = {_camel(key): value for key, value in data.items()}
+    previous_keys = [layout.previous_key(layout.value_key)]
+    if type_ is CredentialType.KEY_PAIR:
+        previous_keys += [layout.previous_key(key) for key in PUBLIC_KEYS]
+    context = {_camel(key): "" for key in previous_keys}
+    context.update({_camel(key): value for key, value in data.items()})
     context["clientId"] = data[layout.client_id_key]
     context.setdefault("clientSecret", data[layout.value_key])
+    context.setdefault("clientSecretPrevious", context[_camel(previous_keys[0])])
     return context
 
 

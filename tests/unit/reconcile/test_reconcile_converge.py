@@ -368,3 +368,32 @@ def test_garbage_in_status_is_survived(world):
     assert w.data() == data
     assert w.status["revision"] == 1
     assert w.condition()["status"] == "True"
+
+
+def test_foreign_labels_and_annotations_are_kept_and_cause_no_write(world):
+    w = world({**SA, "secretTemplate": {"labels": {"team": "a"}, "annotations": {"n": "1"}}})
+    w.converge()
+    w.edit_secret(lambda s: s["metadata"]["labels"].update(extra="yes"))
+    w.edit_secret(lambda s: s["metadata"]["annotations"].update({"example.com/x": "y"}))
+    assert w.step().secret is None  # nothing of ours changed: no write, no fight
+    metadata = w.secret["metadata"]
+    assert metadata["labels"]["extra"] == "yes"
+    assert metadata["annotations"]["example.com/x"] == "y"
+
+    # A template change rewrites the Secret, and still keeps the others' keys.
+    w.edit_spec(lambda spec: spec["secretTemplate"].update(labels={"tier": "b"}, annotations={}))
+    w.converge()
+    metadata = w.secret["metadata"]
+    assert "team" not in metadata["labels"]  # ours, removed from the template: gone
+    assert "n" not in metadata["annotations"]
+    assert metadata["labels"]["tier"] == "b"
+    assert metadata["labels"]["extra"] == "yes"
+    assert metadata["annotations"]["example.com/x"] == "y"
+
+
+def test_template_annotations_cannot_pose_as_bookkeeping(world):
+    w = world({**SA, "secretTemplate": {"annotations": {"credsmith.io/rotate-request": "x"}}})
+    w.converge()
+    w.annotate(ROTATE_ANNOTATION, "x")
+    w.converge()
+    assert w.status["revision"] == 2  # the request was new: the template did not swallow it

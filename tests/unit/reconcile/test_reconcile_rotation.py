@@ -323,7 +323,7 @@ def test_no_overlap_no_previous_keys(world):
 
 
 def test_template_sees_the_previous_value_during_the_overlap(world):
-    template = {"data": {"both": "{{ clientSecret }} {{ clientSecretPrevious | default('-') }}"}}
+    template = {"data": {"both": "{{ clientSecret }} {{ clientSecretPrevious | default('-', true) }}"}}
     w = world({**SA, "rotation": {"overlap": "1h"}, "secretTemplate": template})
     w.step()
     old = w.data()["client_secret"]
@@ -451,3 +451,19 @@ def test_removing_the_period_stops_the_schedule(world):
     assert decision.requeue_at is None
     before = snapshot(w)
     no_change(w, w.step(5 * HOUR), before)
+
+
+def test_previous_variables_render_empty_outside_an_overlap(world):
+    spec = {
+        "serviceAccount": "a",
+        "rotation": {"overlap": "1h"},
+        "secretTemplate": {"data": {"both": "{{ clientSecret }},{{ clientSecretPrevious }}"}},
+    }
+    w = world(spec)
+    w.converge()
+    first = w.data()["client_secret"]
+    assert w.data()["both"] == f"{first},"
+    assert w.condition()["status"] == "True"
+    w.annotate("credsmith.io/rotate", "now")
+    w.converge()
+    assert w.data()["both"] == f"{w.data()['client_secret']},{first}"
