@@ -346,6 +346,9 @@ def _rotation_due(
     issued: Issued, spec: CredentialSpec, digest: str, request: str | None, now: datetime
 ) -> str | None:
     """Why the credential must rotate now, or None."""
+    if spec.client_id.value and spec.client_id.value != issued.client_id:
+        # Adopted from an orphaned Secret of another client ID: the secret goes with it.
+        return "clientId.value differs from the client ID in the Secret"
     if issued.parameters and issued.parameters != digest:
         return "generation parameters changed"
     if request is not None and request != issued.rotate_request:
@@ -368,6 +371,7 @@ def _rotate(
     keep = overlap is not None and overlap > timedelta(0)
     return replace(
         issued,
+        client_id=spec.client_id.value or issued.client_id,
         value=new_value,
         revision=issued.revision + 1,
         rotated_at=now,

@@ -397,3 +397,14 @@ def test_template_annotations_cannot_pose_as_bookkeeping(world):
     w.annotate(ROTATE_ANNOTATION, "x")
     w.converge()
     assert w.status["revision"] == 2  # the request was new: the template did not swallow it
+
+
+def test_adopted_secret_of_another_client_id_rotates_to_the_spec_client_id(world):
+    w = world({**SA, "clientId": {"value": "first-id"}, "deletionPolicy": "Orphan"})
+    w.converge()
+    old = w.data()
+    w.edit_spec(lambda spec: spec.update(clientId={"value": "second-id"}))  # as if recreated
+    w.converge()
+    assert w.data()["client_id"] == "second-id"
+    assert w.data()["client_secret"] != old["client_secret"]
+    assert w.status["clientId"] == "second-id"

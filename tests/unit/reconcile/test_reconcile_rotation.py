@@ -323,7 +323,9 @@ def test_no_overlap_no_previous_keys(world):
 
 
 def test_template_sees_the_previous_value_during_the_overlap(world):
-    template = {"data": {"both": "{{ clientSecret }} {{ clientSecretPrevious | default('-', true) }}"}}
+    template = {
+        "data": {"both": "{{ clientSecret }} {{ clientSecretPrevious | default('-', true) }}"}
+    }
     w = world({**SA, "rotation": {"overlap": "1h"}, "secretTemplate": template})
     w.step()
     old = w.data()["client_secret"]
