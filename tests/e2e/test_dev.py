@@ -35,3 +35,18 @@ def test_dev_starts_a_control_plane_and_the_examples_become_ready(tmp_path: Path
         line for line in result.stdout.splitlines() if "credsmith.io/" in line and " True " in line
     ]
     assert len(ready_rows) == len(expected)
+
+
+def test_dev_without_operator_installs_only_the_crds(tmp_path: Path) -> None:
+    state = tmp_path / "bare"
+    result = subprocess.run(
+        [sys.executable, "-m", "credsmith.cli", "dev", f"--state-dir={state}", "--no-operator",
+         "--exit-when-ready"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "control plane only" in result.stdout
+    assert "the examples are Ready" not in result.stdout

@@ -217,6 +217,7 @@ def test_api_server_outage_during_a_bulk_apply(
     local_cluster: LocalCluster | None,
     cluster: Cluster,
     custom: client.CustomObjectsApi,
+    exposure: Exposure,
     operator: Operator,
     namespace: str,
     tmp_path: Path,
@@ -224,9 +225,9 @@ def test_api_server_outage_during_a_bulk_apply(
     if local_cluster is None:
         pytest.skip("stopping the API server needs the local control plane")
     operator.stop()
-    port = _free_port()
+    port, metrics_port = _free_port(), _free_port()
     survivor = Operator(cluster, tmp_path)
-    survivor.start(f"--liveness-port={port}")
+    survivor.start(f"--liveness-port={port}", f"--metrics-port={metrics_port}")
     try:
         wait_for(lambda: probe(port, "/readyz") == 200, 30, what="ready before the outage")
         names = [f"o{i:03d}" for i in range(200)]
@@ -248,6 +249,11 @@ def test_api_server_outage_during_a_bulk_apply(
         assert probe(port, "/readyz") == 200
         items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
         assert {i["status"]["revision"] for i in items} == {1}
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+            metrics = response.read().decode()
+        assert 'credsmith_issued_total{kind="ServiceAccountCredential"} 200.0' in metrics
+        assert 'credsmith_ready{kind="ServiceAccountCredential"} 200.0' in metrics
+        exposure.shown.append(metrics)  # scanned for secret values by test_zz_secrecy
     finally:
         survivor.stop()
 

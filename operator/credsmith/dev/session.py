@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import threading
@@ -60,7 +61,9 @@ def run_dev(args: argparse.Namespace) -> int:
         )
         if args.no_operator:
             print("credsmith dev: control plane only (--no-operator); Ctrl-C stops it")
-            threading.Event().wait() if not args.exit_when_ready else None
+            if not args.exit_when_ready:
+                with contextlib.suppress(KeyboardInterrupt):
+                    threading.Event().wait()
             return 0
         examples = None if args.no_examples else checkout / "examples"
         return asyncio.run(_operate(cluster, args, examples))

@@ -31,6 +31,7 @@ from credsmith.reconcile.snapshots import (
 )
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.membership import RegistryMembership
+from credsmith.runtime.metrics import Metrics
 from credsmith.runtime.workqueue import WorkQueue
 
 log = logging.getLogger("credsmith.controller")
@@ -59,8 +60,17 @@ class KindConfig:
 
 
 class Controller:
-    def __init__(self, kube: Kube, kinds: list[KindConfig], workers: int = 16) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        kinds: list[KindConfig],
+        workers: int = 16,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.kube = kube
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.watch_queue(lambda: len(self.queue), lambda: self.queue.scheduled)
         self.kinds = {k.kind: k for k in kinds}
         self.workers = workers
         self.queue: WorkQueue[Key] = WorkQueue()
@@ -161,6 +171,8 @@ class Controller:
                 count = self._failures.get(key, 0)
                 self._failures[key] = count + 1
                 delay = RETRY_DELAYS[min(count, len(RETRY_DELAYS) - 1)]
+                if self.metrics is not None:
+                    self.metrics.failed(key)
                 log.warning("%s/%s/%s: %s; retrying in %.0fs", *key, _describe(exc), delay)
                 self.queue.add_after(key, delay)
             finally:
@@ -186,6 +198,8 @@ class Controller:
         resource: ResourceSnapshot | None = self._lookup(self.resources, key)
         if resource is None:
             self._written_status.pop(key, None)
+            if self.metrics is not None:
+                self.metrics.forget(key)
             return  # deleted: ownerReferences let the garbage collector do the rest
         status = self._written_status.get(key)
         if status is not None:
@@ -220,9 +234,12 @@ class Controller:
             await self._post_event(resource, event.type, event.reason, event.message)
         if decision.requeue_at is not None:
             self.queue.add_at(key, decision.requeue_at.timestamp())
+        elapsed = time.perf_counter() - started
+        if self.metrics is not None:
+            self.metrics.record(key, decision, elapsed)
         if decision.summary:
             log.info("%s: %s", resource.ref, decision.summary)
-        log.debug("%s: reconciled in %.1f ms", resource.ref, (time.perf_counter() - started) * 1e3)
+        log.debug("%s: reconciled in %.1f ms", resource.ref, elapsed * 1e3)
 
     async def reconcile_registry(self, namespace: str, name: str) -> None:
         members = []

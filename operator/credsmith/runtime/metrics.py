@@ -1,27 +1,123 @@
-"""Prometheus metrics of the operator (prometheus-client, its own HTTP server)."""
+"""Prometheus metrics of the operator (prometheus-client, served on its own port)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+from collections.abc import Callable
+from datetime import datetime
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
-
-if TYPE_CHECKING:
-    from credsmith.runtime.controller import Controller
-
-ISSUED = Counter(
-    "credsmith_issued_total", "Credentials issued (first issue and re-issue)", ["kind"]
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
 )
-ROTATED = Counter("credsmith_rotated_total", "Credentials rotated", ["kind"])
-ERRORS = Counter("credsmith_reconcile_errors_total", "Failed reconcile passes", ["kind"])
-RECONCILE_SECONDS = Histogram(
-    "credsmith_reconcile_duration_seconds", "Time of one reconcile pass", ["kind"]
-)
-QUEUE_DEPTH = Gauge("credsmith_queue_depth", "Keys waiting for a worker")
-SCHEDULED = Gauge("credsmith_scheduled_keys", "Keys with a scheduled wake-up (rotation, expiry)")
+
+from credsmith.reconcile.snapshots import Decision
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
 
 
-def start_metrics_server(port: int, controller: Controller) -> None:
-    QUEUE_DEPTH.set_function(lambda: len(controller.queue))
-    SCHEDULED.set_function(lambda: controller.queue.scheduled)
+class Metrics:
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.issued = Counter(
+            "credsmith_issued_total",
+            "Credentials issued: first issue and re-issue after loss",
+            ["kind"],
+            registry=registry,
+        )
+        self.rotated = Counter(
+            "credsmith_rotated_total", "Credentials rotated", ["kind"], registry=registry
+        )
+        self.errors = Counter(
+            "credsmith_reconcile_errors_total",
+            "Reconcile passes that failed and were retried",
+            ["kind"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "credsmith_reconcile_duration_seconds",
+            "Time of one reconcile pass, API calls included",
+            ["kind"],
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "credsmith_ready",
+            "Resources whose Ready condition is True",
+            ["kind"],
+            registry=registry,
+        )
+        self.not_ready = Gauge(
+            "credsmith_not_ready",
+            "Resources whose Ready condition is not True",
+            ["kind"],
+            registry=registry,
+        )
+        self.next_rotation = Gauge(
+            "credsmith_next_rotation_timestamp_seconds",
+            "When each credential rotates next (Unix time)",
+            ["kind", "namespace", "name"],
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "credsmith_queue_depth", "Keys waiting for a worker", registry=registry
+        )
+        self.scheduled = Gauge(
+            "credsmith_scheduled_keys",
+            "Keys with a scheduled wake-up (rotation, overlap expiry, retry)",
+            registry=registry,
+        )
+        self._ready_state: dict[Key, bool] = {}
+
+    def watch_queue(self, depth: Callable[[], int], scheduled: Callable[[], int]) -> None:
+        self.queue_depth.set_function(depth)
+        self.scheduled.set_function(scheduled)
+
+    def record(self, key: Key, decision: Decision, seconds: float) -> None:
+        kind = key[0]
+        self.duration.labels(kind).observe(seconds)
+        for event in decision.events:
+            if event.reason in ("Issued", "Reissued"):
+                self.issued.labels(kind).inc()
+            elif event.reason == "Rotated":
+                self.rotated.labels(kind).inc()
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in decision.status.get("conditions") or ()
+        )
+        self._set_ready(key, ready)
+        next_rotation = decision.status.get("nextRotationAt")
+        if next_rotation:
+            moment = datetime.fromisoformat(next_rotation).timestamp()
+            self.next_rotation.labels(*key).set(moment)
+        else:
+            self._remove_next_rotation(key)
+
+    def failed(self, key: Key) -> None:
+        self.errors.labels(key[0]).inc()
+
+    def forget(self, key: Key) -> None:
+        """The resource is gone: drop its series."""
+        was_ready = self._ready_state.pop(key, None)
+        if was_ready is not None:
+            (self.ready if was_ready else self.not_ready).labels(key[0]).dec()
+        self._remove_next_rotation(key)
+
+    def _set_ready(self, key: Key, ready: bool) -> None:
+        before = self._ready_state.get(key)
+        if before == ready:
+            return
+        if before is not None:
+            (self.ready if before else self.not_ready).labels(key[0]).dec()
+        (self.ready if ready else self.not_ready).labels(key[0]).inc()
+        self._ready_state[key] = ready
+
+    def _remove_next_rotation(self, key: Key) -> None:
+        with contextlib.suppress(KeyError):
+            self.next_rotation.remove(*key)
+
+
+def start_metrics_server(port: int) -> None:
     start_http_server(port)

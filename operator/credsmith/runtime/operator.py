@@ -19,6 +19,7 @@ from credsmith.runtime.controller import Controller, KindConfig
 from credsmith.runtime.health import Health
 from credsmith.runtime.kube import Kube, load_config
 from credsmith.runtime.leader import LeaderElector, LeaseConfig
+from credsmith.runtime.metrics import Metrics, start_metrics_server
 
 log = logging.getLogger("credsmith")
 
@@ -130,7 +131,8 @@ async def run_operator(options: OperatorOptions, kinds: list[KindConfig] | None 
 
 
 async def _operate(options: OperatorOptions, kube: Kube, kinds: list[KindConfig] | None) -> None:
-    controller = Controller(kube, kinds or default_kinds(), workers=options.workers)
+    metrics = Metrics() if options.metrics_port else None
+    controller = Controller(kube, kinds or default_kinds(), options.workers, metrics)
     registry = kopf.OperatorRegistry()
     controller.register(registry)
 
@@ -140,9 +142,7 @@ async def _operate(options: OperatorOptions, kube: Kube, kinds: list[KindConfig]
         return connection_info(kube.api.configuration)
 
     if options.metrics_port:
-        from credsmith.runtime.metrics import start_metrics_server
-
-        start_metrics_server(options.metrics_port, controller)
+        start_metrics_server(options.metrics_port)
 
     operator = kopf.operator(
         registry=registry,
