@@ -53,6 +53,26 @@ def test_no_repeats(alphabet: SecretAlphabet) -> None:
     assert len({new_secret(length, alphabet) for _ in range(10_000)}) == 10_000
 
 
+def test_no_repeats_in_100k_draws() -> None:
+    draws = {new_secret(22, SecretAlphabet.ALPHANUMERIC) for _ in range(100_000)}
+    assert len(draws) == 100_000
+
+
+@pytest.mark.parametrize("alphabet", list(SecretAlphabet))
+def test_every_position_is_uniform(alphabet: SecretAlphabet) -> None:
+    """The same chi-square bound as above, per position: no position is biased (a
+    generator that, say, never starts with a digit would fail here)."""
+    chars = ALPHABETS[alphabet]
+    length = min_length(alphabet)
+    draws = [new_secret(length, alphabet) for _ in range(60 * len(chars))]
+    df = len(chars) - 1
+    for position in range(length):
+        counts = Counter(draw[position] for draw in draws)
+        expected = len(draws) / len(chars)
+        chi2 = sum((counts[c] - expected) ** 2 / expected for c in chars)
+        assert chi2 < df + 8 * math.sqrt(2 * df), f"position {position}"
+
+
 def test_prefix_is_prepended_verbatim() -> None:
     secret = new_secret(32, SecretAlphabet.HEX, prefix="sk_live_")
     assert secret.startswith("sk_live_")
