@@ -29,8 +29,10 @@ format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-crds: $(INSTALLED)  ## regenerate crds/ from the API models
+crds: $(INSTALLED)  ## regenerate crds/ from the API models, and the chart's and kustomize's copies
 	$(BIN)/credsmith crds --output-dir crds
+	cp crds/*.yaml charts/credsmith/crds/
+	cp crds/*.yaml deploy/crds/
 
 cluster:  ## build the control plane binary and helm (skipped when current)
 	tests/cluster/build.sh >/dev/null

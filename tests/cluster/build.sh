@@ -12,27 +12,38 @@ mkdir -p "$bin"
 # readonly: go.sum pins every module; a build never rewrites go.mod.
 export GOFLAGS="-buildvcs=false -mod=readonly"
 
-stamp_of() { # the hash of a module's sources and of the toolchain
-  (cd "$1" && go version && cat go.mod go.sum && find . -maxdepth 1 -name '*.go' -print0 | sort -z | xargs -0r cat) |
-    sha256sum | cut -c1-32
+# The components report the Kubernetes version they are built from (kubectl version,
+# /version), so that charts' kubeVersion constraints work against this cluster.
+k8s_version=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "$here/go.mod")
+test -n "$k8s_version" || { echo "no k8s.io/kubernetes version in go.mod" >&2; exit 1; }
+k8s_minor=$(echo "$k8s_version" | cut -d. -f2)
+version_flags="-X k8s.io/component-base/version.gitVersion=$k8s_version"
+version_flags+=" -X k8s.io/component-base/version.gitMajor=1"
+version_flags+=" -X k8s.io/component-base/version.gitMinor=$k8s_minor"
+version_flags+=" -X k8s.io/client-go/pkg/version.gitVersion=$k8s_version"
+
+stamp_of() { # the hash of a module's sources, the build flags and the toolchain
+  (cd "$1" && go version && echo "$2" && cat go.mod go.sum &&
+    find . -maxdepth 1 -name '*.go' -print0 | sort -z | xargs -0r cat) | sha256sum | cut -c1-32
 }
 
-build() { # build NAME MODULE_DIR PACKAGE
-  local name=$1 dir=$2 pkg=$3 stamp
-  stamp=$(stamp_of "$dir")
+build() { # build NAME MODULE_DIR PACKAGE LDFLAGS
+  local name=$1 dir=$2 pkg=$3 ldflags=$4 stamp
+  stamp=$(stamp_of "$dir" "$ldflags")
   if [[ -x $bin/$name && -f $bin/$name.stamp && $(cat "$bin/$name.stamp") == "$stamp" ]]; then
     echo "$name: up to date" >&2
     return
   fi
   echo "$name: building (a cold build takes many minutes)" >&2
   local start=$SECONDS
-  (cd "$dir" && go build -trimpath -ldflags="-s -w" -o "$bin/$name.tmp" "$pkg")
+  (cd "$dir" && go build -trimpath -ldflags="-s -w $ldflags" -o "$bin/$name.tmp" "$pkg")
   mv "$bin/$name.tmp" "$bin/$name"
   echo "$stamp" >"$bin/$name.stamp"
   echo "$name: built in $((SECONDS - start))s, $(du -h "$bin/$name" | cut -f1)" >&2
 }
 
-build credsmith-cluster "$here" .
-build helm "$here/helm" helm.sh/helm/v4/cmd/helm
+build credsmith-cluster "$here" . "$version_flags"
+helm_version=$(awk '$1 == "helm.sh/helm/v4" {print $2}' "$here/helm/go.mod")
+build helm "$here/helm" helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.version=$helm_version"
 ln -sf credsmith-cluster "$bin/kubectl"
 echo "$bin"

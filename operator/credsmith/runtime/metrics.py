@@ -69,6 +69,9 @@ class Metrics:
             "Keys with a scheduled wake-up (rotation, overlap expiry, retry)",
             registry=registry,
         )
+        self.leader = Gauge(
+            "credsmith_leader", "1 on the replica that holds the Lease and acts", registry=registry
+        )
         self._ready_state: dict[Key, bool] = {}
 
     def watch_queue(self, depth: Callable[[], int], scheduled: Callable[[], int]) -> None:

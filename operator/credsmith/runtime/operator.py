@@ -50,6 +50,9 @@ def kopf_settings(workers: int) -> kopf.OperatorSettings:
     # Only Secrets we manage are watched and cached: selected by the apiserver.
     settings.watching.label_selectors["v1", "secrets"] = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
     settings.execution.max_workers = workers
+    # The resources are known; scanning for CRDs and namespaces would need cluster-wide
+    # list/watch that least-privilege RBAC does not grant (kopf retries 403s for ~55 s).
+    settings.scanning.disabled = True
     return settings
 
 
@@ -102,6 +105,10 @@ async def run_operator(options: OperatorOptions, kinds: list[KindConfig] | None 
     api = load_config(options.kubeconfig, pool_size=options.workers + 4)
     kube = Kube(api)
     health = Health(probe_api=kube.probe)
+    # Served by standbys too, so Prometheus sees every replica (credsmith_leader says which).
+    metrics = Metrics() if options.metrics_port else None
+    if options.metrics_port:
+        start_metrics_server(options.metrics_port)
     runner = await health.serve(options.liveness_port) if options.liveness_port else None
     try:
         if options.leader_elect:
@@ -119,19 +126,27 @@ async def run_operator(options: OperatorOptions, kinds: list[KindConfig] | None 
 
             async def lead() -> None:
                 health.role = "leader"
-                await _operate(options, kube, kinds)
+                if metrics is not None:
+                    metrics.leader.set(1)
+                await _operate(options, kube, kinds, metrics)
 
             await elector.run(lead)
         else:
             health.role = "leader"
-            await _operate(options, kube, kinds)
+            if metrics is not None:
+                metrics.leader.set(1)
+            await _operate(options, kube, kinds, metrics)
     finally:
         if runner is not None:
             await runner.cleanup()
 
 
-async def _operate(options: OperatorOptions, kube: Kube, kinds: list[KindConfig] | None) -> None:
-    metrics = Metrics() if options.metrics_port else None
+async def _operate(
+    options: OperatorOptions,
+    kube: Kube,
+    kinds: list[KindConfig] | None,
+    metrics: Metrics | None,
+) -> None:
     controller = Controller(kube, kinds or default_kinds(), options.workers, metrics)
     registry = kopf.OperatorRegistry()
     controller.register(registry)
@@ -140,9 +155,6 @@ async def _operate(options: OperatorOptions, kube: Kube, kinds: list[KindConfig]
     def login(**_: object) -> kopf.ConnectionInfo:
         # kopf watches with the same identity as our own API calls.
         return connection_info(kube.api.configuration)
-
-    if options.metrics_port:
-        start_metrics_server(options.metrics_port)
 
     operator = kopf.operator(
         registry=registry,

@@ -199,13 +199,14 @@ def test_deployment(helm: Path) -> None:
         "--leader-elect",
         "--leader-election-namespace=$(POD_NAMESPACE)",
         "--leader-election-id=credsmith-operator",
+        "--lease-duration=15",
     ]
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in main["env"]}
     assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
     ports = {p["name"]: p["containerPort"] for p in main["ports"]}
     assert ports == {"metrics": 8080, "healthz": 8081}
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert main[probe]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "healthz"}
     # The restricted Pod Security Standard, and a writable /tmp on a read-only root.
     assert pod["securityContext"] == {
         "runAsNonRoot": True,
@@ -381,6 +382,7 @@ def test_rbac_can_be_left_to_the_user(helm: Path) -> None:
         ("logLevel=TRACE", "/logLevel"),
         ("workers=many", "/workers"),
         ("metrics.port=70000", "/metrics/port"),
+        ("leaderElection.leaseDuration=1", "/leaderElection/leaseDuration"),
         ("podDisruptionBudget.enabled=maybe", "/podDisruptionBudget/enabled"),
         ("serviceAccount.create=yes", "/serviceAccount/create"),
     ],

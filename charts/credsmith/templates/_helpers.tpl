@@ -1,0 +1,104 @@
+{{/* The chart name, or nameOverride. */}}
+{{- define "credsmith.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The prefix of every object name: fullnameOverride, else the release name (plus the
+chart name unless the release name contains it). "credsmith" for a release named so.
+*/}}
+{{- define "credsmith.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "credsmith.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The labels that select the operator pods; they never change after install. */}}
+{{- define "credsmith.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "credsmith.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The labels of every object. */}}
+{{- define "credsmith.labels" -}}
+helm.sh/chart: {{ include "credsmith.chart" . }}
+{{ include "credsmith.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "credsmith.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "credsmith.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The name of the leader-election Lease. */}}
+{{- define "credsmith.leaderElectionId" -}}
+{{- default (printf "%s-operator" (include "credsmith.fullname" .)) .Values.leaderElection.id }}
+{{- end }}
+
+{{- define "credsmith.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "credsmith.podDisruptionBudget" -}}
+{{- if kindIs "bool" .Values.podDisruptionBudget.enabled }}
+{{- if .Values.podDisruptionBudget.enabled }}true{{ end }}
+{{- else if gt (int .Values.replicaCount) 1 }}true
+{{- end }}
+{{- end }}
+
+{{/*
+What the operator does with the API, and nothing more (granted cluster-wide by the
+ClusterRole, or per watched namespace by a Role):
+- its resources: list and watch (kopf's watches and caches); it never writes them...
+- ...except their status subresource, with a JSON merge patch;
+- Secrets: list and watch (only those labelled app.kubernetes.io/managed-by=credsmith:
+  RBAC cannot restrict by label), get (a name conflict), create and update (replace).
+  No patch, no delete: owned Secrets are deleted by the garbage collector;
+- Events: create (core/v1).
+Discovery (/api, /apis) is open to every authenticated user. The Lease is granted
+separately, in the release namespace only (credsmith.leaderElectionRules).
+*/}}
+{{- define "credsmith.rules" -}}
+- apiGroups: ["credsmith.io"]
+  resources: ["serviceaccountcredentials", "apiclients"]
+  verbs: ["list", "watch"]
+- apiGroups: ["credsmith.io"]
+  resources: ["serviceaccountcredentials/status", "apiclients/status"]
+  verbs: ["patch"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create", "update"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end }}
+
+{{/*
+Leader election: get and update its own Lease only (resourceNames), and create it
+(RBAC cannot restrict create by name, so that rule has none).
+*/}}
+{{- define "credsmith.leaderElectionRules" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  resourceNames: [{{ include "credsmith.leaderElectionId" . | quote }}]
+  verbs: ["get", "update"]
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["create"]
+{{- end }}
