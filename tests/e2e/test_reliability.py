@@ -263,3 +263,61 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def test_sigkills_during_rotations_never_leave_a_secret_without_a_value(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    names = [f"r{i:02d}" for i in range(60)]
+    for name in names:
+        body = manifest(
+            "ServiceAccountCredential",
+            name,
+            {"serviceAccount": name, "rotation": {"period": "4s", "overlap": "2s"}},
+        )
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    wait_for(lambda: ready_count(custom, namespace) == (60, 60), 60, what="60 Ready")
+
+    versions: defaultdict[str, list[tuple[str, str | None]]] = defaultdict(list)
+    stop = threading.Event()
+
+    def record() -> None:
+        stream = watch.Watch()
+        while not stop.is_set():
+            for event in stream.stream(core.list_namespaced_secret, namespace, timeout_seconds=3):
+                secret = event["object"]
+                value = (secret.data or {}).get("client_secret")
+                revision = (secret.metadata.annotations or {}).get("credsmith.io/revision", "?")
+                decoded = base64.b64decode(value).decode() if value else None
+                if decoded:
+                    exposure.values.add(decoded)
+                versions[secret.metadata.name].append((revision, decoded))
+                if stop.is_set():
+                    break
+
+    recorder = threading.Thread(target=record, daemon=True)
+    recorder.start()
+    rng = random.Random(7)
+    for _ in range(10):
+        time.sleep(rng.uniform(0.5, 3.0))
+        operator.kill()
+        operator.start()
+    time.sleep(10)  # rotations continue after the last restart
+    stop.set()
+    recorder.join(10)
+
+    assert set(versions) == set(names)
+    rotated = 0
+    for name, seen in versions.items():
+        assert all(value for _, value in seen), f"{name} was seen without a current value"
+        values_by_revision: defaultdict[str, set[str | None]] = defaultdict(set)
+        for revision, value in seen:
+            values_by_revision[revision].add(value)
+        assert all(len(v) == 1 for v in values_by_revision.values()), f"{name}: two values"
+        rotated += len(values_by_revision) - 1
+    assert rotated >= 60  # rotations really happened while the operator was being killed

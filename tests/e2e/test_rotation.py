@@ -262,3 +262,31 @@ def status_of_client(custom: client.CustomObjectsApi, namespace: str) -> dict[st
     obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "apiclients", "dashboard")
     status: dict[str, Any] = obj.get("status") or {}
     return status
+
+
+def test_restart_during_an_overlap_still_removes_the_previous_value_on_time(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    body = sacred("overlapping", rotation={"overlap": "12s"})
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+    wait_revision(custom, namespace, "overlapping", 1, 60)
+    body["metadata"]["annotations"] = {"credsmith.io/rotate": "once"}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+    rotated = wait_revision(custom, namespace, "overlapping", 2, 30)
+    assert "client_secret_previous" in data_of(core, exposure, namespace, "overlapping")
+
+    operator.stop()
+    time.sleep(3)
+    operator.start()  # the schedule is rebuilt from what is stored, not remembered
+
+    def previous_gone() -> bool:
+        return "client_secret_previous" not in data_of(core, exposure, namespace, "overlapping")
+
+    wait_for(previous_gone, 30, interval=0.2, what="the previous value to expire")
+    assert abs(time.time() - at(rotated["previousExpiresAt"])) < 5
+    assert status_of(custom, namespace, "overlapping")["revision"] == 2
