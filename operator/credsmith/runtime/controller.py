@@ -80,7 +80,8 @@ class Controller:
         # Objects we wrote, until the watch delivers them: read-your-writes for the
         # next pass, so it neither writes the same thing twice nor trips on a 409.
         self._written_secrets: dict[tuple[str, str], SecretSnapshot] = {}
-        self._written_status: dict[Key, Mapping[str, Any]] = {}
+        # Our last status patch of a key: (its resourceVersion, the status written).
+        self._written_status: dict[Key, tuple[str, Mapping[str, Any]]] = {}
         self._failures: dict[Key, int] = {}
         self._crash_after_secret_write = bool(os.environ.get(CRASH_AFTER_SECRET_WRITE))
         self.membership = RegistryMembership()
@@ -112,11 +113,14 @@ class Controller:
             self._capture(kwargs)
             meta = body.get("metadata", {})
             namespace, name = meta.get("namespace", ""), meta.get("name", "")
-            self._written_secrets.pop((namespace, name), None)
+            written = self._written_secrets.pop((namespace, name), None)
+            # The echo of our own write changes nothing for its owner: no pass needed.
+            echo = written is not None and written.resource_version == meta.get("resourceVersion")
             owner = (meta.get("annotations") or {}).get(OWNER_ANNOTATION, "")
             kind, _, owner_name = owner.partition("/")
             if kind in self.kinds and owner_name:
-                self.queue.add((kind, namespace, owner_name))
+                if not echo:
+                    self.queue.add((kind, namespace, owner_name))
                 # Its hashes feed the registry document, if it is listed in one.
                 if registry_name := self.membership.registry_of(namespace, owner_name):
                     self.queue.add((REGISTRY_KIND, namespace, registry_name))
@@ -134,8 +138,9 @@ class Controller:
             self._capture(kwargs)
             meta = body.get("metadata", {})
             key = (config.kind, meta.get("namespace", ""), meta.get("name", ""))
-            self._written_status.pop(key, None)
-            self.queue.add(key)
+            written = self._written_status.pop(key, None)
+            if written is None or written[0] != meta.get("resourceVersion"):
+                self.queue.add(key)  # not merely the echo of our own status patch
             if config.registry_of is not None:
                 registry_name = None if type == "DELETED" else config.registry_of(body)
                 for changed in self.membership.update(key[1], key[2], registry_name):
@@ -201,9 +206,9 @@ class Controller:
             if self.metrics is not None:
                 self.metrics.forget(key)
             return  # deleted: ownerReferences let the garbage collector do the rest
-        status = self._written_status.get(key)
-        if status is not None:
-            resource = _with_status(resource, status)
+        written = self._written_status.get(key)
+        if written is not None:
+            resource = _with_status(resource, written[1])
         config = self.kinds[kind]
         secret_name = config.secret_name(resource)
         started = time.perf_counter()
@@ -228,8 +233,9 @@ class Controller:
                     await self._write_secret(namespace, secret_name, decision)
         if decision.status != resource.status:
             patch = {"status": _merge_patch(resource.status, decision.status)}
-            await self.kube.patch_status(config.plural, namespace, name, patch)
-            self._written_status[key] = decision.status
+            patched = await self.kube.patch_status(config.plural, namespace, name, patch)
+            version = str((patched.get("metadata") or {}).get("resourceVersion", ""))
+            self._written_status[key] = (version, decision.status)
         for event in decision.events:
             await self._post_event(resource, event.type, event.reason, event.message)
         if decision.requeue_at is not None:
