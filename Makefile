@@ -34,6 +34,9 @@ crds: $(INSTALLED)  ## regenerate crds/ from the API models, and the chart's and
 	cp crds/*.yaml charts/credsmith/crds/
 	cp crds/*.yaml deploy/crds/
 
+bench: $(INSTALLED) cluster  ## benchmarks (bench/README.md); BENCH_ARGS=--quick for a short run
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 cluster:  ## build the control plane binary and helm (skipped when current)
 	tests/cluster/build.sh >/dev/null
 
