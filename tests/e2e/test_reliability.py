@@ -92,13 +92,17 @@ class SecretRecorder:
 
 
 @pytest.fixture
-def replicas(cluster: Cluster, tmp_path: Path, operator: Operator) -> Iterator[list[Operator]]:
-    """Two operators in leader election; the session's operator is stopped meanwhile."""
+def replicas(
+    cluster: Cluster, tmp_path: Path, operator: Operator, exposure: Exposure
+) -> Iterator[list[Operator]]:
+    """Two operators in leader election; the session's operator is stopped meanwhile.
+    Their logs join the secrecy scan."""
     operator.stop()
     started: list[Operator] = []
     yield started
     for replica in started:
         replica.stop()
+        exposure.shown.append(replica.logs())
 
 
 def lease_holder(cluster: Cluster, namespace: str, name: str) -> str:
@@ -256,6 +260,7 @@ def test_api_server_outage_during_a_bulk_apply(
         exposure.shown.append(metrics)  # scanned for secret values by test_zz_secrecy
     finally:
         survivor.stop()
+        exposure.shown.append(survivor.logs())
 
 
 def _free_port() -> int:
