@@ -37,7 +37,7 @@ from procs import OperatorProcess
 
 BENCH_DIR = Path(__file__).resolve().parent
 CHECKOUT = BENCH_DIR.parent
-MB = 1024 * 1024
+MB = 1024 * 1024  # MiB: the table prints MiB
 
 TARGETS = {
     "bulk_over_floor": 1.5,  # at N=1000 and 5000
@@ -318,7 +318,7 @@ async def _phases(args: argparse.Namespace, ctx: phases.Context, results: dict[s
         log(
             f"bulk N={n}: {run['seconds']:.2f}s"
             + (f" = {run['over_floor']}x floor" if "over_floor" in run else "")
-            + f", peak RSS {run['memory'].get('VmHWM', 0) / MB:.0f} MB, "
+            + f", peak RSS {run['memory'].get('VmHWM', 0) / MB:.0f} MiB, "
             f"others {_others(run['cpu'])} CPUs"
         )
         if n == args.idle_size and "idle" not in args.skip:
@@ -363,7 +363,7 @@ def _others(cpu: dict[str, float]) -> str:
 
 
 def _mb(value: int | None) -> str:
-    return "-" if value is None else f"{value / MB:.0f} MB"
+    return "-" if value is None else f"{value / MB:.0f} MiB"
 
 
 def _check(value: float | None, target: float) -> str:
