@@ -80,7 +80,12 @@ def test_scheduled_rotation_keeps_the_previous_value_for_the_overlap(
     wait_for(previous_gone, 20, interval=0.2, what="the previous value to expire")
     assert abs(time.time() - at(second["previousExpiresAt"])) < 5
     assert data_of(core, exposure, namespace, "timed")["client_secret"] == v2
-    assert "previousExpiresAt" not in status_of(custom, namespace, "timed")
+    # Status follows the Secret (it is written second).
+    wait_for(
+        lambda: "previousExpiresAt" not in status_of(custom, namespace, "timed"),
+        10,
+        what="status without previousExpiresAt",
+    )
 
     wait_revision(custom, namespace, "timed", 3, 30)
     rotated = core.list_namespaced_event(namespace, field_selector="involvedObject.name=timed")

@@ -65,6 +65,7 @@ class ResourceSnapshot:
     annotations: Mapping[str, str]
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
+    resource_version: str = ""
 
     @classmethod
     def from_api(cls, obj: Mapping[str, Any]) -> ResourceSnapshot:
@@ -80,6 +81,7 @@ class ResourceSnapshot:
             annotations=dict(meta.get("annotations") or {}),
             spec=dict(obj.get("spec") or {}),
             status=dict(obj.get("status") or {}),
+            resource_version=str(meta.get("resourceVersion", "")),
         )
 
     @property

@@ -235,7 +235,10 @@ class Controller:
             patch = {"status": _merge_patch(resource.status, decision.status)}
             patched = await self.kube.patch_status(config.plural, namespace, name, patch)
             version = str((patched.get("metadata") or {}).get("resourceVersion", ""))
-            self._written_status[key] = (version, decision.status)
+            indexed: ResourceSnapshot | None = self._lookup(self.resources, key)
+            if indexed is None or indexed.resource_version != version:
+                # Until the watch delivers it (unless it already has: then no entry).
+                self._written_status[key] = (version, decision.status)
         for event in decision.events:
             await self._post_event(resource, event.type, event.reason, event.message)
         if decision.requeue_at is not None:
@@ -280,7 +283,7 @@ class Controller:
                 if not decision.conflict:
                     raise  # ours after all, created meanwhile: retry from the cache
             else:
-                self._written_secrets[(namespace, name)] = SecretSnapshot.from_api(written)
+                self._remember_secret(SecretSnapshot.from_api(written))
                 self._registry_conflicts.discard((namespace, name))
                 log.info("Registry %s/%s: %d clients", namespace, name, decision.clients)
         if decision.conflict and (namespace, name) not in self._registry_conflicts:
@@ -302,7 +305,15 @@ class Controller:
             written = await self.kube.replace_secret(namespace, name, decision.secret)
         if self._crash_after_secret_write:
             os._exit(CRASH_EXIT_CODE)  # fault injection for the crash-consistency tests
-        self._written_secrets[(namespace, name)] = SecretSnapshot.from_api(written)
+        self._remember_secret(SecretSnapshot.from_api(written))
+
+    def _remember_secret(self, written: SecretSnapshot) -> None:
+        """Read-your-writes until the watch delivers the write (unless it already has)."""
+        indexed: SecretSnapshot | None = self._lookup(
+            self.secrets, (written.namespace, written.name)
+        )
+        if indexed is None or indexed.resource_version != written.resource_version:
+            self._written_secrets[(written.namespace, written.name)] = written
 
     async def _post_event(
         self, resource: ResourceSnapshot, type_: str, reason: str, message: str
