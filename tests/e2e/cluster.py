@@ -177,6 +177,16 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:12]
 
 
+def load_registry(core: Any, namespace: str, name: str, directory: Path) -> Any:
+    """The registry Secret's clients.json as an API server would mount and load it."""
+    from credsmith.registry import ClientRegistry
+
+    secret = core.read_namespaced_secret(name, namespace)
+    path = directory / f"{name}-{time.monotonic_ns()}.json"
+    path.write_bytes(base64.b64decode(secret.data["clients.json"]))
+    return ClientRegistry.load(path)
+
+
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from credsmith.registry import ClientRegistry
 from tests.e2e.cluster import (
     GROUP,
     VERSION,
     Cluster,
     Exposure,
     Operator,
+    load_registry,
     manifest,
     ready_condition,
     wait_for,
@@ -53,15 +53,6 @@ def registry_document(core: client.CoreV1Api, namespace: str, name: str) -> dict
     secret = core.read_namespaced_secret(name, namespace)
     document: dict[str, Any] = json.loads(base64.b64decode(secret.data["clients.json"]))
     return document
-
-
-def registry_file(
-    core: client.CoreV1Api, namespace: str, name: str, tmp_path: Path
-) -> ClientRegistry:
-    secret = core.read_namespaced_secret(name, namespace)
-    path = tmp_path / f"{name}.json"
-    path.write_bytes(base64.b64decode(secret.data["clients.json"]))
-    return ClientRegistry.load(path)
 
 
 def secrets_of(
@@ -104,7 +95,7 @@ def test_two_hundred_clients_in_one_registry(
 
     wait_for(lambda: listed(200), 120, interval=1, what="200 registry entries")
     secrets = secrets_of(core, exposure, namespace)
-    registry = registry_file(core, namespace, "registry", tmp_path)
+    registry = load_registry(core, namespace, "registry", tmp_path)
     for name in names:
         data = secrets[name]
         found = registry.verify(data["client_id"], data["client_secret"])
@@ -123,7 +114,7 @@ def test_two_hundred_clients_in_one_registry(
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(delete, names[:50]))
     wait_for(lambda: listed(150), 120, interval=1, what="150 registry entries")
-    registry = registry_file(core, namespace, "registry", tmp_path)
+    registry = load_registry(core, namespace, "registry", tmp_path)
     deleted = secrets[names[0]]
     assert registry.verify(deleted["client_id"], deleted["client_secret"]) is None
     kept = secrets[names[100]]
@@ -178,7 +169,7 @@ def test_each_hash_scheme_verifies(
 
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "gone")
     wait_for(lambda: listed(2), 60, what="2 entries")
-    registry = registry_file(core, namespace, "verifiers", tmp_path)
+    registry = load_registry(core, namespace, "verifiers", tmp_path)
     for name in ("one", "two"):
         assert registry.verify(secrets[name]["client_id"], secrets[name]["client_secret"])
         assert (

@@ -14,7 +14,16 @@ from typing import Any
 from kubernetes import client
 
 from credsmith.registry import ClientRegistry
-from tests.e2e.cluster import GROUP, VERSION, Cluster, Exposure, Operator, manifest, wait_for
+from tests.e2e.cluster import (
+    GROUP,
+    VERSION,
+    Cluster,
+    Exposure,
+    Operator,
+    load_registry,
+    manifest,
+    wait_for,
+)
 
 PLURAL = "serviceaccountcredentials"
 
@@ -230,12 +239,10 @@ def test_api_client_registry_verifies_both_secrets_during_the_overlap(
 
     def registry() -> ClientRegistry | None:
         try:
-            secret = core.read_namespaced_secret("clients", namespace)
+            found: ClientRegistry = load_registry(core, namespace, "clients", tmp_path)
         except client.ApiException:
             return None
-        path = tmp_path / f"clients-{time.monotonic_ns()}.json"
-        path.write_bytes(base64.b64decode(secret.data["clients.json"]))
-        return ClientRegistry.load(path)
+        return found
 
     def verifies(client_id: str, value: str) -> bool:
         found = registry()
