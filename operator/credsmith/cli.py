@@ -117,9 +117,6 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if level != "DEBUG":
-        # kopf reports every handler call at INFO; our controller says what matters.
-        logging.getLogger("kopf").setLevel(logging.WARNING)
 
 
 def _run(args: argparse.Namespace) -> int:

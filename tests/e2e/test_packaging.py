@@ -189,9 +189,8 @@ def restricted_operator(
         exposure.shown.append(process.logs())
     refused = forbidden_lines(process.logs())
     assert refused == [], (
-        "the operator asked for more than the chart grants. If these are kopf's scans "
-        "of namespaces or CRDs, set settings.scanning.disabled = True in "
-        "credsmith.runtime.operator.kopf_settings:\n" + "\n".join(refused[:6])
+        "the operator asked for more than the chart grants (charts/credsmith/templates "
+        "RBAC, or the calls in credsmith.runtime):\n" + "\n".join(refused[:6])
     )
 
 

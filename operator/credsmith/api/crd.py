@@ -139,7 +139,7 @@ KINDS = (
 
 def _root_schema(kind: KindDefinition) -> dict[str, Any]:
     status = structural_schema(kind.status, "status")
-    # Tolerate fields a newer operator (or kopf) writes: status is ours, not the user's.
+    # Tolerate fields a newer operator writes: status is ours, not the user's.
     status["x-kubernetes-preserve-unknown-fields"] = True
     return {
         "type": "object",

@@ -1,10 +1,10 @@
 """The control loop: watch events become queued keys; workers reconcile a key at a time.
 
-kopf supplies the watches and, through its indexes, in-memory caches of the
-resources and of the Secrets we manage (filtered server-side by label). kopf runs
-no handler until every index has its initial listing, so a worker never mistakes a
-Secret it has not seen yet for a missing one. Handlers persist nothing: no kopf
-annotations, no finalizers, no status fields of kopf's own.
+Informers list and watch the resources and the Secrets we manage (filtered
+server-side by label) into in-memory caches. Workers start once every cache holds
+its first listing, so a worker never mistakes a Secret it has not seen yet for a
+missing one. Nothing is persisted on the objects but their status and Secrets: no
+annotations of the operator's own on resources, no finalizers.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
-
-import kopf
 
 from credsmith import GROUP, VERSION
 from credsmith.reconcile.registry import REGISTRY_KIND, reconcile_registry
@@ -29,9 +28,11 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.runtime.informer import Informer, ObjectKey
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.membership import RegistryMembership
 from credsmith.runtime.metrics import Metrics
+from credsmith.runtime.session import ApiSession
 from credsmith.runtime.workqueue import WorkQueue
 
 log = logging.getLogger("credsmith.controller")
@@ -74,9 +75,9 @@ class Controller:
         self.kinds = {k.kind: k for k in kinds}
         self.workers = workers
         self.queue: WorkQueue[Key] = WorkQueue()
-        # Set by the first handler call (kopf passes indexes to handlers only).
-        self.resources: Mapping[Any, Any] | None = None
-        self.secrets: Mapping[Any, Any] | None = None
+        # The informers' caches: resources by kind, and the Secrets we manage.
+        self.resources: dict[str, dict[ObjectKey, ResourceSnapshot]] = {k: {} for k in self.kinds}
+        self.secrets: dict[ObjectKey, SecretSnapshot] = {}
         # Objects we wrote, until the watch delivers them: read-your-writes for the
         # next pass, so it neither writes the same thing twice nor trips on a 409.
         self._written_secrets: dict[tuple[str, str], SecretSnapshot] = {}
@@ -87,82 +88,85 @@ class Controller:
         self.membership = RegistryMembership()
         self._registry_conflicts: set[tuple[str, str]] = set()
 
-    # ---- kopf wiring -------------------------------------------------------------
+    # ---- watching -----------------------------------------------------------------
 
-    def register(self, registry: kopf.OperatorRegistry) -> None:
-        for config in self.kinds.values():
-            self._register_kind(registry, config)
+    def informers(self, session: ApiSession, namespaces: Sequence[str]) -> list[Informer[Any]]:
+        """List+watch of each kind, and of the Secrets we manage (selected by label), in
+        each namespace served (or cluster-wide), feeding the caches and the queue."""
+        informers: list[Informer[Any]] = []
+        scopes: list[str | None] = [*namespaces] or [None]
+        for namespace in scopes:
+            scope = f"/namespaces/{namespace}" if namespace else ""
+            for config in self.kinds.values():
+                informers.append(
+                    Informer(
+                        session,
+                        f"/apis/{GROUP}/{VERSION}{scope}/{config.plural}",
+                        ResourceSnapshot.from_api,
+                        partial(self._resource_changed, config),
+                        cache=self.resources[config.kind],
+                        namespace=namespace,
+                    )
+                )
+            informers.append(
+                Informer(
+                    session,
+                    f"/api/v1{scope}/secrets",
+                    SecretSnapshot.from_api,
+                    self._secret_changed,
+                    label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
+                    cache=self.secrets,
+                    namespace=namespace,
+                )
+            )
+        return informers
 
-        @kopf.index(
-            "v1",
-            "secrets",
-            labels={MANAGED_BY_LABEL: MANAGED_BY},
-            registry=registry,
-            id="credsmith_secrets",
-        )
-        async def credsmith_secrets(
-            body: kopf.Body, **_: Any
-        ) -> dict[tuple[str, str], SecretSnapshot]:
-            snapshot = SecretSnapshot.from_api(body)
-            return {(snapshot.namespace, snapshot.name): snapshot}
+    def _secret_changed(self, type_: str, body: Mapping[str, Any], secret: SecretSnapshot) -> None:
+        namespace, name = secret.namespace, secret.name
+        written = self._written_secrets.pop((namespace, name), None)
+        # The echo of our own write changes nothing for its owner: no pass needed.
+        echo = written is not None and written.resource_version == secret.resource_version
+        owner = secret.annotations.get(OWNER_ANNOTATION, "")
+        kind, _, owner_name = owner.partition("/")
+        if kind in self.kinds and owner_name:
+            if not echo:
+                self.queue.add((kind, namespace, owner_name))
+            # Its hashes feed the registry document, if it is listed in one.
+            if registry_name := self.membership.registry_of(namespace, owner_name):
+                self.queue.add((REGISTRY_KIND, namespace, registry_name))
+        elif kind == REGISTRY_KIND and owner_name:
+            self.queue.add((REGISTRY_KIND, namespace, owner_name))
 
-        @kopf.on.event(
-            "v1", "secrets", labels={MANAGED_BY_LABEL: MANAGED_BY}, registry=registry, id="secret"
-        )
-        async def secret_event(body: kopf.Body, **kwargs: Any) -> None:
-            self._capture(kwargs)
-            meta = body.get("metadata", {})
-            namespace, name = meta.get("namespace", ""), meta.get("name", "")
-            written = self._written_secrets.pop((namespace, name), None)
-            # The echo of our own write changes nothing for its owner: no pass needed.
-            echo = written is not None and written.resource_version == meta.get("resourceVersion")
-            owner = (meta.get("annotations") or {}).get(OWNER_ANNOTATION, "")
-            kind, _, owner_name = owner.partition("/")
-            if kind in self.kinds and owner_name:
-                if not echo:
-                    self.queue.add((kind, namespace, owner_name))
-                # Its hashes feed the registry document, if it is listed in one.
-                if registry_name := self.membership.registry_of(namespace, owner_name):
-                    self.queue.add((REGISTRY_KIND, namespace, registry_name))
-            elif kind == REGISTRY_KIND and owner_name:
-                self.queue.add((REGISTRY_KIND, namespace, owner_name))
-
-    def _register_kind(self, registry: kopf.OperatorRegistry, config: KindConfig) -> None:
-        @kopf.index(GROUP, VERSION, config.plural, registry=registry, id="credsmith_resources")
-        async def credsmith_resources(body: kopf.Body, **_: Any) -> dict[Key, ResourceSnapshot]:
-            snapshot = ResourceSnapshot.from_api(body)
-            return {(config.kind, snapshot.namespace, snapshot.name): snapshot}
-
-        @kopf.on.event(GROUP, VERSION, config.plural, registry=registry, id=f"{config.kind}-event")
-        async def resource_event(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
-            self._capture(kwargs)
-            meta = body.get("metadata", {})
-            key = (config.kind, meta.get("namespace", ""), meta.get("name", ""))
-            written = self._written_status.pop(key, None)
-            if written is None or written[0] != meta.get("resourceVersion"):
-                self.queue.add(key)  # not merely the echo of our own status patch
-            if config.registry_of is not None:
-                registry_name = None if type == "DELETED" else config.registry_of(body)
-                for changed in self.membership.update(key[1], key[2], registry_name):
-                    self.queue.add((REGISTRY_KIND, key[1], changed))
-
-    def _capture(self, handler_kwargs: Mapping[str, Any]) -> None:
-        """Keep kopf's indexes, which it hands to handlers by their names."""
-        self.resources = handler_kwargs["credsmith_resources"]
-        self.secrets = handler_kwargs["credsmith_secrets"]
+    def _resource_changed(
+        self, config: KindConfig, type_: str, body: Mapping[str, Any], resource: ResourceSnapshot
+    ) -> None:
+        key = (config.kind, resource.namespace, resource.name)
+        written = self._written_status.pop(key, None)
+        if written is None or written[0] != resource.resource_version:
+            self.queue.add(key)  # not merely the echo of our own status patch
+        if config.registry_of is not None:
+            registry_name = None if type_ == "DELETED" else config.registry_of(body)
+            for changed in self.membership.update(key[1], key[2], registry_name):
+                self.queue.add((REGISTRY_KIND, key[1], changed))
 
     # ---- workers -------------------------------------------------------------------
 
-    async def run(self) -> None:
-        tasks = [asyncio.create_task(self.queue.run_scheduler(), name="scheduler")]
-        tasks += [
-            asyncio.create_task(self._worker(), name=f"worker-{i}") for i in range(self.workers)
-        ]
+    async def run(self, informers: Sequence[Informer[Any]]) -> None:
+        tasks = [asyncio.create_task(i.run(), name=f"watch {i.path}") for i in informers]
         try:
+            # No pass before every cache holds its first listing: a Secret not seen yet
+            # would look missing and be issued again.
+            await asyncio.gather(*(i.synced.wait() for i in informers))
+            log.info("Watching: %s", ", ".join(i.path for i in informers))
+            tasks.append(asyncio.create_task(self.queue.run_scheduler(), name="scheduler"))
+            tasks += [
+                asyncio.create_task(self._worker(), name=f"worker-{i}") for i in range(self.workers)
+            ]
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _worker(self) -> None:
         while True:
@@ -183,24 +187,20 @@ class Controller:
             finally:
                 self.queue.done(key)
 
-    def _lookup(self, index: Mapping[Any, Any] | None, key: Any) -> Any:
-        if index is None or key not in index:
-            return None
-        for value in index[key]:
-            return value
-        return None
+    def resource(self, key: Key) -> ResourceSnapshot | None:
+        kind, namespace, name = key
+        return self.resources[kind].get((namespace, name))
 
     def secret(self, namespace: str, name: str) -> SecretSnapshot | None:
         written = self._written_secrets.get((namespace, name))
-        found: SecretSnapshot | None = written or self._lookup(self.secrets, (namespace, name))
-        return found
+        return written or self.secrets.get((namespace, name))
 
     async def reconcile(self, key: Key) -> None:
         kind, namespace, name = key
         if kind == REGISTRY_KIND:
             await self.reconcile_registry(namespace, name)
             return
-        resource: ResourceSnapshot | None = self._lookup(self.resources, key)
+        resource = self.resource(key)
         if resource is None:
             self._written_status.pop(key, None)
             if self.metrics is not None:
@@ -235,7 +235,7 @@ class Controller:
             patch = {"status": _merge_patch(resource.status, decision.status)}
             patched = await self.kube.patch_status(config.plural, namespace, name, patch)
             version = str((patched.get("metadata") or {}).get("resourceVersion", ""))
-            indexed: ResourceSnapshot | None = self._lookup(self.resources, key)
+            indexed = self.resource(key)
             if indexed is None or indexed.resource_version != version:
                 # Until the watch delivers it (unless it already has: then no entry).
                 self._written_status[key] = (version, decision.status)
@@ -256,9 +256,7 @@ class Controller:
             for kind, config in self.kinds.items():
                 if config.registry_of is None:
                     continue
-                client: ResourceSnapshot | None = self._lookup(
-                    self.resources, (kind, namespace, client_name)
-                )
+                client = self.resource((kind, namespace, client_name))
                 if client is not None:
                     secret = self.secret(namespace, config.secret_name(client))
                     members.append((client, secret))
@@ -309,9 +307,7 @@ class Controller:
 
     def _remember_secret(self, written: SecretSnapshot) -> None:
         """Read-your-writes until the watch delivers the write (unless it already has)."""
-        indexed: SecretSnapshot | None = self._lookup(
-            self.secrets, (written.namespace, written.name)
-        )
+        indexed = self.secrets.get((written.namespace, written.name))
         if indexed is None or indexed.resource_version != written.resource_version:
             self._written_secrets[(written.namespace, written.name)] = written
 

@@ -1,4 +1,4 @@
-"""Health endpoints, served by the operator itself (a standby replica has no kopf).
+"""Health endpoints, served by every replica (a standby too).
 
 - /healthz (liveness): 200 while the event loop runs. An unreachable API server is
   not a reason to restart the operator, so it does not fail this probe.

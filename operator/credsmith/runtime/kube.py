@@ -1,8 +1,7 @@
-"""The few API calls the operator makes, as async wrappers over the kubernetes client.
+"""The few API calls the operator makes.
 
-The client is synchronous; calls run in the loop's thread pool. Responses are not
-deserialised into client models (the watch caches hold what we read), which keeps
-bulk issuing cheap.
+Responses are not deserialised into client models (the watch caches hold what we
+read), which keeps bulk issuing cheap.
 """
 
 from __future__ import annotations
@@ -16,16 +15,9 @@ from typing import Any
 from kubernetes import client, config
 
 from credsmith import GROUP, VERSION
+from credsmith.runtime.session import MERGE_PATCH, ApiError, ApiSession
 
-
-class ApiError(Exception):
-    """An API call failed; `status` is the HTTP status (0 when unreachable)."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
+__all__ = ["ApiError", "Kube", "load_config"]
 
 
 def load_config(kubeconfig: str | None, pool_size: int) -> client.ApiClient:
@@ -53,10 +45,12 @@ def _error(exc: client.ApiException) -> ApiError:
 
 
 class Kube:
-    def __init__(self, api: client.ApiClient) -> None:
+    """The operator's API calls. Hot-path ones go through an aiohttp `ApiSession` on
+    the loop; the rare ones (the leader Lease) through the kubernetes client."""
+
+    def __init__(self, api: client.ApiClient, session: ApiSession | None = None) -> None:
         self.api = api
-        self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
+        self.session = session or ApiSession(api.configuration)
 
     async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Call a kubernetes-client method in a thread; return the decoded JSON."""
@@ -72,48 +66,41 @@ class Kube:
 
     async def probe(self) -> None:
         """GET /version with a short timeout: is the API server answering?"""
-        version = client.VersionApi(self.api)
-        await asyncio.to_thread(version.get_code, _request_timeout=3)
+        await self.session.request("GET", "/version", timeout=3)
 
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            result: dict[str, Any] = await self.call(
-                self.core.read_namespaced_secret, name, namespace
+            return await self.session.request(
+                "GET", f"/api/v1/namespaces/{namespace}/secrets/{name}"
             )
         except ApiError as exc:
             if exc.status == 404:
                 return None
             raise
-        return result
 
     async def create_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            self.core.create_namespaced_secret, namespace, body
+        return await self.session.request(
+            "POST", f"/api/v1/namespaces/{namespace}/secrets", body=body
         )
-        return result
 
     async def replace_secret(
         self, namespace: str, name: str, body: Mapping[str, Any]
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            self.core.replace_namespaced_secret, name, namespace, body
+        """A PUT at the body's resourceVersion: a concurrent change makes it fail (409)."""
+        return await self.session.request(
+            "PUT", f"/api/v1/namespaces/{namespace}/secrets/{name}", body=body
         )
-        return result
 
     async def patch_status(
         self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]
     ) -> dict[str, Any]:
         """A JSON merge patch of the status subresource: nothing else is ever written."""
-        result: dict[str, Any] = await self.call(
-            self.custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            namespace,
-            plural,
-            name,
-            patch,
+        return await self.session.request(
+            "PATCH",
+            f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}/status",
+            body=patch,
+            content_type=MERGE_PATCH,
         )
-        return result
 
     async def post_event(
         self,
@@ -139,4 +126,4 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        await self.call(self.core.create_namespaced_event, namespace, body)
+        await self.session.request("POST", f"/api/v1/namespaces/{namespace}/events", body=body)

@@ -1,20 +1,18 @@
-"""`credsmith run`: kopf configured for GitOps-clean objects, plus the controller."""
+"""`credsmith run`: health, metrics, leader election, and the controller with its watches."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import kopf
-
-from credsmith.reconcile.snapshots import MANAGED_BY, MANAGED_BY_LABEL
 from credsmith.runtime.controller import Controller, KindConfig
 from credsmith.runtime.health import Health
 from credsmith.runtime.kube import Kube, load_config
@@ -37,23 +35,7 @@ class OperatorOptions:
     leader_election_id: str = "credsmith-operator"
     lease_duration: float = 15.0
     identity: str = field(default_factory=lambda: socket.gethostname())
-    stop_flag: asyncio.Event | threading.Event | None = field(default=None, repr=False)
-
-
-def kopf_settings(workers: int) -> kopf.OperatorSettings:
-    settings = kopf.OperatorSettings()
-    # One replica acts at a time through our own Lease, not kopf's peering objects.
-    settings.peering.standalone = True
-    # Events are posted by the controller, with reasons of our own; kopf would post
-    # handler logs and retries as Events too.
-    settings.posting.enabled = False
-    # Only Secrets we manage are watched and cached: selected by the apiserver.
-    settings.watching.label_selectors["v1", "secrets"] = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-    settings.execution.max_workers = workers
-    # The resources are known; scanning for CRDs and namespaces would need cluster-wide
-    # list/watch that least-privilege RBAC does not grant (kopf retries 403s for ~55 s).
-    settings.scanning.disabled = True
-    return settings
+    stop_flag: asyncio.Event | None = field(default=None, repr=False)
 
 
 def default_kinds() -> list[KindConfig]:
@@ -80,24 +62,6 @@ def default_kinds() -> list[KindConfig]:
     ]
 
 
-def connection_info(configuration: Any) -> kopf.ConnectionInfo:
-    """kopf's view of a kubernetes-client configuration (kubeconfig or in-cluster)."""
-    keys = configuration.api_key or {}
-    token = keys.get("BearerToken") or keys.get("authorization") or ""
-    scheme, _, credentials = token.partition(" ")
-    return kopf.ConnectionInfo(
-        server=configuration.host,
-        ca_path=configuration.ssl_ca_cert,
-        insecure=not configuration.verify_ssl,
-        scheme=scheme or None,
-        token=credentials or None,
-        certificate_path=configuration.cert_file,
-        private_key_path=configuration.key_file,
-        username=configuration.username or None,
-        password=configuration.password or None,
-    )
-
-
 async def run_operator(options: OperatorOptions, kinds: list[KindConfig] | None = None) -> None:
     loop = asyncio.get_running_loop()
     # Blocking API calls run in this pool: one thread per worker, and a few spare.
@@ -110,35 +74,49 @@ async def run_operator(options: OperatorOptions, kinds: list[KindConfig] | None 
     if options.metrics_port:
         start_metrics_server(options.metrics_port)
     runner = await health.serve(options.liveness_port) if options.liveness_port else None
+    stop = options.stop_flag
+    if stop is None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
     try:
-        if options.leader_elect:
-            # client-go's proportions: renew within 2/3 of the lease, retry at 2/15.
-            lease = LeaseConfig(
-                options.leader_election_namespace,
-                options.leader_election_id,
-                options.identity,
-                lease_duration=options.lease_duration,
-                renew_deadline=options.lease_duration * 2 / 3,
-                retry_period=options.lease_duration * 2 / 15,
-            )
-            health.role = "standby"
-            elector = LeaderElector(kube, lease)
-
-            async def lead() -> None:
-                health.role = "leader"
-                if metrics is not None:
-                    metrics.leader.set(1)
-                await _operate(options, kube, kinds, metrics)
-
-            await elector.run(lead)
-        else:
-            health.role = "leader"
-            if metrics is not None:
-                metrics.leader.set(1)
-            await _operate(options, kube, kinds, metrics)
+        await _until_stopped(_lead_or_operate(options, kube, health, kinds, metrics), stop)
     finally:
+        await kube.session.close()
         if runner is not None:
             await runner.cleanup()
+
+
+async def _lead_or_operate(
+    options: OperatorOptions,
+    kube: Kube,
+    health: Health,
+    kinds: list[KindConfig] | None,
+    metrics: Metrics | None,
+) -> None:
+    if not options.leader_elect:
+        health.role = "leader"
+        if metrics is not None:
+            metrics.leader.set(1)
+        await _operate(options, kube, kinds, metrics)
+        return
+    # client-go's proportions: renew within 2/3 of the lease, retry at 2/15.
+    lease = LeaseConfig(
+        options.leader_election_namespace,
+        options.leader_election_id,
+        options.identity,
+        lease_duration=options.lease_duration,
+        renew_deadline=options.lease_duration * 2 / 3,
+        retry_period=options.lease_duration * 2 / 15,
+    )
+    health.role = "standby"
+
+    async def lead() -> None:
+        health.role = "leader"
+        if metrics is not None:
+            metrics.leader.set(1)
+        await _operate(options, kube, kinds, metrics)
+
+    await LeaderElector(kube, lease).run(lead)
 
 
 async def _operate(
@@ -148,26 +126,26 @@ async def _operate(
     metrics: Metrics | None,
 ) -> None:
     controller = Controller(kube, kinds or default_kinds(), options.workers, metrics)
-    registry = kopf.OperatorRegistry()
-    controller.register(registry)
+    await controller.run(controller.informers(kube.session, options.namespaces))
 
-    @kopf.on.login(registry=registry)
-    def login(**_: object) -> kopf.ConnectionInfo:
-        # kopf watches with the same identity as our own API calls.
-        return connection_info(kube.api.configuration)
 
-    operator = kopf.operator(
-        registry=registry,
-        settings=kopf_settings(options.workers),
-        standalone=True,
-        clusterwide=not options.namespaces,
-        namespaces=list(options.namespaces),
-        stop_flag=options.stop_flag,
-    )
-    control = asyncio.create_task(controller.run(), name="controller")
+async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+    """Run `work` until it ends or `stop` is set (SIGTERM/SIGINT, or the caller's flag)."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await operator
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        control.cancel()
+        for pending in (task, stopping):
+            pending.cancel()
+        await asyncio.gather(stopping, return_exceptions=True)
         with contextlib.suppress(asyncio.CancelledError):
-            await control
+            await task  # its exception, if it failed, propagates
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # an embedding program owns the signals
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)

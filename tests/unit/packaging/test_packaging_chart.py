@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "credsmith"
 RELEASE, NAMESPACE = "credsmith", "credsmith-system"
 
-# The operator's API calls (credsmith.runtime.kube, kopf's watches) and nothing else:
+# The operator's API calls (credsmith.runtime.kube, its informers) and nothing else:
 # (apiGroup, resource) -> verbs. Granted by the ClusterRole, or a Role per namespace.
 OPERATOR_RULES = {
     ("credsmith.io", "serviceaccountcredentials"): {"list", "watch"},

@@ -1,0 +1,154 @@
+"""List, then watch: an in-memory cache of one kind, and a callback for each change.
+
+The cache holds compact snapshots, not API bodies. `synced` is set once the first
+listing is in the cache: workers wait for it, so a Secret not yet seen is never
+taken for a missing one. After a disconnect the watch resumes from the last
+resourceVersion it saw; only an expired one (410) costs a new listing, which is
+then diffed against the cache so that deletions missed meanwhile are reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, Protocol, TypeVar
+
+import aiohttp
+
+from credsmith.runtime.session import ApiError, ApiSession, Gone
+
+log = logging.getLogger("credsmith.informer")
+
+ObjectKey = tuple[str, str]  # (namespace, name)
+
+PAGE_SIZE = 500
+BACKOFFS = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class Versioned(Protocol):
+    @property
+    def resource_version(self) -> str: ...
+
+
+T = TypeVar("T", bound=Versioned)
+
+# (event type ADDED | MODIFIED | DELETED, the raw object, its snapshot)
+OnChange = Callable[[str, Mapping[str, Any], Any], None]
+
+
+class Informer(Generic[T]):
+    def __init__(
+        self,
+        session: ApiSession,
+        path: str,
+        decode: Callable[[Mapping[str, Any]], T],
+        on_change: OnChange,
+        *,
+        label_selector: str | None = None,
+        cache: dict[ObjectKey, T] | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        self.session = session
+        self.path = path
+        self.decode = decode
+        self.on_change = on_change
+        self.label_selector = label_selector
+        # Informers of one kind in several namespaces share one cache.
+        self.cache: dict[ObjectKey, T] = {} if cache is None else cache
+        self.namespace = namespace
+        self.synced = asyncio.Event()
+        self._version: str | None = None
+
+    def _params(self) -> dict[str, str]:
+        return {"labelSelector": self.label_selector} if self.label_selector else {}
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                if self._version is None:
+                    await self._list()
+                    self.synced.set()
+                await self._watch()
+                failures = 0
+            except Gone:
+                log.debug("%s: resourceVersion expired; listing again", self.path)
+                self._version = None
+            except (ApiError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                # Unreachable, refused or cut off: keep trying, as the rest of the
+                # operator waits for these events and nothing else would restart them.
+                delay = BACKOFFS[min(failures, len(BACKOFFS) - 1)]
+                failures += 1
+                log.warning("%s: %s; watching again in %.1fs", self.path, _describe(exc), delay)
+                await asyncio.sleep(delay)
+
+    async def _list(self) -> None:
+        listed: dict[ObjectKey, tuple[Mapping[str, Any], T]] = {}
+        token = ""
+        while True:
+            params = {**self._params(), "limit": str(PAGE_SIZE)}
+            if token:
+                params["continue"] = token
+            try:
+                page = await self.session.request("GET", self.path, params=params, timeout=60)
+            except ApiError as exc:
+                if exc.status == 410:  # the continue token expired: start over
+                    listed, token = {}, ""
+                    continue
+                raise
+            for obj in page.get("items") or ():
+                meta = obj.get("metadata") or {}
+                listed[(meta.get("namespace", ""), meta.get("name", ""))] = (obj, self.decode(obj))
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                self._version = str((page.get("metadata") or {}).get("resourceVersion", ""))
+                break
+        for key in [k for k in self.cache if self._mine(k) and k not in listed]:
+            gone = self.cache.pop(key)
+            self.on_change("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}}, gone)
+        for key, (obj, snapshot) in listed.items():
+            known = self.cache.get(key)
+            self.cache[key] = snapshot
+            if known is None or known.resource_version != snapshot.resource_version:
+                self.on_change("ADDED" if known is None else "MODIFIED", obj, snapshot)
+
+    def _mine(self, key: ObjectKey) -> bool:
+        return self.namespace is None or key[0] == self.namespace
+
+    async def _watch(self) -> None:
+        assert self._version is not None
+        # Spread the reconnects of many informers, as client-go does.
+        seconds = random.randint(240, 300)
+        params = {
+            **self._params(),
+            "resourceVersion": self._version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(seconds),
+        }
+        async for event in self.session.watch(self.path, params, timeout=seconds + 30):
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind == "ERROR":
+                if obj.get("code") == 410:
+                    raise Gone()
+                raise ApiError(int(obj.get("code") or 0), str(obj.get("reason", "")),
+                               str(obj.get("message", "")))  # fmt: skip
+            meta = obj.get("metadata") or {}
+            self._version = str(meta.get("resourceVersion") or self._version)
+            if kind == "BOOKMARK":
+                continue
+            key = (meta.get("namespace", ""), meta.get("name", ""))
+            if kind == "DELETED":
+                gone = self.cache.pop(key, None)
+                self.on_change("DELETED", obj, gone if gone is not None else self.decode(obj))
+            elif kind in ("ADDED", "MODIFIED"):
+                snapshot = self.decode(obj)
+                self.cache[key] = snapshot
+                self.on_change(kind, obj, snapshot)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ApiError):
+        return f"{exc.status} {exc.reason}: {exc.message}"
+    return type(exc).__name__

@@ -1,0 +1,137 @@
+"""HTTP to the API server on the event loop: the hot path's requests and watch streams.
+
+One aiohttp session with the credentials of a kubernetes-client Configuration
+(kubeconfig or in-cluster), read again for every request so that rotated
+service-account tokens are picked up. The kubernetes client calls through a
+thread pool; at bulk rates that cost about 0.5 ms of CPU more per request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class ApiError(Exception):
+    """An API call failed; `status` is the HTTP status (0 when unreachable)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class Gone(Exception):
+    """410: the resourceVersion is too old to continue from; list again."""
+
+
+class ApiSession:
+    def __init__(self, configuration: Any, pool_size: int = 32) -> None:
+        self.configuration = configuration
+        self.base = str(configuration.host).rstrip("/")
+        self._ssl = _ssl_context(configuration) if self.base.startswith("https") else False
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:  # created lazily: it needs the running loop
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self._pool_size),
+                json_serialize=json.dumps,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        headers = {"Accept": JSON}
+        if content_type:
+            headers["Content-Type"] = content_type
+        # auth_settings() runs the in-cluster token refresh hook when one is set.
+        for setting in self.configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        return headers
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = JSON,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        try:
+            async with self.session.request(
+                method,
+                self.base + path,
+                data=data,
+                params=params,
+                headers=self._headers(content_type if data is not None else None),
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                payload = await response.read()
+                if response.status >= 400:
+                    raise _error(response.status, response.reason or "", payload)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiError(0, "Unreachable", type(exc).__name__) from None
+        result: dict[str, Any] = json.loads(payload) if payload else {}
+        return result
+
+    async def watch(
+        self, path: str, params: Mapping[str, str], timeout: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of one watch request, until the server ends it."""
+        async with self.session.get(
+            self.base + path,
+            params={**params, "watch": "true"},
+            headers=self._headers(),
+            # The server ends the request after timeoutSeconds; this only guards a hang.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout),
+        ) as response:
+            if response.status == 410:
+                raise Gone()
+            if response.status >= 400:
+                raise _error(response.status, response.reason or "", await response.read())
+            # Lines can be far longer than aiohttp's readline limit (a Secret holds up to
+            # 1 MiB), so split the chunks ourselves.
+            pending = b""
+            async for chunk in response.content.iter_any():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+
+
+def _error(status: int, reason: str, payload: bytes) -> ApiError:
+    message = reason
+    with contextlib.suppress(ValueError, AttributeError):
+        message = json.loads(payload).get("message") or reason
+    return ApiError(status, reason, str(message))
+
+
+def _ssl_context(configuration: Any) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file or None)
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
