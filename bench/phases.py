@@ -503,10 +503,13 @@ async def idle(ctx: Context, seconds: float) -> dict[str, Any]:
     settled = await settle(ctx)
     before = await ctx.api.metrics()
     requests_before = await operator_requests(ctx.api)
+    flows_before = await ctx.api.flows()
     meter = ctx.meter()
     await asyncio.sleep(seconds)
     cpu = meter.stop()
     requests = _flow_delta(requests_before, await operator_requests(ctx.api))
+    # Who made them: every client's requests by flow schema (all resources).
+    flows = _flow_delta(flows_before, await ctx.api.flows())
     after = await ctx.api.metrics()
     delta = _delta(before, after)
     per_minute = {f"{v} {r}": round(c * 60 / seconds, 2) for (v, r), c in sorted(delta.items())}
@@ -520,6 +523,9 @@ async def idle(ctx: Context, seconds: float) -> dict[str, Any]:
         "by_verb_per_minute": per_minute,
         "operator_requests_per_minute": {
             k: round(v * 60 / seconds, 2) for k, v in requests.items()
+        },
+        "by_flow_schema_per_minute": {
+            k: round(v * 60 / seconds, 2) for k, v in sorted(flows.items()) if v
         },
         "operator_cpu_s": cpu.get("operator"),
         "cpu": cpu,

@@ -471,6 +471,16 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 f"{own['other']:g} other per minute; its CPU {idle['operator_cpu_s']}s",
             )
         )
+        flows = idle.get("by_flow_schema_per_minute") or {}
+        add(
+            (
+                "  all requests by flow schema",
+                "",
+                "",
+                "",
+                ", ".join(f"{k} {v:g}" for k, v in flows.items()) or "none",
+            )
+        )
     if restart := results.get("restart"):
         changed = restart["existing_objects_changed"]
         beyond = restart["writes_beyond_new_resource"]

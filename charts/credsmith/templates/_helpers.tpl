@@ -65,7 +65,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/*
 What the operator does with the API, and nothing more (granted cluster-wide by the
 ClusterRole, or per watched namespace by a Role):
-- its resources: list and watch (kopf's watches and caches); it never writes them...
+- its resources: list and watch (the operator's informers and caches); it never writes them...
 - ...except their status subresource, with a JSON merge patch;
 - Secrets: list and watch (only those labelled app.kubernetes.io/managed-by=credsmith:
   RBAC cannot restrict by label), get (a name conflict), create and update (replace).

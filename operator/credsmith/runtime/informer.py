@@ -85,7 +85,9 @@ class Informer(Generic[T]):
                 await asyncio.sleep(delay)
 
     async def _list(self) -> None:
-        listed: dict[ObjectKey, tuple[Mapping[str, Any], T]] = {}
+        # Page by page into the cache, so that a page's bodies are dropped before the
+        # next one is read; what was not listed at all has been deleted meanwhile.
+        listed: set[ObjectKey] = set()
         token = ""
         while True:
             params = {**self._params(), "limit": str(PAGE_SIZE)}
@@ -95,24 +97,26 @@ class Informer(Generic[T]):
                 page = await self.session.request("GET", self.path, params=params, timeout=60)
             except ApiError as exc:
                 if exc.status == 410:  # the continue token expired: start over
-                    listed, token = {}, ""
+                    listed, token = set(), ""
                     continue
                 raise
             for obj in page.get("items") or ():
                 meta = obj.get("metadata") or {}
-                listed[(meta.get("namespace", ""), meta.get("name", ""))] = (obj, self.decode(obj))
-            token = (page.get("metadata") or {}).get("continue") or ""
+                key = (meta.get("namespace", ""), meta.get("name", ""))
+                listed.add(key)
+                snapshot = self.decode(obj)
+                known = self.cache.get(key)
+                self.cache[key] = snapshot
+                if known is None or known.resource_version != snapshot.resource_version:
+                    self.on_change("ADDED" if known is None else "MODIFIED", obj, snapshot)
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue") or ""
             if not token:
-                self._version = str((page.get("metadata") or {}).get("resourceVersion", ""))
+                self._version = str(metadata.get("resourceVersion", ""))
                 break
         for key in [k for k in self.cache if self._mine(k) and k not in listed]:
             gone = self.cache.pop(key)
             self.on_change("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}}, gone)
-        for key, (obj, snapshot) in listed.items():
-            known = self.cache.get(key)
-            self.cache[key] = snapshot
-            if known is None or known.resource_version != snapshot.resource_version:
-                self.on_change("ADDED" if known is None else "MODIFIED", obj, snapshot)
 
     def _mine(self, key: ObjectKey) -> bool:
         return self.namespace is None or key[0] == self.namespace

@@ -123,7 +123,7 @@ def test_an_expired_version_lists_again_and_reports_what_changed_meanwhile() -> 
     )
     run(session, informer)
 
-    assert changes[3:] == [("DELETED", "b"), ("MODIFIED", "c"), ("ADDED", "d")]
+    assert changes[3:] == [("MODIFIED", "c"), ("ADDED", "d"), ("DELETED", "b")]
     assert set(informer.cache) == {("ns", "a"), ("ns", "c"), ("ns", "d")}
     assert session.watched_from == ["10", "40"]
 
