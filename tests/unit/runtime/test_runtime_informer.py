@@ -71,6 +71,19 @@ def run(session: ScriptedSession, informer: Informer[Snap]) -> None:
     asyncio.run(until_exhausted())
 
 
+def informer_of(
+    session: ScriptedSession,
+    changes: list[tuple[str, str]] | None = None,
+    path: str = "/api/v1/secrets",
+    **options: Any,
+) -> Informer[Snap]:
+    def record(type_: str, body: Mapping[str, Any], snap: Snap) -> None:
+        if changes is not None:
+            changes.append((type_, snap.name))
+
+    return Informer(session, path, decode, record, **options)  # type: ignore[arg-type]
+
+
 def page(items: list[dict[str, Any]], version: str, token: str = "") -> dict[str, Any]:
     return {"items": items, "metadata": {"resourceVersion": version, "continue": token}}
 
@@ -87,13 +100,7 @@ def test_pages_fill_the_cache_and_the_watch_resumes_from_the_last_version_seen()
         ],
     )
     changes: list[tuple[str, str]] = []
-    informer: Informer[Snap] = Informer(
-        session,  # type: ignore[arg-type]
-        "/api/v1/secrets",
-        decode,
-        lambda type_, body, snap: changes.append((type_, snap.name)),
-        label_selector="app=x",
-    )
+    informer = informer_of(session, changes, label_selector="app=x")
     run(session, informer)
 
     assert session.requests[0] == {"labelSelector": "app=x", "limit": "500"}
@@ -115,12 +122,7 @@ def test_an_expired_version_lists_again_and_reports_what_changed_meanwhile() -> 
         watches=[[{"type": "ERROR", "object": {"code": 410, "reason": "Expired"}}]],
     )
     changes: list[tuple[str, str]] = []
-    informer: Informer[Snap] = Informer(
-        session,  # type: ignore[arg-type]
-        "/api/v1/secrets",
-        decode,
-        lambda type_, body, snap: changes.append((type_, snap.name)),
-    )
+    informer = informer_of(session, changes)
     run(session, informer)
 
     assert changes[3:] == [("MODIFIED", "c"), ("ADDED", "d"), ("DELETED", "b")]
@@ -131,14 +133,8 @@ def test_an_expired_version_lists_again_and_reports_what_changed_meanwhile() -> 
 def test_a_namespaced_informer_leaves_other_namespaces_in_a_shared_cache_alone() -> None:
     shared = {("other", "x"): Snap("x", "5")}
     session = ScriptedSession(listings=[[page([obj("a", "1")], "10")]], watches=[])
-    informer: Informer[Snap] = Informer(
-        session,  # type: ignore[arg-type]
-        "/api/v1/namespaces/ns/secrets",
-        decode,
-        lambda *_: None,
-        cache=shared,
-        namespace="ns",
-    )
+    informer = informer_of(session, path="/api/v1/namespaces/ns/secrets", cache=shared,
+                           namespace="ns")  # fmt: skip
     run(session, informer)
     assert shared == {("other", "x"): Snap("x", "5"), ("ns", "a"): Snap("a", "1")}
 
@@ -151,12 +147,7 @@ def test_a_failed_watch_is_retried_from_where_it_was(failure: Exception) -> None
         listings=[[page([obj("a", "1")], "10")]],
         watches=[[{"type": "ADDED", "object": obj("b", "12")}, failure]],
     )
-    informer: Informer[Snap] = Informer(
-        session,  # type: ignore[arg-type]
-        "/api/v1/secrets",
-        decode,
-        lambda *_: None,
-    )
+    informer = informer_of(session)
     run(session, informer)
     assert session.watched_from == ["10", "12"]  # no second listing
     assert len(session.requests) == 1
@@ -167,12 +158,7 @@ def test_gone_raised_by_the_session_lists_again() -> None:
         listings=[[page([], "10")], [page([obj("a", "1")], "20")]],
         watches=[[Gone()]],
     )
-    informer: Informer[Snap] = Informer(
-        session,  # type: ignore[arg-type]
-        "/api/v1/secrets",
-        decode,
-        lambda *_: None,
-    )
+    informer = informer_of(session)
     run(session, informer)
     assert session.watched_from == ["10", "20"]
     assert informer.cache == {("ns", "a"): Snap("a", "1")}
