@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import ssl
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ import aiohttp
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
+AUTH_TTL = 10.0  # seconds between reads of the credentials
 
 
 class ApiError(Exception):
@@ -41,6 +43,8 @@ class ApiSession:
         self._ssl = _ssl_context(configuration) if self.base.startswith("https") else False
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        self._auth: dict[str, str] = {}
+        self._auth_read_at = -AUTH_TTL
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -57,14 +61,24 @@ class ApiSession:
             self._session = None
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
-        headers = {"Accept": JSON}
+        headers = {"Accept": JSON, **self._auth_headers()}
         if content_type:
             headers["Content-Type"] = content_type
-        # auth_settings() runs the in-cluster token refresh hook when one is set.
-        for setting in self.configuration.auth_settings().values():
-            if setting.get("in") == "header" and setting.get("value"):
-                headers[setting["key"]] = setting["value"]
         return headers
+
+    def _auth_headers(self) -> dict[str, str]:
+        # auth_settings() runs the token refresh hook (in-cluster token file, exec
+        # plugins) when one is set; once every few seconds is plenty, as a projected
+        # token is renewed long before it expires.
+        now = time.monotonic()
+        if now - self._auth_read_at > AUTH_TTL:
+            self._auth = {
+                setting["key"]: setting["value"]
+                for setting in self.configuration.auth_settings().values()
+                if setting.get("in") == "header" and setting.get("value")
+            }
+            self._auth_read_at = now
+        return self._auth
 
     async def request(
         self,
@@ -87,6 +101,8 @@ class ApiSession:
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
                 payload = await response.read()
+                if response.status == 401:
+                    self._auth_read_at = -AUTH_TTL  # read the credentials again next time
                 if response.status >= 400:
                     raise _error(response.status, response.reason or "", payload)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -111,13 +127,18 @@ class ApiSession:
                 raise _error(response.status, response.reason or "", await response.read())
             # Lines can be far longer than aiohttp's readline limit (a Secret holds up to
             # 1 MiB), so split the chunks ourselves.
-            pending = b""
+            parts: list[bytes] = []  # of the line not complete yet
             async for chunk in response.content.iter_any():
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
+                start = 0
+                while (end := chunk.find(b"\n", start)) >= 0:
+                    parts.append(chunk[start:end])
+                    line = b"".join(parts)
+                    parts.clear()
+                    start = end + 1
                     if line.strip():
                         yield json.loads(line)
+                if start < len(chunk):
+                    parts.append(chunk[start:])
 
 
 def _error(status: int, reason: str, payload: bytes) -> ApiError:
