@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -71,8 +72,11 @@ class Informer(Generic[T]):
                 if self._version is None:
                     await self._list()
                     self.synced.set()
+                started = time.monotonic()
                 await self._watch()
                 failures = 0
+                if time.monotonic() - started < 1:
+                    await asyncio.sleep(1)  # a server ending watches at once: do not spin
             except Gone:
                 log.debug("%s: resourceVersion expired; listing again", self.path)
                 self._version = None

@@ -93,11 +93,14 @@ async def _lead_or_operate(
     kinds: list[KindConfig] | None,
     metrics: Metrics | None,
 ) -> None:
-    if not options.leader_elect:
+    async def lead() -> None:
         health.role = "leader"
         if metrics is not None:
             metrics.leader.set(1)
         await _operate(options, kube, kinds, metrics)
+
+    if not options.leader_elect:
+        await lead()
         return
     # client-go's proportions: renew within 2/3 of the lease, retry at 2/15.
     lease = LeaseConfig(
@@ -109,13 +112,6 @@ async def _lead_or_operate(
         retry_period=options.lease_duration * 2 / 15,
     )
     health.role = "standby"
-
-    async def lead() -> None:
-        health.role = "leader"
-        if metrics is not None:
-            metrics.leader.set(1)
-        await _operate(options, kube, kinds, metrics)
-
     await LeaderElector(kube, lease).run(lead)
 
 

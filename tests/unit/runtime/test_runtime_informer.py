@@ -162,3 +162,16 @@ def test_gone_raised_by_the_session_lists_again() -> None:
     run(session, informer)
     assert session.watched_from == ["10", "20"]
     assert informer.cache == {("ns", "a"): Snap("a", "1")}
+
+
+def test_watches_that_end_at_once_are_not_reopened_in_a_busy_loop() -> None:
+    session = ScriptedSession(listings=[[page([], "10")]], watches=[[] for _ in range(1000)])
+    informer = informer_of(session)
+
+    async def for_a_while() -> None:
+        task = asyncio.create_task(informer.run())
+        await asyncio.sleep(1.5)
+        task.cancel()
+
+    asyncio.run(for_a_while())
+    assert 1 <= len(session.watched_from) <= 2
