@@ -231,7 +231,11 @@ def test_api_server_outage_during_a_bulk_apply(
     operator.stop()
     port, metrics_port = _free_port(), _free_port()
     survivor = Operator(cluster, tmp_path)
-    survivor.start(f"--liveness-port={port}", f"--metrics-port={metrics_port}")
+    # Only this namespace: earlier tests' namespaces may still be terminating, with
+    # resources the metrics below would count.
+    survivor.start(
+        f"--liveness-port={port}", f"--metrics-port={metrics_port}", f"--namespace={namespace}"
+    )
     try:
         wait_for(lambda: probe(port, "/readyz") == 200, 30, what="ready before the outage")
         names = [f"o{i:03d}" for i in range(200)]

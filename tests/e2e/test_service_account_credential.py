@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import string
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -366,6 +367,36 @@ def test_invalid_template_leaves_the_secret_as_it_was(
 
     apply(cluster, namespace, sacred("templated", secretTemplate={"data": {"b": "{{ clientId }}"}}))
     wait_reason(custom, namespace, "templated", "Issued")
+
+
+def test_a_namespace_being_deleted_gets_no_retries(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    operator: Operator,
+) -> None:
+    namespace = f"terminating-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    held = sacred("held")
+    # The test's own finalizer keeps the resource while its namespace goes.
+    held["metadata"]["finalizers"] = ["test.credsmith.io/hold"]
+    apply(cluster, namespace, held)
+    wait_ready(cluster, namespace, "held")
+    core.delete_namespace(namespace)
+    ref = f"{KIND}/{namespace}/held"
+    try:
+        # The namespace controller deletes the Secret; issuing it again is refused.
+        wait_for(
+            lambda: f"{ref}: its namespace is being deleted" in operator.logs(),
+            60,
+            what="the refused re-issue",
+        )
+        time.sleep(3)  # a retry would come 1 s, then 2 s after the refusal
+        assert f"{ref}: API error" not in operator.logs()
+    finally:
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, "held", {"metadata": {"finalizers": None}}
+        )
 
 
 @pytest.mark.parametrize("policy", ["Delete", "Orphan"])

@@ -176,16 +176,25 @@ class Controller:
                 self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
+            except ApiError as exc:
+                if exc.namespace_terminating:
+                    # The namespace, and the resource with it, is going away: no retry.
+                    log.debug("%s/%s/%s: its namespace is being deleted", *key)
+                else:
+                    self._retry(key, exc)
             except Exception as exc:
-                count = self._failures.get(key, 0)
-                self._failures[key] = count + 1
-                delay = RETRY_DELAYS[min(count, len(RETRY_DELAYS) - 1)]
-                if self.metrics is not None:
-                    self.metrics.failed(key)
-                log.warning("%s/%s/%s: %s; retrying in %.0fs", *key, _describe(exc), delay)
-                self.queue.add_after(key, delay)
+                self._retry(key, exc)
             finally:
                 self.queue.done(key)
+
+    def _retry(self, key: Key, exc: Exception) -> None:
+        count = self._failures.get(key, 0)
+        self._failures[key] = count + 1
+        delay = RETRY_DELAYS[min(count, len(RETRY_DELAYS) - 1)]
+        if self.metrics is not None:
+            self.metrics.failed(key)
+        log.warning("%s/%s/%s: %s; retrying in %.0fs", *key, _describe(exc), delay)
+        self.queue.add_after(key, delay)
 
     def resource(self, key: Key) -> ResourceSnapshot | None:
         kind, namespace, name = key

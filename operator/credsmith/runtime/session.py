@@ -25,11 +25,19 @@ AUTH_TTL = 10.0  # seconds between reads of the credentials
 class ApiError(Exception):
     """An API call failed; `status` is the HTTP status (0 when unreachable)."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(
+        self, status: int, reason: str, message: str, causes: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
         self.message = message
+        self.causes = causes  # the types of the Status's details.causes
+
+    @property
+    def namespace_terminating(self) -> bool:
+        """Refused because the namespace is being deleted: nothing to retry."""
+        return "NamespaceTerminating" in self.causes
 
 
 class Gone(Exception):
@@ -143,9 +151,14 @@ class ApiSession:
 
 def _error(status: int, reason: str, payload: bytes) -> ApiError:
     message = reason
-    with contextlib.suppress(ValueError, AttributeError):
-        message = json.loads(payload).get("message") or reason
-    return ApiError(status, reason, str(message))
+    causes: tuple[str, ...] = ()
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        body = json.loads(payload)
+        message = body.get("message") or reason
+        details = body.get("details") or {}
+        # A StatusCause's type is serialised as "reason".
+        causes = tuple(str(cause.get("reason", "")) for cause in details.get("causes") or ())
+    return ApiError(status, reason, str(message), causes)
 
 
 def _ssl_context(configuration: Any) -> ssl.SSLContext:
