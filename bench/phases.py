@@ -243,8 +243,8 @@ async def floor_trial(
 def _kubernetes_pool(
     kubeconfig: Path, namespace: str, concurrency: int, items: list[FloorItem], create_first: bool
 ) -> float:
-    """The same requests with the operator's client stack: the sync kubernetes client,
-    one call per thread, responses not deserialised (as runtime/kube.py does)."""
+    """The same requests with the sync kubernetes client, one call per thread, responses
+    not deserialised (the operator's client stack until it moved to aiohttp)."""
     import json
     import threading
 

@@ -32,7 +32,7 @@ from credsmith.runtime.informer import Informer, ObjectKey
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.membership import RegistryMembership
 from credsmith.runtime.metrics import Metrics
-from credsmith.runtime.session import ApiSession
+from credsmith.runtime.session import describe
 from credsmith.runtime.workqueue import WorkQueue
 
 log = logging.getLogger("credsmith.controller")
@@ -90,7 +90,7 @@ class Controller:
 
     # ---- watching -----------------------------------------------------------------
 
-    def informers(self, session: ApiSession, namespaces: Sequence[str]) -> list[Informer[Any]]:
+    def informers(self, namespaces: Sequence[str]) -> list[Informer[Any]]:
         """List+watch of each kind, and of the Secrets we manage (selected by label), in
         each namespace served (or cluster-wide), feeding the caches and the queue."""
         informers: list[Informer[Any]] = []
@@ -100,7 +100,7 @@ class Controller:
             for config in self.kinds.values():
                 informers.append(
                     Informer(
-                        session,
+                        self.kube.session,
                         f"/apis/{GROUP}/{VERSION}{scope}/{config.plural}",
                         ResourceSnapshot.from_api,
                         partial(self._resource_changed, config),
@@ -110,7 +110,7 @@ class Controller:
                 )
             informers.append(
                 Informer(
-                    session,
+                    self.kube.session,
                     f"/api/v1{scope}/secrets",
                     SecretSnapshot.from_api,
                     self._secret_changed,
@@ -193,7 +193,7 @@ class Controller:
         delay = RETRY_DELAYS[min(count, len(RETRY_DELAYS) - 1)]
         if self.metrics is not None:
             self.metrics.failed(key)
-        log.warning("%s/%s/%s: %s; retrying in %.0fs", *key, _describe(exc), delay)
+        log.warning("%s/%s/%s: %s; retrying in %.0fs", *key, describe(exc), delay)
         self.queue.add_after(key, delay)
 
     def resource(self, key: Key) -> ResourceSnapshot | None:
@@ -351,11 +351,3 @@ def _merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
     patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
     patch.update({k: None for k in old if k not in new})
     return patch
-
-
-def _describe(exc: Exception) -> str:
-    # Exceptions from our code never carry secret values; API errors carry the
-    # apiserver's message, which names fields, not data.
-    if isinstance(exc, ApiError):
-        return f"API error {exc.status} {exc.reason}: {exc.message}"
-    return f"{type(exc).__name__}: {exc}"

@@ -18,7 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import aiohttp
 
-from credsmith.runtime.session import ApiError, ApiSession, Gone
+from credsmith.runtime.session import ApiError, ApiSession, Gone, describe
 
 log = logging.getLogger("credsmith.informer")
 
@@ -85,7 +85,7 @@ class Informer(Generic[T]):
                 # operator waits for these events and nothing else would restart them.
                 delay = BACKOFFS[min(failures, len(BACKOFFS) - 1)]
                 failures += 1
-                log.warning("%s: %s; watching again in %.1fs", self.path, _describe(exc), delay)
+                log.warning("%s: %s; watching again in %.1fs", self.path, describe(exc), delay)
                 await asyncio.sleep(delay)
 
     async def _list(self) -> None:
@@ -154,9 +154,3 @@ class Informer(Generic[T]):
                 snapshot = self.decode(obj)
                 self.cache[key] = snapshot
                 self.on_change(kind, obj, snapshot)
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, ApiError):
-        return f"{exc.status} {exc.reason}: {exc.message}"
-    return type(exc).__name__

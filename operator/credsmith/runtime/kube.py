@@ -6,8 +6,6 @@ read), which keeps bulk issuing cheap.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -20,8 +18,9 @@ from credsmith.runtime.session import MERGE_PATCH, ApiError, ApiSession
 __all__ = ["ApiError", "Kube", "load_config"]
 
 
-def load_config(kubeconfig: str | None, pool_size: int) -> client.ApiClient:
-    """An API client from a kubeconfig, the in-cluster service account, or $KUBECONFIG."""
+def load_config(kubeconfig: str | None) -> client.Configuration:
+    """Credentials from a kubeconfig, the in-cluster service account, or $KUBECONFIG
+    (the kubernetes client reads them, exec plugins and token refresh included)."""
     configuration = client.Configuration()
     if kubeconfig:
         config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
@@ -30,39 +29,14 @@ def load_config(kubeconfig: str | None, pool_size: int) -> client.ApiClient:
             config.load_incluster_config(client_configuration=configuration)
         except config.ConfigException:
             config.load_kube_config(client_configuration=configuration)
-    configuration.connection_pool_maxsize = pool_size
-    return client.ApiClient(configuration)
-
-
-def _error(exc: client.ApiException) -> ApiError:
-    message = exc.reason or ""
-    try:
-        status = json.loads(exc.body or "{}")
-        message = status.get("message") or message
-    except (ValueError, TypeError):
-        pass
-    return ApiError(int(exc.status or 0), str(exc.reason or ""), str(message))
+    return configuration
 
 
 class Kube:
-    """The operator's API calls. Hot-path ones go through an aiohttp `ApiSession` on
-    the loop; the rare ones (the leader Lease) through the kubernetes client."""
+    """The operator's API calls, through one aiohttp `ApiSession` on the event loop."""
 
-    def __init__(self, api: client.ApiClient, session: ApiSession | None = None) -> None:
-        self.api = api
-        self.session = session or ApiSession(api.configuration)
-
-    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call a kubernetes-client method in a thread; return the decoded JSON."""
-
-        def call() -> Any:
-            try:
-                response = fn(*args, _preload_content=False, **kwargs)
-            except client.ApiException as exc:
-                raise _error(exc) from None
-            return json.loads(response.data or b"null")
-
-        return await asyncio.to_thread(call)
+    def __init__(self, configuration: client.Configuration, pool_size: int = 32) -> None:
+        self.session = ApiSession(configuration, pool_size)
 
     async def probe(self) -> None:
         """GET /version with a short timeout: is the API server answering?"""
@@ -127,3 +101,21 @@ class Kube:
             "count": 1,
         }
         await self.session.request("POST", f"/api/v1/namespaces/{namespace}/events", body=body)
+
+    # The leader Lease (coordination.k8s.io/v1).
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self.session.request("GET", f"{_leases(namespace)}/{name}")
+
+    async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.session.request("POST", _leases(namespace), body=body)
+
+    async def replace_lease(
+        self, namespace: str, name: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A PUT at the body's resourceVersion: a concurrent change makes it fail (409)."""
+        return await self.session.request("PUT", f"{_leases(namespace)}/{name}", body=body)
+
+
+def _leases(namespace: str) -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"

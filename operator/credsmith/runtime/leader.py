@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes import client
-
 from credsmith.runtime.kube import ApiError, Kube
 
 log = logging.getLogger("credsmith.leader")
@@ -48,7 +46,6 @@ class LeaderElector:
     def __init__(self, kube: Kube, config: LeaseConfig) -> None:
         self.kube = kube
         self.config = config
-        self.api = client.CoordinationV1Api(kube.api)
         self.is_leader = False
         # The last record seen, and when (monotonic) it was first seen.
         self._observed: tuple[Any, ...] | None = None
@@ -105,15 +102,13 @@ class LeaderElector:
         now = datetime.now(UTC)
         me = self.config.identity
         try:
-            lease = await self._call(
-                self.api.read_namespaced_lease, self.config.name, self.config.namespace
-            )
+            lease = await self.kube.get_lease(self.config.namespace, self.config.name)
         except ApiError as exc:
             if exc.status != 404:
                 raise
             body = self._body(now, holder_changed=True, transitions=0)
             try:
-                await self._call(self.api.create_namespaced_lease, self.config.namespace, body)
+                await self.kube.create_lease(self.config.namespace, body)
             except ApiError as create_error:
                 if create_error.status == 409:  # another replica was quicker
                     return False
@@ -139,9 +134,7 @@ class LeaderElector:
         )
         body["metadata"]["resourceVersion"] = lease["metadata"]["resourceVersion"]
         try:
-            await self._call(
-                self.api.replace_namespaced_lease, self.config.name, self.config.namespace, body
-            )
+            await self.kube.replace_lease(self.config.namespace, self.config.name, body)
         except ApiError as exc:
             if exc.status == 409:  # someone else wrote it first
                 return False
@@ -175,19 +168,12 @@ class LeaderElector:
             return
         self.is_leader = False
         try:
-            lease = await self._call(
-                self.api.read_namespaced_lease, self.config.name, self.config.namespace
-            )
+            lease = await self.kube.get_lease(self.config.namespace, self.config.name)
             if (lease.get("spec") or {}).get("holderIdentity") != self.config.identity:
                 return
             lease["spec"]["holderIdentity"] = ""
             lease["spec"]["leaseDurationSeconds"] = 1
-            await self._call(
-                self.api.replace_namespaced_lease, self.config.name, self.config.namespace, lease
-            )
+            await self.kube.replace_lease(self.config.namespace, self.config.name, lease)
             log.info("released the Lease")
         except ApiError as exc:
             log.warning("could not release the Lease: %s", exc.reason)
-
-    async def _call(self, fn: Any, *args: Any) -> Any:
-        return await self.kube.call(fn, *args)

@@ -64,10 +64,10 @@ def default_kinds() -> list[KindConfig]:
 
 async def run_operator(options: OperatorOptions, kinds: list[KindConfig] | None = None) -> None:
     loop = asyncio.get_running_loop()
-    # Blocking API calls run in this pool: one thread per worker, and a few spare.
+    # Reconcile passes run in this pool (issuing an RSA-4096 key or an Argon2id hash
+    # takes a while): one thread per worker, and a few spare.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=options.workers + 4))
-    api = load_config(options.kubeconfig, pool_size=options.workers + 4)
-    kube = Kube(api)
+    kube = Kube(load_config(options.kubeconfig), pool_size=options.workers + 4)
     health = Health(probe_api=kube.probe)
     # Served by standbys too, so Prometheus sees every replica (credsmith_leader says which).
     metrics = Metrics() if options.metrics_port else None
@@ -122,7 +122,7 @@ async def _operate(
     metrics: Metrics | None,
 ) -> None:
     controller = Controller(kube, kinds or default_kinds(), options.workers, metrics)
-    await controller.run(controller.informers(kube.session, options.namespaces))
+    await controller.run(controller.informers(options.namespaces))
 
 
 async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:

@@ -40,6 +40,14 @@ class ApiError(Exception):
         return "NamespaceTerminating" in self.causes
 
 
+def describe(exc: Exception) -> str:
+    """An exception for a log line. Ours never carry secret values; API errors carry
+    the apiserver's message, which names fields, not data."""
+    if isinstance(exc, ApiError):
+        return f"API error {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class Gone(Exception):
     """410: the resourceVersion is too old to continue from; list again."""
 
