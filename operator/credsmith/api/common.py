@@ -14,6 +14,13 @@ from typing import Annotated, Any, ClassVar, Self, TypeVar
 from pydantic import ConfigDict, Field, model_validator
 
 from credsmith import GROUP
+from credsmith.api.alphabets import (
+    DEFAULT_LENGTH,
+    MAX_LENGTH,
+    MIN_ENTROPY_BITS,
+    MIN_LENGTH,
+    min_length,
+)
 from credsmith.api.base import (
     LABEL_VALUE,
     QUALIFIED_NAME,
@@ -24,13 +31,6 @@ from credsmith.api.base import (
 )
 from credsmith.api.durations import GO_DURATION_PATTERN, parse_go_duration
 from credsmith.api.enums import ClientIdFormat, DeletionPolicy, SecretAlphabet
-from credsmith.issuing.alphabets import (
-    DEFAULT_LENGTH,
-    MAX_LENGTH,
-    MIN_ENTROPY_BITS,
-    MIN_LENGTH,
-    min_length,
-)
 
 # Setting this annotation to a new value (any string) rotates the credential once.
 ROTATE_ANNOTATION = f"{GROUP}/rotate"
@@ -38,8 +38,9 @@ ROTATE_ANNOTATION = f"{GROUP}/rotate"
 DEFAULT_CLIENT_ID_FORMAT = ClientIdFormat.UUID
 DEFAULT_ALPHABET = SecretAlphabet.ALPHANUMERIC
 DEFAULT_DELETION_POLICY = DeletionPolicy.DELETE
-# Shorter periods would make the operator rotate in a busy loop.
-MIN_ROTATION_PERIOD = "1s"
+# A floor on how often one object can make the operator write: a tenant must not drive
+# writes per second (rotations, consumer rollouts, registry rebuilds).
+MIN_ROTATION_PERIOD = "1m"
 
 ClientIdPrefix = Annotated[
     str, Field(min_length=1, max_length=16, pattern=r"^[a-z][a-z0-9_-]{0,15}$")

@@ -38,6 +38,8 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     INVALID_TEMPLATE = "InvalidTemplate"
     SECRET_CONFLICT = "SecretConflict"
+    # Another client of the same registry, created earlier, has the same client ID.
+    DUPLICATE_CLIENT_ID = "DuplicateClientId"
     RECONCILING = "Reconciling"
 
 

@@ -3,8 +3,8 @@
 import secrets
 import uuid
 
+from credsmith.api.alphabets import ALPHABETS
 from credsmith.api.enums import ClientIdFormat, SecretAlphabet
-from credsmith.issuing.alphabets import ALPHABETS
 
 # 22 base62 characters carry 22 * log2(62) ≈ 131 bits: as unguessable as a UUIDv4 (122 bits),
 # shorter, and free of dashes so it survives double-click selection and URL userinfo.

@@ -7,14 +7,14 @@ with almost no false positives; it adds no secrecy and needs none.
 import secrets
 import zlib
 
-from credsmith.api.enums import SecretAlphabet
-from credsmith.issuing.alphabets import (
+from credsmith.api.alphabets import (
     ALPHABETS,
     MAX_LENGTH,
     MIN_ENTROPY_BITS,
     MIN_LENGTH,
     min_length,
 )
+from credsmith.api.enums import SecretAlphabet
 
 CHECKSUM_LENGTH = 6
 """Base62 characters of the checksum: 62**6 > 2**32, so every CRC32 value fits."""
@@ -46,7 +46,12 @@ def new_secret(
         )
     chars = ALPHABETS[alphabet]
     body = (prefix or "") + "".join(secrets.choice(chars) for _ in range(length))
-    return body + _checksum(body) if checksum else body
+    return with_checksum(body) if checksum else body
+
+
+def with_checksum(body: str) -> str:
+    """`body` with its checksum appended."""
+    return body + _checksum(body)
 
 
 def has_valid_checksum(token: str, prefix: str | None = None) -> bool:
@@ -66,3 +71,26 @@ def _checksum(body: str) -> str:
         value, digit = divmod(value, len(_BASE62))
         digits.append(_BASE62[digit])
     return "".join(reversed(digits))
+
+
+def shape_problem(
+    value: str,
+    length: int,
+    alphabet: SecretAlphabet,
+    prefix: str | None = None,
+    checksum: bool = False,
+) -> str | None:
+    """What makes `value` unlike anything `new_secret(length, alphabet, prefix, checksum)`
+    returns, or None if it has that shape. Names the property, never the value."""
+    prefix = prefix or ""
+    if not value.startswith(prefix):
+        return "it lacks the prefix secret.prefix"
+    expected = len(prefix) + length + (CHECKSUM_LENGTH if checksum else 0)
+    if len(value) != expected:
+        return f"it has {len(value)} characters instead of {expected}"
+    body = value[len(prefix) : len(prefix) + length]
+    if not set(body) <= set(ALPHABETS[alphabet]):
+        return f"it has characters outside the {alphabet.value} alphabet"
+    if checksum and not has_valid_checksum(value, prefix):
+        return "its checksum is wrong"
+    return None

@@ -70,7 +70,11 @@ class TemplateError(Exception):
         super().__init__(f"secretTemplate.data[{json.dumps(key)}]: {problem}")
 
 
-def check_templates(templates: Mapping[str, str]) -> None:
+def placeholder(length: int) -> str:  # TEMPORARY until the no-oracle change merges
+    return '"' * length
+
+
+def check_templates(templates: Mapping[str, str], secret_names: Iterable[str] = ()) -> None:
     """Parse and check every template without rendering; raise TemplateError for the first
     bad one (in key order), so the operator can refuse a spec before issuing anything."""
     for key in sorted(templates):
@@ -83,7 +87,12 @@ def check_templates(templates: Mapping[str, str]) -> None:
             raise TemplateError(key, problem)
 
 
-def render_templates(templates: Mapping[str, str], context: Mapping[str, str]) -> dict[str, str]:
+def render_templates(
+    templates: Mapping[str, str],
+    context: Mapping[str, str],
+    secret_names: Iterable[str] = (),
+    placeholders: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """Render every template over `context` (e.g. clientId, clientSecret).
 
     Raises TemplateError for the first key (in key order) that fails, exceeds

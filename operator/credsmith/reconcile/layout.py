@@ -11,8 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from credsmith.api.alphabets import MAX_LENGTH
 from credsmith.api.enums import CredentialType
 from credsmith.issuing.keypair import KeyPair, key_pair_from_private_pem
+from credsmith.issuing.random_secret import CHECKSUM_LENGTH
+from credsmith.issuing.templates import placeholder
+from credsmith.reconcile.parameters import MAX_PEM_CHARS, GenerationParameters
 
 BASIC_AUTH_SECRET_TYPE = "kubernetes.io/basic-auth"
 
@@ -41,7 +45,7 @@ def credential_data(type_: CredentialType, client_id: str, value: str) -> dict[s
     layout = LAYOUTS[type_]
     data = {layout.client_id_key: client_id, layout.value_key: value}
     if type_ is CredentialType.KEY_PAIR:
-        data.update(_public_parts(key_pair_from_private_pem(value)))
+        data.update(public_parts(key_pair_from_private_pem(value)))
     return data
 
 
@@ -50,14 +54,14 @@ def previous_data(type_: CredentialType, value: str) -> dict[str, str]:
     layout = LAYOUTS[type_]
     data = {layout.value_key: value}
     if type_ is CredentialType.KEY_PAIR:
-        data.update(_public_parts(key_pair_from_private_pem(value)))
+        data.update(public_parts(key_pair_from_private_pem(value)))
     return {layout.previous_key(key): item for key, item in data.items()}
 
 
 PUBLIC_KEYS = ("key_id", "public_key.pem", "public_jwk.json")
 
 
-def _public_parts(pair: KeyPair) -> dict[str, str]:
+def public_parts(pair: KeyPair) -> dict[str, str]:
     return {
         "key_id": pair.key_id,
         "public_key.pem": pair.public_key_pem,
@@ -92,3 +96,50 @@ def template_context(type_: CredentialType, data: Mapping[str, str]) -> dict[str
 def _camel(key: str) -> str:
     words = key.replace(".", "_").split("_")
     return words[0] + "".join(word.capitalize() for word in words[1:])
+
+
+def reserved_keys(type_: CredentialType) -> set[str]:
+    """The Secret keys a credential of `type_` writes, which no template may write."""
+    layout = LAYOUTS[type_]
+    reserved = {layout.client_id_key, layout.value_key, layout.previous_key(layout.value_key)}
+    if type_ is CredentialType.KEY_PAIR:
+        reserved |= set(PUBLIC_KEYS) | {layout.previous_key(key) for key in PUBLIC_KEYS}
+    return reserved
+
+
+def _secret_variables(layout: Layout) -> tuple[str, str]:
+    """The template variables of a layout's current and previous secret value."""
+    return _camel(layout.value_key), _camel(layout.previous_key(layout.value_key))
+
+
+# Template variables that hold secret material (of any type): templates may only output them,
+# so that a template's outcome never depends on the value (issuing/templates.py).
+SECRET_VARIABLES = frozenset(
+    {"clientSecret", "clientSecretPrevious"}
+    | {name for layout in LAYOUTS.values() for name in _secret_variables(layout)}
+)
+
+# The longest value any parameters of a type can give: what a previous value (issued with
+# parameters no longer recorded) is assumed to be.
+_MAX_RANDOM_SECRET_CHARS = 32 + MAX_LENGTH + CHECKSUM_LENGTH
+
+
+def template_placeholders(
+    type_: CredentialType, parameters: GenerationParameters, has_previous: bool
+) -> dict[str, str]:
+    """Stand-ins for the secret variables, as long as the longest value the parameters can
+    give: a template's outcome is decided over these, never over the value itself."""
+    current_name, previous_name = _secret_variables(LAYOUTS[type_])
+    current = placeholder(parameters.max_value_chars())
+    longest = (
+        max(MAX_PEM_CHARS.values())
+        if type_ is CredentialType.KEY_PAIR
+        else _MAX_RANDOM_SECRET_CHARS
+    )
+    previous = placeholder(longest) if has_previous else ""
+    return {
+        current_name: current,
+        "clientSecret": current,
+        previous_name: previous,
+        "clientSecretPrevious": previous,
+    }

@@ -66,6 +66,8 @@ class ResourceSnapshot:
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
     resource_version: str = ""
+    # RFC 3339, compared as text (one format, one time zone): which of two came first.
+    creation_timestamp: str = ""
 
     @classmethod
     def from_api(cls, obj: Mapping[str, Any]) -> ResourceSnapshot:
@@ -82,6 +84,7 @@ class ResourceSnapshot:
             spec=dict(obj.get("spec") or {}),
             status=dict(obj.get("status") or {}),
             resource_version=str(meta.get("resourceVersion", "")),
+            creation_timestamp=str(meta.get("creationTimestamp", "")),
         )
 
     @property
@@ -112,4 +115,3 @@ class Decision:
     requeue_at: datetime | None = None
     # Shown in the operator log at INFO: what was done and why (never a value).
     summary: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)

@@ -21,6 +21,7 @@ from typing import Any
 
 from credsmith import GROUP, VERSION
 from credsmith.reconcile.registry import REGISTRY_KIND, reconcile_registry
+from credsmith.reconcile.secret_state import OWNER as OWNER_ANNOTATION
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -38,10 +39,8 @@ from credsmith.runtime.workqueue import WorkQueue
 log = logging.getLogger("credsmith.controller")
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
-Reconcile = Callable[[ResourceSnapshot, SecretSnapshot | None, datetime], Decision]
-
-# Annotation on every Secret we write: "<Kind>/<name>" of the resource it belongs to.
-OWNER_ANNOTATION = f"{GROUP}/owner"
+# (resource, its Secret, now, an earlier client with the same client ID in its registry)
+Reconcile = Callable[[ResourceSnapshot, SecretSnapshot | None, datetime, str | None], Decision]
 
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
@@ -87,6 +86,8 @@ class Controller:
         self._crash_after_secret_write = bool(os.environ.get(CRASH_AFTER_SECRET_WRITE))
         self.membership = RegistryMembership()
         self._registry_conflicts: set[tuple[str, str]] = set()
+        # Per registry: clients left out for an earlier client's client ID -> that client.
+        self._duplicates: dict[tuple[str, str], Mapping[str, str]] = {}
 
     # ---- watching -----------------------------------------------------------------
 
@@ -223,7 +224,8 @@ class Controller:
         started = time.perf_counter()
         secret = self.secret(namespace, secret_name)
         # In a thread: issuing an RSA-4096 key or an Argon2id hash takes a while.
-        decision = await asyncio.to_thread(config.reconcile, resource, secret, _now())
+        duplicate_of = self._duplicate_of(config, resource)
+        decision = await asyncio.to_thread(config.reconcile, resource, secret, _now(), duplicate_of)
 
         if decision.secret is not None:
             try:
@@ -237,7 +239,9 @@ class Controller:
                 if found is None:
                     raise
                 secret = SecretSnapshot.from_api(found)
-                decision = await asyncio.to_thread(config.reconcile, resource, secret, _now())
+                decision = await asyncio.to_thread(
+                    config.reconcile, resource, secret, _now(), duplicate_of
+                )
                 if decision.secret is not None:
                     await self._write_secret(namespace, secret_name, decision)
         if decision.status != resource.status:
@@ -270,7 +274,8 @@ class Controller:
                     secret = self.secret(namespace, config.secret_name(client))
                     members.append((client, secret))
         existing = self.secret(namespace, name)
-        decision = reconcile_registry(namespace, name, members, existing)
+        decision = reconcile_registry(namespace, name, members, existing, _now())
+        self._note_duplicates(namespace, name, decision.duplicates)
         if decision.secret is not None:
             try:
                 written = await (
@@ -285,7 +290,7 @@ class Controller:
                 if found is None:
                     raise
                 decision = reconcile_registry(
-                    namespace, name, members, SecretSnapshot.from_api(found)
+                    namespace, name, members, SecretSnapshot.from_api(found), _now()
                 )
                 if not decision.conflict:
                     raise  # ours after all, created meanwhile: retry from the cache
@@ -303,6 +308,28 @@ class Controller:
                 await self._post_event(client, "Warning", "RegistryConflict", message)
         if decision.conflict:
             self.queue.add_after((REGISTRY_KIND, namespace, name), 30)
+
+    def _duplicate_of(self, config: KindConfig, resource: ResourceSnapshot) -> str | None:
+        if config.registry_of is None:
+            return None
+        registry = self.membership.registry_of(resource.namespace, resource.name)
+        if registry is None:
+            return None
+        return self._duplicates.get((resource.namespace, registry), {}).get(resource.name)
+
+    def _note_duplicates(self, namespace: str, registry: str, found: Mapping[str, str]) -> None:
+        """Remember which clients the registry left out; a client whose standing changed is
+        reconciled again, to say so in its status."""
+        before = self._duplicates.get((namespace, registry), {})
+        if found:
+            self._duplicates[(namespace, registry)] = dict(found)
+        else:
+            self._duplicates.pop((namespace, registry), None)
+        for name in set(before) | set(found):
+            if before.get(name) != found.get(name):
+                for kind, config in self.kinds.items():
+                    if config.registry_of is not None:
+                        self.queue.add((kind, namespace, name))
 
     async def _write_secret(self, namespace: str, name: str, decision: Decision) -> None:
         assert decision.secret is not None

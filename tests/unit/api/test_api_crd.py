@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from credsmith import GROUP, VERSION
+from credsmith.api.alphabets import min_length
 from credsmith.api.crd import (
     build_crds,
     main,
@@ -19,7 +20,6 @@ from credsmith.api.crd import (
     write_crds,
 )
 from credsmith.api.enums import SecretAlphabet
-from credsmith.issuing.alphabets import min_length
 
 CRDS_DIR = Path(__file__).resolve().parents[3] / "crds"
 FILES = ["credsmith.io_serviceaccountcredentials.yaml", "credsmith.io_apiclients.yaml"]
@@ -211,7 +211,7 @@ def all_rules(kind: str) -> dict[str, dict[str, str]]:
 ENTROPY_TABLE = "{" + ", ".join(f"'{a.value}': {min_length(a)}" for a in SecretAlphabet) + "}"
 SHARED_RULES = {
     "!has(self.value) || (!has(self.format) && !has(self.prefix))",
-    "!has(self.period) || duration(self.period) >= duration('1s')",
+    "!has(self.period) || duration(self.period) >= duration('1m')",
     "!has(self.period) || !has(self.overlap) || duration(self.overlap) < duration(self.period)",
     "(has(self.length) ? self.length : 48) >= "
     + ENTROPY_TABLE

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from credsmith.api.alphabets import min_length
 from credsmith.api.api_client import ApiClientSpec, ApiClientStatus
 from credsmith.api.common import ROTATE_ANNOTATION, ClientIdSpec, RotationSpec, SecretSpec
 from credsmith.api.enums import (
@@ -22,7 +23,6 @@ from credsmith.api.service_account_credential import (
     ServiceAccountCredentialSpec,
     ServiceAccountCredentialStatus,
 )
-from credsmith.issuing.alphabets import min_length
 
 # Every field of design.md's tables, with its examples.
 SAC_MANIFEST = """
@@ -197,8 +197,10 @@ def test_default_length_suits_every_alphabet() -> None:
     [
         ({"period": "1h", "overlap": "1h"}, "overlap must be shorter"),
         ({"period": "1h", "overlap": "90m"}, "overlap must be shorter"),
-        ({"period": "500ms"}, "period must be at least 1s"),
-        ({"period": "0"}, "period must be at least 1s"),
+        ({"period": "500ms"}, "period must be at least 1m"),
+        ({"period": "0"}, "period must be at least 1m"),
+        ({"period": "1s"}, "period must be at least 1m"),
+        ({"period": "59s"}, "period must be at least 1m"),
         ({"period": "1d"}, "pattern"),
         ({"period": "-1h"}, "pattern"),
         ({"period": "1h\n"}, "pattern"),  # `$` must not match before a final newline

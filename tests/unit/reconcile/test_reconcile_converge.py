@@ -254,7 +254,9 @@ def test_lost_annotations_and_status_do_not_make_a_rotation_due(world):
     w.converge()
 
 
-def test_lost_revision_annotation_keeps_the_revision(world):
+def test_lost_revision_annotation_reissues_with_a_warning(world):
+    """Bookkeeping that cannot be read is not guessed at: the value it vouched for is
+    replaced, and the revision still counts on from status."""
     w = world(SA)
     w.step()
     w.annotate(ROTATE_ANNOTATION, "a")
@@ -262,23 +264,28 @@ def test_lost_revision_annotation_keeps_the_revision(world):
     w.annotate(ROTATE_ANNOTATION, "b")
     w.step()
     assert w.status["revision"] == 3
+    value = w.data()["client_secret"]
     w.edit_secret(lambda s: s["metadata"]["annotations"].pop("credsmith.io/revision"))
-    w.step()
-    assert w.status["revision"] == 3
-    assert w.secret["metadata"]["annotations"]["credsmith.io/revision"] == "3"
+    decision = w.step()
+    assert w.status["revision"] == 4
+    assert w.data()["client_secret"] != value
+    assert [(e.type, e.reason) for e in decision.events] == [("Warning", "Reissued")]
+    assert "credsmith.io/revision" in decision.events[0].message
+    assert w.secret["metadata"]["annotations"]["credsmith.io/revision"] == "4"
     w.converge()
 
 
-def test_lost_parameters_annotation_still_detects_a_later_change(world):
+def test_lost_parameters_annotation_reissues_and_a_later_change_still_rotates(world):
     w = world(SA)
     w.step()
     value = w.data()["client_secret"]
     w.edit_secret(lambda s: s["metadata"]["annotations"].pop("credsmith.io/parameters"))
     w.converge()
-    assert w.data()["client_secret"] == value  # adopted as issued with the current settings
+    assert w.data()["client_secret"] != value  # its shape can no longer be vouched for
+    assert w.status["revision"] == 2
     w.edit_spec(lambda s: s.update(secret={"length": 64}))
     w.step()
-    assert w.status["revision"] == 2
+    assert w.status["revision"] == 3
     assert w.condition()["reason"] == "Rotated"
 
 

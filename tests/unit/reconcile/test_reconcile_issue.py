@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
+from credsmith.api.alphabets import ALPHABETS
 from credsmith.api.enums import KeyAlgorithm, SecretAlphabet
 from credsmith.api.status import format_timestamp
-from credsmith.issuing.alphabets import ALPHABETS
 from credsmith.issuing.client_id import TOKEN_LENGTH
 from credsmith.issuing.fingerprint import fingerprint
 from credsmith.issuing.keypair import key_algorithm_of, key_pair_from_private_pem

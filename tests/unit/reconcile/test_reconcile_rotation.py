@@ -9,8 +9,8 @@ from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.api.status import format_timestamp, parse_timestamp
 from credsmith.issuing.fingerprint import fingerprint
 from credsmith.issuing.keypair import key_algorithm_of, key_pair_from_private_pem
-from credsmith.reconcile.credential import MAX_REMEMBERED_REQUEST
 from credsmith.reconcile.kinds import API_CLIENT
+from credsmith.reconcile.policy import MAX_REMEMBERED_REQUEST
 
 SA = {"serviceAccount": "billing-exporter"}
 HOUR = timedelta(hours=1)
@@ -373,7 +373,10 @@ def test_unreadable_previous_key_is_dropped(world):
     before = snapshot(w, "private_key.pem")
     w.edit_secret(lambda s: s["data"].update({"private_key_previous.pem": "Z2FyYmFnZQ=="}))
     decision = w.step()
-    no_change(w, decision, before, "private_key.pem")
+    assert w.data()["private_key.pem"] == before["value"]
+    assert w.status["revision"] == before["revision"]
+    assert [(e.type, e.reason) for e in decision.events] == [("Warning", "Untrusted")]
+    assert "private_key_previous.pem" in decision.events[0].message
     assert not any(key.startswith(("private_key_previous", "key_id_previous")) for key in w.data())
     w.converge()
 

@@ -1,0 +1,65 @@
+"""A previous value retires on time, whatever else is wrong with the resource. Pure.
+
+While a resource cannot be reconciled (invalid spec or template, a Secret of the wrong
+type), its own Secret still loses the previous value at `previousExpiresAt`: a typo must not
+keep an old secret valid. Only what marks the previous value is removed; everything else,
+the templated keys included, stays as it was (their templates may be what is broken), except
+a templated key that holds the previous value itself.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+from credsmith.reconcile.layout import LAYOUTS
+from credsmith.reconcile.secret_state import is_ours, read_state, without_previous
+from credsmith.reconcile.snapshots import SecretSnapshot
+
+_PREVIOUS_VALUE_KEYS = frozenset(
+    layout.previous_key(layout.value_key) for layout in LAYOUTS.values()
+)
+_PREVIOUS_KEYS = frozenset(
+    layout.previous_key(key)
+    for layout in LAYOUTS.values()
+    for key in (layout.value_key, "key_id", "public_key.pem", "public_jwk.json")
+)
+
+
+def expire_without_spec(
+    secret: SecretSnapshot | None, owner: str, now: datetime
+) -> tuple[dict[str, Any] | None, datetime | None]:
+    """The Secret to write to retire an expired previous value (or None), and when to look
+    again (the expiry still ahead, or None)."""
+    if secret is None or not is_ours(secret.labels, secret.annotations, owner):
+        return None, None
+    state = read_state(secret.annotations, now).state
+    expires = state.previous_expires_at if state is not None else None
+    if expires is None:
+        return None, None
+    if expires > now:
+        return None, expires
+    previous = [v for k, v in secret.data.items() if k in _PREVIOUS_VALUE_KEYS and v]
+    data = {
+        key: value
+        for key, value in secret.data.items()
+        if key not in _PREVIOUS_KEYS and not any(old in value for old in previous)
+    }
+    metadata: dict[str, Any] = {
+        "name": secret.name,
+        "namespace": secret.namespace,
+        "labels": dict(secret.labels),
+        "annotations": without_previous(secret.annotations),
+        "resourceVersion": secret.resource_version,
+    }
+    if secret.owner_references:
+        metadata["ownerReferences"] = [dict(ref) for ref in secret.owner_references]
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": secret.type,
+        "data": {key: base64.b64encode(value).decode() for key, value in data.items()},
+    }
+    return manifest, None

@@ -1,0 +1,171 @@
+"""Status of a credential resource: the fields derived from its Secret, and the conditions.
+
+Conditions follow kstatus: Ready always; Stalled=True while only a person can make progress
+(invalid spec, conflict, duplicate client ID). Status never holds a secret value: only its
+fingerprint, which tells values apart without revealing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from credsmith.api.common import CredentialSpec
+from credsmith.api.enums import CredentialType
+from credsmith.api.status import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    Reason,
+    find_condition,
+    format_timestamp,
+    set_condition,
+)
+from credsmith.issuing.fingerprint import fingerprint
+from credsmith.reconcile.layout import key_id_of
+from credsmith.reconcile.snapshots import Decision, Event, ResourceSnapshot
+from credsmith.reconcile.trust import Credential
+
+_READY_MESSAGES = {
+    Reason.ISSUED: "Issued revision {revision} into Secret {secret}",
+    Reason.ROTATED: "Rotated to revision {revision} in Secret {secret}",
+    Reason.REISSUED: "Re-issued revision {revision} into Secret {secret}",
+}
+
+
+def ready_status(
+    resource: ResourceSnapshot,
+    spec: CredentialSpec,
+    now: datetime,
+    secret_name: str,
+    type_: CredentialType,
+    credential: Credential,
+    change: Reason | None,
+    next_rotation: datetime | None,
+) -> dict[str, Any]:
+    state = credential.state
+    conditions = conditions_of(resource)
+    reason = change or _settled_reason(conditions, state.revision, resource.status)
+    message = _READY_MESSAGES[reason].format(revision=state.revision, secret=secret_name)
+    conditions = _set(conditions, resource, now, ConditionType.READY, True, reason, message)
+    conditions = [c for c in conditions if c.type != ConditionType.STALLED]
+    status: dict[str, Any] = {
+        "observedGeneration": resource.generation,
+        "conditions": [c.to_wire() for c in conditions],
+        "clientId": credential.client_id,
+        "secretName": secret_name,
+        "revision": state.revision,
+        "issuedAt": format_timestamp(state.issued_at),
+        "rotatedAt": format_timestamp(state.rotated_at),
+        "fingerprint": fingerprint(credential.value),
+        "parameters": spec.parameters().to_wire(),  # type: ignore[attr-defined]
+    }
+    if next_rotation is not None:
+        status["nextRotationAt"] = format_timestamp(next_rotation)
+    if state.previous_expires_at is not None:
+        status["previousExpiresAt"] = format_timestamp(state.previous_expires_at)
+    if (key_id := key_id_of(type_, credential.value)) is not None:
+        status["keyId"] = key_id
+    if state.client_uuid is not None:
+        status["id"] = state.client_uuid
+    if state.rotate_request is not None:
+        status["lastRotateRequest"] = state.rotate_request
+    return status
+
+
+def not_ready(
+    resource: ResourceSnapshot,
+    status: Mapping[str, Any],
+    now: datetime,
+    reason: Reason,
+    message: str,
+) -> tuple[dict[str, Any], tuple[Event, ...]]:
+    """`status` with Ready=False and Stalled=True for `reason`, and a Warning Event when the
+    reason or message is new (not on every pass)."""
+    # From the stored status, so that lastTransitionTime moves only on a real transition.
+    conditions = conditions_of(resource)
+    before = find_condition(conditions, ConditionType.READY)
+    conditions = _set(conditions, resource, now, ConditionType.READY, False, reason, message)
+    conditions = _set(conditions, resource, now, ConditionType.STALLED, True, reason, message)
+    failed = dict(status)
+    failed["observedGeneration"] = resource.generation
+    failed["conditions"] = [c.to_wire() for c in conditions]
+    is_new = before is None or before.reason != reason or before.message != message
+    return failed, ((Event("Warning", reason.value, message),) if is_new else ())
+
+
+def failed(
+    resource: ResourceSnapshot,
+    now: datetime,
+    reason: Reason,
+    message: str,
+    requeue_at: datetime | None = None,
+    secret: Mapping[str, Any] | None = None,
+) -> Decision:
+    """Ready=False (and kstatus Stalled=True). The Secret is left as it is, but for `secret`:
+    the same Secret without a previous value that expired (which never waits for a fix)."""
+    status, events = not_ready(resource, resource.status, now, reason, message)
+    return Decision(
+        status=status,
+        secret=secret,
+        events=events,
+        requeue_at=requeue_at,
+        summary=f"{reason.value}: {message}" if events else "",
+    )
+
+
+def conditions_of(resource: ResourceSnapshot) -> list[Condition]:
+    conditions = []
+    for raw in resource.status.get("conditions") or ():
+        try:
+            conditions.append(Condition.model_validate(raw))
+        except ValidationError:
+            continue  # not ours to keep if it is not a valid condition
+    return conditions
+
+
+def validation_message(exc: ValidationError) -> str:
+    """Field paths and pydantic's messages; never the input values."""
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False):
+        path = ".".join(["spec", *(str(p) for p in error["loc"])])
+        parts.append(f"{path}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _settled_reason(
+    conditions: list[Condition], revision: int, status: Mapping[str, Any]
+) -> Reason:
+    """Ready's reason when nothing happened in this pass: keep the last one, if it was
+    about this revision (not when adopting a Secret written just before a crash)."""
+    ready = find_condition(conditions, ConditionType.READY)
+    if (
+        ready is not None
+        and ready.status == ConditionStatus.TRUE
+        and ready.reason in (Reason.ISSUED, Reason.ROTATED, Reason.REISSUED)
+        and status.get("revision") == revision
+    ):
+        return Reason(ready.reason)
+    return Reason.ISSUED if revision == 1 else Reason.ROTATED
+
+
+def _set(
+    conditions: list[Condition],
+    resource: ResourceSnapshot,
+    now: datetime,
+    type_: ConditionType,
+    ok: bool,
+    reason: Reason,
+    message: str,
+) -> list[Condition]:
+    condition = Condition(
+        type=type_.value,
+        status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
+        observed_generation=resource.generation,
+        reason=reason.value,
+        message=message,
+    )
+    return list(set_condition(conditions, condition, now))
