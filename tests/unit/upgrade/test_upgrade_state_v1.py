@@ -69,7 +69,7 @@ def test_registry_lists_version_1_clients_with_their_recorded_hashes() -> None:
     entries, duplicates = entries_and_duplicates(members, LATER)
     assert duplicates == {}
     assert len(entries) == len(members)
-    for (client, secret), entry in zip(
+    for (_, secret), entry in zip(
         sorted(members, key=lambda m: m[0].name),
         sorted(entries, key=lambda e: e["name"]),
         strict=True,
