@@ -55,6 +55,12 @@ LEGACY_SECRET_HASH_OF = f"{GROUP}/secret-hash-of"
 LEGACY_PREVIOUS_SECRET_HASH_OF = f"{GROUP}/previous-secret-hash-of"
 
 VERSION = 2
+_VERSION_2_ONLY = (
+    FINGERPRINT,
+    PREVIOUS_FINGERPRINT,
+    SECRET_HASH_BINDING,
+    PREVIOUS_SECRET_HASH_BINDING,
+)
 _FINGERPRINT_RE = re.compile(r"sha256:[0-9a-f]{16}")
 _BINDING_RE = re.compile(r"([A-Za-z0-9]+):([0-9a-f]{64})")
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -121,6 +127,11 @@ def read_state(annotations: Mapping[str, str], now: datetime) -> StateRead:
     """The state recorded in a Secret's annotations (its owner already checked)."""
     version = annotations.get(STATE_VERSION)
     if version is None:
+        if any(key in annotations for key in _VERSION_2_ONLY) or annotations.get(
+            PARAMETERS, ""
+        ).startswith("{"):
+            # Not a version 1 Secret that lost nothing: a version 2 one that lost its version.
+            return StateRead(None, f"annotation {STATE_VERSION} is missing")
         return _read_version_1(annotations, now)
     try:
         if int(version) < VERSION:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from credsmith.reconcile.kinds import API_CLIENT
 from credsmith.reconcile.registry import (
     entries_and_duplicates,
     reconcile_registry,
+    registry_entry,
     render_document,
 )
 from credsmith.reconcile.snapshots import ResourceSnapshot, SecretSnapshot
@@ -170,3 +172,66 @@ def test_a_foreign_registry_secret_is_a_conflict() -> None:
     decision = reconcile_registry("ns", "reg", [issued("a", A)], foreign, NOW)
     assert decision.conflict
     assert decision.secret is None
+
+
+def test_a_client_naming_anothers_secret_adds_no_entry() -> None:
+    """mallory sets secretName: alice. alice's Secret is not mallory's: no entry from it
+    with mallory's roles, and alice's secret is granted alice's roles only."""
+    alice = issued("alice", A, roles=[{"id": "reports.read"}])
+    mallory = client("mallory", [{"id": "admin"}])
+    mallory_body = {
+        "apiVersion": mallory.api_version,
+        "kind": mallory.kind,
+        "metadata": {"name": "mallory", "namespace": "ns", "uid": "uid-mallory"},
+        "spec": {**mallory.spec, "secretName": "alice"},
+    }
+    members = [alice, (ResourceSnapshot.from_api(mallory_body), alice[1])]
+    entries, duplicates = entries_and_duplicates(members, NOW)
+    assert [e["name"] for e in entries] == ["alice"]
+    assert entries[0]["roles"] == [{"id": "reports.read"}]
+    assert duplicates == {}
+
+
+def test_a_secret_owned_by_another_uid_is_not_listed() -> None:
+    """deletionPolicy Delete: the Secret must also name this very client as its owner."""
+    resource, secret = issued("a", A)
+    recreated = ResourceSnapshot.from_api(
+        {
+            "apiVersion": resource.api_version,
+            "kind": resource.kind,
+            "metadata": {"name": "a", "namespace": "ns", "uid": "uid-of-a-newer-a"},
+            "spec": dict(resource.spec),
+            "status": dict(resource.status),
+        }
+    )
+    assert registry_entry(resource, secret, NOW) is not None
+    assert registry_entry(recreated, secret, NOW) is None
+
+
+def test_one_entry_per_client_id_the_earlier_client_keeps_it() -> None:
+    first, second = issued("first", A), issued("second", B)
+    clashing = []
+    for (resource, secret), created in (
+        (first, "2026-01-01T00:00:00Z"),
+        (second, "2025-12-31T00:00:00Z"),
+    ):
+        body = {
+            "apiVersion": resource.api_version,
+            "kind": resource.kind,
+            "metadata": {"name": resource.name, "namespace": "ns", "uid": resource.uid,
+                         "creationTimestamp": created},
+            "spec": {**resource.spec, "clientId": {"value": "shared"}},
+            "status": {**resource.status, "clientId": "shared"},
+        }  # fmt: skip
+        data = {**{k: base64.b64encode(v).decode() for k, v in secret.data.items()},
+                "client_id": base64.b64encode(b"shared").decode()}  # fmt: skip
+        shared = SecretSnapshot.from_api(
+            {"metadata": {"name": secret.name, "namespace": "ns", "labels": dict(secret.labels),
+                          "annotations": dict(secret.annotations),
+                          "ownerReferences": [dict(r) for r in secret.owner_references]},
+             "data": data}
+        )  # fmt: skip
+        clashing.append((ResourceSnapshot.from_api(body), shared))
+    entries, duplicates = entries_and_duplicates(clashing, NOW)
+    assert [e["name"] for e in entries] == ["second"]  # created first
+    assert duplicates == {"first": "second"}
