@@ -123,8 +123,9 @@ def check_templates(templates: Mapping[str, str], secret_names: Collection[str] 
 
 
 def placeholder(length: int) -> str:
-    """The public stand-in for a secret of at most `length` ASCII characters: `length` times
-    `"`, the character that no allowed filter turns into fewer characters than another."""
+    """The public stand-in for a secret of at most `length` characters: `length` times `"`,
+    which every filter of SECRET_TRANSFORMS expands at least as much as any character a secret
+    may hold (see the module docstring)."""
     if length < 0:
         raise ValueError("a placeholder length cannot be negative")
     return PLACEHOLDER_CHARACTER * length
