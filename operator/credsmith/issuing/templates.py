@@ -1,4 +1,4 @@
-"""Rendering of `secretTemplate.data`: map key -> Jinja2 template over the issued credential.
+r"""Rendering of `secretTemplate.data`: map key -> Jinja2 template over the issued credential.
 
 Templates are written by tenants and rendered over secrets, inside a shared operator. So:
 
@@ -10,11 +10,33 @@ Templates are written by tenants and rendered over secrets, inside a shared oper
   output is streamed and cut off at MAX_TEMPLATE_OUTPUT_BYTES.
 - No error message carries a context value: messages are written in our own words from the
   template's source, and any context value that still occurs in one is replaced by "<redacted>".
+
+No oracle: whether a template renders, and the message when it does not, never depend on the
+value of a secret variable (the names in `secret_names`; the caller decides which). Otherwise a
+tenant who may edit the resource but not read the Secret could learn the value a bit per edit,
+e.g. with `{% if clientSecret[0] == 'a' %}{{ 1/0 }}{% endif %}`. Two rules give this:
+
+- Secret-flow check, at compile time: a secret variable may only be output, be an operand of
+  `~`, or be the subject of one filter of SECRET_TRANSFORMS (alone or in a `~` join), whose
+  result may again be output or joined. It is never tested, compared, indexed, sliced, measured,
+  assigned, passed as an argument or given to another filter. So every branch taken and every
+  value other than output text is the same whatever the secret.
+- Placeholder render: the outcome is decided by a render with each secret replaced by
+  `placeholder(n)`, n `"` characters, n the longest value the variable can have. Take a real
+  value of at most n ASCII characters, without control characters other than tab, newline and
+  carriage return (as generated values and PEM text are). Its render takes the same branches,
+  and each chunk of secret material is at most as long: `~` adds lengths; `upper`, `lower` and
+  `string` keep the length of ASCII text; `b64encode` grows with the byte length; `urlencode`,
+  `urlquote` (`%22`) and `tojson` (`\"`) expand no such character more than `"`. Every limit
+  (value cap, work budget, output per key and in total) is a bound on such lengths, so when the
+  placeholder render passes them, the real one does too, and nothing else in it can fail. Should
+  it fail anyway (placeholders too short), the problem is RENDERING_FAILED, which says nothing
+  about what failed.
 """
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -45,14 +67,26 @@ with a hundred substitutions in a page of text needs a few hundred."""
 
 REDACTED = "<redacted>"
 
+SECRET_TRANSFORMS = frozenset(
+    {"b64encode", "lower", "string", "tojson", "upper", "urlencode", "urlquote"}
+)
+"""The filters a secret may pass through (once): each output's length is bounded by its input's
+with `"` in place of every secret character (see the module docstring)."""
+PLACEHOLDER_CHARACTER = '"'
+RENDERING_FAILED = "rendering failed"
+"""The problem reported when the real render fails although the placeholder render did not."""
+
 __all__ = [
     "MAX_TEMPLATE_NODES",
     "MAX_TEMPLATE_OUTPUT_BYTES",
     "MAX_TEMPLATE_SOURCE_BYTES",
     "MAX_TOTAL_OUTPUT_BYTES",
     "MAX_WORK_UNITS",
+    "RENDERING_FAILED",
+    "SECRET_TRANSFORMS",
     "TemplateError",
     "check_templates",
+    "placeholder",
     "render_templates",
 ]
 
@@ -70,49 +104,101 @@ class TemplateError(Exception):
         super().__init__(f"secretTemplate.data[{json.dumps(key)}]: {problem}")
 
 
-def placeholder(length: int) -> str:  # TEMPORARY until the no-oracle change merges
-    return '"' * length
-
-
-def check_templates(templates: Mapping[str, str], secret_names: Iterable[str] = ()) -> None:
+def check_templates(templates: Mapping[str, str], secret_names: Collection[str] = ()) -> None:
     """Parse and check every template without rendering; raise TemplateError for the first
-    bad one (in key order), so the operator can refuse a spec before issuing anything."""
+    bad one (in key order), so the operator can refuse a spec before issuing anything.
+
+    `secret_names` are the variables whose values must not influence the outcome: they are
+    held to the secret-flow rule (see the module docstring).
+    """
+    secrets = frozenset(secret_names)
     for key in sorted(templates):
         problem = None
         try:
-            _compile(templates[key])
+            _compile(templates[key], secrets)
         except _Problem as exc:
             problem = exc.problem
         if problem is not None:
             raise TemplateError(key, problem)
 
 
+def placeholder(length: int) -> str:
+    """The public stand-in for a secret of at most `length` characters: `length` times `"`,
+    which every filter of SECRET_TRANSFORMS expands at least as much as any character a secret
+    may hold (see the module docstring)."""
+    if length < 0:
+        raise ValueError("a placeholder length cannot be negative")
+    return PLACEHOLDER_CHARACTER * length
+
+
 def render_templates(
     templates: Mapping[str, str],
     context: Mapping[str, str],
-    secret_names: Iterable[str] = (),
+    secret_names: Collection[str] = (),
     placeholders: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Render every template over `context` (e.g. clientId, clientSecret).
 
     Raises TemplateError for the first key (in key order) that fails, exceeds
     MAX_TEMPLATE_OUTPUT_BYTES, or takes the total past MAX_TOTAL_OUTPUT_BYTES.
+
+    The outcome is decided over public values only: each name of `secret_names` present in
+    `context` is first replaced by its entry in `placeholders` (a `placeholder()` as long as the
+    longest value the variable can have); without `placeholders`, by `placeholder(len(value))`.
+    Only then are the real values rendered (see the module docstring).
     """
+    secrets = frozenset(secret_names)
+    stand_ins = _stand_ins(context, secrets, placeholders)
+    public = {name: stand_ins.get(name, value) for name, value in context.items()}
+    rendered, failure = _render_keys(templates, public, secrets)
+    if failure is not None:
+        key, problem = failure
+        # Scrubbed of public values only: whether a secret occurs in a message must not
+        # change it (and the render never saw one).
+        public_values = [value for name, value in context.items() if name not in stand_ins]
+        raise TemplateError(key, _scrub(problem, public_values))
+    if not stand_ins:
+        return rendered
+    rendered, failure = _render_keys(templates, context, secrets)
+    if failure is not None:
+        # Cannot happen with long enough placeholders. Neither the key nor the problem says
+        # what failed: both could depend on the value.
+        raise TemplateError(min(templates), RENDERING_FAILED)
+    return rendered
+
+
+def _stand_ins(
+    context: Mapping[str, str], secrets: frozenset[str], placeholders: Mapping[str, str] | None
+) -> dict[str, str]:
+    """The placeholder of every secret variable in the context."""
+    stand_ins: dict[str, str] = {}
+    for name in sorted(secrets.intersection(context)):
+        if placeholders is None:
+            stand_ins[name] = placeholder(len(context[name]))
+        elif isinstance(placeholders.get(name), str):
+            stand_ins[name] = placeholders[name]
+        else:
+            # A caller's bug; guessing from the value would make the outcome depend on it.
+            raise ValueError(f"no placeholder for secret variable {name!r}")
+    return stand_ins
+
+
+def _render_keys(
+    templates: Mapping[str, str], context: Mapping[str, str], secrets: frozenset[str]
+) -> tuple[dict[str, str], tuple[str, str] | None]:
+    """Render every key in order; the outputs, or also the first failure as (key, problem)."""
     rendered: dict[str, str] = {}
     total = 0
     for key in sorted(templates):
-        problem = None
         try:
-            output = _render(templates[key], context, MAX_TOTAL_OUTPUT_BYTES - total)
+            output = _render(templates[key], context, secrets, MAX_TOTAL_OUTPUT_BYTES - total)
         except _Problem as exc:
-            problem = exc.problem
-        # Raised outside the except block, so no chained exception (which might quote a value)
-        # travels with the error into logs.
-        if problem is not None:
-            raise TemplateError(key, _scrub(problem, context.values()))
+            # Returned, not raised from here: no chained exception (which might quote a value)
+            # travels with the error into logs.
+            return rendered, (key, exc.problem)
         rendered[key] = output
         total += len(output.encode("utf-8"))
-    return rendered
+    return rendered, None
 
 
 class _Problem(Exception):
@@ -133,8 +219,10 @@ class _Compiled:
 _ENVIRONMENT = SecretTemplateEnvironment()
 
 
-def _render(source: str, context: Mapping[str, str], total_left: int) -> str:
-    compiled = _compile(source)
+def _render(
+    source: str, context: Mapping[str, str], secrets: frozenset[str], total_left: int
+) -> str:
+    compiled = _compile(source, secrets)
     chunks: list[str] = []
     size = 0
     # Streamed: rendering stops at the first chunk past a limit.
@@ -154,19 +242,21 @@ def _render(source: str, context: Mapping[str, str], total_left: int) -> str:
     return "".join(chunks)
 
 
-def _compile(source: str) -> _Compiled:
+def _compile(source: str, secrets: frozenset[str]) -> _Compiled:
     if not isinstance(source, str):
         raise _Problem("template must be a string")
-    return _compile_text(source)
+    return _compile_text(source, secrets)
 
 
 @lru_cache(maxsize=256)
-def _compile_text(source: str) -> _Compiled:
+def _compile_text(source: str, secrets: frozenset[str]) -> _Compiled:
     """Parse, check, rewrite and compile one template; cached, as specs rarely change."""
     if len(source.encode("utf-8")) > MAX_TEMPLATE_SOURCE_BYTES:
         raise _Problem(f"template exceeds {MAX_TEMPLATE_SOURCE_BYTES} bytes")
     try:
         tree = _ENVIRONMENT.parse(source)
+        # On the tree as parsed: the rewrite below hides `~` and comparisons in filter calls.
+        _check_secret_flow(tree, secrets)
         names = _check_and_rewrite(tree)
         template = _ENVIRONMENT.from_string(tree)
     except _Problem:
@@ -302,6 +392,65 @@ def _paid_for(node: nodes.Node, internal: dict[int, nodes.Node]) -> nodes.Node:
     created.append(call)
     internal.update((id(item), item) for item in created)
     return call
+
+
+# The secret-flow check ---------------------------------------------------------------------------
+
+# How much secret material an expression may hold, decided by where it stands.
+_PUBLIC = 0
+"""None: it is tested, compared, indexed, measured, assigned, an argument, or the like."""
+_TRANSFORMABLE = 1
+"""Raw secrets, joined with `~`: the subject of one filter of SECRET_TRANSFORMS."""
+_OUTPUT = 2
+"""Also the result of that filter, joined with `~`: output as it is."""
+
+# Node types the flow check follows; any other is refused by `_check_node` anyway.
+_FLOW_NODES = _ALLOWED_NODES | {nodes.Slice}
+
+
+def _check_secret_flow(tree: nodes.Template, secrets: frozenset[str]) -> None:
+    """Refuse every use of a secret variable other than those of the secret-flow rule (module
+    docstring). Iterative, in source order, so the first misuse is the one reported."""
+    if not secrets:
+        return
+    stack: list[tuple[nodes.Node, int]] = [(tree, _PUBLIC)]
+    while stack:
+        node, allowed = stack.pop()
+        if isinstance(node, nodes.Name) and node.name in secrets and allowed == _PUBLIC:
+            raise _Problem(_misuse(node))
+        if type(node) not in _FLOW_NODES:
+            continue
+        inherit = _inheriting(node, allowed)
+        children = [(child, inherit.get(id(child), _PUBLIC)) for child in node.iter_child_nodes()]
+        stack.extend(reversed(children))
+
+
+def _inheriting(node: nodes.Node, allowed: int) -> dict[int, int]:
+    """The children of `node` (by id) that may hold secret material, and how much; every
+    other child may hold none."""
+    if isinstance(node, nodes.Output):
+        return {id(child): _OUTPUT for child in node.nodes}
+    if isinstance(node, nodes.Concat):
+        return {id(child): allowed for child in node.nodes}
+    if isinstance(node, nodes.CondExpr):  # the branches, not the test
+        return {id(child): allowed for child in (node.expr1, node.expr2) if child is not None}
+    if (
+        isinstance(node, nodes.Filter)
+        and node.name in SECRET_TRANSFORMS
+        and allowed == _OUTPUT  # not over another filter's result: a chain breaks the bound
+        and node.node is not None
+    ):
+        return {id(node.node): _TRANSFORMABLE}
+    return {}
+
+
+def _misuse(name: nodes.Name) -> str:
+    line = f"line {name.lineno}: " if name.lineno else ""
+    return (
+        f'{line}secret variable "{name.name}" may only be output, joined with ~, or passed '
+        f"once through one of {', '.join(sorted(SECRET_TRANSFORMS))}; it cannot be tested, "
+        "compared, indexed, sliced, measured or assigned"
+    )
 
 
 # Error messages -----------------------------------------------------------------------------
