@@ -11,8 +11,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from credsmith.api.alphabets import ALPHABETS
 from credsmith.api.enums import SecretAlphabet
-from credsmith.issuing.alphabets import ALPHABETS
 from credsmith.issuing.template_sandbox import FILTERS, MAX_WORK_UNITS, work_budget
 from credsmith.issuing.templates import (
     MAX_TEMPLATE_OUTPUT_BYTES,

@@ -17,7 +17,12 @@ BAD_TEMPLATES = {
     "unknown variable": ({}, {"url": "{{ clientSecrett }}"}, '"clientSecrett"'),
     "variable of another type": ({}, {"x": "{{ password }}"}, '"password"'),
     "attribute access": ({}, {"x": "{{ clientSecret.__class__ }}"}, "attribute"),
-    "unknown filter": ({}, {"x": "{{ clientSecret | pprint }}"}, '"pprint"'),
+    "unknown filter": ({}, {"x": "{{ clientId | pprint }}"}, '"pprint"'),
+    "secret inspected": (
+        {},
+        {"x": "{{ clientSecret | length }}"},
+        'secret variable "clientSecret"',
+    ),
     "call": ({}, {"x": "{{ clientSecret.upper() }}"}, 'data["x"]'),
     "output too large": ({}, {"x": "{{ clientSecret * 10000 }}"}, 'data["x"]'),
     "type error on the value": ({}, {"x": "{{ clientSecret + 1 }}"}, 'data["x"]'),

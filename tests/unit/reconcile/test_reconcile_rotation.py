@@ -323,19 +323,17 @@ def test_no_overlap_no_previous_keys(world):
 
 
 def test_template_sees_the_previous_value_during_the_overlap(world):
-    template = {
-        "data": {"both": "{{ clientSecret }} {{ clientSecretPrevious | default('-', true) }}"}
-    }
+    template = {"data": {"both": "{{ clientSecret }} {{ clientSecretPrevious }}"}}
     w = world({**SA, "rotation": {"overlap": "1h"}, "secretTemplate": template})
     w.step()
     old = w.data()["client_secret"]
-    assert w.data()["both"] == f"{old} -"
+    assert w.data()["both"] == f"{old} "
     w.annotate(ROTATE_ANNOTATION, "r1")
     w.step()
     new = w.data()["client_secret"]
     assert w.data()["both"] == f"{new} {old}"
     w.step(HOUR)
-    assert w.data()["both"] == f"{new} -"
+    assert w.data()["both"] == f"{new} "
 
 
 def test_second_rotation_during_overlap_keeps_only_the_last_value(world):

@@ -210,3 +210,42 @@ def test_a_duplicate_client_id_is_not_ready_and_says_whose_it_is(world):
     assert "alice" in ready["message"]
     assert [e.reason for e in decision.events] == ["DuplicateClientId"]
     assert decision.secret is None
+
+
+ORACLE = "{% if clientSecret[0] == 'a' %}{{ 1/0 }}{% endif %}"
+
+
+def test_the_oracle_template_is_refused_and_the_secret_untouched(world):
+    w = world(SA)
+    w.converge()
+    value = w.data()["client_secret"]
+    w.edit_spec(lambda s: s.update(secretTemplate={"data": {"x": ORACLE}}))
+    w.step()
+    ready = w.condition()
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidTemplate")
+    assert 'secret variable "clientSecret"' in ready["message"]
+    assert w.data()["client_secret"] == value
+
+
+@pytest.mark.parametrize(
+    ("spec", "variable"),
+    [
+        ({**SA}, "clientSecret"),
+        ({**SA, "type": "APIKey"}, "apiKey"),
+        ({**SA, "type": "BasicAuth"}, "password"),
+        ({**SA, "type": "KeyPair"}, "privateKeyPem"),
+    ],
+)
+def test_every_type_renders_its_secret_variables_through_placeholders(world, spec, variable):
+    previous = (
+        variable.replace("Pem", "PreviousPem") if "Pem" in variable else variable + "Previous"
+    )
+    template = {"data": {"t": f"{{{{ {variable}|b64encode }}}}|{{{{ {previous}|tojson }}}}"}}
+    w = world({**spec, "rotation": {"overlap": "1h"}, "secretTemplate": template})
+    w.converge()
+    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.step()
+    assert w.condition()["reason"] == "Rotated"
+    current, _, previous_json = w.data()["t"].partition("|")
+    assert current
+    assert previous_json.startswith('"')
