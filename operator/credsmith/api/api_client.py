@@ -11,7 +11,8 @@ from credsmith.api.common import (
     CredentialParameters,
     CredentialSpec,
 )
-from credsmith.api.enums import HashAlgorithm
+from credsmith.api.enums import CredentialType, HashAlgorithm
+from credsmith.api.extra_secrets import CREDENTIAL_KEYS, cel_key_list, extra_keys_rules
 from credsmith.api.status import CredentialStatus
 
 KIND = "ApiClient"
@@ -76,7 +77,12 @@ class ApiClientParameters(CredentialParameters):
 class ApiClientSpec(CredentialSpec):
     """A client of an API that you serve. The operator issues its credential into a Secret."""
 
-    model_config = ConfigDict(json_schema_extra=validations(CLIENT_ID_IMMUTABLE))
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            CLIENT_ID_IMMUTABLE,
+            *extra_keys_rules(cel_key_list(CREDENTIAL_KEYS[CredentialType.CLIENT_SECRET])),
+        )
+    )
     root_validations: ClassVar[tuple[dict[str, str], ...]] = (
         *CredentialSpec.root_validations,
         REGISTRY_NOT_OWN_SECRET,

@@ -30,7 +30,13 @@ from credsmith.api.base import (
     validations,
 )
 from credsmith.api.durations import GO_DURATION_PATTERN, parse_go_duration
-from credsmith.api.enums import ClientIdFormat, DeletionPolicy, SecretAlphabet
+from credsmith.api.enums import ClientIdFormat, CredentialType, DeletionPolicy, SecretAlphabet
+from credsmith.api.extra_secrets import (
+    CREDENTIAL_KEYS,
+    MAX_EXTRA_SECRETS,
+    ExtraSecret,
+    key_collisions,
+)
 
 # Setting this annotation to a new value (any string) rotates the credential once.
 ROTATE_ANNOTATION = f"{GROUP}/rotate"
@@ -338,6 +344,18 @@ class CredentialSpec(WireModel):
         default_factory=SecretTemplate,
         description="Labels, annotations and extra templated keys for the Secret.",
     )
+    extra_secrets: list[ExtraSecret] = Field(
+        default_factory=list,
+        max_length=MAX_EXTRA_SECRETS,
+        description=(
+            f"Up to {MAX_EXTRA_SECRETS} more random values, each under its own Secret key, "
+            "generated beside the credential and rotated with it (`<key>_previous` during an "
+            "overlap). Adding a key issues just that value; removing one removes it; changing "
+            "one's settings regenerates just it. Templates reach them as `extra.<key>` or "
+            "`extra['<key>']`."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["key"]},
+    )
     deletion_policy: DeletionPolicy = Field(
         DEFAULT_DELETION_POLICY,
         description=(
@@ -346,6 +364,20 @@ class CredentialSpec(WireModel):
             "Secret survives)."
         ),
     )
+
+    @property
+    def own_type(self) -> CredentialType:
+        """The credential type, whose keys no extra secret may take."""
+        return CredentialType.CLIENT_SECRET
+
+    @model_validator(mode="after")
+    def _extra_keys_are_free(self) -> Self:
+        problems = key_collisions(
+            self.extra_secrets, CREDENTIAL_KEYS[self.own_type], self.secret_template.data
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     def effective_secret_name(self, metadata_name: str) -> str:
         """The name of the Secret to write: secretName, or the resource's own name."""

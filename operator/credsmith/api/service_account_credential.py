@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field, model_validator
 from credsmith.api.base import NO_CONTROL_CHARS, WireModel, rule, validations
 from credsmith.api.common import CLIENT_ID_IMMUTABLE, CredentialParameters, CredentialSpec
 from credsmith.api.enums import CredentialType, KeyAlgorithm
+from credsmith.api.extra_secrets import CREDENTIAL_KEYS, cel_key_list, extra_keys_rules
 from credsmith.api.status import CredentialStatus
 
 KIND = "ServiceAccountCredential"
@@ -60,7 +61,14 @@ class ServiceAccountCredentialSpec(CredentialSpec):
 
     model_config = ConfigDict(
         json_schema_extra=validations(
-            CLIENT_ID_IMMUTABLE, TYPE_IMMUTABLE, KEY_PAIR_ONLY_FOR_KEY_PAIR
+            CLIENT_ID_IMMUTABLE,
+            TYPE_IMMUTABLE,
+            KEY_PAIR_ONLY_FOR_KEY_PAIR,
+            *extra_keys_rules(
+                "{"
+                + ", ".join(f"'{t.value}': {cel_key_list(k)}" for t, k in CREDENTIAL_KEYS.items())
+                + f"}}[has(self.type) ? self.type : '{DEFAULT_TYPE.value}']"
+            ),
         )
     )
 
@@ -94,6 +102,10 @@ class ServiceAccountCredentialSpec(CredentialSpec):
         if self.key_pair is not None and self.type != CredentialType.KEY_PAIR:
             raise ValueError(_KEY_PAIR_ONLY)
         return self
+
+    @property
+    def own_type(self) -> CredentialType:
+        return self.type
 
     @property
     def key_algorithm(self) -> KeyAlgorithm | None:

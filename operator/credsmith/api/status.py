@@ -138,6 +138,13 @@ def set_condition(
 Fingerprint = Annotated[str, Field(max_length=23, pattern=r"^sha256:[0-9a-f]{16}$")]
 
 
+class ExtraSecretStatus(WireModel):
+    """One extra secret as issued: its key and a fingerprint, never the value."""
+
+    key: Annotated[str, Field(min_length=1, max_length=200)] = Field(description="The Secret key.")
+    fingerprint: Fingerprint = Field(description="`sha256:` and 16 hex digits of the value.")
+
+
 class CredentialStatus(WireModel):
     """What the operator did, as both kinds report it. Derived from the Secret."""
 
@@ -172,6 +179,12 @@ class CredentialStatus(WireModel):
         description=(
             "`sha256:` and the first 16 hex digits of the SHA-256 of the current secret, for audit."
         ),
+    )
+    extra_secrets: list[ExtraSecretStatus] | None = Field(
+        None,
+        max_length=16,
+        description="The spec.extraSecrets keys in the Secret, each with a fingerprint.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["key"]},
     )
     last_rotate_request: Annotated[str, Field(max_length=4096)] | None = Field(
         None,

@@ -43,6 +43,7 @@ from functools import lru_cache
 from jinja2 import Template, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
 
+from credsmith.issuing.template_extras import ExtraMisuse, display_name, resolve_extras
 from credsmith.issuing.template_sandbox import (
     COMPARE_FILTER,
     CONCAT_FILTER,
@@ -255,12 +256,15 @@ def _compile_text(source: str, secrets: frozenset[str]) -> _Compiled:
         raise _Problem(f"template exceeds {MAX_TEMPLATE_SOURCE_BYTES} bytes")
     try:
         tree = _ENVIRONMENT.parse(source)
+        resolve_extras(tree)  # extra.<key> -> a variable of its own, before any check
         # On the tree as parsed: the rewrite below hides `~` and comparisons in filter calls.
         _check_secret_flow(tree, secrets)
         names = _check_and_rewrite(tree)
         template = _ENVIRONMENT.from_string(tree)
     except _Problem:
         raise
+    except ExtraMisuse as exc:
+        raise _Problem(str(exc)) from None
     except TemplateSyntaxError as exc:
         raise _Problem(f"line {exc.lineno}: {exc.message}") from None
     except (RecursionError, SyntaxError):  # Python's limits on nesting, while parsing or compiling
@@ -447,9 +451,9 @@ def _inheriting(node: nodes.Node, allowed: int) -> dict[int, int]:
 def _misuse(name: nodes.Name) -> str:
     line = f"line {name.lineno}: " if name.lineno else ""
     return (
-        f'{line}secret variable "{name.name}" may only be output, joined with ~, or passed '
-        f"once through one of {', '.join(sorted(SECRET_TRANSFORMS))}; it cannot be tested, "
-        "compared, indexed, sliced, measured or assigned"
+        f'{line}secret variable "{display_name(name.name)}" may only be output, '
+        f"joined with ~, or passed once through one of {', '.join(sorted(SECRET_TRANSFORMS))}; "
+        "it cannot be tested, compared, indexed, sliced, measured or assigned"
     )
 
 
@@ -466,7 +470,7 @@ def _describe(exc: Exception, names: frozenset[str]) -> str:
         message = exc.message or ""
         match = _UNDEFINED_NAME.fullmatch(message)
         if match is not None and match[1] in names:
-            return f'unknown variable "{match[1]}"'
+            return f'unknown variable "{display_name(match[1])}"'
         return "undefined value"
     if isinstance(exc, SecurityError):
         return "forbidden by the sandbox"

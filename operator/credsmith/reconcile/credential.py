@@ -24,10 +24,21 @@ from credsmith.issuing.templates import TemplateError, check_templates, render_t
 from credsmith.reconcile import readiness
 from credsmith.reconcile.desired_secret import desired_secret, differs
 from credsmith.reconcile.expiry import expire_without_spec
+from credsmith.reconcile.extras import (
+    Extras,
+    expired,
+    extra_states,
+    extras_data,
+    extras_status,
+    read_extras,
+    settle_extras,
+)
 from credsmith.reconcile.layout import (
     LAYOUTS,
     SECRET_VARIABLES,
     credential_data,
+    extra_variable_names,
+    extra_variables,
     previous_data,
     reserved_keys,
     template_context,
@@ -123,7 +134,7 @@ def reconcile(
     templates = spec.secret_template.data
     try:
         _check_reserved_keys(type_, templates)
-        check_templates(templates, SECRET_VARIABLES)
+        check_templates(templates, SECRET_VARIABLES | extra_variable_names(spec.extra_secrets))
     except TemplateError as exc:
         return failed(Reason.INVALID_TEMPLATE, str(exc))
 
@@ -168,7 +179,27 @@ def reconcile(
         change = plan.reason
         events.append(_issue_event(found, secret_name, credential.state.revision))
 
+    checked = found if isinstance(found, Credential) else None
+    found_extras = read_extras(secret, checked.state) if checked and secret else Extras()
+    events += [
+        Event("Warning", "Untrusted", f"Secret {secret_name}: {w}") for w in found_extras.warnings
+    ]
+    extras, extra_events = settle_extras(
+        spec.extra_secrets,
+        found_extras,
+        checked.state.extras if checked else (),
+        change,
+        credential.previous is not None,
+        generate.extra,
+    )
+    events += extra_events
     credential = with_fingerprints(expire_previous(credential, now))
+    if credential.previous is None:
+        extras = expired(extras)
+    credential = replace(
+        credential,
+        state=replace(credential.state, extras=extra_states(spec.extra_secrets, extras)),
+    )
     credential, warnings = with_verifier_hashes(
         credential, rules.verifier_hash(spec), found if isinstance(found, Credential) else None
     )
@@ -177,13 +208,16 @@ def reconcile(
     data = credential_data(type_, credential.client_id, credential.value)
     if credential.previous is not None:
         data.update(previous_data(type_, credential.previous))
+    # The context is made before the extras join the data: they are reached as extra.<key>.
+    context = template_context(type_, data)
     placeholders = template_placeholders(type_, parameters, credential.previous is not None)
+    secret_names = set(SECRET_VARIABLES)
+    for name, (value, stand_in) in extra_variables(spec.extra_secrets, extras).items():
+        context[name], placeholders[name] = value, stand_in
+        secret_names.add(name)
+    data.update(extras_data(extras))
     try:
-        data.update(
-            render_templates(
-                templates, template_context(type_, data), SECRET_VARIABLES, placeholders
-            )
-        )
+        data.update(render_templates(templates, context, secret_names, placeholders))
     except TemplateError as exc:
         return failed(Reason.INVALID_TEMPLATE, str(exc))
 
@@ -197,6 +231,8 @@ def reconcile(
         resource, spec, now, secret_name, type_, credential, change, rotation_at
     )
     status.update(rules.extra_status(spec))
+    if state.extras:
+        status["extraSecrets"] = extras_status(state.extras)
     if duplicate_of is not None:
         status, duplicate_events = readiness.not_ready(
             resource,

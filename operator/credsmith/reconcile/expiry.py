@@ -13,6 +13,7 @@ import base64
 from datetime import datetime
 from typing import Any
 
+from credsmith.api.extra_secrets import previous_key
 from credsmith.reconcile.layout import LAYOUTS
 from credsmith.reconcile.secret_state import is_ours, read_state, without_previous
 from credsmith.reconcile.snapshots import SecretSnapshot
@@ -40,11 +41,15 @@ def expire_without_spec(
         return None, None
     if expires > now:
         return None, expires
-    previous = [v for k, v in secret.data.items() if k in _PREVIOUS_VALUE_KEYS and v]
+    extra_keys = {previous_key(extra.key) for extra in state.extras} if state else set()
+    previous_keys = _PREVIOUS_KEYS | extra_keys
+    previous = [
+        v for k, v in secret.data.items() if (k in _PREVIOUS_VALUE_KEYS or k in extra_keys) and v
+    ]
     data = {
         key: value
         for key, value in secret.data.items()
-        if key not in _PREVIOUS_KEYS and not any(old in value for old in previous)
+        if key not in previous_keys and not any(old in value for old in previous)
     }
     metadata: dict[str, Any] = {
         "name": secret.name,

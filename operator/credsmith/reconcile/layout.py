@@ -8,14 +8,17 @@ file extension, so mounted files keep theirs: `private_key_previous.pem`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from credsmith.api.alphabets import MAX_LENGTH
 from credsmith.api.enums import CredentialType
+from credsmith.api.extra_secrets import ExtraSecret, previous_key
 from credsmith.issuing.keypair import KeyPair, key_pair_from_private_pem
 from credsmith.issuing.random_secret import CHECKSUM_LENGTH
+from credsmith.issuing.template_extras import extra_variable
 from credsmith.issuing.templates import placeholder
+from credsmith.reconcile.extras import Extras
 from credsmith.reconcile.parameters import MAX_PEM_CHARS, GenerationParameters
 
 BASIC_AUTH_SECRET_TYPE = "kubernetes.io/basic-auth"
@@ -28,8 +31,7 @@ class Layout:
     secret_type: str = "Opaque"
 
     def previous_key(self, key: str) -> str:
-        stem, dot, extension = key.partition(".")
-        return f"{stem}_previous{dot}{extension}"
+        return previous_key(key)
 
 
 LAYOUTS: Mapping[CredentialType, Layout] = {
@@ -143,3 +145,21 @@ def template_placeholders(
         previous_name: previous,
         "clientSecretPrevious": previous,
     }
+
+
+def extra_variable_names(extras: Sequence[ExtraSecret]) -> set[str]:
+    """The template variables of the extra secrets (and their previous forms)."""
+    return {extra_variable(k) for e in extras for k in (e.key, previous_key(e.key))}
+
+
+def extra_variables(extras: Sequence[ExtraSecret], held: Extras) -> dict[str, tuple[str, str]]:
+    """Template variable -> (value, stand-in) for every extra secret and its previous form;
+    a previous form is "" outside an overlap, like the credential's own."""
+    variables = {}
+    for extra in extras:
+        longest = len(extra.prefix or "") + extra.length
+        variables[extra_variable(extra.key)] = (held.current[extra.key], placeholder(longest))
+        old = held.previous.get(extra.key)
+        stand_in = placeholder(_MAX_RANDOM_SECRET_CHARS) if old is not None else ""
+        variables[extra_variable(previous_key(extra.key))] = (old or "", stand_in)
+    return variables

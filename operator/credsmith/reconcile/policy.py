@@ -15,6 +15,7 @@ from typing import Any
 
 from credsmith.api.common import ROTATE_ANNOTATION, CredentialSpec
 from credsmith.api.enums import CredentialType, HashAlgorithm, KeyAlgorithm
+from credsmith.api.extra_secrets import ExtraSecret
 from credsmith.api.status import Reason, parse_timestamp
 from credsmith.issuing.client_id import new_client_id
 from credsmith.issuing.fingerprint import fingerprint
@@ -38,6 +39,9 @@ class Generators:
     client_id: Callable[[CredentialSpec], str]
     value: Callable[[CredentialSpec, CredentialType, KeyAlgorithm | None], str]
     client_uuid: Callable[[], str]
+    extra: Callable[[ExtraSecret], str] = lambda extra: new_secret(
+        extra.length, extra.alphabet, extra.prefix
+    )
 
 
 def _new_value(spec: CredentialSpec, type_: CredentialType, algorithm: KeyAlgorithm | None) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from credsmith import GROUP
-from credsmith.api.enums import HashAlgorithm
+from credsmith.api.enums import HashAlgorithm, SecretAlphabet
 from credsmith.api.status import format_timestamp, parse_timestamp
 from credsmith.reconcile.parameters import GenerationParameters
 
@@ -50,6 +50,8 @@ PREVIOUS_SECRET_HASH_BINDING = f"{GROUP}/previous-secret-hash-binding"
 # The secretTemplate label and annotation keys last applied, so that removing one from the
 # template removes it from the Secret while others' keys are kept.
 TEMPLATE_KEYS = f"{GROUP}/template-keys"
+# spec.extraSecrets as issued: per key its parameters and fingerprints (JSON).
+EXTRA_SECRETS = f"{GROUP}/extra-secrets"
 # Version 1 only: "<algorithm>:<fingerprint of the hashed value>".
 LEGACY_SECRET_HASH_OF = f"{GROUP}/secret-hash-of"
 LEGACY_PREVIOUS_SECRET_HASH_OF = f"{GROUP}/previous-secret-hash-of"
@@ -94,6 +96,30 @@ def binding_of(value: str, algorithm: HashAlgorithm, hash_: str) -> str:
 
 
 @dataclass(frozen=True)
+class ExtraState:
+    """One extra secret as issued (spec.extraSecrets)."""
+
+    key: str
+    length: int
+    alphabet: SecretAlphabet
+    prefix: str | None
+    fingerprint: str
+    previous_fingerprint: str | None = None
+
+    def to_wire(self) -> dict[str, object]:
+        fields: dict[str, object] = {
+            "length": self.length,
+            "alphabet": self.alphabet.value,
+            "fingerprint": self.fingerprint,
+        }
+        if self.prefix is not None:
+            fields["prefix"] = self.prefix
+        if self.previous_fingerprint is not None:
+            fields["previousFingerprint"] = self.previous_fingerprint
+        return fields
+
+
+@dataclass(frozen=True)
 class SecretState:
     owner: str
     revision: int
@@ -110,6 +136,7 @@ class SecretState:
     previous_hash: VerifierHash | None = None
     template_labels: tuple[str, ...] = ()
     template_annotations: tuple[str, ...] = ()
+    extras: tuple[ExtraState, ...] = ()  # sorted by key
     version: int = VERSION
     # Version 1: the digest recorded instead of parameters ("" if none was).
     legacy_digest: str = field(default="", compare=False)
@@ -172,6 +199,9 @@ def annotations_of(state: SecretState) -> dict[str, str]:
                 raise ValueError("only a bound hash can be written")
             notes[hash_key] = made.hash
             notes[binding_key] = f"{made.algorithm.value}:{made.binding}"
+    if state.extras:
+        extras = {extra.key: extra.to_wire() for extra in state.extras}
+        notes[EXTRA_SECRETS] = json.dumps(extras, sort_keys=True, separators=(",", ":"))
     if state.template_labels or state.template_annotations:
         applied = {
             "labels": list(state.template_labels),
@@ -254,6 +284,7 @@ def _read_version_2(notes: Mapping[str, str]) -> SecretState:
         previous_hash=_bound_hash(notes, PREVIOUS_SECRET_HASH, PREVIOUS_SECRET_HASH_BINDING),
         template_labels=labels,
         template_annotations=annotations,
+        extras=_extras(notes),
     )
 
 
@@ -357,6 +388,40 @@ def _legacy_hash(notes: Mapping[str, str], hash_key: str, of_key: str) -> Verifi
     return VerifierHash(algorithm, made, None)
 
 
+def _extras(notes: Mapping[str, str]) -> tuple[ExtraState, ...]:
+    raw = notes.get(EXTRA_SECRETS)
+    if raw is None:
+        return ()
+    try:
+        items = json.loads(raw)
+        extras = []
+        for key, fields in sorted(items.items()):
+            prefix = fields.get("prefix")
+            previous = fields.get("previousFingerprint")
+            extra = ExtraState(
+                key=key,
+                length=fields["length"],
+                alphabet=SecretAlphabet(fields["alphabet"]),
+                prefix=prefix,
+                fingerprint=fields["fingerprint"],
+                previous_fingerprint=previous,
+            )
+            if not (
+                isinstance(key, str)
+                and isinstance(extra.length, int)
+                and not isinstance(extra.length, bool)
+                and 0 < extra.length <= 4096
+                and (prefix is None or isinstance(prefix, str))
+                and _FINGERPRINT_RE.fullmatch(str(extra.fingerprint))
+                and (previous is None or _FINGERPRINT_RE.fullmatch(str(previous)))
+            ):
+                raise ValueError
+            extras.append(extra)
+    except (ValueError, AttributeError, TypeError, KeyError):
+        raise _Malformed(EXTRA_SECRETS) from None
+    return tuple(extras)
+
+
 def _template_keys(notes: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     raw = notes.get(TEMPLATE_KEYS)
     if raw is None:
@@ -384,7 +449,16 @@ _PREVIOUS_ANNOTATIONS = frozenset(
 
 def without_previous(annotations: Mapping[str, str]) -> dict[str, str]:
     """The annotations with every trace of a previous value removed (any version)."""
-    return {k: v for k, v in annotations.items() if k not in _PREVIOUS_ANNOTATIONS}
+    kept = {k: v for k, v in annotations.items() if k not in _PREVIOUS_ANNOTATIONS}
+    try:
+        extras = [replace(e, previous_fingerprint=None) for e in _extras(annotations)]
+    except _Malformed:
+        return kept  # the next pass with a valid spec re-issues it anyway
+    if extras:
+        kept[EXTRA_SECRETS] = json.dumps(
+            {e.key: e.to_wire() for e in extras}, sort_keys=True, separators=(",", ":")
+        )
+    return kept
 
 
 def is_ours(labels: Mapping[str, str], annotations: Mapping[str, str], owner: str) -> bool:
