@@ -299,8 +299,16 @@ class World:
             self.values.append(new)
             return new
 
+        def extra(spec: Any) -> str:
+            new = self.generate.extra(spec)
+            self.values.append(new)
+            return new
+
         return Generators(
-            client_id=self.generate.client_id, value=value, client_uuid=self.generate.client_uuid
+            client_id=self.generate.client_id,
+            value=value,
+            client_uuid=self.generate.client_uuid,
+            extra=extra,
         )
 
     def secret_values(self) -> list[str]:
