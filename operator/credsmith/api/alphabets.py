@@ -18,6 +18,8 @@ MIN_ENTROPY_BITS = 128
 MIN_LENGTH = 16
 MAX_LENGTH = 256
 DEFAULT_LENGTH = 48
+CHECKSUM_LENGTH = 6
+"""Base62 characters of the optional checksum: 62**6 > 2**32, so every CRC32 value fits."""
 
 
 def entropy_bits(length: int, alphabet: SecretAlphabet) -> float:

@@ -5,13 +5,14 @@ from typing import Annotated, ClassVar, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
+from credsmith.api.alphabets import CHECKSUM_LENGTH, DEFAULT_LENGTH
 from credsmith.api.base import NO_CONTROL_CHARS, ObjectName, WireModel, rule, validations
 from credsmith.api.common import (
     CLIENT_ID_IMMUTABLE,
     CredentialParameters,
     CredentialSpec,
 )
-from credsmith.api.enums import CredentialType, HashAlgorithm
+from credsmith.api.enums import CredentialType, HashAlgorithm, RegistryFormat
 from credsmith.api.extra_secrets import CREDENTIAL_KEYS, cel_key_list, extra_keys_rules
 from credsmith.api.status import CredentialStatus
 
@@ -33,6 +34,29 @@ REGISTRY_NOT_OWN_SECRET = rule(
     "(has(self.spec.secretName) ? self.spec.secretName : self.metadata.name)",
     _REGISTRY_CLASH,
     field_path=".spec.registry.name",
+)
+
+
+# bcrypt reads at most 72 bytes of a password: a longer secret would be cut silently.
+BCRYPT_MAX_BYTES = 72
+_HTPASSWD_FITS = (
+    "spec.secret: with registry.formats Htpasswd, the secret (secret.prefix, secret.length "
+    f"and a checksum of {CHECKSUM_LENGTH}) must fit bcrypt's {BCRYPT_MAX_BYTES} bytes, and a "
+    "clientId.value must not contain ':'"
+)
+_HTPASSWD = (
+    "has(self.registry) && has(self.registry.formats) && 'Htpasswd' in self.registry.formats"
+)
+HTPASSWD_FITS = rule(
+    f"!({_HTPASSWD}) || ("
+    f"(has(self.secret) && has(self.secret.length) ? self.secret.length : {DEFAULT_LENGTH}) + "
+    "(has(self.secret) && has(self.secret.prefix) ? size(self.secret.prefix) : 0) + "
+    "(has(self.secret) && has(self.secret.checksum) && self.secret.checksum ? "
+    f"{CHECKSUM_LENGTH} : 0)"
+    f" <= {BCRYPT_MAX_BYTES} && "
+    "!(has(self.clientId) && has(self.clientId.value) && self.clientId.value.contains(':')))",
+    _HTPASSWD_FITS,
+    field_path=".secret",
 )
 
 
@@ -65,6 +89,25 @@ class RegistrySpec(WireModel):
         ),
     )
 
+    formats: list[RegistryFormat] | None = Field(
+        None,
+        min_length=1,
+        max_length=2,
+        description=(
+            "What the registry Secret holds: ClientsJSON (by default; key clients.json, for "
+            "the credsmith verifier) and/or Htpasswd (key auth: one `clientId:bcrypt` line per "
+            "client, what ingress-nginx, Traefik, oauth2-proxy, nginx and Apache read; the "
+            "secret must then fit bcrypt's 72 bytes). With Htpasswd, only the current secret "
+            "is listed: gateways check only a user's first line, so the previous one cannot "
+            "stay valid there during an overlap."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+    @property
+    def effective_formats(self) -> frozenset[RegistryFormat]:
+        return frozenset(self.formats or (RegistryFormat.CLIENTS_JSON,))
+
 
 class ApiClientParameters(CredentialParameters):
     """The settings in force for an ApiClient, defaults applied."""
@@ -80,6 +123,7 @@ class ApiClientSpec(CredentialSpec):
     model_config = ConfigDict(
         json_schema_extra=validations(
             CLIENT_ID_IMMUTABLE,
+            HTPASSWD_FITS,
             *extra_keys_rules(cel_key_list(CREDENTIAL_KEYS[CredentialType.CLIENT_SECRET])),
         )
     )
@@ -114,6 +158,19 @@ class ApiClientSpec(CredentialSpec):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"spec.roles: duplicate id {', '.join(duplicates)}")
+        return self
+
+    @model_validator(mode="after")
+    def _htpasswd_fits(self) -> Self:
+        if self.registry is None or RegistryFormat.HTPASSWD not in self.registry.effective_formats:
+            return self
+        size = (
+            len(self.secret.prefix or "")
+            + self.secret.length
+            + (CHECKSUM_LENGTH if self.secret.checksum else 0)
+        )
+        if size > BCRYPT_MAX_BYTES or ":" in (self.client_id.value or ""):
+            raise ValueError(_HTPASSWD_FITS)
         return self
 
     def object_errors(self, metadata_name: str) -> list[str]:

@@ -45,3 +45,8 @@ class HashAlgorithm(StrEnum):
 class DeletionPolicy(StrEnum):
     DELETE = "Delete"
     ORPHAN = "Orphan"
+
+
+class RegistryFormat(StrEnum):
+    CLIENTS_JSON = "ClientsJSON"
+    HTPASSWD = "Htpasswd"

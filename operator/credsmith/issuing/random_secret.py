@@ -9,15 +9,13 @@ import zlib
 
 from credsmith.api.alphabets import (
     ALPHABETS,
+    CHECKSUM_LENGTH,
     MAX_LENGTH,
     MIN_ENTROPY_BITS,
     MIN_LENGTH,
     min_length,
 )
 from credsmith.api.enums import SecretAlphabet
-
-CHECKSUM_LENGTH = 6
-"""Base62 characters of the checksum: 62**6 > 2**32, so every CRC32 value fits."""
 
 _BASE62 = ALPHABETS[SecretAlphabet.ALPHANUMERIC]
 

@@ -82,6 +82,8 @@ class KindRules:
     extra_status: Callable[[Any], dict[str, Any]] = lambda spec: {}
     # ApiClient with a registry: the hash to keep of the secret, for the registry.
     verifier_hash: Callable[[Any], HashAlgorithm | None] = lambda spec: None
+    # ApiClient with registry.formats Htpasswd: keep a bcrypt hash too.
+    htpasswd: Callable[[Any], bool] = lambda spec: False
 
 
 def reconcile(
@@ -201,7 +203,7 @@ def reconcile(
         state=replace(credential.state, extras=extra_states(spec.extra_secrets, extras)),
     )
     credential, warnings = with_verifier_hashes(
-        credential, rules.verifier_hash(spec), found if isinstance(found, Credential) else None
+        credential, rules.verifier_hash(spec), checked, rules.htpasswd(spec)
     )
     events += [Event("Warning", "Untrusted", f"Secret {secret_name}: {w}") for w in warnings]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from credsmith.api import api_client, service_account_credential
 from credsmith.api.api_client import ApiClientSpec
-from credsmith.api.enums import CredentialType
+from credsmith.api.enums import CredentialType, RegistryFormat
 from credsmith.api.service_account_credential import ServiceAccountCredentialSpec
 from credsmith.reconcile.credential import KindRules
 from credsmith.reconcile.snapshots import ResourceSnapshot
@@ -26,6 +26,9 @@ API_CLIENT = KindRules(
     key_algorithm=lambda spec: None,
     has_client_uuid=True,
     verifier_hash=lambda spec: spec.registry.hash if spec.registry else None,
+    htpasswd=lambda spec: bool(
+        spec.registry and RegistryFormat.HTPASSWD in spec.registry.effective_formats
+    ),
     extra_status=lambda spec: {"roleCount": len(spec.roles)},
 )
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from credsmith.api.alphabets import MAX_LENGTH
+from credsmith.api.alphabets import CHECKSUM_LENGTH, MAX_LENGTH
 from credsmith.api.enums import CredentialType
 from credsmith.api.extra_secrets import ExtraSecret, previous_key
 from credsmith.issuing.keypair import KeyPair, key_pair_from_private_pem
-from credsmith.issuing.random_secret import CHECKSUM_LENGTH
 from credsmith.issuing.template_extras import extra_variable
 from credsmith.issuing.templates import placeholder
 from credsmith.reconcile.extras import Extras

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from credsmith.api.alphabets import MAX_LENGTH, MIN_LENGTH, min_length
+from credsmith.api.alphabets import CHECKSUM_LENGTH, MAX_LENGTH, MIN_LENGTH, min_length
 from credsmith.api.common import CredentialSpec
 from credsmith.api.enums import CredentialType, KeyAlgorithm, SecretAlphabet
 from credsmith.issuing.fingerprint import fingerprint
-from credsmith.issuing.random_secret import CHECKSUM_LENGTH
 
 # The longest private key PEM (PKCS#8) each algorithm gives, rounded up: the length a
 # template's outcome is decided with, so that it never depends on the key itself.

@@ -20,11 +20,12 @@ from credsmith.api.status import Reason, parse_timestamp
 from credsmith.issuing.client_id import new_client_id
 from credsmith.issuing.fingerprint import fingerprint
 from credsmith.issuing.hashing import hash_secret
+from credsmith.issuing.htpasswd import htpasswd_hash
 from credsmith.issuing.keypair import new_key_pair
 from credsmith.issuing.random_secret import new_secret
 from credsmith.reconcile.layout import LAYOUTS
 from credsmith.reconcile.parameters import GenerationParameters
-from credsmith.reconcile.secret_state import SecretState, VerifierHash
+from credsmith.reconcile.secret_state import BCRYPT, SecretState, VerifierHash
 from credsmith.reconcile.snapshots import SecretSnapshot
 from credsmith.reconcile.trust import Credential, Untrusted, hash_is_trusted
 
@@ -194,16 +195,19 @@ def with_fingerprints(credential: Credential) -> Credential:
 
 
 def with_verifier_hashes(
-    credential: Credential, algorithm: HashAlgorithm | None, found: Credential | None
+    credential: Credential,
+    algorithm: HashAlgorithm | None,
+    found: Credential | None,
+    htpasswd: bool = False,
 ) -> tuple[Credential, tuple[str, ...]]:
     """Hashes of the current and previous value for the registry. A hash found on the Secret
     is kept only if it is bound to (or, from version 1, verifies) its value; each is made once
     per value (Argon2id is costly, and a new salt would change the registry every pass)."""
+    credential, warnings = _with_htpasswd(credential, found, htpasswd)
     if algorithm is None:
         cleared = replace(credential.state, hash=None, previous_hash=None)
-        return replace(credential, state=cleared), ()
+        return replace(credential, state=cleared), warnings
     trusted: dict[str, VerifierHash] = {}
-    warnings: list[str] = []
     if found is not None:
         for value, made in (
             (found.value, found.state.hash),
@@ -213,8 +217,8 @@ def with_verifier_hashes(
                 continue
             if hash_is_trusted(made, value, algorithm):
                 trusted[value] = VerifierHash.made_from(value, algorithm, made.hash)
-            elif made.algorithm is algorithm:
-                warnings.append("a verifier hash did not match its value and was made anew")
+            elif made.algorithm == algorithm:
+                warnings += ("a verifier hash did not match its value and was made anew",)
 
     def hashed(value: str) -> VerifierHash:
         return trusted.get(value) or VerifierHash.made_from(
@@ -227,7 +231,25 @@ def with_verifier_hashes(
         hash=hashed(credential.value),
         previous_hash=hashed(previous) if previous is not None else None,
     )
-    return replace(credential, state=state), tuple(warnings)
+    return replace(credential, state=state), warnings
+
+
+def _with_htpasswd(
+    credential: Credential, found: Credential | None, wanted: bool
+) -> tuple[Credential, tuple[str, ...]]:
+    """The bcrypt hash of the current value for an htpasswd registry: made once per value (a
+    new salt each time would change the registry, and roll every gateway, on every pass)."""
+    if not wanted:
+        return replace(credential, state=replace(credential.state, htpasswd=None)), ()
+    made = found.state.htpasswd if found is not None else None
+    if made is not None and found is not None and found.value == credential.value:
+        if hash_is_trusted(made, credential.value, BCRYPT):
+            return replace(credential, state=replace(credential.state, htpasswd=made)), ()
+        warning: tuple[str, ...] = ("an htpasswd hash did not match its value and was made anew",)
+    else:
+        warning = ()
+    fresh = VerifierHash.made_from(credential.value, BCRYPT, htpasswd_hash(credential.value))
+    return replace(credential, state=replace(credential.state, htpasswd=fresh)), warning
 
 
 def remembered_request(value: str | None) -> str | None:

@@ -17,11 +17,12 @@ from typing import Any
 
 from credsmith import API_VERSION
 from credsmith.api.api_client import ApiClientSpec
-from credsmith.api.enums import DeletionPolicy
+from credsmith.api.enums import DeletionPolicy, RegistryFormat
 from credsmith.api.status import format_timestamp
+from credsmith.issuing.htpasswd import htpasswd_line, render_htpasswd
 from credsmith.reconcile.credential import checked_credential
 from credsmith.reconcile.kinds import API_CLIENT
-from credsmith.reconcile.secret_state import OWNER, is_ours
+from credsmith.reconcile.secret_state import BCRYPT, OWNER, is_ours
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -32,6 +33,7 @@ from credsmith.reconcile.trust import hash_is_trusted
 from credsmith.registry import DOCUMENT_FILE, DOCUMENT_KIND
 
 REGISTRY_KIND = "Registry"  # the owner annotation's kind for registry Secrets
+HTPASSWD_FILE = "auth"  # the key ingress-nginx's auth-secret (auth-type basic) reads
 
 Member = tuple[ResourceSnapshot, SecretSnapshot | None]
 
@@ -46,24 +48,47 @@ class RegistryDecision:
     duplicates: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RegistryContents:
+    entries: list[dict[str, Any]]  # clients.json
+    htpasswd: list[str]  # the `auth` lines of the clients that ask for Htpasswd
+    duplicates: dict[str, str]  # left out for an earlier client's client ID -> that client
+    wants_htpasswd: bool
+
+
 def registry_entry(
     client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime
 ) -> dict[str, Any] | None:
-    """One client's entry, or None unless its spec is valid, its Secret is its own (owner
-    annotation, and ownerReference UID where it is owned), its credential passes every
-    check of trust.py and its hash is bound to that very value."""
+    """One client's clients.json entry (see `_record`)."""
+    return _record(client, secret, now)[0]
+
+
+def _record(
+    client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime
+) -> tuple[dict[str, Any] | None, str | None]:
+    """One client's entry and htpasswd line, or Nones unless its spec is valid, its Secret is
+    its own (owner annotation, and ownerReference UID where it is owned), its credential
+    passes every check of trust.py and each hash is bound to that very value."""
     checked = checked_credential(API_CLIENT, client, secret, now)
     if checked is None or secret is None:
-        return None
+        return None, None
     spec, credential = checked
     assert isinstance(spec, ApiClientSpec)
     if spec.registry is None or not _owned_by(secret, client, spec):
-        return None
+        return None, None
     algorithm, state = spec.registry.hash, credential.state
     if state.hash is None or state.client_uuid is None:
-        return None
+        return None, None
     if not hash_is_trusted(state.hash, credential.value, algorithm):
-        return None
+        return None, None
+    line = None
+    if (
+        RegistryFormat.HTPASSWD in spec.registry.effective_formats
+        and state.htpasswd is not None
+        and hash_is_trusted(state.htpasswd, credential.value, BCRYPT)
+        and ":" not in credential.client_id
+    ):
+        line = htpasswd_line(credential.client_id, state.htpasswd.hash)
     entry: dict[str, Any] = {
         "id": state.client_uuid,
         "clientId": credential.client_id,
@@ -84,7 +109,7 @@ def registry_entry(
             "hash": state.previous_hash.hash,
             "expiresAt": format_timestamp(expires),
         }
-    return entry
+    return entry, line
 
 
 def _owned_by(secret: SecretSnapshot, client: ResourceSnapshot, spec: ApiClientSpec) -> bool:
@@ -93,23 +118,34 @@ def _owned_by(secret: SecretSnapshot, client: ResourceSnapshot, spec: ApiClientS
     return any(ref.get("uid") == client.uid for ref in secret.owner_references)
 
 
-def entries_and_duplicates(
-    members: Iterable[Member], now: datetime
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def registry_contents(members: Iterable[Member], now: datetime) -> RegistryContents:
     """One entry per client ID: the earliest client (creationTimestamp, then name) keeps
     it; later ones are left out and reported."""
-    kept: dict[str, tuple[ResourceSnapshot, dict[str, Any]]] = {}
+    kept: dict[str, tuple[ResourceSnapshot, dict[str, Any], str | None]] = {}
     duplicates: dict[str, str] = {}
+    wants_htpasswd = False
     ordered = sorted(members, key=lambda m: (m[0].creation_timestamp, m[0].name))
     for client, secret in ordered:
-        entry = registry_entry(client, secret, now)
+        wants_htpasswd = wants_htpasswd or _wants_htpasswd(client)
+        entry, line = _record(client, secret, now)
         if entry is None:
             continue
         if (first := kept.get(entry["clientId"])) is not None:
             duplicates[client.name] = first[0].name
             continue
-        kept[entry["clientId"]] = (client, entry)
-    return [entry for _, entry in kept.values()], duplicates
+        kept[entry["clientId"]] = (client, entry, line)
+    return RegistryContents(
+        entries=[entry for _, entry, _ in kept.values()],
+        htpasswd=[line for _, _, line in kept.values() if line is not None],
+        duplicates=duplicates,
+        wants_htpasswd=wants_htpasswd,
+    )
+
+
+def _wants_htpasswd(client: ResourceSnapshot) -> bool:
+    registry = client.spec.get("registry")
+    formats = registry.get("formats") if isinstance(registry, Mapping) else None
+    return isinstance(formats, list) and RegistryFormat.HTPASSWD.value in formats
 
 
 def render_document(entries: Iterable[Mapping[str, Any]]) -> str:
@@ -132,8 +168,12 @@ def reconcile_registry(
     owner = f"{REGISTRY_KIND}/{name}"
     if existing is not None and not is_ours(existing.labels, existing.annotations, owner):
         return RegistryDecision(None, create=False, conflict=True, clients=0)
-    entries, duplicates = entries_and_duplicates(members, now)
+    contents = registry_contents(members, now)
+    entries, duplicates = contents.entries, contents.duplicates
     document = render_document(entries)
+    data = {DOCUMENT_FILE: document}
+    if contents.wants_htpasswd:
+        data[HTPASSWD_FILE] = render_htpasswd(contents.htpasswd)
     manifest: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -145,9 +185,9 @@ def reconcile_registry(
             # Shared by many ApiClients, so owned by none: it outlives each of them.
             "annotations": {OWNER: owner},
         },
-        "data": {DOCUMENT_FILE: base64.b64encode(document.encode()).decode()},
+        "data": {key: base64.b64encode(text.encode()).decode() for key, text in data.items()},
     }
-    if existing is not None and existing.text(DOCUMENT_FILE) == document:
+    if existing is not None and dict(existing.data) == {k: v.encode() for k, v in data.items()}:
         return RegistryDecision(None, False, False, len(entries), duplicates)
     if existing is not None:
         manifest["metadata"]["resourceVersion"] = existing.resource_version

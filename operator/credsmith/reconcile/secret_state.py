@@ -50,6 +50,10 @@ PREVIOUS_SECRET_HASH_BINDING = f"{GROUP}/previous-secret-hash-binding"
 # The secretTemplate label and annotation keys last applied, so that removing one from the
 # template removes it from the Secret while others' keys are kept.
 TEMPLATE_KEYS = f"{GROUP}/template-keys"
+# ApiClient with registry.formats Htpasswd: a bcrypt hash of the current secret.
+HTPASSWD_HASH = f"{GROUP}/htpasswd-hash"
+HTPASSWD_HASH_BINDING = f"{GROUP}/htpasswd-hash-binding"
+BCRYPT = "Bcrypt"  # the algorithm name recorded in the htpasswd hash's binding
 # spec.extraSecrets as issued: per key its parameters and fingerprints (JSON).
 EXTRA_SECRETS = f"{GROUP}/extra-secrets"
 # Version 1 only: "<algorithm>:<fingerprint of the hashed value>".
@@ -62,6 +66,7 @@ _VERSION_2_ONLY = (
     PREVIOUS_FINGERPRINT,
     SECRET_HASH_BINDING,
     PREVIOUS_SECRET_HASH_BINDING,
+    HTPASSWD_HASH_BINDING,
 )
 _FINGERPRINT_RE = re.compile(r"sha256:[0-9a-f]{16}")
 _BINDING_RE = re.compile(r"([A-Za-z0-9]+):([0-9a-f]{64})")
@@ -73,7 +78,7 @@ MAX_HASH_CHARS = 512
 class VerifierHash:
     """A hash of a secret for the registry, bound to the value it was made from."""
 
-    algorithm: HashAlgorithm
+    algorithm: str  # a HashAlgorithm, or BCRYPT
     hash: str
     # sha256 over the algorithm, the value and the hash: only who knows the value can make
     # it, so a hash annotation rewritten by someone who cannot read the Secret is caught.
@@ -81,7 +86,7 @@ class VerifierHash:
     binding: str | None
 
     @classmethod
-    def made_from(cls, value: str, algorithm: HashAlgorithm, hash_: str) -> VerifierHash:
+    def made_from(cls, value: str, algorithm: str, hash_: str) -> VerifierHash:
         return cls(algorithm, hash_, binding_of(value, algorithm, hash_))
 
     def is_bound_to(self, value: str) -> bool:
@@ -90,8 +95,8 @@ class VerifierHash:
         )
 
 
-def binding_of(value: str, algorithm: HashAlgorithm, hash_: str) -> str:
-    material = "\0".join((algorithm.value, value, hash_)).encode("utf-8")
+def binding_of(value: str, algorithm: str, hash_: str) -> str:
+    material = "\0".join((str(algorithm), value, hash_)).encode("utf-8")
     return hashlib.sha256(material).hexdigest()
 
 
@@ -134,6 +139,7 @@ class SecretState:
     previous_expires_at: datetime | None = None
     hash: VerifierHash | None = None
     previous_hash: VerifierHash | None = None
+    htpasswd: VerifierHash | None = None
     template_labels: tuple[str, ...] = ()
     template_annotations: tuple[str, ...] = ()
     extras: tuple[ExtraState, ...] = ()  # sorted by key
@@ -193,12 +199,13 @@ def annotations_of(state: SecretState) -> dict[str, str]:
     for hash_key, binding_key, made in (
         (SECRET_HASH, SECRET_HASH_BINDING, state.hash),
         (PREVIOUS_SECRET_HASH, PREVIOUS_SECRET_HASH_BINDING, state.previous_hash),
+        (HTPASSWD_HASH, HTPASSWD_HASH_BINDING, state.htpasswd),
     ):
         if made is not None:
             if made.binding is None:
                 raise ValueError("only a bound hash can be written")
             notes[hash_key] = made.hash
-            notes[binding_key] = f"{made.algorithm.value}:{made.binding}"
+            notes[binding_key] = f"{made.algorithm}:{made.binding}"
     if state.extras:
         extras = {extra.key: extra.to_wire() for extra in state.extras}
         notes[EXTRA_SECRETS] = json.dumps(extras, sort_keys=True, separators=(",", ":"))
@@ -282,6 +289,7 @@ def _read_version_2(notes: Mapping[str, str]) -> SecretState:
         previous_expires_at=previous_expires_at,
         hash=_bound_hash(notes, SECRET_HASH, SECRET_HASH_BINDING),
         previous_hash=_bound_hash(notes, PREVIOUS_SECRET_HASH, PREVIOUS_SECRET_HASH_BINDING),
+        htpasswd=_bound_hash(notes, HTPASSWD_HASH, HTPASSWD_HASH_BINDING),
         template_labels=labels,
         template_annotations=annotations,
         extras=_extras(notes),
@@ -369,11 +377,14 @@ def _bound_hash(notes: Mapping[str, str], hash_key: str, binding_key: str) -> Ve
     match = _BINDING_RE.fullmatch(binding or "")
     if match is None:
         raise _Malformed(binding_key)
+    if hash_key == HTPASSWD_HASH:
+        if match[1] != BCRYPT:
+            raise _Malformed(binding_key)
+        return VerifierHash(BCRYPT, made, match[2])
     try:
-        algorithm = HashAlgorithm(match[1])
+        return VerifierHash(HashAlgorithm(match[1]), made, match[2])
     except ValueError:
         raise _Malformed(binding_key) from None
-    return VerifierHash(algorithm, made, match[2])
 
 
 def _legacy_hash(notes: Mapping[str, str], hash_key: str, of_key: str) -> VerifierHash | None:

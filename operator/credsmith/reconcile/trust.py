@@ -17,7 +17,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from credsmith.api.enums import CredentialType, HashAlgorithm
+from credsmith.api.enums import CredentialType
 from credsmith.issuing.fingerprint import fingerprint
 from credsmith.issuing.hashing import verify_secret
 from credsmith.issuing.keypair import key_algorithm_of, key_pair_from_private_pem
@@ -83,10 +83,10 @@ def read_credential(
     return Credential(client_id, value, state, previous, warnings)
 
 
-def hash_is_trusted(made: VerifierHash, value: str, algorithm: HashAlgorithm) -> bool:
+def hash_is_trusted(made: VerifierHash, value: str, algorithm: str) -> bool:
     """Whether `made` is a hash of `value` with `algorithm`: by its binding, or for one
     written by version 1 of the state (no binding) by verifying it, once per process."""
-    if made.algorithm is not algorithm:
+    if made.algorithm != algorithm:
         return False
     if made.binding is not None:
         return made.is_bound_to(value)

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from credsmith.api.alphabets import ALPHABETS, MAX_LENGTH, MIN_LENGTH, min_length
+from credsmith.api.alphabets import ALPHABETS, CHECKSUM_LENGTH, MAX_LENGTH, MIN_LENGTH, min_length
 from credsmith.api.enums import SecretAlphabet
-from credsmith.issuing.random_secret import CHECKSUM_LENGTH, has_valid_checksum, new_secret
+from credsmith.issuing.random_secret import has_valid_checksum, new_secret
 
 BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 

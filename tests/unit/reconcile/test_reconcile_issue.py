@@ -6,13 +6,13 @@ import uuid
 
 import pytest
 
-from credsmith.api.alphabets import ALPHABETS
+from credsmith.api.alphabets import ALPHABETS, CHECKSUM_LENGTH
 from credsmith.api.enums import KeyAlgorithm, SecretAlphabet
 from credsmith.api.status import format_timestamp
 from credsmith.issuing.client_id import TOKEN_LENGTH
 from credsmith.issuing.fingerprint import fingerprint
 from credsmith.issuing.keypair import key_algorithm_of, key_pair_from_private_pem
-from credsmith.issuing.random_secret import CHECKSUM_LENGTH, has_valid_checksum
+from credsmith.issuing.random_secret import has_valid_checksum
 from credsmith.reconcile.kinds import API_CLIENT, secret_name_of
 
 SA = {"serviceAccount": "billing-exporter"}

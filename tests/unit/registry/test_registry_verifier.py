@@ -14,8 +14,8 @@ from credsmith.api.enums import HashAlgorithm
 from credsmith.reconcile.credential import Generators, reconcile
 from credsmith.reconcile.kinds import API_CLIENT
 from credsmith.reconcile.registry import (
-    entries_and_duplicates,
     reconcile_registry,
+    registry_contents,
     registry_entry,
     render_document,
 )
@@ -96,7 +96,7 @@ def _written(manifest: Any, version: str) -> SecretSnapshot:
 
 
 def write_registry(path: Path, members: list[tuple[ResourceSnapshot, SecretSnapshot]]) -> None:
-    entries, _ = entries_and_duplicates(members, NOW)
+    entries = registry_contents(members, NOW).entries
     path.write_text(render_document(entries))
 
 
@@ -186,7 +186,8 @@ def test_a_client_naming_anothers_secret_adds_no_entry() -> None:
         "spec": {**mallory.spec, "secretName": "alice"},
     }
     members = [alice, (ResourceSnapshot.from_api(mallory_body), alice[1])]
-    entries, duplicates = entries_and_duplicates(members, NOW)
+    found = registry_contents(members, NOW)
+    entries, duplicates = found.entries, found.duplicates
     assert [e["name"] for e in entries] == ["alice"]
     assert entries[0]["roles"] == [{"id": "reports.read"}]
     assert duplicates == {}
@@ -232,6 +233,7 @@ def test_one_entry_per_client_id_the_earlier_client_keeps_it() -> None:
              "data": data}
         )  # fmt: skip
         clashing.append((ResourceSnapshot.from_api(body), shared))
-    entries, duplicates = entries_and_duplicates(clashing, NOW)
+    found = registry_contents(clashing, NOW)
+    entries, duplicates = found.entries, found.duplicates
     assert [e["name"] for e in entries] == ["second"]  # created first
     assert duplicates == {"first": "second"}

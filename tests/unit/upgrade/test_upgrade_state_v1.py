@@ -13,7 +13,7 @@ import yaml
 
 from credsmith.reconcile.credential import reconcile
 from credsmith.reconcile.kinds import API_CLIENT, SERVICE_ACCOUNT_CREDENTIAL
-from credsmith.reconcile.registry import entries_and_duplicates
+from credsmith.reconcile.registry import registry_contents
 from credsmith.reconcile.snapshots import ResourceSnapshot, SecretSnapshot
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "state_v1"
@@ -66,7 +66,8 @@ def test_the_next_write_upgrades_to_version_2_and_keeps_the_value(name: str) -> 
 
 def test_registry_lists_version_1_clients_with_their_recorded_hashes() -> None:
     members = [load(c) for c in CASES if c.startswith("api-client")]
-    entries, duplicates = entries_and_duplicates(members, LATER)
+    found = registry_contents(members, LATER)
+    entries, duplicates = found.entries, found.duplicates
     assert duplicates == {}
     assert len(entries) == len(members)
     for (_, secret), entry in zip(
