@@ -84,6 +84,10 @@ separately, in the release namespace only (credsmith.leaderElectionRules).
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "update"]
+# JWK Sets of KeyPair credentials (keyPair.jwks.name); watched by label, written by name.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "create", "update"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

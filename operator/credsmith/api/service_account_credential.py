@@ -5,7 +5,7 @@ from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
-from credsmith.api.base import NO_CONTROL_CHARS, WireModel, rule, validations
+from credsmith.api.base import NO_CONTROL_CHARS, ObjectName, WireModel, rule, validations
 from credsmith.api.common import CLIENT_ID_IMMUTABLE, CredentialParameters, CredentialSpec
 from credsmith.api.enums import CredentialType, KeyAlgorithm
 from credsmith.api.extra_secrets import CREDENTIAL_KEYS, cel_key_list, extra_keys_rules
@@ -35,6 +35,19 @@ KEY_PAIR_ONLY_FOR_KEY_PAIR = rule(
 )
 
 
+class JwksSpec(WireModel):
+    """Where to publish the public key for verifiers."""
+
+    name: ObjectName = Field(
+        description=(
+            "Required: a ConfigMap in the same namespace, maintained by the operator, whose "
+            "key jwks.json (an RFC 7517 JWK Set) holds the public key of every KeyPair "
+            "credential naming it (kid = key_id, use sig, alg), and the previous key during "
+            "a rotation overlap."
+        )
+    )
+
+
 class KeyPairSpec(WireModel):
     """The asymmetric key pair issued for type KeyPair."""
 
@@ -44,6 +57,9 @@ class KeyPairSpec(WireModel):
             "Ed25519 (default), ECDSA-P256, ECDSA-P384, RSA-2048, RSA-3072 or RSA-4096. "
             "Changing it rotates the key pair."
         ),
+    )
+    jwks: JwksSpec | None = Field(
+        None, description="Optional: publish the public key in a JWK Set ConfigMap."
     )
 
 

@@ -49,3 +49,12 @@ def registry_name_of(body: Mapping[str, Any]) -> str | None:
     registry = (body.get("spec") or {}).get("registry") or {}
     name = registry.get("name") if isinstance(registry, Mapping) else None
     return name if isinstance(name, str) and name else None
+
+
+def jwks_name_of(body: Mapping[str, Any]) -> str | None:
+    """The JWK Set ConfigMap a KeyPair credential body names, if any."""
+    spec = body.get("spec") or {}
+    key_pair = spec.get("keyPair") if isinstance(spec, Mapping) else None
+    jwks = key_pair.get("jwks") if isinstance(key_pair, Mapping) else None
+    name = jwks.get("name") if isinstance(jwks, Mapping) else None
+    return name if isinstance(name, str) and name else None

@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from credsmith import GROUP, VERSION
+from credsmith.reconcile.jwks import JWKS_KIND, ConfigMapSnapshot, reconcile_jwks
 from credsmith.reconcile.registry import REGISTRY_KIND, reconcile_registry
 from credsmith.reconcile.secret_state import OWNER as OWNER_ANNOTATION
 from credsmith.reconcile.snapshots import (
@@ -57,6 +58,8 @@ class KindConfig:
     secret_name: Callable[[ResourceSnapshot], str]
     # For kinds listed in a registry Secret (ApiClient): the registry a body names.
     registry_of: Callable[[Mapping[str, Any]], str | None] | None = None
+    # For kinds whose public keys go to a JWK Set ConfigMap (KeyPair): the one a body names.
+    jwks_of: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
 class Controller:
@@ -85,6 +88,10 @@ class Controller:
         self._failures: dict[Key, int] = {}
         self._crash_after_secret_write = bool(os.environ.get(CRASH_AFTER_SECRET_WRITE))
         self.membership = RegistryMembership()
+        # The JWK Set ConfigMaps we manage, and which credentials name which.
+        self.config_maps: dict[ObjectKey, ConfigMapSnapshot] = {}
+        self.jwks_membership = RegistryMembership()
+        self._jwks_conflicts: set[tuple[str, str]] = set()
         self._registry_conflicts: set[tuple[str, str]] = set()
         # Per registry: clients left out for an earlier client's client ID -> that client.
         self._duplicates: dict[tuple[str, str], Mapping[str, str]] = {}
@@ -120,7 +127,26 @@ class Controller:
                     namespace=namespace,
                 )
             )
+            if any(config.jwks_of is not None for config in self.kinds.values()):
+                informers.append(
+                    Informer(
+                        self.kube.session,
+                        f"/api/v1{scope}/configmaps",
+                        ConfigMapSnapshot.from_api,
+                        self._config_map_changed,
+                        label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
+                        cache=self.config_maps,
+                        namespace=namespace,
+                    )
+                )
         return informers
+
+    def _config_map_changed(
+        self, type_: str, body: Mapping[str, Any], config_map: ConfigMapSnapshot
+    ) -> None:
+        kind, _, name = config_map.annotations.get(OWNER_ANNOTATION, "").partition("/")
+        if kind == JWKS_KIND and name:
+            self.queue.add((JWKS_KIND, config_map.namespace, name))
 
     def _secret_changed(self, type_: str, body: Mapping[str, Any], secret: SecretSnapshot) -> None:
         namespace, name = secret.namespace, secret.name
@@ -135,6 +161,9 @@ class Controller:
             # Its hashes feed the registry document, if it is listed in one.
             if registry_name := self.membership.registry_of(namespace, owner_name):
                 self.queue.add((REGISTRY_KIND, namespace, registry_name))
+            # Its public keys feed a JWK Set, if it names one.
+            if jwks_name := self.jwks_membership.registry_of(namespace, owner_name):
+                self.queue.add((JWKS_KIND, namespace, jwks_name))
         elif kind == REGISTRY_KIND and owner_name:
             self.queue.add((REGISTRY_KIND, namespace, owner_name))
 
@@ -149,6 +178,10 @@ class Controller:
             registry_name = None if type_ == "DELETED" else config.registry_of(body)
             for changed in self.membership.update(key[1], key[2], registry_name):
                 self.queue.add((REGISTRY_KIND, key[1], changed))
+        if config.jwks_of is not None:
+            jwks_name = None if type_ == "DELETED" else config.jwks_of(body)
+            for changed in self.jwks_membership.update(key[1], key[2], jwks_name):
+                self.queue.add((JWKS_KIND, key[1], changed))
 
     # ---- workers -------------------------------------------------------------------
 
@@ -209,6 +242,9 @@ class Controller:
         kind, namespace, name = key
         if kind == REGISTRY_KIND:
             await self.reconcile_registry(namespace, name)
+            return
+        if kind == JWKS_KIND:
+            await self.reconcile_jwks(namespace, name)
             return
         resource = self.resource(key)
         if resource is None:
@@ -308,6 +344,47 @@ class Controller:
                 await self._post_event(client, "Warning", "RegistryConflict", message)
         if decision.conflict:
             self.queue.add_after((REGISTRY_KIND, namespace, name), 30)
+
+    async def reconcile_jwks(self, namespace: str, name: str) -> None:
+        """The JWK Set ConfigMap of the KeyPair credentials naming it (like the registry)."""
+        members = []
+        for member in self.jwks_membership.members(namespace, name):
+            for kind, config in self.kinds.items():
+                if config.jwks_of is None:
+                    continue
+                resource = self.resource((kind, namespace, member))
+                if resource is not None:
+                    members.append((resource, self.secret(namespace, config.secret_name(resource))))
+        existing = self.config_maps.get((namespace, name))
+        decision = reconcile_jwks(namespace, name, members, existing, _now())
+        if decision.config_map is not None:
+            try:
+                if decision.create:
+                    await self.kube.create_config_map(namespace, decision.config_map)
+                else:
+                    await self.kube.replace_config_map(namespace, name, decision.config_map)
+            except ApiError as exc:
+                if exc.status != 409 or not decision.create:
+                    raise
+                found = await self.kube.get_config_map(namespace, name)
+                if found is None:
+                    raise
+                decision = reconcile_jwks(
+                    namespace, name, members, ConfigMapSnapshot.from_api(found), _now()
+                )
+                if not decision.conflict:
+                    raise  # ours after all, created meanwhile: retry once the watch has it
+            else:
+                self._jwks_conflicts.discard((namespace, name))
+                log.info("JWK Set %s/%s: %d keys", namespace, name, decision.keys)
+        if decision.conflict and (namespace, name) not in self._jwks_conflicts:
+            self._jwks_conflicts.add((namespace, name))
+            message = f"ConfigMap {name} exists and is not managed by credsmith: it was not changed"
+            log.warning("JWK Set %s/%s: %s", namespace, name, message)
+            for resource, _ in members:
+                await self._post_event(resource, "Warning", "JwksConflict", message)
+        if decision.conflict:
+            self.queue.add_after((JWKS_KIND, namespace, name), 30)
 
     def _duplicate_of(self, config: KindConfig, resource: ResourceSnapshot) -> str | None:
         if config.registry_of is None:

@@ -104,6 +104,28 @@ class Kube:
 
     # The leader Lease (coordination.k8s.io/v1).
 
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.session.request(
+                "GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}"
+            )
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def create_config_map(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.session.request(
+            "POST", f"/api/v1/namespaces/{namespace}/configmaps", body=body
+        )
+
+    async def replace_config_map(
+        self, namespace: str, name: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return await self.session.request(
+            "PUT", f"/api/v1/namespaces/{namespace}/configmaps/{name}", body=body
+        )
+
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
         return await self.session.request("GET", f"{_leases(namespace)}/{name}")
 

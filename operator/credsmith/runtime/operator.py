@@ -46,6 +46,7 @@ def default_kinds() -> list[KindConfig]:
         API_CLIENT,
         PLURALS,
         SERVICE_ACCOUNT_CREDENTIAL,
+        jwks_name_of,
         registry_name_of,
         secret_name_of,
     )
@@ -57,6 +58,7 @@ def default_kinds() -> list[KindConfig]:
             partial(reconcile, rules),
             secret_name_of,
             registry_of=registry_name_of if rules is API_CLIENT else None,
+            jwks_of=jwks_name_of if rules is SERVICE_ACCOUNT_CREDENTIAL else None,
         )
         for rules in (SERVICE_ACCOUNT_CREDENTIAL, API_CLIENT)
     ]

@@ -31,6 +31,7 @@ OPERATOR_RULES = {
     ("credsmith.io", "serviceaccountcredentials/status"): {"patch"},
     ("credsmith.io", "apiclients/status"): {"patch"},
     ("", "secrets"): {"get", "list", "watch", "create", "update"},
+    ("", "configmaps"): {"get", "list", "watch", "create", "update"},
     ("", "events"): {"create"},
 }
 LABELS = (

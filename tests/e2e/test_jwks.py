@@ -1,0 +1,151 @@
+"""keyPair.jwks.name end to end: the JWK Set ConfigMap holds every KeyPair credential's
+public key, and an independent JOSE library (PyJWT's PyJWKClient, fetching the set from
+Debian's nginx as a verifier would) accepts tokens signed with each private key; during a
+rotation overlap the old key still verifies, after it only the new one."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from kubernetes import client
+
+from tests.e2e.cluster import Cluster, Exposure, Operator, wait_for
+from tests.e2e.test_gateway_htpasswd import NGINX
+from tests.e2e.test_service_account_credential import apply, get, read_secret, sacred
+
+pytestmark = pytest.mark.skipif(
+    not Path(NGINX).exists(), reason="nginx is not installed (.ci/run installs Debian's)"
+)
+OVERLAP_SECONDS = 20
+ALGORITHMS = {"Ed25519": "EdDSA", "ECDSA-P256": "ES256", "RSA-2048": "RS256"}
+
+
+@pytest.fixture
+def jwks_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """nginx serving one file, jwks.json, as the issuer's JWKS endpoint would."""
+    root = tmp_path / "issuer"
+    (root / "html").mkdir(parents=True)
+    document = root / "html" / "jwks.json"
+    document.write_text('{"keys": []}')
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (root / "nginx.conf").write_text(
+        f"""
+user root;
+pid {root}/nginx.pid;
+error_log {root}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root}/html;
+        location = /jwks.json {{ default_type application/json; }}
+    }}
+}}
+"""
+    )
+    process = subprocess.Popen(
+        [NGINX, "-p", str(root), "-c", str(root / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/jwks.json", document
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def publish(core: client.CoreV1Api, namespace: str, document: Path) -> dict[str, Any]:
+    """The ConfigMap's jwks.json, written where the server reads it (as a kubelet mount)."""
+    found = core.read_namespaced_config_map("client-keys", namespace)
+    text = found.data["jwks.json"]
+    staged = document.with_suffix(".new")
+    staged.write_text(text)
+    staged.replace(document)
+    parsed: dict[str, Any] = json.loads(text)
+    return parsed
+
+
+def verifies(url: str, private_pem: str, algorithm: str, kid: str) -> bool:
+    """Sign a client assertion with the private key; verify it with the JWKS from `url`."""
+    token = jwt.encode(
+        {"iss": "client", "sub": "client", "aud": "https://issuer.example", "exp": 2**31},
+        private_pem,
+        algorithm=algorithm,
+        headers={"kid": kid},
+    )
+    keys = jwt.PyJWKClient(url, cache_keys=False, cache_jwk_set=False)
+    try:
+        key = keys.get_signing_key_from_jwt(token)
+        jwt.decode(token, key, algorithms=[algorithm], audience="https://issuer.example")
+    except (jwt.PyJWKClientError, jwt.InvalidTokenError):
+        return False
+    return True
+
+
+def test_tokens_of_every_key_pair_verify_against_the_jwk_set_through_a_rotation(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+    jwks_server: tuple[str, Path],
+) -> None:
+    url, document = jwks_server
+    names = {"ed": "Ed25519", "ec": "ECDSA-P256"}
+    for name, algorithm in names.items():
+        keys = {"algorithm": algorithm, "jwks": {"name": "client-keys"}}
+        rotation = {"overlap": f"{OVERLAP_SECONDS}s"}
+        apply(cluster, namespace, sacred(name, type="KeyPair", keyPair=keys, rotation=rotation))
+
+    def key_set_size() -> int:
+        try:
+            return len(publish(core, namespace, document)["keys"])
+        except client.ApiException:
+            return 0
+
+    wait_for(lambda: key_set_size() == 2, 90, what="two keys in the JWK Set")
+    issued = {name: read_secret(core, exposure, namespace, name)[0] for name in names}
+    for name, algorithm in names.items():
+        data = issued[name]
+        assert verifies(url, data["private_key.pem"], ALGORITHMS[algorithm], data["key_id"])
+    jwk_set = publish(core, namespace, document)
+    assert all(set(k) >= {"kid", "kty", "use", "alg"} for k in jwk_set["keys"])
+    assert not any("d" in k for k in jwk_set["keys"])  # public material only
+
+    # A key nobody published does not verify.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    stranger = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    assert not verifies(url, stranger.decode(), "EdDSA", issued["ed"]["key_id"])
+
+    # Rotate one: during the overlap both its keys verify; after it only the new one.
+    old = issued["ed"]
+    cluster.kubectl("annotate", "-n", namespace, "sacred/ed", "credsmith.io/rotate=r1")
+    wait_for(lambda: key_set_size() == 3, 60, what="the new key beside the old one")
+    new = read_secret(core, exposure, namespace, "ed")[0]
+    assert new["key_id"] != old["key_id"]
+    assert verifies(url, new["private_key.pem"], "EdDSA", new["key_id"])
+    assert verifies(url, old["private_key.pem"], "EdDSA", old["key_id"])
+    expires = get(custom, namespace, "ed")["status"]["previousExpiresAt"]
+    assert expires
+    wait_for(lambda: key_set_size() == 2, OVERLAP_SECONDS + 40, what="the old key to retire")
+    assert not verifies(url, old["private_key.pem"], "EdDSA", old["key_id"])
+    assert verifies(url, new["private_key.pem"], "EdDSA", new["key_id"])
+    assert verifies(url, issued["ec"]["private_key.pem"], "ES256", issued["ec"]["key_id"])
