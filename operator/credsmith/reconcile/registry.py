@@ -34,6 +34,7 @@ from credsmith.registry import DOCUMENT_FILE, DOCUMENT_KIND
 
 REGISTRY_KIND = "Registry"  # the owner annotation's kind for registry Secrets
 HTPASSWD_FILE = "auth"  # the key ingress-nginx's auth-secret (auth-type basic) reads
+HTPASSWD_USERS = "users"  # the same lines, under the key Traefik's basicAuth secret reads
 
 Member = tuple[ResourceSnapshot, SecretSnapshot | None]
 
@@ -173,7 +174,7 @@ def reconcile_registry(
     document = render_document(entries)
     data = {DOCUMENT_FILE: document}
     if contents.wants_htpasswd:
-        data[HTPASSWD_FILE] = render_htpasswd(contents.htpasswd)
+        data[HTPASSWD_FILE] = data[HTPASSWD_USERS] = render_htpasswd(contents.htpasswd)
     manifest: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -38,6 +38,7 @@ def test_a_line_per_client_that_bcrypt_verifies(world):
     w = world(HTPASSWD, rules=API_CLIENT)
     w.converge()
     auth = registry_of(w)[HTPASSWD_FILE]
+    assert registry_of(w)["users"] == auth  # Traefik's key
     lines = users(auth)
     assert list(lines) == [w.data()["client_id"]]
     made = lines[w.data()["client_id"]]
@@ -79,7 +80,7 @@ def test_a_forged_htpasswd_hash_is_never_listed(world):
 def test_without_htpasswd_there_is_no_auth_key(world):
     w = world({**HTPASSWD, "registry": {"name": "reg"}}, rules=API_CLIENT)
     w.converge()
-    assert HTPASSWD_FILE not in registry_of(w)
+    assert set(registry_of(w)) == {"clients.json"}
     assert "credsmith.io/htpasswd-hash" not in w.secret["metadata"]["annotations"]
 
 
