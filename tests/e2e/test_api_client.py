@@ -162,7 +162,7 @@ def test_each_hash_scheme_verifies(
     wait_for(lambda: listed(3), 60, what="3 entries")
     secrets = secrets_of(core, exposure, namespace)
     document = registry_document(core, namespace, "verifiers")
-    prefix = {"SHA256": "sha256$", "Argon2id": "$argon2id$", "PBKDF2SHA256": "pbkdf2-sha256$"}[
+    prefix = {"SHA256": "{SHA256}", "Argon2id": "$argon2id$", "PBKDF2SHA256": "$pbkdf2-sha256$i="}[
         hash_
     ]
     assert all(e["secret"]["hash"].startswith(prefix) for e in document["clients"])
