@@ -18,7 +18,8 @@ WORKDIR /src
 # Only what the wheel is built from (.dockerignore keeps the rest out of the context).
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
-RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
+COPY verifier/ verifier/
+RUN python -m pip wheel --no-deps --wheel-dir /wheels ./verifier . \
  && python -m venv /opt/credsmith \
  && /opt/credsmith/bin/pip install --only-binary=:all: /wheels/*.whl \
  && /opt/credsmith/bin/pip uninstall --yes pip setuptools \

@@ -42,10 +42,10 @@ cluster:  ## build the control plane binary and helm (skipped when current)
 
 venv: $(INSTALLED)
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml verifier/pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ./verifier -e ".[dev]"  # credsmith-verify is not on PyPI
 	touch $@
 
 clean:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -139,6 +140,7 @@ def test_two_hundred_clients_in_one_registry(
 
 @pytest.mark.parametrize("hash_", ["SHA256", "Argon2id", "PBKDF2SHA256"])
 def test_each_hash_scheme_verifies(
+    cluster: Cluster,
     core: client.CoreV1Api,
     custom: client.CustomObjectsApi,
     exposure: Exposure,
@@ -162,7 +164,7 @@ def test_each_hash_scheme_verifies(
     wait_for(lambda: listed(3), 60, what="3 entries")
     secrets = secrets_of(core, exposure, namespace)
     document = registry_document(core, namespace, "verifiers")
-    prefix = {"SHA256": "sha256$", "Argon2id": "$argon2id$", "PBKDF2SHA256": "pbkdf2-sha256$"}[
+    prefix = {"SHA256": "{SHA256}", "Argon2id": "$argon2id$", "PBKDF2SHA256": "$pbkdf2-sha256$i="}[
         hash_
     ]
     assert all(e["secret"]["hash"].startswith(prefix) for e in document["clients"])
@@ -179,6 +181,31 @@ def test_each_hash_scheme_verifies(
     assert registry.verify(secrets["one"]["client_id"], secrets["two"]["client_secret"]) is None
     assert registry.verify("no-such-client", secrets["one"]["client_secret"]) is None
     assert registry.verify(secrets["gone"]["client_id"], secrets["gone"]["client_secret"]) is None
+
+    # The same live document checked in Go with golang.org/x/crypto (tests/verify-go).
+    path = tmp_path / "clients-for-go.json"
+    path.write_text(json.dumps(registry_document(core, namespace, "verifiers")))
+
+    def go_verify(presented: dict[str, str]) -> dict[str, bool]:
+        result = subprocess.run(
+            [str(cluster.bin_dir / "verify-go"), "registry", str(path)],
+            input=json.dumps(presented),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        verdicts: dict[str, bool] = json.loads(result.stdout)
+        return verdicts
+
+    ids = {name: secrets[name]["client_id"] for name in ("one", "two", "gone")}
+    right = {ids[name]: secrets[name]["client_secret"] for name in ids}
+    assert go_verify(right) == {ids["one"]: True, ids["two"]: True, ids["gone"]: False}
+    wrong = {ids[name]: secrets[name]["client_secret"] + "x" for name in ("one", "two")}
+    assert go_verify(wrong) == {ids["one"]: False, ids["two"]: False}
+    swapped = {ids["one"]: secrets["two"]["client_secret"]}
+    assert go_verify(swapped) == {ids["one"]: False}
+
     registry_secret = core.read_namespaced_secret("verifiers", namespace)
     assert exposure.leaks(json.dumps(registry_secret.data)) == []
 

@@ -40,6 +40,8 @@ LEFT_OUT = (
     "operator/credsmith/__pycache__/cli.cpython-311.pyc",
     "operator/credsmith.egg-info/PKG-INFO",
     "operator/stray.pyc",
+    "verifier/tests/test_verify_hashes.py",
+    "verifier/src/credsmith_verify.egg-info/PKG-INFO",
 )
 BUILD_TOOLS = ("gcc", "g++", "clang", "build-essential", "make ", "cmake", "rustc", "cargo")
 
@@ -160,7 +162,7 @@ def test_entrypoint_is_the_venv_console_script(stages: list[Stage]) -> None:
 def test_dockerignore_sends_only_what_the_builder_copies(stages: list[Stage]) -> None:
     patterns = dockerignore_patterns()
     sources = [s for args in stages[0].all("COPY") for s in args.split()[:-1]]
-    assert sources == ["pyproject.toml", "README.md", "operator/"]
+    assert sources == ["pyproject.toml", "README.md", "operator/", "verifier/"]
     for source in sources:
         assert not dockerignored(source.rstrip("/"), patterns), source
     for path in LEFT_OUT:
@@ -203,6 +205,7 @@ def test_image_steps_build_a_working_venv(stages: list[Stage], tmp_path: Path) -
     _build_context(stages, context)
     assert (context / "pyproject.toml").is_file()
     assert (context / "operator/credsmith").is_dir()
+    assert (context / "verifier/src/credsmith_verify").is_dir()
     assert not list(context.rglob("__pycache__"))
     assert not list(context.rglob("*.egg-info"))
 
@@ -222,14 +225,22 @@ def test_image_steps_build_a_working_venv(stages: list[Stage], tmp_path: Path) -
     output = _run(["bash", "-euo", "pipefail", "-c", command], env, cwd=context)
     assert "credsmith 0.1.0" in output
 
-    built = list(wheels.glob("*.whl"))
-    assert [w.name for w in built] == ["credsmith-0.1.0-py3-none-any.whl"]
-    with zipfile.ZipFile(built[0]) as wheel:
+    built = sorted(w.name for w in wheels.glob("*.whl"))
+    assert built == [
+        "credsmith-0.1.0-py3-none-any.whl",
+        "credsmith_verify-0.1.0-py3-none-any.whl",  # verifier/, which the operator requires
+    ]
+    with zipfile.ZipFile(wheels / built[0]) as wheel:
         names = "\n".join(wheel.namelist())
     assert "credsmith/py.typed" in names
     assert "credsmith/cli.py" in names
     assert "tests/" not in names
     assert "conftest" not in names
+    with zipfile.ZipFile(wheels / built[1]) as wheel:
+        names = "\n".join(wheel.namelist())
+    assert "credsmith_verify/py.typed" in names
+    assert "credsmith_verify/registry.py" in names
+    assert "tests/" not in names
 
     # The final image: the venv alone, no pip, the ENTRYPOINT as the command.
     assert not (venv / "bin" / "pip").exists(), "pip is removed from the image's venv"
@@ -252,9 +263,10 @@ def test_image_steps_build_a_working_venv(stages: list[Stage], tmp_path: Path) -
     # Every module imports from the venv (all runtime dependencies are installed), and
     # none from this checkout.
     probe = (
-        "import importlib, pkgutil, credsmith\n"
+        "import importlib, pkgutil, credsmith, credsmith_verify\n"
         "for m in pkgutil.walk_packages(credsmith.__path__, 'credsmith.'):\n"
         "    importlib.import_module(m.name)\n"
+        "assert credsmith_verify.__file__.startswith(credsmith.__file__.rsplit('/', 2)[0])\n"
         "print(credsmith.__file__)\n"
     )
     location = _run([str(venv / "bin" / "python"), "-I", "-c", probe], image_env)

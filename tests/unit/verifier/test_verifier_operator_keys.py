@@ -1,0 +1,53 @@
+"""The operator's KeyPair JWKs, in a JWK Set, verify signatures made with their private keys
+through credsmith_verify.JwkSet: the verifier reads what the issuer writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from credsmith.api.enums import KeyAlgorithm
+from credsmith.issuing.keypair import new_key_pair
+from credsmith_verify import JwkSet
+
+SIGNING_INPUT = b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJjbGllbnQifQ"
+
+
+def sign(private_pem: str, alg: str) -> bytes:
+    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(SIGNING_INPUT)
+    digest = {"256": hashes.SHA256(), "384": hashes.SHA384()}[alg[2:]]
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        r, s = decode_dss_signature(key.sign(SIGNING_INPUT, ec.ECDSA(digest)))
+        size = (key.curve.key_size + 7) // 8
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key.sign(SIGNING_INPUT, padding.PKCS1v15(), digest)
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    [KeyAlgorithm.ED25519, KeyAlgorithm.ECDSA_P256, KeyAlgorithm.ECDSA_P384, KeyAlgorithm.RSA_2048],
+)
+def test_operator_key_pairs_verify_through_a_jwk_set(
+    tmp_path: Path, algorithm: KeyAlgorithm
+) -> None:
+    current, previous = new_key_pair(algorithm), new_key_pair(algorithm)
+    path = tmp_path / "jwks.json"
+    path.write_text(
+        json.dumps({"keys": [json.loads(k.public_jwk_json()) for k in (current, previous)]})
+    )
+    keys = JwkSet.load(path)
+    assert keys.kids() == {current.key_id, previous.key_id}
+    alg = current.public_jwk["alg"]
+    for pair in (current, previous):
+        assert keys.verify(pair.key_id, alg, SIGNING_INPUT, sign(pair.private_key_pem, alg))
+    signature = sign(current.private_key_pem, alg)
+    assert not keys.verify(previous.key_id, alg, SIGNING_INPUT, signature)
+    assert not keys.verify(current.key_id, alg, SIGNING_INPUT + b".", signature)
