@@ -45,5 +45,7 @@ build() { # build NAME MODULE_DIR PACKAGE LDFLAGS
 build credsmith-cluster "$here" . "$version_flags"
 helm_version=$(awk '$1 == "helm.sh/helm/v4" {print $2}' "$here/helm/go.mod")
 build helm "$here/helm" helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.version=$helm_version"
+# The TCP fault proxy of the e2e fault tests (tests/e2e/faults.py).
+build toxiproxy-server "$here/toxiproxy" github.com/Shopify/toxiproxy/v2/cmd/server ""
 ln -sf credsmith-cluster "$bin/kubectl"
 echo "$bin"
