@@ -74,7 +74,10 @@ class Toxiproxy:
         )
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
             payload = response.read()
-        return json.loads(payload) if payload.strip() else None
+        try:
+            return json.loads(payload) if payload.strip() else None
+        except ValueError:
+            return payload.decode(errors="replace")  # /version answers in plain text
 
     def proxy(self, name: str, upstream: str) -> Proxy:
         port = free_port()
@@ -118,14 +121,22 @@ class Proxy:
 
     def kubeconfig(self, source: Path, target: Path, token: str | None = None) -> Path:
         """`source`'s kubeconfig pointed at this proxy (and with `token`, if given)."""
-        config = yaml.safe_load(source.read_text())
+        return kubeconfig_with(source, target, token, port=self.port)
+
+
+def kubeconfig_with(
+    source: Path, target: Path, token: str | None = None, port: int | None = None
+) -> Path:
+    """A copy of a kubeconfig with another user's token, or through a proxy's port."""
+    config = yaml.safe_load(source.read_text())
+    if port is not None:
         for entry in config["clusters"]:
-            entry["cluster"]["server"] = f"https://127.0.0.1:{self.port}"
-        if token is not None:
-            for user in config["users"]:
-                user["user"] = {"token": token}
-        target.write_text(yaml.safe_dump(config))
-        return target
+            entry["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    if token is not None:
+        for user in config["users"]:
+            user["user"] = {"token": token}
+    target.write_text(yaml.safe_dump(config))
+    return target
 
 
 def upstream_of(kubeconfig: Path) -> str:

@@ -270,8 +270,8 @@ class Controller:
             self.metrics.failed(key)
         log.log(
             logging.WARNING if failures == 1 else logging.DEBUG,
-            "%s/%s/%s: %s: %s; retrying in %.1fs",
-            *key, refusal.reason.value, refusal.message, delay,
+            "%s/%s/%s: %s: %s; retrying in %.2fs (Retry-After %s)",
+            *key, refusal.reason.value, refusal.message, delay, floor or "-",
         )  # fmt: skip
         self.queue.add_after(key, delay)
         if key[0] != REGISTRY_KIND and (refusal.permanent or failures >= RECONCILING_AFTER):
