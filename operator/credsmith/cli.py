@@ -99,6 +99,12 @@ def _operator_flags(parser: argparse.ArgumentParser, *, for_dev: bool = False) -
             default=15.0,
             help="seconds a standby waits on an unrenewed Lease before taking over",
         )
+        parser.add_argument(
+            "--cache-sync-timeout",
+            type=float,
+            default=120.0,
+            help="seconds the first listings may take; exit if they take longer",
+        )
     parser.add_argument("--workers", type=int, default=16, help="concurrent reconciles")
     parser.add_argument(
         "--metrics-port", type=int, default=0 if for_dev else 8080, help="0 disables"
@@ -133,13 +139,18 @@ def _run(args: argparse.Namespace) -> int:
         leader_election_namespace=args.leader_election_namespace,
         leader_election_id=args.leader_election_id,
         lease_duration=args.lease_duration,
+        cache_sync_timeout=args.cache_sync_timeout,
         identity=os.environ.get("POD_NAME") or socket.gethostname(),
     )
+    from credsmith.runtime.controller import CacheSyncTimeout
     from credsmith.runtime.leader import LostLeadership
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_operator(options))
+    except CacheSyncTimeout as exc:
+        logging.getLogger("credsmith").error("stopping: %s", exc)
+        return 1
     except LostLeadership as exc:
         # Crash-only: a replica that lost the Lease exits and restarts as a standby.
         logging.getLogger("credsmith").error("stopping: %s", exc)

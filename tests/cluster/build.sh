@@ -46,5 +46,7 @@ build credsmith-cluster "$here" . "$version_flags"
 helm_version=$(awk '$1 == "helm.sh/helm/v4" {print $2}' "$here/helm/go.mod")
 build helm "$here/helm" helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.version=$helm_version"
 build verify-go "$here/../verify-go" . ""  # tests/unit/verifier: hash strings checked in Go
+# The TCP fault proxy of the e2e fault tests (tests/e2e/faults.py).
+build toxiproxy-server "$here/toxiproxy" github.com/Shopify/toxiproxy/v2/cmd/server ""
 ln -sf credsmith-cluster "$bin/kubectl"
 echo "$bin"

@@ -42,10 +42,25 @@ import (
 )
 
 // The controllers a credential operator's tests rely on: owner-reference garbage
-// collection, namespace deletion, ServiceAccounts and their tokens, and the
-// aggregated admin/edit/view ClusterRoles.
+// collection, namespace deletion, ServiceAccounts and their tokens, the
+// aggregated admin/edit/view ClusterRoles, and ResourceQuota usage (without it a
+// quota's status.used is never computed and `count/secrets` is not enforced).
 const controllers = "garbagecollector,namespace,serviceaccount,serviceaccount-token," +
-	"root-ca-cert-publisher,clusterrole-aggregation"
+	"root-ca-cert-publisher,clusterrole-aggregation,resourcequota"
+
+// auditPolicy records every write (who, what, when; no bodies) so tests can prove
+// which identity wrote what: e.g. that an old leader stopped writing. Reads and the
+// components' own chatter are left out to keep the log small.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: None
+  users: ["system:apiserver", "system:kube-controller-manager"]
+- level: None
+  verbs: [get, list, watch]
+- level: Metadata
+`
 
 func main() {
 	if filepath.Base(os.Args[0]) == "kubectl" {
@@ -83,7 +98,7 @@ func runKubectl(args []string) int {
 }
 
 type paths struct {
-	dir, pki, etcd, saKey, tokens, kubeconfig, caFile string
+	dir, pki, etcd, saKey, tokens, kubeconfig, caFile, auditPolicy, auditLog string
 }
 
 func newPaths(dir string) paths {
@@ -95,7 +110,9 @@ func newPaths(dir string) paths {
 		tokens:     filepath.Join(dir, "pki", "tokens.csv"),
 		kubeconfig: filepath.Join(dir, "kubeconfig"),
 		// --cert-dir makes a self-signed serving certificate; the file doubles as its CA.
-		caFile: filepath.Join(dir, "pki", "apiserver.crt"),
+		caFile:      filepath.Join(dir, "pki", "apiserver.crt"),
+		auditPolicy: filepath.Join(dir, "audit-policy.yaml"),
+		auditLog:    filepath.Join(dir, "audit.log"),
 	}
 }
 
@@ -122,6 +139,9 @@ func serve(args []string) error {
 	_ = os.Remove(p.kubeconfig) // written again once this run is ready
 	token, err := ensureCredentials(p)
 	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(p.auditPolicy, []byte(auditPolicy), 0o600); err != nil {
 		return err
 	}
 	if *port == 0 {
@@ -281,6 +301,10 @@ func apiserverArgs(p paths, port int, etcdURL string, verbosity int) []string {
 		"--endpoint-reconciler-type=none",
 		"--allow-privileged=true",
 		"--profiling=false",
+		"--audit-policy-file=" + p.auditPolicy,
+		"--audit-log-path=" + p.auditLog,
+		"--audit-log-maxsize=200",
+		"--audit-log-maxbackup=1",
 		"--v=" + strconv.Itoa(verbosity),
 	}
 }

@@ -41,6 +41,18 @@ class Reason(StrEnum):
     # Another client of the same registry, created earlier, has the same client ID.
     DUPLICATE_CLIENT_ID = "DuplicateClientId"
     RECONCILING = "Reconciling"
+    # The API server refused the Secret write for good (runtime/refusals.py):
+    # RBAC or an admission policy, an exhausted ResourceQuota, an immutable Secret,
+    # or a Secret the server finds invalid (e.g. annotations too large).
+    SECRET_WRITE_DENIED = "SecretWriteDenied"
+    QUOTA_EXCEEDED = "QuotaExceeded"
+    SECRET_IMMUTABLE = "SecretImmutable"
+    SECRET_INVALID = "SecretInvalid"
+    # Transient: retried with backoff, shown as Reconciling=True meanwhile.
+    THROTTLED = "Throttled"
+    API_SERVER_UNAVAILABLE = "ApiServerUnavailable"
+    WRITE_CONFLICT = "WriteConflict"
+    TRANSIENT_ERROR = "TransientError"
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -11,9 +11,11 @@ import argparse
 import asyncio
 import contextlib
 import shutil
+import signal
 import subprocess
 import threading
 from pathlib import Path
+from types import FrameType
 
 from credsmith.dev.cluster import ClusterError, LocalCluster, build_binaries, find_checkout
 
@@ -43,6 +45,23 @@ def install_crds(cluster: LocalCluster) -> None:
 
 
 def run_dev(args: argparse.Namespace) -> int:
+    """Run until done, Ctrl-C or SIGTERM; the control plane (its own process group,
+    so a terminal's Ctrl-C does not reach it directly) is stopped in every case."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run_dev(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM (a service manager, `kill`, a CI timeout) does what Ctrl-C does: unwind,
+    # so that `with cluster:` stops the control plane instead of leaking it.
+    del signum, frame
+    raise KeyboardInterrupt
+
+
+def _run_dev(args: argparse.Namespace) -> int:
     checkout = find_checkout()
     state_dir = Path(args.state_dir) if args.state_dir else checkout / ".dev"
     if args.fresh and state_dir.exists():

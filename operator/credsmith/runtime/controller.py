@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from credsmith import GROUP, VERSION
+from credsmith.api.status import Reason
 from credsmith.reconcile.jwks import JWKS_KIND, ConfigMapSnapshot, reconcile_jwks
 from credsmith.reconcile.registry import REGISTRY_KIND, reconcile_registry
 from credsmith.reconcile.secret_state import OWNER as OWNER_ANNOTATION
@@ -30,10 +31,20 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.runtime.backoff import RetryLimiter
+from credsmith.runtime.eventlimit import EventLimiter
 from credsmith.runtime.informer import Informer, ObjectKey
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.membership import RegistryMembership
 from credsmith.runtime.metrics import Metrics
+from credsmith.runtime.refusals import (
+    Refusal,
+    SecretWriteRefused,
+    classify,
+    refused_status,
+    transient,
+    without_reconciling,
+)
 from credsmith.runtime.session import describe
 from credsmith.runtime.workqueue import WorkQueue
 
@@ -43,7 +54,28 @@ Key = tuple[str, str, str]  # (kind, namespace, name)
 # (resource, its Secret, now, an earlier client with the same client ID in its registry)
 Reconcile = Callable[[ResourceSnapshot, SecretSnapshot | None, datetime, str | None], Decision]
 
-RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+# A refusal that needs a person (a policy, a quota) is re-checked at least this
+# often: its cause can go away without any event on the objects we watch.
+REFUSAL_RECHECK = 16.0
+# A registry Secret that is someone else's: re-checked on a backoff up to this.
+CONFLICT_RECHECK = 300.0
+# Transient failures in a row before status shows Reconciling (a single 409 or a
+# blip is routine and not worth a status write).
+RECONCILING_AFTER = 3
+CACHE_SYNC_TIMEOUT = 120.0
+
+
+class CacheSyncTimeout(Exception):
+    """The first listings did not complete in time: exit, and let a restart retry."""
+
+
+class RecheckLater(Exception):
+    """Nothing failed, but the key must be looked at again on a backoff."""
+
+    def __init__(self, cap: float) -> None:
+        super().__init__(f"recheck within {cap:.0f}s")
+        self.cap = cap
+
 
 # Tests set this to make the process exit right after a Secret write, before status.
 CRASH_AFTER_SECRET_WRITE = "CREDSMITH_FAULT_CRASH_AFTER_SECRET_WRITE"
@@ -69,6 +101,7 @@ class Controller:
         kinds: list[KindConfig],
         workers: int = 16,
         metrics: Metrics | None = None,
+        cache_sync_timeout: float = CACHE_SYNC_TIMEOUT,
     ) -> None:
         self.kube = kube
         self.metrics = metrics
@@ -85,7 +118,12 @@ class Controller:
         self._written_secrets: dict[tuple[str, str], SecretSnapshot] = {}
         # Our last status patch of a key: (its resourceVersion, the status written).
         self._written_status: dict[Key, tuple[str, Mapping[str, Any]]] = {}
-        self._failures: dict[Key, int] = {}
+        self._retries: RetryLimiter[Key] = RetryLimiter()
+        self._events = EventLimiter()
+        self.cache_sync_timeout = cache_sync_timeout
+        # Liveness: when a worker last took or finished a key (monotonic).
+        self.worker_heartbeat = time.monotonic()
+        self._informers: list[Informer[Any]] = []
         self._crash_after_secret_write = bool(os.environ.get(CRASH_AFTER_SECRET_WRITE))
         self.membership = RegistryMembership()
         # The JWK Set ConfigMaps we manage, and which credentials name which.
@@ -108,7 +146,7 @@ class Controller:
             for config in self.kinds.values():
                 informers.append(
                     Informer(
-                        self.kube.session,
+                        self.kube.watches,
                         f"/apis/{GROUP}/{VERSION}{scope}/{config.plural}",
                         ResourceSnapshot.from_api,
                         partial(self._resource_changed, config),
@@ -118,7 +156,7 @@ class Controller:
                 )
             informers.append(
                 Informer(
-                    self.kube.session,
+                    self.kube.watches,
                     f"/api/v1{scope}/secrets",
                     SecretSnapshot.from_api,
                     self._secret_changed,
@@ -186,11 +224,24 @@ class Controller:
     # ---- workers -------------------------------------------------------------------
 
     async def run(self, informers: Sequence[Informer[Any]]) -> None:
+        self._informers = list(informers)
+        # One connection per informer: each holds its watch open for minutes, and none
+        # may wait for another's (nor take the workers' or the Lease's connections).
+        self.kube.watches.pool_size = len(informers)
         tasks = [asyncio.create_task(i.run(), name=f"watch {i.path}") for i in informers]
         try:
             # No pass before every cache holds its first listing: a Secret not seen yet
-            # would look missing and be issued again.
-            await asyncio.gather(*(i.synced.wait() for i in informers))
+            # would look missing and be issued again. A listing that never completes is
+            # a reason to exit (as controller-runtime's CacheSyncTimeout), not to hang.
+            try:
+                async with asyncio.timeout(self.cache_sync_timeout):
+                    await asyncio.gather(*(i.synced.wait() for i in informers))
+            except TimeoutError:
+                pending = [i.path for i in informers if not i.synced.is_set()]
+                raise CacheSyncTimeout(
+                    f"caches not synced in {self.cache_sync_timeout:.0f}s: {', '.join(pending)}"
+                ) from None
+            self.synced = True
             log.info("Watching: %s", ", ".join(i.path for i in informers))
             tasks.append(asyncio.create_task(self.queue.run_scheduler(), name="scheduler"))
             tasks += [
@@ -202,33 +253,80 @@ class Controller:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    synced = False
+
+    def liveness_problem(self, stale_after: float = 300.0) -> str | None:
+        """Why this process should be restarted, if it should: a watch loop that died,
+        or keys waiting while no worker has moved for `stale_after` seconds."""
+        for informer in self._informers:
+            if problem := informer.liveness_problem(stale_after):
+                return problem
+        idle = time.monotonic() - self.worker_heartbeat
+        if self.synced and len(self.queue) > 0 and idle > stale_after:
+            return f"{len(self.queue)} keys waiting, no worker progress for {idle:.0f}s"
+        return None
+
     async def _worker(self) -> None:
         while True:
             key = await self.queue.get()
+            self.worker_heartbeat = time.monotonic()
             try:
                 await self.reconcile(key)
-                self._failures.pop(key, None)
+                self._retries.forget(key)
             except asyncio.CancelledError:
                 raise
-            except ApiError as exc:
-                if exc.namespace_terminating:
-                    # The namespace, and the resource with it, is going away: no retry.
-                    log.debug("%s/%s/%s: its namespace is being deleted", *key)
-                else:
-                    self._retry(key, exc)
             except Exception as exc:
-                self._retry(key, exc)
+                await self._failed(key, exc)
             finally:
                 self.queue.done(key)
+                self.worker_heartbeat = time.monotonic()
 
-    def _retry(self, key: Key, exc: Exception) -> None:
-        count = self._failures.get(key, 0)
-        self._failures[key] = count + 1
-        delay = RETRY_DELAYS[min(count, len(RETRY_DELAYS) - 1)]
+    async def _failed(self, key: Key, exc: Exception) -> None:
+        if isinstance(exc, RecheckLater):
+            self.queue.add_after(key, self._retries.when(key, cap=exc.cap))
+            return
+        if isinstance(exc, ApiError) and (exc.namespace_terminating or exc.namespace_gone):
+            # The namespace, and the resource with it, is going (or gone): no retry.
+            log.debug("%s/%s/%s: its namespace is being deleted", *key)
+            self._retries.forget(key)
+            return
+        if isinstance(exc, SecretWriteRefused):
+            refusal = classify(exc, exc.values)
+        elif isinstance(exc, ApiError):
+            refusal = transient(exc)
+        else:
+            refusal = Refusal(Reason.TRANSIENT_ERROR, describe(exc), permanent=False)
+        floor = exc.retry_after or 0.0 if isinstance(exc, ApiError) else 0.0
+        cap = REFUSAL_RECHECK if refusal.permanent else None
+        delay = self._retries.when(key, floor=floor, cap=cap)
+        failures = self._retries.failures(key)
         if self.metrics is not None:
             self.metrics.failed(key)
-        log.warning("%s/%s/%s: %s; retrying in %.0fs", *key, describe(exc), delay)
+        log.log(
+            logging.WARNING if failures == 1 else logging.DEBUG,
+            "%s/%s/%s: %s: %s; retrying in %.2fs (Retry-After %s)",
+            *key, refusal.reason.value, refusal.message, delay, floor or "-",
+        )  # fmt: skip
         self.queue.add_after(key, delay)
+        if key[0] != REGISTRY_KIND and (refusal.permanent or failures >= RECONCILING_AFTER):
+            await self._show_refusal(key, refusal)
+
+    async def _show_refusal(self, key: Key, refusal: Refusal) -> None:
+        """Status (and, bounded, an Event) for a failed pass: best effort, as the API
+        server may be what failed."""
+        resource = self.resource(key)
+        if resource is None:
+            return
+        written = self._written_status.get(key)
+        current = written[1] if written is not None else resource.status
+        status = refused_status(current, resource.generation, refusal, _now())
+        try:
+            if status != current:
+                await self._patch_status(key, self.kinds[key[0]], current, status)
+            if refusal.permanent and self._events.allow(key, refusal.reason.value):
+                await self._post_event(resource, "Warning", refusal.reason.value, refusal.message)
+        except ApiError as exc:
+            log.debug("%s: could not show %s: %s", resource.ref, refusal.reason.value, exc.reason)
 
     def resource(self, key: Key) -> ResourceSnapshot | None:
         kind, namespace, name = key
@@ -280,14 +378,9 @@ class Controller:
                 )
                 if decision.secret is not None:
                     await self._write_secret(namespace, secret_name, decision)
-        if decision.status != resource.status:
-            patch = {"status": _merge_patch(resource.status, decision.status)}
-            patched = await self.kube.patch_status(config.plural, namespace, name, patch)
-            version = str((patched.get("metadata") or {}).get("resourceVersion", ""))
-            indexed = self.resource(key)
-            if indexed is None or indexed.resource_version != version:
-                # Until the watch delivers it (unless it already has: then no entry).
-                self._written_status[key] = (version, decision.status)
+        status = without_reconciling(decision.status)  # this pass went through
+        if status != resource.status:
+            await self._patch_status(key, config, resource.status, status)
         for event in decision.events:
             await self._post_event(resource, event.type, event.reason, event.message)
         if decision.requeue_at is not None:
@@ -343,7 +436,19 @@ class Controller:
             for client, _ in members:
                 await self._post_event(client, "Warning", "RegistryConflict", message)
         if decision.conflict:
-            self.queue.add_after((REGISTRY_KIND, namespace, name), 30)
+            raise RecheckLater(CONFLICT_RECHECK)  # on a backoff, not every 30 s forever
+
+    async def _patch_status(
+        self, key: Key, config: KindConfig, old: Mapping[str, Any], new: Mapping[str, Any]
+    ) -> None:
+        _, namespace, name = key
+        patch = {"status": _merge_patch(old, new)}
+        patched = await self.kube.patch_status(config.plural, namespace, name, patch)
+        version = str((patched.get("metadata") or {}).get("resourceVersion", ""))
+        indexed = self.resource(key)
+        if indexed is None or indexed.resource_version != version:
+            # Until the watch delivers it (unless it already has: then no entry).
+            self._written_status[key] = (version, new)
 
     async def reconcile_jwks(self, namespace: str, name: str) -> None:
         """The JWK Set ConfigMap of the KeyPair credentials naming it (like the registry)."""
@@ -410,19 +515,36 @@ class Controller:
 
     async def _write_secret(self, namespace: str, name: str, decision: Decision) -> None:
         assert decision.secret is not None
-        if decision.create:
-            written = await self.kube.create_secret(namespace, decision.secret)
-        else:
-            written = await self.kube.replace_secret(namespace, name, decision.secret)
+        try:
+            if decision.create:
+                written = await self.kube.create_secret(namespace, decision.secret)
+            else:
+                written = await self.kube.replace_secret(namespace, name, decision.secret)
+        except ApiError as exc:
+            # What we remembered of this Secret may be what the server refused (a 409:
+            # someone wrote after us): the next pass reads the watch's copy instead.
+            self._written_secrets.pop((namespace, name), None)
+            raise SecretWriteRefused.of(exc, secret_values(decision.secret)) from None
         if self._crash_after_secret_write:
             os._exit(CRASH_EXIT_CODE)  # fault injection for the crash-consistency tests
-        self._remember_secret(SecretSnapshot.from_api(written))
+        self._remember_secret(SecretSnapshot.from_api(written), decision.secret)
 
-    def _remember_secret(self, written: SecretSnapshot) -> None:
-        """Read-your-writes until the watch delivers the write (unless it already has)."""
-        indexed = self.secrets.get((written.namespace, written.name))
-        if indexed is None or indexed.resource_version != written.resource_version:
-            self._written_secrets[(written.namespace, written.name)] = written
+    def _remember_secret(
+        self, written: SecretSnapshot, sent: Mapping[str, Any] | None = None
+    ) -> None:
+        """Read-your-writes until the watch delivers the write (unless it already has).
+
+        Only while the cache still holds the version our write replaced: if the watch
+        has moved past it, it has delivered our write's echo (events come in order)
+        and maybe a newer change on top, which a remembered copy would shadow."""
+        key = (written.namespace, written.name)
+        indexed = self.secrets.get(key)
+        base = str(((sent or {}).get("metadata") or {}).get("resourceVersion") or "")
+        if indexed is None or (
+            indexed.resource_version != written.resource_version
+            and (not base or indexed.resource_version == base)
+        ):
+            self._written_secrets[key] = written
 
     async def _post_event(
         self, resource: ResourceSnapshot, type_: str, reason: str, message: str
@@ -438,6 +560,20 @@ class Controller:
             await self.kube.post_event(involved, type_, reason, message)
         except ApiError as exc:  # an Event is best effort; the status says it all
             log.warning("%s: could not post event %s: %s", resource.ref, reason, exc.reason)
+
+
+def secret_values(body: Mapping[str, Any]) -> list[str]:
+    """The values a Secret body carries (to keep them out of refusal messages)."""
+    import base64
+
+    values = [str(v) for v in (body.get("stringData") or {}).values()]
+    for encoded in (body.get("data") or {}).values():
+        values.append(str(encoded))
+        try:
+            values.append(base64.b64decode(str(encoded)).decode())
+        except (ValueError, UnicodeDecodeError):
+            continue
+    return values
 
 
 def _now() -> datetime:

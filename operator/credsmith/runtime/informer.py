@@ -3,8 +3,14 @@
 The cache holds compact snapshots, not API bodies. `synced` is set once the first
 listing is in the cache: workers wait for it, so a Secret not yet seen is never
 taken for a missing one. After a disconnect the watch resumes from the last
-resourceVersion it saw; only an expired one (410) costs a new listing, which is
-then diffed against the cache so that deletions missed meanwhile are reported.
+resourceVersion it saw; only an expired one (410), or several failures in a row
+(the version may be the problem), cost a new listing, which is then diffed
+against the cache so that deletions missed meanwhile are reported.
+
+A watch that goes silent is taken for dead: the API server sends a bookmark about
+once a minute on a healthy watch, so `idle_timeout` seconds without a byte means
+the connection is half-open (a proxy or NAT that stopped forwarding) and the watch
+is opened again on a fresh connection.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import aiohttp
 
+from credsmith.runtime.backoff import exponential
 from credsmith.runtime.session import ApiError, ApiSession, Gone, describe
 
 log = logging.getLogger("credsmith.informer")
@@ -25,7 +32,11 @@ log = logging.getLogger("credsmith.informer")
 ObjectKey = tuple[str, str]  # (namespace, name)
 
 PAGE_SIZE = 500
-BACKOFFS = (0.5, 1.0, 2.0, 5.0, 10.0)
+BACKOFF_BASE, BACKOFF_CAP = 0.5, 30.0
+# Failures in a row, other than 410, after which the next try lists afresh.
+RELIST_AFTER = 3
+# Seconds without a byte (not even a bookmark) after which a watch is dead.
+IDLE_TIMEOUT = 90.0
 
 
 class Versioned(Protocol):
@@ -50,6 +61,7 @@ class Informer(Generic[T]):
         label_selector: str | None = None,
         cache: dict[ObjectKey, T] | None = None,
         namespace: str | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.session = session
         self.path = path
@@ -60,14 +72,35 @@ class Informer(Generic[T]):
         self.cache: dict[ObjectKey, T] = {} if cache is None else cache
         self.namespace = namespace
         self.synced = asyncio.Event()
+        self.idle_timeout = idle_timeout
         self._version: str | None = None
+        # Liveness: when the loop last made progress or tried to (monotonic); it is
+        # set while retrying too, as an unreachable API server is no reason to restart.
+        self.heartbeat = time.monotonic()
+        self._running = False
+
+    def liveness_problem(self, stale_after: float) -> str | None:
+        if not self._running:
+            return f"{self.path}: the watch loop is not running"
+        idle = time.monotonic() - self.heartbeat
+        if idle > max(stale_after, self.idle_timeout * 2):
+            return f"{self.path}: no progress for {idle:.0f}s"
+        return None
 
     def _params(self) -> dict[str, str]:
         return {"labelSelector": self.label_selector} if self.label_selector else {}
 
     async def run(self) -> None:
+        self._running = True
+        try:
+            await self._run()
+        finally:
+            self._running = False
+
+    async def _run(self) -> None:
         failures = 0
         while True:
+            self.heartbeat = time.monotonic()
             try:
                 if self._version is None:
                     await self._list()
@@ -81,10 +114,16 @@ class Informer(Generic[T]):
                 log.debug("%s: resourceVersion expired; listing again", self.path)
                 self._version = None
             except (ApiError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                # Unreachable, refused or cut off: keep trying, as the rest of the
-                # operator waits for these events and nothing else would restart them.
-                delay = BACKOFFS[min(failures, len(BACKOFFS) - 1)]
+                # Unreachable, refused, cut off or silent: keep trying, as the rest of
+                # the operator waits for these events and nothing else would restart
+                # them; after several failures in a row, from a new listing.
                 failures += 1
+                if failures >= RELIST_AFTER and self._version is not None:
+                    log.info("%s: %d failures in a row; listing afresh", self.path, failures)
+                    self._version = None
+                delay = exponential(failures, BACKOFF_BASE, BACKOFF_CAP)
+                if isinstance(exc, ApiError) and exc.retry_after:
+                    delay = max(delay, exc.retry_after)
                 log.warning("%s: %s; watching again in %.1fs", self.path, describe(exc), delay)
                 await asyncio.sleep(delay)
 
@@ -135,7 +174,8 @@ class Informer(Generic[T]):
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(seconds),
         }
-        async for event in self.session.watch(self.path, params, timeout=seconds + 30):
+        async for event in self.session.watch(self.path, params, idle_timeout=self.idle_timeout):
+            self.heartbeat = time.monotonic()
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
                 if obj.get("code") == 410:

@@ -33,14 +33,27 @@ def load_config(kubeconfig: str | None) -> client.Configuration:
 
 
 class Kube:
-    """The operator's API calls, through one aiohttp `ApiSession` on the event loop."""
+    """The operator's API calls, through aiohttp `ApiSession`s on the event loop.
+
+    Three connection pools, so that nothing waits behind something long-lived:
+    `session` for the workers' requests (one connection per worker and a few),
+    `watches` for the informers' lists and watches (one connection per informer,
+    sized by the controller once it knows how many), and `control` for the Lease
+    and the readiness probe, which must get through while everything else is busy.
+    """
 
     def __init__(self, configuration: client.Configuration, pool_size: int = 32) -> None:
         self.session = ApiSession(configuration, pool_size)
+        self.watches = ApiSession(configuration, pool_size=0)
+        self.control = ApiSession(configuration, pool_size=2)
+
+    async def close(self) -> None:
+        for session in (self.session, self.watches, self.control):
+            await session.close()
 
     async def probe(self) -> None:
         """GET /version with a short timeout: is the API server answering?"""
-        await self.session.request("GET", "/version", timeout=3)
+        await self.control.request("GET", "/version", timeout=3)
 
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -102,8 +115,6 @@ class Kube:
         }
         await self.session.request("POST", f"/api/v1/namespaces/{namespace}/events", body=body)
 
-    # The leader Lease (coordination.k8s.io/v1).
-
     async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return await self.session.request(
@@ -126,17 +137,24 @@ class Kube:
             "PUT", f"/api/v1/namespaces/{namespace}/configmaps/{name}", body=body
         )
 
-    async def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
-        return await self.session.request("GET", f"{_leases(namespace)}/{name}")
+    # The leader Lease (coordination.k8s.io/v1), on its own connections. The caller
+    # bounds each attempt (asyncio.timeout); `timeout` is only a backstop.
 
-    async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.session.request("POST", _leases(namespace), body=body)
+    async def get_lease(self, namespace: str, name: str, timeout: float = 10) -> dict[str, Any]:
+        return await self.control.request("GET", f"{_leases(namespace)}/{name}", timeout=timeout)
+
+    async def create_lease(
+        self, namespace: str, body: Mapping[str, Any], timeout: float = 10
+    ) -> dict[str, Any]:
+        return await self.control.request("POST", _leases(namespace), body=body, timeout=timeout)
 
     async def replace_lease(
-        self, namespace: str, name: str, body: Mapping[str, Any]
+        self, namespace: str, name: str, body: Mapping[str, Any], timeout: float = 10
     ) -> dict[str, Any]:
         """A PUT at the body's resourceVersion: a concurrent change makes it fail (409)."""
-        return await self.session.request("PUT", f"{_leases(namespace)}/{name}", body=body)
+        return await self.control.request(
+            "PUT", f"{_leases(namespace)}/{name}", body=body, timeout=timeout
+        )
 
 
 def _leases(namespace: str) -> str:

@@ -5,7 +5,14 @@ standby takes it over once it has seen the same record unchanged for
 `lease_duration` (measured on its own monotonic clock, so clock skew between nodes
 does not matter). A leader that cannot renew within `renew_deadline` stops leading
 by exiting the process (crash-only, like controller-runtime): its Deployment
-restarts it as a standby, and no two replicas ever act at once for long.
+restarts it as a standby.
+
+No two replicas act at once: the deadline is counted from the moment the last
+successful renewal was *sent* (the server's renewTime cannot be earlier), and every
+attempt is cut off by asyncio.timeout at that deadline, so a GET or PUT that hangs
+cannot carry the leader past it. With renew_deadline < lease_duration the old
+leader has stopped before a standby may take over. A leader that sees another
+holder in the Lease steps down at once.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ class LeaderElector:
         # The last record seen, and when (monotonic) it was first seen.
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = 0.0
+        self._acquired_at = 0.0
 
     async def run(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Wait to become leader, then run `lead()` while renewing; release on exit."""
@@ -75,23 +83,39 @@ class LeaderElector:
             self.config.name,
             self.config.identity,
         )
-        while not await self._try_acquire_or_renew():
+        while True:
+            attempt = time.monotonic()
+            try:
+                async with asyncio.timeout(self.config.renew_deadline):
+                    if await self._try_acquire_or_renew():
+                        break
+            except (ApiError, TimeoutError) as exc:
+                log.debug("could not acquire the Lease: %s", exc)
             await asyncio.sleep(self.config.retry_period)
+        self._acquired_at = attempt
         self.is_leader = True
         log.info("leading: Lease %s/%s acquired", self.config.namespace, self.config.name)
 
     async def _keep_renewing(self) -> None:
-        last_renewal = time.monotonic()
+        # When the last successful renewal was sent (acquiring counts as one).
+        last_renewal = self._acquired_at
         while True:
             await asyncio.sleep(self.config.retry_period)
+            deadline = last_renewal + self.config.renew_deadline
+            attempt = time.monotonic()
             try:
-                renewed = await self._try_acquire_or_renew()
+                # The attempt may not outlive the deadline, however the network behaves.
+                async with asyncio.timeout(max(0.0, deadline - attempt)):
+                    renewed = await self._try_acquire_or_renew()
+            except LostLeadership:
+                self.is_leader = False
+                raise
             except Exception as exc:  # any failure counts against the renew deadline
-                log.warning("could not renew the Lease: %s", exc)
+                log.warning("could not renew the Lease: %s", type(exc).__name__ + f" {exc}")
                 renewed = False
             if renewed:
-                last_renewal = time.monotonic()
-            elif time.monotonic() - last_renewal > self.config.renew_deadline:
+                last_renewal = attempt
+            elif time.monotonic() >= deadline:
                 self.is_leader = False
                 raise LostLeadership(
                     f"Lease {self.config.namespace}/{self.config.name} not renewed "
@@ -123,6 +147,10 @@ class LeaderElector:
         duration = float(spec.get("leaseDurationSeconds") or self.config.lease_duration)
         expired = time.monotonic() - self._observed_at > duration
         if holder and holder != me and not expired:
+            if self.is_leader:
+                # Someone else holds it (we were too slow, or it was taken by hand):
+                # stop acting now, not at the renew deadline.
+                raise LostLeadership(f"Lease {self.config.name} is held by {holder}")
             return False
         transitions = int(spec.get("leaseTransitions") or 0)
         changed = holder != me
@@ -168,12 +196,14 @@ class LeaderElector:
             return
         self.is_leader = False
         try:
-            lease = await self.kube.get_lease(self.config.namespace, self.config.name)
+            async with asyncio.timeout(self.config.retry_period):
+                lease = await self.kube.get_lease(self.config.namespace, self.config.name)
             if (lease.get("spec") or {}).get("holderIdentity") != self.config.identity:
                 return
             lease["spec"]["holderIdentity"] = ""
             lease["spec"]["leaseDurationSeconds"] = 1
-            await self.kube.replace_lease(self.config.namespace, self.config.name, lease)
+            async with asyncio.timeout(self.config.retry_period):
+                await self.kube.replace_lease(self.config.namespace, self.config.name, lease)
             log.info("released the Lease")
-        except ApiError as exc:
-            log.warning("could not release the Lease: %s", exc.reason)
+        except (ApiError, TimeoutError) as exc:
+            log.warning("could not release the Lease: %s", type(exc).__name__)

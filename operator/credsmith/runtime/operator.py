@@ -34,6 +34,8 @@ class OperatorOptions:
     leader_election_namespace: str = "default"
     leader_election_id: str = "credsmith-operator"
     lease_duration: float = 15.0
+    # Exit when the first listings take longer (controller-runtime's CacheSyncTimeout).
+    cache_sync_timeout: float = 120.0
     identity: str = field(default_factory=lambda: socket.gethostname())
     stop_flag: asyncio.Event | None = field(default=None, repr=False)
 
@@ -83,7 +85,7 @@ async def run_operator(options: OperatorOptions, kinds: list[KindConfig] | None 
     try:
         await _until_stopped(_lead_or_operate(options, kube, health, kinds, metrics), stop)
     finally:
-        await kube.session.close()
+        await kube.close()
         if runner is not None:
             await runner.cleanup()
 
@@ -99,7 +101,7 @@ async def _lead_or_operate(
         health.role = "leader"
         if metrics is not None:
             metrics.leader.set(1)
-        await _operate(options, kube, kinds, metrics)
+        await _operate(options, kube, health, kinds, metrics)
 
     if not options.leader_elect:
         await lead()
@@ -120,10 +122,15 @@ async def _lead_or_operate(
 async def _operate(
     options: OperatorOptions,
     kube: Kube,
+    health: Health,
     kinds: list[KindConfig] | None,
     metrics: Metrics | None,
 ) -> None:
-    controller = Controller(kube, kinds or default_kinds(), options.workers, metrics)
+    controller = Controller(
+        kube, kinds or default_kinds(), options.workers, metrics, options.cache_sync_timeout
+    )
+    health.liveness = controller.liveness_problem
+    health.synced = lambda: controller.synced
     await controller.run(controller.informers(options.namespaces))
 
 

@@ -50,7 +50,7 @@ class ScriptedSession:
         return page
 
     async def watch(
-        self, path: str, params: Mapping[str, str], timeout: float
+        self, path: str, params: Mapping[str, str], idle_timeout: float
     ) -> AsyncIterator[dict[str, Any]]:
         self.watched_from.append(params["resourceVersion"])
         if not self.watches:

@@ -107,7 +107,7 @@ def test_watch_splits_events_longer_than_aiohttps_line_limit() -> None:
 
     async def test(session: ApiSession, configuration: Configuration) -> None:
         events: list[dict[str, Any]] = [
-            event async for event in session.watch("/api/v1/secrets", {}, timeout=10)
+            event async for event in session.watch("/api/v1/secrets", {}, idle_timeout=10)
         ]
         assert events == [big, small]
 
