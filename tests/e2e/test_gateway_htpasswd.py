@@ -5,9 +5,6 @@ it. nginx reads the file on every request, as it does from a mounted Secret."""
 from __future__ import annotations
 
 import base64
-import shutil
-import socket
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,21 +14,12 @@ import pytest
 from kubernetes import client
 
 from tests.e2e.cluster import Cluster, Exposure, Operator, wait_for
+from tests.e2e.nginx import MISSING, WHY_MISSING, nginx
 from tests.e2e.test_api_client import api_client
 from tests.e2e.test_service_account_credential import apply, read_secret
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-pytestmark = pytest.mark.skipif(
-    not Path(NGINX).exists(), reason="nginx is not installed (.ci/run installs Debian's)"
-)
+pytestmark = pytest.mark.skipif(MISSING, reason=WHY_MISSING)
 FORMATS = ["ClientsJSON", "Htpasswd"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -39,44 +27,18 @@ def gateway(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """nginx guarding a static file with HTTP Basic auth from `auth` (a `return 200` would
     answer before auth_basic runs, so it serves a file)."""
     root = tmp_path / "gateway"
-    (root / "html").mkdir(parents=True)
-    (root / "html" / "index.html").write_text("ok\n")
+    root.mkdir()
     auth = root / "auth"
     auth.write_text("")
-    port = _free_port()
-    (root / "nginx.conf").write_text(
-        f"""
-user root;
-pid {root}/nginx.pid;
-error_log {root}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {root}/tmp;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root}/html;
+    locations = f"""
         location / {{
             auth_basic "credsmith";
             auth_basic_user_file {auth};
             try_files /index.html =404;
-        }}
-    }}
-}}
-"""
-    )
-    process = subprocess.Popen(
-        [NGINX, "-p", str(root), "-c", str(root / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_for(lambda: _status(url, "-", "-") in (401, 200), 20, what="nginx to listen")
+        }}"""
+    with nginx(root, locations) as url:
+        (root / "html" / "index.html").write_text("ok\n")
         yield url, auth
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def _status(url: str, user: str, password: str) -> int | None:

@@ -6,9 +6,6 @@ rotation overlap the old key still verifies, after it only the new one."""
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,12 +15,10 @@ import pytest
 from kubernetes import client
 
 from tests.e2e.cluster import Cluster, Exposure, Operator, wait_for
-from tests.e2e.test_gateway_htpasswd import NGINX
+from tests.e2e.nginx import MISSING, WHY_MISSING, nginx
 from tests.e2e.test_service_account_credential import apply, get, read_secret, sacred
 
-pytestmark = pytest.mark.skipif(
-    not Path(NGINX).exists(), reason="nginx is not installed (.ci/run installs Debian's)"
-)
+pytestmark = pytest.mark.skipif(MISSING, reason=WHY_MISSING)
 OVERLAP_SECONDS = 20
 ALGORITHMS = {"Ed25519": "EdDSA", "ECDSA-P256": "ES256", "RSA-2048": "RS256"}
 
@@ -32,39 +27,11 @@ ALGORITHMS = {"Ed25519": "EdDSA", "ECDSA-P256": "ES256", "RSA-2048": "RS256"}
 def jwks_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """nginx serving one file, jwks.json, as the issuer's JWKS endpoint would."""
     root = tmp_path / "issuer"
-    (root / "html").mkdir(parents=True)
-    document = root / "html" / "jwks.json"
-    document.write_text('{"keys": []}')
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    (root / "nginx.conf").write_text(
-        f"""
-user root;
-pid {root}/nginx.pid;
-error_log {root}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root}/html;
-        location = /jwks.json {{ default_type application/json; }}
-    }}
-}}
-"""
-    )
-    process = subprocess.Popen(
-        [NGINX, "-p", str(root), "-c", str(root / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}/jwks.json", document
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    root.mkdir()
+    with nginx(root, "location = /jwks.json { default_type application/json; }") as url:
+        document = root / "html" / "jwks.json"
+        document.write_text('{"keys": []}')
+        yield f"{url}jwks.json", document
 
 
 def publish(core: client.CoreV1Api, namespace: str, document: Path) -> dict[str, Any]:
