@@ -45,5 +45,6 @@ build() { # build NAME MODULE_DIR PACKAGE LDFLAGS
 build credsmith-cluster "$here" . "$version_flags"
 helm_version=$(awk '$1 == "helm.sh/helm/v4" {print $2}' "$here/helm/go.mod")
 build helm "$here/helm" helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.version=$helm_version"
+build kstatus "$here/../kstatus" . ""  # sigs.k8s.io/cli-utils' kstatus, for the e2e tests
 ln -sf credsmith-cluster "$bin/kubectl"
 echo "$bin"
