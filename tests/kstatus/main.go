@@ -1,7 +1,8 @@
 // Command kstatus prints what sigs.k8s.io/cli-utils' kstatus computes for live objects.
 //
 // It reads `kubectl get -o json` output on stdin (one object or a List) and prints one
-// JSON line per object: {"kind", "namespace", "name", "status", "message"}. The tests
+// JSON line per object: {"kind", "namespace", "name", "status", "reason", "message"},
+// reason being that of the library's own Reconciling or Stalled condition. The tests
 // compare that status (Current, InProgress, Failed, ...) against what the operator's
 // conditions are meant to say, so this program holds no logic of its own.
 package main
@@ -21,6 +22,7 @@ type line struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	Status    string `json:"status"`
+	Reason    string `json:"reason"`
 	Message   string `json:"message"`
 }
 
@@ -54,11 +56,16 @@ func run(in io.Reader, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s/%s: %w", objects[i].GetKind(), objects[i].GetName(), err)
 		}
+		reason := ""
+		if len(result.Conditions) > 0 {
+			reason = result.Conditions[0].Reason
+		}
 		err = encoder.Encode(line{
 			Kind:      objects[i].GetKind(),
 			Namespace: objects[i].GetNamespace(),
 			Name:      objects[i].GetName(),
 			Status:    result.Status.String(),
+			Reason:    reason,
 			Message:   result.Message,
 		})
 		if err != nil {
