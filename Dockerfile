@@ -19,8 +19,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
 COPY verifier/ verifier/
-RUN python -m pip wheel --no-deps --wheel-dir /wheels ./verifier . \
- && python -m venv /opt/credsmith \
+# The venv's own pip builds the wheels: a base's system Python may have no pip (Debian's).
+RUN python -m venv /opt/credsmith \
+ && /opt/credsmith/bin/pip wheel --no-deps --wheel-dir /wheels ./verifier . \
  && /opt/credsmith/bin/pip install --only-binary=:all: /wheels/*.whl \
  && /opt/credsmith/bin/pip uninstall --yes pip setuptools \
  && /opt/credsmith/bin/credsmith --version
@@ -32,6 +33,13 @@ LABEL org.opencontainers.image.title="credsmith" \
 ENV PATH=/opt/credsmith/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
+# No installer in the final image: the official base's system pip (with setuptools and
+# wheel) goes, and so do the wheels ensurepip would install pip from. A no-op on a base
+# that has none of them.
+RUN if python -c "import pip" 2>/dev/null; then \
+      python -m pip uninstall --yes --quiet pip setuptools wheel; \
+    fi \
+ && rm -rf /usr/share/python-wheels /usr/local/lib/python3*/ensurepip/_bundled
 COPY --from=builder /opt/credsmith /opt/credsmith
 # Numeric, so the kubelet can verify runAsNonRoot without an /etc/passwd entry.
 USER 65532:65532

@@ -48,5 +48,6 @@ build helm "$here/helm" helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/ve
 build verify-go "$here/../verify-go" . ""  # tests/unit/verifier: hash strings checked in Go
 # The TCP fault proxy of the e2e fault tests (tests/e2e/faults.py).
 build toxiproxy-server "$here/toxiproxy" github.com/Shopify/toxiproxy/v2/cmd/server ""
+build kstatus "$here/../kstatus" . ""  # sigs.k8s.io/cli-utils' kstatus, for the e2e tests
 ln -sf credsmith-cluster "$bin/kubectl"
 echo "$bin"

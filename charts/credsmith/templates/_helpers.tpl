@@ -51,8 +51,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-operator" (include "credsmith.fullname" .)) .Values.leaderElection.id }}
 {{- end }}
 
+{{/* repository@digest when a digest is given (immutable), else repository:tag. */}}
 {{- define "credsmith.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{- define "credsmith.podDisruptionBudget" -}}

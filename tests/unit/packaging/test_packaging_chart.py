@@ -378,7 +378,7 @@ def test_rbac_can_be_left_to_the_user(helm: Path) -> None:
         ("replicaCount=0", "/replicaCount"),
         ("colour=blue", "additional properties 'colour'"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
-        ("image.digest=sha256:0", "additional properties 'digest'"),
+        ("image.digest=sha256:0", "/image/digest"),  # not a sha256 digest
         ("watchNamespaces={Team_A}", "/watchNamespaces/0"),
         ("logLevel=TRACE", "/logLevel"),
         ("workers=many", "/workers"),
