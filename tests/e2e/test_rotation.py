@@ -69,24 +69,27 @@ def test_scheduled_rotation_keeps_the_previous_value_for_the_overlap(
     operator: Operator,
     namespace: str,
 ) -> None:
-    body = sacred("timed", rotation={"period": "20s", "overlap": "10s"})
+    # The shortest period the schema allows (1m); the overlap ends well before the next.
+    body = sacred("timed", rotation={"period": "1m", "overlap": "20s"})
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
     first = wait_revision(custom, namespace, "timed", 1, 60)
+    assert at(first["nextRotationAt"]) == at(first["rotatedAt"]) + 60
     v1 = data_of(core, exposure, namespace, "timed")["client_secret"]
 
-    second = wait_revision(custom, namespace, "timed", 2, 40)
+    second = wait_revision(custom, namespace, "timed", 2, 90)
     seen = time.time()
     assert abs(seen - at(first["nextRotationAt"])) < 5  # on time
     data = data_of(core, exposure, namespace, "timed")
     v2 = data["client_secret"]
     assert v2 != v1
     assert data["client_secret_previous"] == v1  # both valid during the overlap
-    assert at(second["previousExpiresAt"]) == at(second["rotatedAt"]) + 10
+    assert at(second["previousExpiresAt"]) == at(second["rotatedAt"]) + 20
+    assert at(second["nextRotationAt"]) == at(second["rotatedAt"]) + 60
 
     def previous_gone() -> bool:
         return "client_secret_previous" not in data_of(core, exposure, namespace, "timed")
 
-    wait_for(previous_gone, 20, interval=0.2, what="the previous value to expire")
+    wait_for(previous_gone, 35, interval=0.2, what="the previous value to expire")
     assert abs(time.time() - at(second["previousExpiresAt"])) < 5
     assert data_of(core, exposure, namespace, "timed")["client_secret"] == v2
     # Status follows the Secret (it is written second).
@@ -95,10 +98,13 @@ def test_scheduled_rotation_keeps_the_previous_value_for_the_overlap(
         10,
         what="status without previousExpiresAt",
     )
+    assert status_of(custom, namespace, "timed")["revision"] == 2  # expiry is no rotation
 
-    wait_revision(custom, namespace, "timed", 3, 30)
+    # The schedule goes on from the rotation: the next one a period later, on time.
+    wait_revision(custom, namespace, "timed", 3, 60)
+    assert abs(time.time() - at(second["nextRotationAt"])) < 5
     rotated = core.list_namespaced_event(namespace, field_selector="involvedObject.name=timed")
-    assert [e.reason for e in rotated.items].count("Rotated") >= 2
+    assert [e.reason for e in rotated.items].count("Rotated") == 2
 
 
 def test_rotate_annotation_rotates_once_per_value(
@@ -149,16 +155,21 @@ def test_operator_down_across_a_due_rotation_rotates_once_on_start(
     operator: Operator,
     namespace: str,
 ) -> None:
-    body = sacred("sleeper", rotation={"period": "15s"})
+    body = sacred("sleeper", rotation={"period": "1m"})
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
     first = wait_revision(custom, namespace, "sleeper", 1, 60)
     operator.stop()
     # Sleep past the due time, and then some (but less than two periods).
     time.sleep(max(0.0, at(first["nextRotationAt"]) - time.time()) + 5)
     assert status_of(custom, namespace, "sleeper")["revision"] == 1
+    started = time.time()
     operator.start()
     second = wait_revision(custom, namespace, "sleeper", 2, 30)
-    time.sleep(max(0.0, at(second["nextRotationAt"]) - time.time() - 3))
+    # Rotated when it started, and scheduled a whole period from that rotation, not from
+    # the missed due time (which would make it due again at once).
+    assert at(second["rotatedAt"]) >= started - 1
+    assert at(second["nextRotationAt"]) == at(second["rotatedAt"]) + 60
+    time.sleep(10)  # a second rotation for the missed due time would have come by now
     assert status_of(custom, namespace, "sleeper")["revision"] == 2  # once, not twice
     events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=sleeper")
     assert [e.reason for e in events.items].count("Rotated") == 1
