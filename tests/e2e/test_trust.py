@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import time
 from pathlib import Path
@@ -133,6 +134,16 @@ def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+# Secret values are compared outside `assert` statements: pytest explains a failed
+# assertion with the values of its operands and call arguments, and these must not be shown.
+def same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def same_data(a: dict[str, str], b: dict[str, str]) -> bool:
+    return a.keys() == b.keys() and all(same(a[key], b[key]) for key in a)
+
+
 # (1) A client naming another's Secret gains nothing.
 def test_a_client_naming_another_clients_secret_gets_no_registry_entry(
     cluster: Cluster,
@@ -167,7 +178,8 @@ def test_a_client_naming_another_clients_secret_gets_no_registry_entry(
     assert verified.name == "alice"
     assert verified.role_ids == {"reports.read"}
     # alice's Secret was not touched by mallory's presence.
-    assert secret_data(core, exposure, namespace, "alice") == alice
+    untouched = same_data(secret_data(core, exposure, namespace, "alice"), alice)
+    assert untouched, "alice's Secret changed"
 
 
 # (2) One entry per client ID; the later client is told why.
@@ -207,7 +219,8 @@ def test_a_duplicate_client_id_is_refused_to_the_later_client(
     second_data = core.list_namespaced_secret(namespace, field_selector="metadata.name=second")
     if second_data.items:  # the later client may have its own Secret; it must not verify
         second = secret_data(core, exposure, namespace, "second")
-        assert registry.verify("svc-shared-client", second["client_secret"]) is None
+        found = registry.verify("svc-shared-client", second["client_secret"])
+        assert found is None, "the later client's secret verifies"
 
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "apiclients", "first")
 
@@ -234,12 +247,10 @@ def test_a_duplicate_client_id_is_refused_to_the_later_client(
     assert found is not None
     assert found.name == "second"
     assert found.role_ids == {"two"}
-    assert (
-        load_registry(core, namespace, "reg", tmp_path).verify(
-            "svc-shared-client", first["client_secret"]
-        )
-        is None
+    found = load_registry(core, namespace, "reg", tmp_path).verify(
+        "svc-shared-client", first["client_secret"]
     )
+    assert found is None, "the deleted client's secret still verifies"
 
 
 # (3) A hand-edited value is replaced, never published.
@@ -279,7 +290,8 @@ def test_a_hand_edited_value_is_reissued_and_never_published(
         text = json.dumps(document(core, namespace))
         assert chosen_hash not in text, "the hash of the chosen value was published"
         registry = load_registry(core, namespace, "reg", tmp_path)
-        assert registry.verify(client_id, chosen) is None, "the chosen value verifies"
+        found = registry.verify(client_id, chosen)
+        assert found is None, "the chosen value verifies"
         checks += 1
         obj = get(custom, namespace, "ApiClient", "victim")
         if (obj.get("status") or {}).get("revision") == 2:
@@ -290,11 +302,13 @@ def test_a_hand_edited_value_is_reissued_and_never_published(
 
     raw = core.read_namespaced_secret("victim", namespace)
     current = base64.b64decode(raw.data["client_secret"]).decode()
-    assert current != chosen, "the chosen value was kept"
+    kept = same(current, chosen)
+    assert not kept, "the chosen value was kept"
     after = secret_data(core, exposure, namespace, "victim")  # records only the new value
-    assert after["client_secret"] != before["client_secret"]
-    assert len(after["client_secret"]) == 48
-    assert after["client_secret"].isalnum()
+    renewed = not same(after["client_secret"], before["client_secret"])
+    assert renewed, "the value before the edit came back"
+    shaped = len(after["client_secret"]) == 48 and after["client_secret"].isalnum()
+    assert shaped, "the re-issued value does not have the spec's shape"
     assert after["client_id"] == client_id
     assert raw.metadata.annotations[REVISION] == "2"
     assert "client_secret_previous" not in after  # an untrusted value is not kept valid
@@ -309,7 +323,8 @@ def test_a_hand_edited_value_is_reissued_and_never_published(
     assert "client_secret" in message  # says what was wrong ...
     expected = "shape" if kind_of_value == "weak" else "fingerprint"
     assert expected in message, "the Reissued event does not name the problem"
-    assert chosen not in message  # ... never the value
+    named = chosen in message
+    assert not named, "the Reissued event shows the chosen value"  # ... never the value
     assert exposure.leaks(message) == []
 
     def new_value_verifies() -> bool:
@@ -320,8 +335,10 @@ def test_a_hand_edited_value_is_reissued_and_never_published(
 
     wait_for(new_value_verifies, 60, what="the re-issued value registered")
     registry = load_registry(core, namespace, "reg", tmp_path)
-    assert registry.verify(client_id, chosen) is None
-    assert registry.verify(client_id, before["client_secret"]) is None
+    found = registry.verify(client_id, chosen)
+    assert found is None, "the chosen value verifies"
+    found = registry.verify(client_id, before["client_secret"])
+    assert found is None, "the value before the edit still verifies"
     assert chosen_hash not in json.dumps(document(core, namespace))
 
 
@@ -350,10 +367,12 @@ def test_a_forged_hash_annotation_never_verifies(
     original_hash = core.read_namespaced_secret("target", namespace).metadata.annotations[
         SECRET_HASH
     ]
-    assert original_hash == "sha256$" + sha256_hex(real["client_secret"])
+    made_from_value = original_hash == "sha256$" + sha256_hex(real["client_secret"])
+    assert made_from_value, "the hash annotation is not the SHA256 of the value"
 
     chosen = "Forged0value0of0the0attackers0choice0XyZ0123456"
-    forged = "sha256$" + sha256_hex(chosen)
+    forged_hex = sha256_hex(chosen)
+    forged = "sha256$" + forged_hex
     core.patch_namespaced_secret(
         "target", namespace, {"metadata": {"annotations": {SECRET_HASH: forged}}}
     )
@@ -361,8 +380,9 @@ def test_a_forged_hash_annotation_never_verifies(
     deadline = time.monotonic() + 60
     while True:
         registry = load_registry(core, namespace, "reg", tmp_path)
-        assert registry.verify(client_id, chosen) is None, "the forged hash verifies"
-        assert sha256_hex(chosen) not in json.dumps(document(core, namespace))
+        found = registry.verify(client_id, chosen)
+        assert found is None, "the forged hash verifies"
+        assert forged_hex not in json.dumps(document(core, namespace))
         notes = core.read_namespaced_secret("target", namespace).metadata.annotations
         if notes.get(SECRET_HASH) == original_hash and real_verifies():
             break
@@ -371,7 +391,8 @@ def test_a_forged_hash_annotation_never_verifies(
 
     # Re-made from the value, not re-issued: same value, same revision.
     after = secret_data(core, exposure, namespace, "target")
-    assert after == real
+    unchanged = same_data(after, real)
+    assert unchanged, "the credential changed"
     obj = get(custom, namespace, "ApiClient", "target")
     assert obj["status"]["revision"] == 1
     assert ready_condition(obj)["status"] == "True"  # type: ignore[index]
@@ -379,7 +400,8 @@ def test_a_forged_hash_annotation_never_verifies(
     assert ("Warning", "Untrusted") in reasons
     assert ("Warning", "Reissued") not in reasons
     time.sleep(2)
-    assert load_registry(core, namespace, "reg", tmp_path).verify(client_id, chosen) is None
+    found = load_registry(core, namespace, "reg", tmp_path).verify(client_id, chosen)
+    assert found is None, "the forged hash verifies"
 
 
 # (5) Expiry of the previous value does not wait for a valid spec.
@@ -402,7 +424,8 @@ def test_the_previous_value_expires_on_time_while_the_template_is_broken(
     rotated = wait_revision(custom, namespace, "ServiceAccountCredential", "typo", 2, 30)
     expires = datetime_of(rotated["status"]["previousExpiresAt"])
     data = secret_data(core, exposure, namespace, "typo")
-    assert data["client_secret_previous"] == first["client_secret"]
+    kept = same(data["client_secret_previous"], first["client_secret"])
+    assert kept, "the previous value is not the first one"
 
     body["spec"]["secretTemplate"] = {"data": {"url": "https://{{ clientId @api.example"}}
     apply(cluster, namespace, body)
@@ -421,7 +444,8 @@ def test_the_previous_value_expires_on_time_while_the_template_is_broken(
     wait_for(previous_gone, expires - time.time() + 30, what="the previous value to expire")
     assert abs(time.time() - expires) < 5, "expiry was not on time"
     after = secret_data(core, exposure, namespace, "typo")
-    assert after["client_secret"] == data["client_secret"]
+    unchanged = same(after["client_secret"], data["client_secret"])
+    assert unchanged, "the current value changed"
     assert after["url"] == data["url"]  # the existing template output, not a new rendering
     obj = get(custom, namespace, "ServiceAccountCredential", "typo")
     assert ready_condition(obj)["reason"] == "InvalidTemplate"  # type: ignore[index]
@@ -493,7 +517,8 @@ def test_a_template_that_inspects_the_secret_is_refused_and_the_secret_untouched
     time.sleep(3)
     after = core.read_namespaced_secret("oracle", namespace)
     assert after.metadata.resource_version == before.metadata.resource_version
-    assert secret_data(core, exposure, namespace, "oracle") == data
+    unchanged = same_data(secret_data(core, exposure, namespace, "oracle"), data)
+    assert unchanged, "the Secret's data changed"
 
     # The outcome is the same whatever the value: fresh credentials (values starting with
     # 'a' or not) with the oracle from the start are all refused, none issued.
