@@ -308,7 +308,7 @@ class Controller:
             *key, refusal.reason.value, refusal.message, delay, floor or "-",
         )  # fmt: skip
         self.queue.add_after(key, delay)
-        if key[0] != REGISTRY_KIND and (refusal.permanent or failures >= RECONCILING_AFTER):
+        if key[0] in self.kinds and (refusal.permanent or failures >= RECONCILING_AFTER):
             await self._show_refusal(key, refusal)
 
     async def _show_refusal(self, key: Key, refusal: Refusal) -> None:
