@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from credsmith.registry import ClientRegistry
 from tests.e2e.cluster import GROUP, PLURALS, VERSION, Exposure, Operator, decode_data, wait_for
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "state_v1"
@@ -30,6 +31,7 @@ def test_state_version_1_is_adopted_with_no_write_and_no_rotation(
     exposure: Exposure,
     operator: Operator,
     namespace: str,
+    tmp_path: Path,
 ) -> None:
     cases = load_fixtures()
     operator.stop()  # the previous release's objects are there before the new one starts
@@ -114,6 +116,19 @@ def test_state_version_1_is_adopted_with_no_write_and_no_rotation(
         notes = case["secret"]["metadata"]["annotations"]
         entry = next(e for e in entries if e["name"] == case["resource"]["metadata"]["name"])
         assert entry["secret"]["hash"] == notes["credsmith.io/secret-hash"]
+    # ... and an API server still lets every client in with the value it has (and, during
+    # the overlap, the previous one).
+    path = tmp_path / "clients.json"
+    path.write_text(document["clients.json"])
+    registry = ClientRegistry.load(path)
+    for case in cases:
+        if case["resource"]["kind"] != "ApiClient":
+            continue
+        data = decode_data(case["secret"])
+        for key in ("client_secret", "client_secret_previous"):
+            if key in data:
+                found = registry.verify(data["client_id"], data[key])
+                assert found is not None, f"{case['resource']['metadata']['name']}: {key} refused"
 
 
 def _registry_exists(core: client.CoreV1Api, namespace: str) -> bool:
