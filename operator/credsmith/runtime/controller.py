@@ -273,8 +273,14 @@ class Controller:
             "%s/%s/%s: %s: %s; retrying in %.2fs (Retry-After %s)",
             *key, refusal.reason.value, refusal.message, delay, floor or "-",
         )  # fmt: skip
-        self.queue.add_after(key, delay)
-        if key[0] != REGISTRY_KIND and (refusal.permanent or failures >= RECONCILING_AFTER):
+        if floor:
+            self.queue.hold_until(key, time.time() + delay)
+        else:
+            self.queue.add_after(key, delay)
+        # Not under throttling: a status write now would be a retry sooner than the
+        # server's Retry-After allows (and more load where there is too much).
+        show = refusal.permanent or (failures >= RECONCILING_AFTER and not floor)
+        if key[0] != REGISTRY_KIND and show:
             await self._show_refusal(key, refusal)
 
     async def _show_refusal(self, key: Key, refusal: Refusal) -> None:
