@@ -40,6 +40,7 @@ from credsmith.runtime.refusals import (
     SecretWriteRefused,
     classify,
     refused_status,
+    secret_values,
     transient,
     without_reconciling,
 )
@@ -462,20 +463,6 @@ class Controller:
             await self.kube.post_event(involved, type_, reason, message)
         except ApiError as exc:  # an Event is best effort; the status says it all
             log.warning("%s: could not post event %s: %s", resource.ref, reason, exc.reason)
-
-
-def secret_values(body: Mapping[str, Any]) -> list[str]:
-    """The values a Secret body carries (to keep them out of refusal messages)."""
-    import base64
-
-    values = [str(v) for v in (body.get("stringData") or {}).values()]
-    for encoded in (body.get("data") or {}).values():
-        values.append(str(encoded))
-        try:
-            values.append(base64.b64decode(str(encoded)).decode())
-        except (ValueError, UnicodeDecodeError):
-            continue
-    return values
 
 
 def _now() -> datetime:
