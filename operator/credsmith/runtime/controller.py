@@ -42,6 +42,7 @@ from credsmith.runtime.refusals import (
     SecretWriteRefused,
     classify,
     refused_status,
+    secret_values,
     transient,
     without_reconciling,
 )
@@ -307,8 +308,14 @@ class Controller:
             "%s/%s/%s: %s: %s; retrying in %.2fs (Retry-After %s)",
             *key, refusal.reason.value, refusal.message, delay, floor or "-",
         )  # fmt: skip
-        self.queue.add_after(key, delay)
-        if key[0] in self.kinds and (refusal.permanent or failures >= RECONCILING_AFTER):
+        if floor:
+            self.queue.hold_until(key, time.time() + delay)
+        else:
+            self.queue.add_after(key, delay)
+        # Not under throttling: a status write now would be a retry sooner than the
+        # server's Retry-After allows (and more load where there is too much).
+        show = refusal.permanent or (failures >= RECONCILING_AFTER and not floor)
+        if key[0] in self.kinds and show:
             await self._show_refusal(key, refusal)
 
     async def _show_refusal(self, key: Key, refusal: Refusal) -> None:
@@ -560,20 +567,6 @@ class Controller:
             await self.kube.post_event(involved, type_, reason, message)
         except ApiError as exc:  # an Event is best effort; the status says it all
             log.warning("%s: could not post event %s: %s", resource.ref, reason, exc.reason)
-
-
-def secret_values(body: Mapping[str, Any]) -> list[str]:
-    """The values a Secret body carries (to keep them out of refusal messages)."""
-    import base64
-
-    values = [str(v) for v in (body.get("stringData") or {}).values()]
-    for encoded in (body.get("data") or {}).values():
-        values.append(str(encoded))
-        try:
-            values.append(base64.b64decode(str(encoded)).decode())
-        except (ValueError, UnicodeDecodeError):
-            continue
-    return values
 
 
 def _now() -> datetime:

@@ -86,6 +86,18 @@ def transient(error: ApiError, values: Iterable[str] = ()) -> Refusal:
     return Refusal(Reason.TRANSIENT_ERROR, message, permanent=False)
 
 
+def secret_values(body: Mapping[str, Any]) -> list[str]:
+    """The values a Secret body carries (to keep them out of refusal messages)."""
+    values = [str(v) for v in (body.get("stringData") or {}).values()]
+    for encoded in (body.get("data") or {}).values():
+        values.append(str(encoded))
+        try:
+            values.append(base64.b64decode(str(encoded)).decode())
+        except (ValueError, UnicodeDecodeError):
+            continue
+    return values
+
+
 def _clean(message: str, values: Iterable[str]) -> str:
     """The server's message, truncated, with anything we sent as a value removed (an
     admission policy's messageExpression could quote the object it refused)."""

@@ -31,9 +31,23 @@ class WorkQueue(Generic[K]):
         self._due: dict[K, float] = {}
         self._counter = itertools.count()
         self._wakeup = asyncio.Event()
+        # Keys the server told us not to retry before a time (Retry-After).
+        self._held: dict[K, float] = {}
+
+    def hold_until(self, key: K, when: float) -> None:
+        """No pass of `key` before `when`, whatever queues it meanwhile (a watch event
+        too): the API server's Retry-After is a floor, not a hint."""
+        self._held[key] = max(when, self._held.get(key, 0.0))
+        self.add_at(key, when)
 
     def add(self, key: K) -> None:
-        """Queue `key` now, unless it is already waiting."""
+        """Queue `key` now, unless it is already waiting (or held: then when it may)."""
+        held = self._held.get(key)
+        if held is not None:
+            if held > time.time():
+                self.add_at(key, held)
+                return
+            del self._held[key]
         if key in self._processing:
             self._dirty.add(key)
         elif key not in self._queued:
@@ -42,7 +56,7 @@ class WorkQueue(Generic[K]):
 
     def add_at(self, key: K, when: float) -> None:
         """Queue `key` at wall-clock time `when` (seconds since the epoch)."""
-        if when <= time.time():
+        if when <= time.time() and key not in self._held:
             self.add(key)
             return
         current = self._due.get(key)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from credsmith.runtime.backoff import RetryLimiter, TokenBucket, exponential
 from credsmith.runtime.eventlimit import EventLimiter
+from credsmith.runtime.workqueue import WorkQueue
 
 
 class Clock:
@@ -70,3 +74,33 @@ def test_events_go_out_once_per_reason_per_key_per_interval() -> None:
     assert not limiter.allow("a", "QuotaExceeded")
     clock.now = 601
     assert limiter.allow("a", "QuotaExceeded")
+
+
+def test_a_held_key_is_not_taken_before_its_time_whatever_queues_it() -> None:
+    async def scenario() -> tuple[float, int]:
+        queue: WorkQueue[str] = WorkQueue()
+        scheduler = asyncio.create_task(queue.run_scheduler())
+        key = await asyncio.wait_for(_first(queue, "k"), 1)
+        started = time.time()
+        queue.hold_until(key, started + 0.5)  # e.g. Retry-After on a 429
+        queue.done(key)
+        queue.add(key)  # a watch event meanwhile
+        queue.add_at(key, started)  # a rotation due now
+        assert len(queue) == 0
+        taken = await asyncio.wait_for(queue.get(), 5)
+        waited = time.time() - started
+        queue.done(taken)
+        queue.add(taken)  # the hold is over: at once
+        again = len(queue)
+        scheduler.cancel()
+        return waited, again
+
+    waited, again = asyncio.run(scenario())
+    assert waited >= 0.45
+    assert again == 1
+
+
+async def _first(queue: WorkQueue[str], key: str) -> str:
+    queue.add(key)
+    taken: str = await queue.get()
+    return taken
