@@ -13,16 +13,13 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from credsmith import GROUP, VERSION
 from credsmith.api.status import Reason
-from credsmith.reconcile.jwks import JWKS_KIND, ConfigMapSnapshot, reconcile_jwks
-from credsmith.reconcile.registry import REGISTRY_KIND, reconcile_registry
 from credsmith.reconcile.secret_state import OWNER as OWNER_ANNOTATION
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
@@ -32,10 +29,11 @@ from credsmith.reconcile.snapshots import (
     SecretSnapshot,
 )
 from credsmith.runtime.backoff import RetryLimiter
+from credsmith.runtime.documents import DOCUMENT_KINDS, Documents
 from credsmith.runtime.eventlimit import EventLimiter
 from credsmith.runtime.informer import Informer, ObjectKey
+from credsmith.runtime.kinds import Key, KindConfig, RecheckLater
 from credsmith.runtime.kube import ApiError, Kube
-from credsmith.runtime.membership import RegistryMembership
 from credsmith.runtime.metrics import Metrics
 from credsmith.runtime.refusals import (
     Refusal,
@@ -51,15 +49,10 @@ from credsmith.runtime.workqueue import WorkQueue
 
 log = logging.getLogger("credsmith.controller")
 
-Key = tuple[str, str, str]  # (kind, namespace, name)
-# (resource, its Secret, now, an earlier client with the same client ID in its registry)
-Reconcile = Callable[[ResourceSnapshot, SecretSnapshot | None, datetime, str | None], Decision]
 
 # A refusal that needs a person (a policy, a quota) is re-checked at least this
 # often: its cause can go away without any event on the objects we watch.
 REFUSAL_RECHECK = 16.0
-# A registry Secret that is someone else's: re-checked on a backoff up to this.
-CONFLICT_RECHECK = 300.0
 # Transient failures in a row before status shows Reconciling (a single 409 or a
 # blip is routine and not worth a status write).
 RECONCILING_AFTER = 3
@@ -70,29 +63,9 @@ class CacheSyncTimeout(Exception):
     """The first listings did not complete in time: exit, and let a restart retry."""
 
 
-class RecheckLater(Exception):
-    """Nothing failed, but the key must be looked at again on a backoff."""
-
-    def __init__(self, cap: float) -> None:
-        super().__init__(f"recheck within {cap:.0f}s")
-        self.cap = cap
-
-
 # Tests set this to make the process exit right after a Secret write, before status.
 CRASH_AFTER_SECRET_WRITE = "CREDSMITH_FAULT_CRASH_AFTER_SECRET_WRITE"
 CRASH_EXIT_CODE = 70
-
-
-@dataclass(frozen=True)
-class KindConfig:
-    kind: str
-    plural: str
-    reconcile: Reconcile
-    secret_name: Callable[[ResourceSnapshot], str]
-    # For kinds listed in a registry Secret (ApiClient): the registry a body names.
-    registry_of: Callable[[Mapping[str, Any]], str | None] | None = None
-    # For kinds whose public keys go to a JWK Set ConfigMap (KeyPair): the one a body names.
-    jwks_of: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
 class Controller:
@@ -126,14 +99,16 @@ class Controller:
         self.worker_heartbeat = time.monotonic()
         self._informers: list[Informer[Any]] = []
         self._crash_after_secret_write = bool(os.environ.get(CRASH_AFTER_SECRET_WRITE))
-        self.membership = RegistryMembership()
-        # The JWK Set ConfigMaps we manage, and which credentials name which.
-        self.config_maps: dict[ObjectKey, ConfigMapSnapshot] = {}
-        self.jwks_membership = RegistryMembership()
-        self._jwks_conflicts: set[tuple[str, str]] = set()
-        self._registry_conflicts: set[tuple[str, str]] = set()
-        # Per registry: clients left out for an earlier client's client ID -> that client.
-        self._duplicates: dict[tuple[str, str], Mapping[str, str]] = {}
+        # The registry Secrets and JWK Set ConfigMaps derived from the credentials.
+        self.documents = Documents(
+            kube,
+            self.kinds,
+            self.queue,
+            self.resource,
+            self.secret,
+            self._remember_secret,
+            self._post_event,
+        )
 
     # ---- watching -----------------------------------------------------------------
 
@@ -166,26 +141,8 @@ class Controller:
                     namespace=namespace,
                 )
             )
-            if any(config.jwks_of is not None for config in self.kinds.values()):
-                informers.append(
-                    Informer(
-                        self.kube.session,
-                        f"/api/v1{scope}/configmaps",
-                        ConfigMapSnapshot.from_api,
-                        self._config_map_changed,
-                        label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
-                        cache=self.config_maps,
-                        namespace=namespace,
-                    )
-                )
+            informers += self.documents.informers(scope, namespace)
         return informers
-
-    def _config_map_changed(
-        self, type_: str, body: Mapping[str, Any], config_map: ConfigMapSnapshot
-    ) -> None:
-        kind, _, name = config_map.annotations.get(OWNER_ANNOTATION, "").partition("/")
-        if kind == JWKS_KIND and name:
-            self.queue.add((JWKS_KIND, config_map.namespace, name))
 
     def _secret_changed(self, type_: str, body: Mapping[str, Any], secret: SecretSnapshot) -> None:
         namespace, name = secret.namespace, secret.name
@@ -194,17 +151,11 @@ class Controller:
         echo = written is not None and written.resource_version == secret.resource_version
         owner = secret.annotations.get(OWNER_ANNOTATION, "")
         kind, _, owner_name = owner.partition("/")
-        if kind in self.kinds and owner_name:
-            if not echo:
-                self.queue.add((kind, namespace, owner_name))
-            # Its hashes feed the registry document, if it is listed in one.
-            if registry_name := self.membership.registry_of(namespace, owner_name):
-                self.queue.add((REGISTRY_KIND, namespace, registry_name))
-            # Its public keys feed a JWK Set, if it names one.
-            if jwks_name := self.jwks_membership.registry_of(namespace, owner_name):
-                self.queue.add((JWKS_KIND, namespace, jwks_name))
-        elif kind == REGISTRY_KIND and owner_name:
-            self.queue.add((REGISTRY_KIND, namespace, owner_name))
+        if kind in self.kinds and owner_name and not echo:
+            self.queue.add((kind, namespace, owner_name))
+        if owner_name:
+            # Its hashes or public keys feed the documents that list it, if any.
+            self.documents.secret_changed(kind, namespace, owner_name)
 
     def _resource_changed(
         self, config: KindConfig, type_: str, body: Mapping[str, Any], resource: ResourceSnapshot
@@ -213,14 +164,7 @@ class Controller:
         written = self._written_status.pop(key, None)
         if written is None or written[0] != resource.resource_version:
             self.queue.add(key)  # not merely the echo of our own status patch
-        if config.registry_of is not None:
-            registry_name = None if type_ == "DELETED" else config.registry_of(body)
-            for changed in self.membership.update(key[1], key[2], registry_name):
-                self.queue.add((REGISTRY_KIND, key[1], changed))
-        if config.jwks_of is not None:
-            jwks_name = None if type_ == "DELETED" else config.jwks_of(body)
-            for changed in self.jwks_membership.update(key[1], key[2], jwks_name):
-                self.queue.add((JWKS_KIND, key[1], changed))
+        self.documents.resource_changed(config, type_, body, key[1], key[2])
 
     # ---- workers -------------------------------------------------------------------
 
@@ -344,12 +288,9 @@ class Controller:
         return written or self.secrets.get((namespace, name))
 
     async def reconcile(self, key: Key) -> None:
-        kind, namespace, name = key
-        if kind == REGISTRY_KIND:
-            await self.reconcile_registry(namespace, name)
-            return
-        if kind == JWKS_KIND:
-            await self.reconcile_jwks(namespace, name)
+        kind, namespace, _ = key
+        if kind in DOCUMENT_KINDS:
+            await self.documents.reconcile(key)
             return
         resource = self.resource(key)
         if resource is None:
@@ -365,7 +306,7 @@ class Controller:
         started = time.perf_counter()
         secret = self.secret(namespace, secret_name)
         # In a thread: issuing an RSA-4096 key or an Argon2id hash takes a while.
-        duplicate_of = self._duplicate_of(config, resource)
+        duplicate_of = self.documents.duplicate_of(config, resource)
         decision = await asyncio.to_thread(config.reconcile, resource, secret, _now(), duplicate_of)
 
         if decision.secret is not None:
@@ -399,52 +340,6 @@ class Controller:
             log.info("%s: %s", resource.ref, decision.summary)
         log.debug("%s: reconciled in %.1f ms", resource.ref, elapsed * 1e3)
 
-    async def reconcile_registry(self, namespace: str, name: str) -> None:
-        members = []
-        for client_name in self.membership.members(namespace, name):
-            for kind, config in self.kinds.items():
-                if config.registry_of is None:
-                    continue
-                client = self.resource((kind, namespace, client_name))
-                if client is not None:
-                    secret = self.secret(namespace, config.secret_name(client))
-                    members.append((client, secret))
-        existing = self.secret(namespace, name)
-        decision = reconcile_registry(namespace, name, members, existing, _now())
-        self._note_duplicates(namespace, name, decision.duplicates)
-        if decision.secret is not None:
-            try:
-                written = await (
-                    self.kube.create_secret(namespace, decision.secret)
-                    if decision.create
-                    else self.kube.replace_secret(namespace, name, decision.secret)
-                )
-            except ApiError as exc:
-                if exc.status != 409 or not decision.create:
-                    raise
-                found = await self.kube.get_secret(namespace, name)
-                if found is None:
-                    raise
-                decision = reconcile_registry(
-                    namespace, name, members, SecretSnapshot.from_api(found), _now()
-                )
-                if not decision.conflict:
-                    raise  # ours after all, created meanwhile: retry from the cache
-            else:
-                self._remember_secret(SecretSnapshot.from_api(written))
-                self._registry_conflicts.discard((namespace, name))
-                log.info("Registry %s/%s: %d clients", namespace, name, decision.clients)
-        if decision.conflict and (namespace, name) not in self._registry_conflicts:
-            self._registry_conflicts.add((namespace, name))
-            message = (
-                f"registry Secret {name} exists and is not managed by credsmith: it was not changed"
-            )
-            log.warning("Registry %s/%s: %s", namespace, name, message)
-            for client, _ in members:
-                await self._post_event(client, "Warning", "RegistryConflict", message)
-        if decision.conflict:
-            raise RecheckLater(CONFLICT_RECHECK)  # on a backoff, not every 30 s forever
-
     async def _patch_status(
         self, key: Key, config: KindConfig, old: Mapping[str, Any], new: Mapping[str, Any]
     ) -> None:
@@ -456,69 +351,6 @@ class Controller:
         if indexed is None or indexed.resource_version != version:
             # Until the watch delivers it (unless it already has: then no entry).
             self._written_status[key] = (version, new)
-
-    async def reconcile_jwks(self, namespace: str, name: str) -> None:
-        """The JWK Set ConfigMap of the KeyPair credentials naming it (like the registry)."""
-        members = []
-        for member in self.jwks_membership.members(namespace, name):
-            for kind, config in self.kinds.items():
-                if config.jwks_of is None:
-                    continue
-                resource = self.resource((kind, namespace, member))
-                if resource is not None:
-                    members.append((resource, self.secret(namespace, config.secret_name(resource))))
-        existing = self.config_maps.get((namespace, name))
-        decision = reconcile_jwks(namespace, name, members, existing, _now())
-        if decision.config_map is not None:
-            try:
-                if decision.create:
-                    await self.kube.create_config_map(namespace, decision.config_map)
-                else:
-                    await self.kube.replace_config_map(namespace, name, decision.config_map)
-            except ApiError as exc:
-                if exc.status != 409 or not decision.create:
-                    raise
-                found = await self.kube.get_config_map(namespace, name)
-                if found is None:
-                    raise
-                decision = reconcile_jwks(
-                    namespace, name, members, ConfigMapSnapshot.from_api(found), _now()
-                )
-                if not decision.conflict:
-                    raise  # ours after all, created meanwhile: retry once the watch has it
-            else:
-                self._jwks_conflicts.discard((namespace, name))
-                log.info("JWK Set %s/%s: %d keys", namespace, name, decision.keys)
-        if decision.conflict and (namespace, name) not in self._jwks_conflicts:
-            self._jwks_conflicts.add((namespace, name))
-            message = f"ConfigMap {name} exists and is not managed by credsmith: it was not changed"
-            log.warning("JWK Set %s/%s: %s", namespace, name, message)
-            for resource, _ in members:
-                await self._post_event(resource, "Warning", "JwksConflict", message)
-        if decision.conflict:
-            self.queue.add_after((JWKS_KIND, namespace, name), 30)
-
-    def _duplicate_of(self, config: KindConfig, resource: ResourceSnapshot) -> str | None:
-        if config.registry_of is None:
-            return None
-        registry = self.membership.registry_of(resource.namespace, resource.name)
-        if registry is None:
-            return None
-        return self._duplicates.get((resource.namespace, registry), {}).get(resource.name)
-
-    def _note_duplicates(self, namespace: str, registry: str, found: Mapping[str, str]) -> None:
-        """Remember which clients the registry left out; a client whose standing changed is
-        reconciled again, to say so in its status."""
-        before = self._duplicates.get((namespace, registry), {})
-        if found:
-            self._duplicates[(namespace, registry)] = dict(found)
-        else:
-            self._duplicates.pop((namespace, registry), None)
-        for name in set(before) | set(found):
-            if before.get(name) != found.get(name):
-                for kind, config in self.kinds.items():
-                    if config.registry_of is not None:
-                        self.queue.add((kind, namespace, name))
 
     async def _write_secret(self, namespace: str, name: str, decision: Decision) -> None:
         assert decision.secret is not None

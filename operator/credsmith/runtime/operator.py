@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from credsmith.runtime.controller import Controller, KindConfig
+from credsmith.runtime.controller import Controller
 from credsmith.runtime.health import Health
+from credsmith.runtime.kinds import KindConfig
 from credsmith.runtime.kube import Kube, load_config
 from credsmith.runtime.leader import LeaderElector, LeaseConfig
 from credsmith.runtime.metrics import Metrics, start_metrics_server

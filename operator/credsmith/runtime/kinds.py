@@ -1,0 +1,34 @@
+"""What the runtime knows of each kind it reconciles, and the keys of its work queue."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from credsmith.reconcile.snapshots import Decision, ResourceSnapshot, SecretSnapshot
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+# (resource, its Secret, now, an earlier client with the same client ID in its registry)
+Reconcile = Callable[[ResourceSnapshot, SecretSnapshot | None, datetime, str | None], Decision]
+
+
+@dataclass(frozen=True)
+class KindConfig:
+    kind: str
+    plural: str
+    reconcile: Reconcile
+    secret_name: Callable[[ResourceSnapshot], str]
+    # For kinds listed in a registry Secret (ApiClient): the registry a body names.
+    registry_of: Callable[[Mapping[str, Any]], str | None] | None = None
+    # For kinds whose public keys go to a JWK Set ConfigMap (KeyPair): the one a body names.
+    jwks_of: Callable[[Mapping[str, Any]], str | None] | None = None
+
+
+class RecheckLater(Exception):
+    """Nothing failed, but the key must be looked at again on a backoff."""
+
+    def __init__(self, cap: float) -> None:
+        super().__init__(f"recheck within {cap:.0f}s")
+        self.cap = cap
