@@ -33,14 +33,14 @@ class ConditionStatus(StrEnum):
 class Reason(StrEnum):
     ISSUED = "Issued"
     ROTATED = "Rotated"
-    # The Secret was deleted or stripped of its keys, and a new credential was issued.
+    # The Secret was deleted, stripped of its keys or edited so that its value could no
+    # longer be trusted, and a new credential was issued.
     REISSUED = "Reissued"
     INVALID_SPEC = "InvalidSpec"
     INVALID_TEMPLATE = "InvalidTemplate"
     SECRET_CONFLICT = "SecretConflict"
     # Another client of the same registry, created earlier, has the same client ID.
     DUPLICATE_CLIENT_ID = "DuplicateClientId"
-    RECONCILING = "Reconciling"
     # The API server refused the Secret write for good (runtime/refusals.py):
     # RBAC or an admission policy, an exhausted ResourceQuota, an immutable Secret,
     # or a Secret the server finds invalid (e.g. annotations too large).

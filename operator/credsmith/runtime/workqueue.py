@@ -89,9 +89,6 @@ class WorkQueue(Generic[K]):
     def scheduled(self) -> int:
         return len(self._due)
 
-    def next_due(self) -> float | None:
-        return min(self._due.values(), default=None)
-
     async def run_scheduler(self) -> None:
         """Move due keys to the ready queue; sleeps until the earliest due time."""
         while True:
