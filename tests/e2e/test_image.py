@@ -13,7 +13,8 @@ with the constraints the chart asks of the kubelet:
   ServiceAccount projected at /var/run/secrets/kubernetes.io/serviceaccount, with
   ca.crt and namespace: the in-cluster configuration is what runs (no kubeconfig).
 
-It must issue a credential, answer /healthz and /metrics, and exit 0 on SIGTERM.
+It must issue a credential, answer /healthz and /metrics, and on SIGTERM release its
+Lease and exit 0.
 Needs root, buildah and debootstrap (`.ci/run` installs them); skipped without them.
 """
 
@@ -314,6 +315,9 @@ def test_image_runs_as_the_kubelet_would_and_issues(
         assert code == 0, f"exit {code} on SIGTERM:\n{logs[-3000:]}"
         assert "Traceback" not in logs, logs[-3000:]
         assert "forbidden" not in logs.lower(), logs[-3000:]
+        # A clean stop hands the Lease over at once rather than letting it expire.
+        leases = json.loads(cluster.kubectl("get", "lease", "-n", namespace, "-o", "json").stdout)
+        assert [item["spec"].get("holderIdentity") or "" for item in leases["items"]] == [""]
     finally:
         subprocess.run(
             [helm, "uninstall", release, "-n", namespace],
