@@ -6,7 +6,8 @@
 # the final image is a clean python:3.11-slim with only that virtualenv copied in: no
 # compilers, no pip, no sources, running as 65532:65532 (the restricted Pod Security
 # Standard's non-root user; the chart and deploy/ use the same IDs).
-# tests/unit/packaging/test_packaging_wheel.py performs these steps outside Docker.
+# tests/unit/packaging/test_packaging_wheel.py performs these steps outside Docker;
+# `make image` builds this file with buildah, and tests/e2e/test_image.py runs the result.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 

@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test unit e2e lint format crds cluster venv bench clean
+.PHONY: run test unit e2e lint format crds cluster image venv bench clean
 
 run: $(INSTALLED) cluster  ## the operator end to end on the local control plane
 	$(BIN)/credsmith dev
@@ -39,6 +39,13 @@ bench: $(INSTALLED) cluster  ## benchmarks (bench/README.md); BENCH_ARGS=--quick
 
 cluster:  ## build the control plane binary and helm (skipped when current)
 	tests/cluster/build.sh >/dev/null
+
+# The operator image from the Dockerfile, built with buildah (no Docker engine) on a
+# Debian base made by debootstrap; skipped when current. Needs root, buildah and
+# debootstrap (apt-get install buildah debootstrap). IMAGE names the result.
+IMAGE ?= localhost/credsmith:dev
+image:
+	CREDSMITH_IMAGE=$(IMAGE) tests/image/build.sh
 
 venv: $(INSTALLED)
 

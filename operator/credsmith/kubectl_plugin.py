@@ -32,10 +32,13 @@ class UsageError(Exception):
 
 @dataclass(frozen=True)
 class Option:
-    flags: str  # as shown, e.g. "-n, --namespace"
     names: tuple[str, ...]  # as accepted, e.g. ("-n", "--namespace")
     help: str
     takes_value: bool = True
+
+    @property
+    def flags(self) -> str:  # as help shows them: "-n, --namespace"
+        return ", ".join(self.names)
 
 
 @dataclass(frozen=True)
@@ -50,20 +53,16 @@ class Command:
 
 
 NAMESPACE = Option(
-    "-n, --namespace",
     ("-n", "--namespace"),
     "If present, the namespace scope for this request (default: the kubeconfig context's).",
 )
-KUBECONFIG = Option(
-    "--kubeconfig", ("--kubeconfig",), "Path to the kubeconfig file to use (default: $KUBECONFIG)."
-)
+KUBECONFIG = Option(("--kubeconfig",), "Path to the kubeconfig file to use (default: $KUBECONFIG).")
 ALL_NAMESPACES = Option(
-    "-A, --all-namespaces",
     ("-A", "--all-namespaces"),
     "If present, list credentials across all namespaces.",
     takes_value=False,
 )
-HELP = Option("-h, --help", ("-h", "--help"), "Show this help.", takes_value=False)
+HELP = Option(("-h", "--help"), "Show this help.", takes_value=False)
 
 
 # ---- rotate --------------------------------------------------------------------------

@@ -6,14 +6,15 @@ can start containers in this sandbox, so the test runs the image's filesystem it
 with the constraints the chart asks of the kubelet:
 
 - the root filesystem read-only (a bind mount of `buildah mount`, remounted ro), a
-  tmpfs at /tmp (the chart's emptyDir);
+  tmpfs at /tmp (the chart's emptyDir), /proc, and a /dev of the usual device nodes;
 - the image's USER (65532:65532) and ENTRYPOINT with the Deployment's args, no new
   privileges (`setpriv --no-new-privs`), no capabilities (a non-root exec drops them);
 - host network, `KUBERNETES_SERVICE_HOST/PORT` and a token of the chart's
   ServiceAccount projected at /var/run/secrets/kubernetes.io/serviceaccount, with
   ca.crt and namespace: the in-cluster configuration is what runs (no kubeconfig).
 
-It must issue a credential, answer /healthz and /metrics, and exit 0 on SIGTERM.
+It must issue a credential, answer /healthz and /metrics, and on SIGTERM release its
+Lease and exit 0.
 Needs root, buildah and debootstrap (`.ci/run` installs them); skipped without them.
 """
 
@@ -196,16 +197,20 @@ def project_token(cluster: Cluster, namespace: str, account: str, into: Path) ->
 
 
 # Inside a private mount namespace: bind the root filesystem onto itself, mount the
-# token, /tmp, /proc and /dev under it, make the root read-only, then start the
-# entrypoint chrooted as the image's user with no_new_privs. Every step execs the next,
-# so the process the test signals is the operator itself.
+# token, /tmp, /proc and a /dev with a runtime's usual device nodes under it, make the
+# root read-only, then start the entrypoint chrooted as the image's user with
+# no_new_privs. Every step execs the next, so the process the test signals is the
+# operator itself.
 LAUNCH = r"""
 root=$1 tokens=$2 target=$3 user=$4; shift 4
 mount --bind "$root" "$root"
 mount --bind -o ro "$tokens" "$root$target"
 mount -t tmpfs -o size=64m,mode=1777 tmpfs "$root/tmp"
 mount -t proc proc "$root/proc"
-mount --rbind /dev "$root/dev"
+mount -t tmpfs -o mode=755,size=64k tmpfs "$root/dev"
+for node in null zero full random urandom tty; do
+  touch "$root/dev/$node" && mount --bind "/dev/$node" "$root/dev/$node"
+done
 mount -o remount,bind,ro "$root"
 exec setpriv --no-new-privs chroot --userspec="$user" --groups="${user#*:}" "$root" "$@"
 """
@@ -310,6 +315,9 @@ def test_image_runs_as_the_kubelet_would_and_issues(
         assert code == 0, f"exit {code} on SIGTERM:\n{logs[-3000:]}"
         assert "Traceback" not in logs, logs[-3000:]
         assert "forbidden" not in logs.lower(), logs[-3000:]
+        # A clean stop hands the Lease over at once rather than letting it expire.
+        leases = json.loads(cluster.kubectl("get", "lease", "-n", namespace, "-o", "json").stdout)
+        assert [item["spec"].get("holderIdentity") or "" for item in leases["items"]] == [""]
     finally:
         subprocess.run(
             [helm, "uninstall", release, "-n", namespace],
