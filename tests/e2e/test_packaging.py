@@ -411,7 +411,9 @@ def test_cluster_rbac_works_in_any_namespace(
             exposure.record_secret(secret)
         assert can_i(cluster, kubeconfig, "list", "secrets", "-A")
         assert not can_i(cluster, kubeconfig, "delete", "secrets", "-A")
-        assert not can_i(cluster, kubeconfig, "list", "configmaps", "-A")
+        # ConfigMaps: the JWK Sets it writes (get/list/watch/create/update), no more.
+        assert can_i(cluster, kubeconfig, "list", "configmaps", "-A")
+        assert not can_i(cluster, kubeconfig, "delete", "configmaps", "-A")
         assert not can_i(cluster, kubeconfig, "list", "namespaces")
 
 
