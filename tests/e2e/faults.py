@@ -63,7 +63,11 @@ class Toxiproxy:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(10)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         request = urllib.request.Request(
@@ -149,9 +153,11 @@ def upstream_of(kubeconfig: Path) -> str:
 def toxiproxy(cluster: Cluster, tmp_path: Path) -> Iterator[Toxiproxy]:
     """A toxiproxy server for this test (its proxies go with it)."""
     server = Toxiproxy(cluster.bin_dir / "toxiproxy-server", tmp_path / "toxiproxy.log")
-    server.start()
-    yield server
-    server.stop()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()  # also when it never answered
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from functools import partial
 from typing import Any
 
 from credsmith import GROUP, VERSION
-from credsmith.api.status import Reason
 from credsmith.reconcile.secret_state import OWNER as OWNER_ANNOTATION
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
@@ -31,31 +30,23 @@ from credsmith.reconcile.snapshots import (
 from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.documents import DOCUMENT_KINDS, Documents
 from credsmith.runtime.eventlimit import EventLimiter
+from credsmith.runtime.failures import plan_retry
 from credsmith.runtime.informer import Informer, ObjectKey
-from credsmith.runtime.kinds import Key, KindConfig, RecheckLater
+from credsmith.runtime.kinds import Key, KindConfig
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.metrics import Metrics
 from credsmith.runtime.refusals import (
     Refusal,
     SecretWriteRefused,
-    classify,
     refused_status,
     secret_values,
-    transient,
     without_reconciling,
 )
-from credsmith.runtime.session import describe
 from credsmith.runtime.workqueue import WorkQueue
 
 log = logging.getLogger("credsmith.controller")
 
 
-# A refusal that needs a person (a policy, a quota) is re-checked at least this
-# often: its cause can go away without any event on the objects we watch.
-REFUSAL_RECHECK = 16.0
-# Transient failures in a row before status shows Reconciling (a single 409 or a
-# blip is routine and not worth a status write).
-RECONCILING_AFTER = 3
 CACHE_SYNC_TIMEOUT = 120.0
 
 
@@ -227,40 +218,26 @@ class Controller:
                 self.worker_heartbeat = time.monotonic()
 
     async def _failed(self, key: Key, exc: Exception) -> None:
-        if isinstance(exc, RecheckLater):
-            self.queue.add_after(key, self._retries.when(key, cap=exc.cap))
-            return
-        if isinstance(exc, ApiError) and (exc.namespace_terminating or exc.namespace_gone):
-            # The namespace, and the resource with it, is going (or gone): no retry.
+        retry = plan_retry(self._retries, key, exc)
+        if retry is None:
             log.debug("%s/%s/%s: its namespace is being deleted", *key)
-            self._retries.forget(key)
             return
-        if isinstance(exc, SecretWriteRefused):
-            refusal = classify(exc, exc.values)
-        elif isinstance(exc, ApiError):
-            refusal = transient(exc)
+        if retry.hold:
+            self.queue.hold_until(key, time.time() + retry.delay)
         else:
-            refusal = Refusal(Reason.TRANSIENT_ERROR, describe(exc), permanent=False)
-        floor = exc.retry_after or 0.0 if isinstance(exc, ApiError) else 0.0
-        cap = REFUSAL_RECHECK if refusal.permanent else None
-        delay = self._retries.when(key, floor=floor, cap=cap)
-        failures = self._retries.failures(key)
+            self.queue.add_after(key, retry.delay)
+        if retry.refusal is None:
+            return  # a recheck, not a failure
         if self.metrics is not None:
             self.metrics.failed(key)
         log.log(
-            logging.WARNING if failures == 1 else logging.DEBUG,
+            logging.WARNING if retry.failures == 1 else logging.DEBUG,
             "%s/%s/%s: %s: %s; retrying in %.2fs (Retry-After %s)",
-            *key, refusal.reason.value, refusal.message, delay, floor or "-",
+            *key, retry.refusal.reason.value, retry.refusal.message, retry.delay,
+            retry.retry_after or "-",
         )  # fmt: skip
-        if floor:
-            self.queue.hold_until(key, time.time() + delay)
-        else:
-            self.queue.add_after(key, delay)
-        # Not under throttling: a status write now would be a retry sooner than the
-        # server's Retry-After allows (and more load where there is too much).
-        show = refusal.permanent or (failures >= RECONCILING_AFTER and not floor)
-        if key[0] in self.kinds and show:
-            await self._show_refusal(key, refusal)
+        if retry.show and key[0] in self.kinds:
+            await self._show_refusal(key, retry.refusal)
 
     async def _show_refusal(self, key: Key, refusal: Refusal) -> None:
         """Status (and, bounded, an Event) for a failed pass: best effort, as the API

@@ -24,8 +24,9 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.runtime.failures import RecheckLater
 from credsmith.runtime.informer import Informer, ObjectKey
-from credsmith.runtime.kinds import Key, KindConfig, RecheckLater
+from credsmith.runtime.kinds import Key, KindConfig
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.membership import RegistryMembership
 from credsmith.runtime.workqueue import WorkQueue

@@ -24,11 +24,3 @@ class KindConfig:
     registry_of: Callable[[Mapping[str, Any]], str | None] | None = None
     # For kinds whose public keys go to a JWK Set ConfigMap (KeyPair): the one a body names.
     jwks_of: Callable[[Mapping[str, Any]], str | None] | None = None
-
-
-class RecheckLater(Exception):
-    """Nothing failed, but the key must be looked at again on a backoff."""
-
-    def __init__(self, cap: float) -> None:
-        super().__init__(f"recheck within {cap:.0f}s")
-        self.cap = cap

@@ -175,3 +175,22 @@ def test_watches_that_end_at_once_are_not_reopened_in_a_busy_loop() -> None:
 
     asyncio.run(for_a_while())
     assert 1 <= len(session.watched_from) <= 2
+
+
+def test_repeated_watch_errors_other_than_410_list_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import credsmith.runtime.informer as informer_module
+
+    monkeypatch.setattr(informer_module, "BACKOFF_BASE", 0.01)
+    failure = ApiError(500, "InternalError", "etcd trouble")
+    session = ScriptedSession(
+        listings=[[page([obj("a", "1")], "10")], [page([obj("a", "20")], "20")]],
+        watches=[[failure], [failure], [failure]],
+    )
+    changes: list[tuple[str, str]] = []
+    informer = informer_of(session, changes)
+    run(session, informer)
+    # Three failures at the same version, then a new listing and a watch from its version.
+    assert session.watched_from == ["10", "10", "10", "20"]
+    assert changes == [("ADDED", "a"), ("MODIFIED", "a")]

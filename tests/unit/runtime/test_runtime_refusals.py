@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from credsmith.api.status import Reason
+from credsmith.runtime.backoff import RetryLimiter
+from credsmith.runtime.failures import REFUSAL_RECHECK, RecheckLater, plan_retry
 from credsmith.runtime.refusals import (
     MESSAGE_LIMIT,
     REDACTED,
@@ -130,3 +132,46 @@ def test_a_transient_failure_is_reconciling_and_leaves_ready_alone() -> None:
 )  # fmt: skip
 def test_retry_after_is_read_in_seconds(header: str | None, seconds: float | None) -> None:
     assert parse_retry_after(header) == seconds
+
+
+def limiter() -> RetryLimiter[str]:
+    return RetryLimiter(base=1, cap=60, rand=lambda: 1.0, clock=lambda: 0.0)
+
+
+def test_a_permanent_refusal_is_shown_at_once_and_rechecked_within_the_cap() -> None:
+    retries = limiter()
+    refused = SecretWriteRefused.of(ApiError(403, "Forbidden", "exceeded quota: q"), ())
+    plans = [plan_retry(retries, "k", refused) for _ in range(10)]
+    assert all(p is not None and p.show and not p.hold for p in plans)
+    assert max(p.delay for p in plans if p is not None) == REFUSAL_RECHECK
+
+
+def test_transient_failures_show_reconciling_only_after_a_few_and_never_under_429() -> None:
+    retries = limiter()
+    conflict = ApiError(409, "Conflict", "modified")
+    shown = [plan.show for _ in range(4) if (plan := plan_retry(retries, "k", conflict))]
+    assert shown == [False, False, True, True]
+    throttled = ApiError(429, "TooManyRequests", "slow down", retry_after=5)
+    for _ in range(5):
+        plan = plan_retry(retries, "t", throttled)
+        assert plan is not None
+        assert plan.hold
+        assert not plan.show
+        assert plan.delay >= 5
+
+
+def test_a_namespace_going_or_gone_ends_the_retries() -> None:
+    retries = limiter()
+    plan_retry(retries, "k", ApiError(500, "", ""))
+    gone = ApiError(404, "NotFound", 'namespaces "x" not found', kind="namespaces")
+    assert plan_retry(retries, "k", gone) is None
+    assert retries.failures("k") == 0
+    terminating = ApiError(403, "Forbidden", "", ("NamespaceTerminating",))
+    assert plan_retry(retries, "k", terminating) is None
+
+
+def test_a_recheck_is_no_failure() -> None:
+    plan = plan_retry(limiter(), "k", RecheckLater(300))
+    assert plan is not None
+    assert plan.refusal is None
+    assert not plan.show
