@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from credsmith.api.common import ROTATE_ANNOTATION, CredentialSpec
 from credsmith.api.enums import CredentialType, HashAlgorithm, KeyAlgorithm
-from credsmith.api.status import Reason
+from credsmith.api.status import ConditionType, Reason, find_condition, parse_timestamp
 from credsmith.issuing.templates import TemplateError, check_templates, render_templates
 from credsmith.reconcile import readiness
 from credsmith.reconcile.desired_secret import desired_secret, differs
@@ -64,8 +64,10 @@ from credsmith.reconcile.trust import Credential, Untrusted, read_credential
 __all__ = ["DEFAULT_GENERATORS", "Generators", "KindRules", "checked_credential", "reconcile"]
 
 # While a foreign Secret blocks us we cannot watch it (we watch only our own), so look
-# again now and then; a conflict is the one state in which we poll.
+# again now and then: first after CONFLICT_RECHECK, then after half the time the conflict
+# has lasted, up to CONFLICT_RECHECK_MAX (a backoff, not a poll every 30 s forever).
 CONFLICT_RECHECK = timedelta(seconds=30)
+CONFLICT_RECHECK_MAX = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def reconcile(
             Reason.SECRET_CONFLICT,
             f"Secret {secret_name} already exists and is not managed by this {resource.kind}: "
             "nothing was changed. Delete or rename that Secret, or set spec.secretName.",
-            now + CONFLICT_RECHECK,
+            _conflict_recheck(resource, now),
         )
     type_ = rules.credential_type(spec)
     secret_type = LAYOUTS[type_].secret_type
@@ -129,7 +131,7 @@ def reconcile(
             f"Secret {secret_name} has type {secret.type}, but a {type_.value} credential "
             f"needs type {secret_type}: nothing was changed. Delete that Secret to have it "
             "issued anew, or set spec.secretName.",
-            now + CONFLICT_RECHECK,
+            _conflict_recheck(resource, now),
         )
 
     parameters = GenerationParameters.of(spec, type_, rules.key_algorithm(spec))
@@ -272,6 +274,23 @@ def checked_credential(
     parameters = GenerationParameters.of(spec, type_, rules.key_algorithm(spec))
     found = read_credential(secret, type_, parameters, resource.status, now)
     return (spec, found) if isinstance(found, Credential) else None
+
+
+def _conflict_recheck(resource: ResourceSnapshot, now: datetime) -> datetime:
+    """When to look at a conflict again: sooner while it is new, rarely once it lasts."""
+    ready = find_condition(readiness.conditions_of(resource), ConditionType.READY)
+    since = None
+    if ready is not None and ready.reason == Reason.SECRET_CONFLICT.value:
+        since = _timestamp(ready.last_transition_time)
+    lasted = now - since if since is not None and since <= now else timedelta(0)
+    return now + min(max(CONFLICT_RECHECK, lasted / 2), CONFLICT_RECHECK_MAX)
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    try:
+        return parse_timestamp(value) if value else None
+    except ValueError:
+        return None
 
 
 def _issue_event(found: Untrusted | None, secret_name: str, revision: int) -> Event:

@@ -181,10 +181,12 @@ def _status_problem(
 def _previous(
     secret: SecretSnapshot, type_: CredentialType, state: SecretState
 ) -> tuple[str | None, tuple[str, ...]]:
-    if state.previous_expires_at is None:
-        return None, ()
     layout = LAYOUTS[type_]
     key = layout.previous_key(layout.value_key)
+    if state.previous_expires_at is None:
+        if key in secret.data:  # its expiry was removed: it cannot stay valid
+            return None, (f"{key} had no recorded expiry and was removed",)
+        return None, ()
     previous = secret.text(key)
     if previous is None:
         return None, ()

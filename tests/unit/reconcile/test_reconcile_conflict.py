@@ -269,3 +269,22 @@ def test_stripped_api_client_after_lost_status_keeps_its_id(world):
     w.step()
     assert w.status["id"] == before["id"]
     assert w.status["clientId"] == before["clientId"]
+
+
+def test_a_lasting_conflict_is_looked_at_less_and_less_often(world):
+    """A foreign Secret cannot be watched, so it is re-checked: at first after 30 s, then
+    after half the time the conflict has lasted, at most every 5 minutes."""
+    w = world(SA)
+    w.foreign_secret()
+    waits = []
+    for _ in range(16):
+        decision = w.step()
+        assert decision.requeue_at is not None
+        waits.append(decision.requeue_at - w.now)
+        w.advance(decision.requeue_at - w.now)
+    assert waits[0] == CONFLICT_RECHECK
+    assert waits == sorted(waits)
+    assert waits[-1] == timedelta(minutes=5)
+    w.delete_secret()
+    w.step()
+    assert w.condition()["reason"] == "Issued"
