@@ -32,9 +32,8 @@ from tests.e2e.faults import free_port
 
 PLURAL = "serviceaccountcredentials"
 NAMESPACES = 20
-# The issue asks for 5 minutes; 60 s keeps the suite's time reasonable on 2 shared
-# cores (a renewal every 2 s: 30 renewals, each must land within the 10 s deadline).
-LEASE_HOLD = 60.0
+# Five minutes, as the issue asks: long enough for many renewals under a full watch load.
+LEASE_HOLD = 300.0
 
 
 @pytest.fixture
