@@ -101,3 +101,30 @@ class WatchedFile(Generic[T]):
 
 def _reason(error: OSError) -> str:
     return error.strerror or type(error).__name__
+
+
+class MountedDocument(Generic[T]):
+    """A verifier's document (a registry, a JWK Set) read from a mounted file: the common
+    surface of `ClientRegistry` and `JwkSet`."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], parse: Callable[[str], T], empty: T, what: str
+    ) -> None:
+        self.path = Path(path)
+        self._file: WatchedFile[T] = WatchedFile(self.path, parse, empty, what=what)
+        self._file.refresh()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a good document has been read (False: every check fails)."""
+        return self._file.loaded
+
+    @property
+    def error(self) -> str | None:
+        """Why the file's newest version is not in use (missing, unparsable), or None."""
+        return self._file.error
+
+    def reload_if_changed(self) -> bool:
+        """Re-read the file if it changed since the last read; True if a new document is
+        now in use."""
+        return self._file.refresh()

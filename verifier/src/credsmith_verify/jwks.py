@@ -31,7 +31,6 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -39,7 +38,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from credsmith_verify._watched import WatchedFile
+from credsmith_verify._watched import MountedDocument
 
 JWKS_FILE = "jwks.json"
 
@@ -170,30 +169,13 @@ def _int(value: object) -> int:
     return int.from_bytes(data, "big")
 
 
-class JwkSet:
+class JwkSet(MountedDocument[dict[str, JsonWebKey]]):
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._file: WatchedFile[dict[str, JsonWebKey]] = WatchedFile(
-            self.path, parse_jwk_set, {}, what="JWK Set"
-        )
-        self._file.refresh()
+        super().__init__(path, parse_jwk_set, {}, "JWK Set")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> JwkSet:
         return cls(path)
-
-    @property
-    def loaded(self) -> bool:
-        """Whether a good JWK Set has been read (False: every check fails)."""
-        return self._file.loaded
-
-    @property
-    def error(self) -> str | None:
-        """Why the file's newest version is not in use (missing, unparsable), or None."""
-        return self._file.error
-
-    def reload_if_changed(self) -> bool:
-        return self._file.refresh()
 
     def __len__(self) -> int:
         return len(self._file.value)

@@ -30,10 +30,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from credsmith_verify._watched import WatchedFile
+from credsmith_verify._watched import MountedDocument
 from credsmith_verify.hashes import decoy_like, encode_sha256, is_known_hash, verify_secret
 
 DOCUMENT_KIND = "ClientRegistry"
@@ -123,32 +122,13 @@ def _decoy(encoded: str) -> str:
 _CHEAP_DECOY = encode_sha256(bytes(32))
 
 
-class ClientRegistry:
+class ClientRegistry(MountedDocument[dict[str, _Entry]]):
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._file: WatchedFile[dict[str, _Entry]] = WatchedFile(
-            self.path, parse_document, {}, what="client registry"
-        )
-        self._file.refresh()
+        super().__init__(path, parse_document, {}, "client registry")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ClientRegistry:
         return cls(path)
-
-    @property
-    def loaded(self) -> bool:
-        """Whether a good document has been read (False: every client is rejected)."""
-        return self._file.loaded
-
-    @property
-    def error(self) -> str | None:
-        """Why the file's newest version is not in use (missing, unparsable), or None."""
-        return self._file.error
-
-    def reload_if_changed(self) -> bool:
-        """Re-read the file if it changed since the last read; True if a new document is
-        now in use."""
-        return self._file.refresh()
 
     def __len__(self) -> int:
         return len(self._file.value)
