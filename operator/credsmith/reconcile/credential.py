@@ -152,9 +152,7 @@ def reconcile(
     change: Reason | None = None
     if isinstance(found, Credential):
         credential = found
-        events += [
-            Event("Warning", "Untrusted", f"Secret {secret_name}: {w}") for w in found.warnings
-        ]
+        events += _untrusted(secret_name, found.warnings)
         if rules.has_client_uuid and credential.state.client_uuid is None:
             uuid = resource.status.get("id") or generate.client_uuid()
             credential = replace(credential, state=replace(credential.state, client_uuid=uuid))
@@ -185,9 +183,7 @@ def reconcile(
 
     checked = found if isinstance(found, Credential) else None
     found_extras = read_extras(secret, checked.state) if checked and secret else Extras()
-    events += [
-        Event("Warning", "Untrusted", f"Secret {secret_name}: {w}") for w in found_extras.warnings
-    ]
+    events += _untrusted(secret_name, found_extras.warnings)
     extras, extra_events = settle_extras(
         spec.extra_secrets,
         found_extras,
@@ -207,7 +203,7 @@ def reconcile(
     credential, warnings = with_verifier_hashes(
         credential, rules.verifier_hash(spec), checked, rules.htpasswd(spec)
     )
-    events += [Event("Warning", "Untrusted", f"Secret {secret_name}: {w}") for w in warnings]
+    events += _untrusted(secret_name, warnings)
 
     data = credential_data(type_, credential.client_id, credential.value)
     if credential.previous is not None:
@@ -274,6 +270,11 @@ def checked_credential(
     parameters = GenerationParameters.of(spec, type_, rules.key_algorithm(spec))
     found = read_credential(secret, type_, parameters, resource.status, now)
     return (spec, found) if isinstance(found, Credential) else None
+
+
+def _untrusted(secret_name: str, warnings: tuple[str, ...]) -> list[Event]:
+    """Warnings for what was found wrong on the Secret and mended without a re-issue."""
+    return [Event("Warning", "Untrusted", f"Secret {secret_name}: {w}") for w in warnings]
 
 
 def _conflict_recheck(resource: ResourceSnapshot, now: datetime) -> datetime:

@@ -41,11 +41,11 @@ def read_extras(secret: SecretSnapshot, state: SecretState) -> Extras:
         if value is None:
             untrusted[extra.key] = "was removed"
             continue
-        problem = shape_problem(value, extra.length, extra.alphabet, extra.prefix)
-        if problem is None and fingerprint(value) != extra.fingerprint:
-            problem = "does not match its recorded fingerprint"
-        if problem is not None:
-            untrusted[extra.key] = problem if problem.startswith("does") else f"is wrong: {problem}"
+        if shape := shape_problem(value, extra.length, extra.alphabet, extra.prefix):
+            untrusted[extra.key] = f"does not have the recorded shape: {shape}"
+            continue
+        if fingerprint(value) != extra.fingerprint:
+            untrusted[extra.key] = "does not match its recorded fingerprint"
             continue
         current[extra.key] = value
         old = secret.text(previous_key(extra.key))

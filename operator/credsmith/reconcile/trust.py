@@ -10,7 +10,6 @@ the caller re-issues it.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -90,12 +89,12 @@ def hash_is_trusted(made: VerifierHash, value: str, algorithm: str) -> bool:
         return False
     if made.binding is not None:
         return made.is_bound_to(value)
-    return _verifies(hashlib.sha256(value.encode()).hexdigest(), value, made.hash)
+    return _verifies(value, made.hash)
 
 
 @lru_cache(maxsize=4096)
-def _verifies(value_digest: str, value: str, made: str) -> bool:
-    del value_digest  # the cache key; the value itself is in the key too, in memory only
+def _verifies(value: str, made: str) -> bool:
+    """Cached: a slow hash (PBKDF2, Argon2id) is verified once per process, not per pass."""
     return verify_secret(value, made)
 
 
