@@ -96,6 +96,13 @@ separately, in the release namespace only (credsmith.leaderElectionRules).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- if .Values.consumers.enabled }}
+# spec.consumers: read the workloads (by name, or listed by label selector) and roll them
+# with a server-side apply of one pod-template annotation. No watch: none is cached.
+- apiGroups: ["apps"]
+  resources: ["deployments", "statefulsets", "daemonsets"]
+  verbs: ["get", "list", "patch"]
+{{- end }}
 {{- end }}
 
 {{/*

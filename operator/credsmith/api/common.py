@@ -29,6 +29,7 @@ from credsmith.api.base import (
     rule,
     validations,
 )
+from credsmith.api.consumers import MAX_CONSUMERS, Consumer
 from credsmith.api.durations import GO_DURATION_PATTERN, parse_go_duration
 from credsmith.api.enums import ClientIdFormat, CredentialType, DeletionPolicy, SecretAlphabet
 from credsmith.api.extra_secrets import (
@@ -355,6 +356,19 @@ class CredentialSpec(WireModel):
             "`extra['<key>']`."
         ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["key"]},
+    )
+    consumers: list[Consumer] = Field(
+        default_factory=list,
+        max_length=MAX_CONSUMERS,
+        description=(
+            f"Up to {MAX_CONSUMERS} workloads that read the credential, each "
+            "`{kind, name}` or `{kind, selector}` in this namespace. On every new value "
+            "(rotation or re-issue), once the Secret holds it, each is rolled out once (a "
+            "pod-template annotation, as `kubectl rollout restart` does), and the previous value "
+            "stays valid past previousExpiresAt while one has not finished, at most until twice "
+            "rotation.overlap after the rotation. Needs the operator's permission to get, list "
+            "and patch these workloads (Helm value consumers.enabled)."
+        ),
     )
     deletion_policy: DeletionPolicy = Field(
         DEFAULT_DELETION_POLICY,

@@ -50,3 +50,11 @@ class DeletionPolicy(StrEnum):
 class RegistryFormat(StrEnum):
     CLIENTS_JSON = "ClientsJSON"
     HTPASSWD = "Htpasswd"
+
+
+class WorkloadKind(StrEnum):
+    """The workloads a credential's consumers can be (apps/v1)."""
+
+    DEPLOYMENT = "Deployment"
+    STATEFUL_SET = "StatefulSet"
+    DAEMON_SET = "DaemonSet"

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, ConfigDict, Field
 
 from credsmith.api.base import ObjectName, WireModel
 from credsmith.api.common import ROTATE_ANNOTATION, ClientIdValue
+from credsmith.api.consumers import MAX_CONSUMER_STATUSES, ConsumerStatus
 
 
 class ConditionType(StrEnum):
@@ -22,6 +23,8 @@ class ConditionType(StrEnum):
     RECONCILING = "Reconciling"
     # kstatus: no progress without a change by a person (invalid spec, conflict).
     STALLED = "Stalled"
+    # spec.consumers: whether every consumer has rolled out to the current revision.
+    CONSUMERS_ROLLED_OUT = "ConsumersRolledOut"
 
 
 class ConditionStatus(StrEnum):
@@ -53,6 +56,15 @@ class Reason(StrEnum):
     API_SERVER_UNAVAILABLE = "ApiServerUnavailable"
     WRITE_CONFLICT = "WriteConflict"
     TRANSIENT_ERROR = "TransientError"
+    # ConsumersRolledOut's reasons (they never touch Ready).
+    ROLLED_OUT = "RolledOut"
+    ROLLING_OUT = "RollingOut"
+    # A consumer holds the previous value past previousExpiresAt (at most twice the overlap).
+    CONSUMERS_LAGGING = "ConsumersLagging"
+    # The previous value retired at twice the overlap while a consumer still had not finished.
+    PREVIOUS_RETIRED_WHILE_LAGGING = "PreviousRetiredWhileLagging"
+    # The API server refused to let the operator read or patch a consumer (RBAC, admission).
+    CONSUMERS_FORBIDDEN = "ConsumersForbidden"
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -166,7 +178,10 @@ class CredentialStatus(WireModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         max_length=16,
-        description="Ready (always present), Reconciling and Stalled, as metav1.Condition.",
+        description=(
+            "Ready (always present), Reconciling and Stalled, as metav1.Condition; "
+            "ConsumersRolledOut with spec.consumers."
+        ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     client_id: ClientIdValue | None = Field(None, description="The issued client ID.")
@@ -197,6 +212,18 @@ class CredentialStatus(WireModel):
         max_length=16,
         description="The spec.extraSecrets keys in the Secret, each with a fingerprint.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["key"]},
+    )
+    consumers: list[ConsumerStatus] | None = Field(
+        None,
+        max_length=MAX_CONSUMER_STATUSES,
+        description=(
+            "The workloads found among spec.consumers: the revision each was last rolled to "
+            "and whether that rollout has completed."
+        ),
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["kind", "name"],
+        },
     )
     last_rotate_request: Annotated[str, Field(max_length=4096)] | None = Field(
         None,

@@ -22,6 +22,16 @@ from credsmith.api.enums import CredentialType, HashAlgorithm, KeyAlgorithm
 from credsmith.api.status import ConditionType, Reason, find_condition, parse_timestamp
 from credsmith.issuing.templates import TemplateError, check_templates, render_templates
 from credsmith.reconcile import readiness
+from credsmith.reconcile.consumers import (
+    ConsumerPlan,
+    ConsumersSeen,
+    Rollout,
+    bounded_expiry,
+    plan_consumers,
+    report,
+    retirement,
+    rotation_spread,
+)
 from credsmith.reconcile.desired_secret import desired_secret, differs
 from credsmith.reconcile.expiry import expire_without_spec
 from credsmith.reconcile.extras import (
@@ -94,11 +104,13 @@ def reconcile(
     secret: SecretSnapshot | None,
     now: datetime,
     duplicate_of: str | None = None,
+    consumers: ConsumersSeen | None = None,
     *,
     generate: Generators = DEFAULT_GENERATORS,
 ) -> Decision:
     """`duplicate_of`: an earlier client of the same registry with the same client ID (the
-    registry lists only that one; this one is Ready=False)."""
+    registry lists only that one; this one is Ready=False). `consumers`: what the runtime
+    found of spec.consumers (None when there are none)."""
     owner = f"{resource.kind}/{resource.name}"
 
     def failed(reason: Reason, message: str, recheck: datetime | None = None) -> Decision:
@@ -143,11 +155,13 @@ def reconcile(
         return failed(Reason.INVALID_TEMPLATE, str(exc))
 
     request = remembered_request(resource.annotations.get(ROTATE_ANNOTATION))
-    found = (
-        read_credential(secret, type_, parameters, resource.status, now)
-        if secret is not None
-        else None
-    )
+    found = _read(secret, type_, parameters, resource, spec, now)
+    if not spec.consumers:
+        consumers = None
+    overlap = spec.rotation.overlap_duration
+    period = spec.rotation.period_duration
+    # Credentials with consumers rotate a little after their period, spread by UID.
+    spread = rotation_spread(resource.uid, period) if consumers and period else timedelta(0)
     events: list[Event] = []
     change: Reason | None = None
     if isinstance(found, Credential):
@@ -156,7 +170,7 @@ def reconcile(
         if rules.has_client_uuid and credential.state.client_uuid is None:
             uuid = resource.status.get("id") or generate.client_uuid()
             credential = replace(credential, state=replace(credential.state, client_uuid=uuid))
-        if why := rotation_due(credential, spec, parameters, request, now):
+        if why := rotation_due(credential, spec, parameters, request, now, spread):
             new_value = generate.value(spec, type_, parameters.algorithm)
             credential = rotate(credential, new_value, spec, parameters, now, request)
             change = Reason.ROTATED
@@ -193,6 +207,17 @@ def reconcile(
         generate.extra,
     )
     events += extra_events
+    had_previous = credential.previous is not None
+    followers: ConsumerPlan | None = None
+    if consumers is not None:
+        # Rolled only once the Secret already holds this value (a pass that issues it
+        # rolls nothing: the next one, set off by the Secret's change, does).
+        settled = checked is not None and change is None
+        followers = plan_consumers(consumers, credential.state, had_previous, settled)
+        if had_previous:
+            state, held = retirement(credential.state, overlap, followers.lagging, now)
+            credential = replace(credential, state=state)
+            events += held
     credential = with_fingerprints(expire_previous(credential, now))
     if credential.previous is None:
         extras = expired(extras)
@@ -226,10 +251,26 @@ def reconcile(
     if write and secret is not None:
         manifest["metadata"]["resourceVersion"] = secret.resource_version
 
-    rotation_at = next_rotation(credential, spec)
+    rotation_at = next_rotation(credential, spec, spread)
     status = readiness.ready_status(
         resource, spec, now, secret_name, type_, credential, change, rotation_at
     )
+    wake = [t for t in (rotation_at, state.previous_expires_at) if t is not None]
+    rollouts: tuple[Rollout, ...] = ()
+    if consumers is not None and followers is not None:
+        followed = report(
+            consumers,
+            followers,
+            credential.state,
+            overlap,
+            had_previous,
+            credential.previous is not None,
+            now,
+        )
+        status = readiness.with_consumers(resource, status, now, followed)
+        events += followed.events
+        wake += [followed.wake] if followed.wake else []
+        rollouts = followers.rollouts
     status.update(rules.extra_status(spec))
     if state.extras:
         status["extraSecrets"] = extras_status(state.extras)
@@ -243,7 +284,6 @@ def reconcile(
             "created earlier, in the same registry: only that one is listed in it",
         )
         events += duplicate_events
-    wake = [t for t in (rotation_at, state.previous_expires_at) if t is not None]
     return Decision(
         status=status,
         secret=manifest if write else None,
@@ -251,6 +291,7 @@ def reconcile(
         events=tuple(events),
         requeue_at=min(wake) if wake else None,
         summary=events[0].message if events else ("Secret updated" if write else ""),
+        rollouts=rollouts,
     )
 
 
@@ -268,8 +309,29 @@ def checked_credential(
         return None
     type_ = rules.credential_type(spec)
     parameters = GenerationParameters.of(spec, type_, rules.key_algorithm(spec))
-    found = read_credential(secret, type_, parameters, resource.status, now)
+    found = _read(secret, type_, parameters, resource, spec, now)
     return (spec, found) if isinstance(found, Credential) else None
+
+
+def _read(
+    secret: SecretSnapshot | None,
+    type_: CredentialType,
+    parameters: GenerationParameters,
+    resource: ResourceSnapshot,
+    spec: CredentialSpec,
+    now: datetime,
+) -> Credential | Untrusted | None:
+    """The credential in the Secret, checked; its previous value's expiry bounded too (the
+    registry and JWK Set publish the previous value as long as the Secret says)."""
+    if secret is None:
+        return None
+    found = read_credential(secret, type_, parameters, resource.status, now)
+    if not isinstance(found, Credential) or found.previous is None:
+        return found
+    state, problem = bounded_expiry(found.state, spec.rotation.overlap_duration)
+    if problem is None:
+        return found
+    return replace(found, state=state, warnings=(*found.warnings, problem))
 
 
 def _untrusted(secret_name: str, warnings: tuple[str, ...]) -> list[Event]:

@@ -125,8 +125,10 @@ def rotation_due(
     parameters: GenerationParameters,
     request: str | None,
     now: datetime,
+    spread: timedelta = timedelta(0),
 ) -> str | None:
-    """Why the credential must rotate now, or None."""
+    """Why the credential must rotate now, or None. `spread`: a delay after the period
+    (consumers.rotation_spread)."""
     state = credential.state
     if spec.client_id.value and spec.client_id.value != credential.client_id:
         # Adopted from an orphaned Secret of another client ID: the secret goes with it.
@@ -136,7 +138,7 @@ def rotation_due(
     if request is not None and request != state.rotate_request:
         return f"requested with the {ROTATE_ANNOTATION} annotation"
     period = spec.rotation.period_duration
-    if period is not None and state.rotated_at + period <= now:
+    if period is not None and state.rotated_at + period + spread <= now:
         return f"rotation.period {spec.rotation.period} elapsed"
     return None
 
@@ -258,9 +260,11 @@ def remembered_request(value: str | None) -> str | None:
     return value if len(value) <= MAX_REMEMBERED_REQUEST else fingerprint(value)
 
 
-def next_rotation(credential: Credential, spec: CredentialSpec) -> datetime | None:
+def next_rotation(
+    credential: Credential, spec: CredentialSpec, spread: timedelta = timedelta(0)
+) -> datetime | None:
     period = spec.rotation.period_duration
-    return credential.state.rotated_at + period if period is not None else None
+    return credential.state.rotated_at + period + spread if period is not None else None
 
 
 def _int(value: Any) -> int:

@@ -25,6 +25,7 @@ from credsmith.api.status import (
     set_condition,
 )
 from credsmith.issuing.fingerprint import fingerprint
+from credsmith.reconcile.consumers import Report
 from credsmith.reconcile.layout import key_id_of
 from credsmith.reconcile.snapshots import Decision, Event, ResourceSnapshot
 from credsmith.reconcile.trust import Credential
@@ -51,7 +52,9 @@ def ready_status(
     reason = change or _settled_reason(conditions, state.revision, resource.status)
     message = _READY_MESSAGES[reason].format(revision=state.revision, secret=secret_name)
     conditions = _set(conditions, resource, now, ConditionType.READY, True, reason, message)
-    conditions = [c for c in conditions if c.type != ConditionType.STALLED]
+    # ConsumersRolledOut is set again by with_consumers while there are consumers.
+    gone = (ConditionType.STALLED, ConditionType.CONSUMERS_ROLLED_OUT)
+    conditions = [c for c in conditions if c.type not in gone]
     status: dict[str, Any] = {
         "observedGeneration": resource.generation,
         "conditions": [c.to_wire() for c in conditions],
@@ -74,6 +77,31 @@ def ready_status(
     if state.rotate_request is not None:
         status["lastRotateRequest"] = state.rotate_request
     return status
+
+
+def with_consumers(
+    resource: ResourceSnapshot, status: Mapping[str, Any], now: datetime, report: Report
+) -> dict[str, Any]:
+    """`status` with status.consumers and the ConsumersRolledOut condition (which never
+    changes Ready: a credential is usable whether or not its consumers have caught up)."""
+    stored = conditions_of(resource)
+    previous = find_condition(stored, ConditionType.CONSUMERS_ROLLED_OUT)
+    conditions = [Condition.model_validate(c) for c in status["conditions"]]
+    if previous is not None:  # keep its lastTransitionTime while its status holds
+        conditions.append(previous)
+    conditions = _set(
+        conditions,
+        resource,
+        now,
+        ConditionType.CONSUMERS_ROLLED_OUT,
+        report.ok,
+        report.reason,
+        report.message,
+    )
+    updated = dict(status)
+    updated["conditions"] = [c.to_wire() for c in conditions]
+    updated["consumers"] = [dict(s) for s in report.statuses]
+    return updated
 
 
 def not_ready(

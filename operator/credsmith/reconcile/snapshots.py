@@ -115,3 +115,6 @@ class Decision:
     requeue_at: datetime | None = None
     # Shown in the operator log at INFO: what was done and why (never a value).
     summary: str = ""
+    # spec.consumers to roll to the current revision, after the status is written
+    # (consumers.Rollout; only in a pass that does not write the Secret).
+    rollouts: tuple[Any, ...] = ()

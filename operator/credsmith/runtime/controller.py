@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -28,6 +29,7 @@ from credsmith.reconcile.snapshots import (
     SecretSnapshot,
 )
 from credsmith.runtime.backoff import RetryLimiter
+from credsmith.runtime.consumers import Consumers
 from credsmith.runtime.documents import DOCUMENT_KINDS, Documents
 from credsmith.runtime.eventlimit import EventLimiter
 from credsmith.runtime.failures import plan_retry
@@ -90,6 +92,8 @@ class Controller:
         self.worker_heartbeat = time.monotonic()
         self._informers: list[Informer[Any]] = []
         self._crash_after_secret_write = bool(os.environ.get(CRASH_AFTER_SECRET_WRITE))
+        # spec.consumers: the workloads read and rolled (no cache of them).
+        self.consumers = Consumers(kube.session)
         # The registry Secrets and JWK Set ConfigMaps derived from the credentials.
         self.documents = Documents(
             kube,
@@ -284,7 +288,9 @@ class Controller:
         secret = self.secret(namespace, secret_name)
         # In a thread: issuing an RSA-4096 key or an Argon2id hash takes a while.
         duplicate_of = self.documents.duplicate_of(config, resource)
-        decision = await asyncio.to_thread(config.reconcile, resource, secret, _now(), duplicate_of)
+        consumers = await self.consumers.observe(resource)
+        decide = partial(config.reconcile, resource, duplicate_of=duplicate_of, consumers=consumers)
+        decision = await asyncio.to_thread(decide, secret, _now())
 
         if decision.secret is not None:
             try:
@@ -298,11 +304,19 @@ class Controller:
                 if found is None:
                     raise
                 secret = SecretSnapshot.from_api(found)
-                decision = await asyncio.to_thread(
-                    config.reconcile, resource, secret, _now(), duplicate_of
-                )
+                decision = await asyncio.to_thread(decide, secret, _now())
                 if decision.secret is not None:
                     await self._write_secret(namespace, secret_name, decision)
+        if decision.rollouts and consumers is not None:
+            refused = await self.consumers.roll(resource, decision.rollouts)
+            if refused is not None:
+                # A pass that rolls issues nothing (the Secret already held the value), so
+                # deciding again with the refusal known only changes what status says.
+                consumers = replace(consumers, refused=refused)
+                decide = partial(
+                    config.reconcile, resource, duplicate_of=duplicate_of, consumers=consumers
+                )
+                decision = replace(await asyncio.to_thread(decide, secret, _now()), secret=None)
         status = without_reconciling(decision.status)  # this pass went through
         if status != resource.status:
             await self._patch_status(key, config, resource.status, status)
@@ -383,8 +397,6 @@ def _now() -> datetime:
 
 
 def _with_status(resource: ResourceSnapshot, status: Mapping[str, Any]) -> ResourceSnapshot:
-    from dataclasses import replace
-
     return replace(resource, status=dict(status))
 
 

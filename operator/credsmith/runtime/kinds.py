@@ -5,13 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
+from credsmith.reconcile.consumers import ConsumersSeen
 from credsmith.reconcile.snapshots import Decision, ResourceSnapshot, SecretSnapshot
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
-# (resource, its Secret, now, an earlier client with the same client ID in its registry)
-Reconcile = Callable[[ResourceSnapshot, SecretSnapshot | None, datetime, str | None], Decision]
+
+
+class Reconcile(Protocol):
+    """(resource, its Secret, now; an earlier client with the same client ID in its
+    registry; what was found of its consumers) -> Decision."""
+
+    def __call__(
+        self,
+        resource: ResourceSnapshot,
+        secret: SecretSnapshot | None,
+        now: datetime,
+        duplicate_of: str | None = None,
+        consumers: ConsumersSeen | None = None,
+    ) -> Decision: ...
 
 
 @dataclass(frozen=True)

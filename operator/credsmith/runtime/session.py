@@ -23,6 +23,7 @@ import aiohttp
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"  # server-side apply (JSON is valid YAML)
 AUTH_TTL = 10.0  # seconds between reads of the credentials
 
 

@@ -261,7 +261,11 @@ def test_cel_rules_are_present(kind: str, expected: set[str], absent: set[str]) 
         for path, _, entry in rules_by_location(schema)
         if entry["rule"].startswith("self.all(k, size(k) >= 1 && size(k) <= 317")
     }
-    assert set(key_rules) == {".spec.secretTemplate.labels", ".spec.secretTemplate.annotations"}
+    assert set(key_rules) == {
+        ".spec.secretTemplate.labels",
+        ".spec.secretTemplate.annotations",
+        ".spec.consumers[].selector.matchLabels",
+    }
     assert all("k.matches(r'^([a-z0-9]" in r for r in key_rules.values())
 
 

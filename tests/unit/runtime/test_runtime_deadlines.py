@@ -97,6 +97,7 @@ class FakeSessions:
         pool_size = 0
 
     watches = Watches()
+    session = None
 
 
 def test_caches_that_never_sync_end_the_run() -> None:

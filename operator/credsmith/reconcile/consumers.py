@@ -1,0 +1,250 @@
+"""Consumers follow rotation: which workloads to roll, how long the previous value stays,
+and what status says of them. Pure: (what the runtime saw of the workloads, the credential,
+the time) -> a plan.
+
+Rules:
+- A workload is rolled once per revision, and only while the previous value is still in the
+  Secret (so that its old pods keep working while new ones start), and only once the Secret
+  holds the new value (a pass that writes the Secret rolls nothing; the next one does).
+- A workload created after the current value was issued started with it: it is recorded
+  without a restart. So is every workload when there is no previous value to move off.
+- The previous value retires at previousExpiresAt; while a workload rolled to this revision
+  has not finished, it stays, but never past twice rotation.overlap after the rotation. The
+  extension is written to the Secret (previousExpiresAt), so the registry and JWK Set, which
+  follow the Secret, keep the previous hash or key exactly as long.
+- Rotations that fall due together are spread: a credential with consumers rotates a
+  deterministic delay after its period, a fraction of the period (ROTATION_SPREAD, at most
+  ROTATION_SPREAD_MAX) chosen by its UID, so that a thousand credentials created by one
+  `kubectl apply` do not roll their consumers in the same second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from credsmith.api.status import Reason, format_timestamp
+from credsmith.reconcile.rollouts import Workload
+from credsmith.reconcile.secret_state import SecretState
+from credsmith.reconcile.snapshots import Event
+
+ROTATION_SPREAD = 0.1
+ROTATION_SPREAD_MAX = timedelta(hours=1)
+# While a rollout is in flight its workload is read again this often (no watch on workloads:
+# the operator caches none), then less and less often once the previous value is gone.
+ROLLOUT_POLL = timedelta(seconds=10)
+ROLLOUT_POLL_MAX = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class ConsumersSeen:
+    """What the runtime found of a credential's spec.consumers in this pass."""
+
+    workloads: tuple[Workload, ...] = ()
+    missing: tuple[str, ...] = ()  # named consumers that do not exist ("Deployment/web")
+    refused: str | None = None  # why the workloads could not be read or patched
+    # Some of a selector's matches are not listed (status.consumers is bounded).
+    more: int = 0
+
+
+@dataclass(frozen=True)
+class Rollout:
+    workload: Workload
+    revision: int
+
+
+@dataclass(frozen=True)
+class ConsumerPlan:
+    rollouts: tuple[Rollout, ...]
+    statuses: tuple[dict[str, Any], ...]
+    lagging: tuple[Workload, ...]  # rolled to this revision by us, not finished
+    in_flight: bool
+
+
+def rotation_spread(uid: str, period: timedelta) -> timedelta:
+    """The delay after `period` at which a credential with consumers rotates: the same for
+    the same resource every time, spread evenly over ROTATION_SPREAD of the period."""
+    fraction = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8]) / 2**64
+    return min(period * ROTATION_SPREAD, ROTATION_SPREAD_MAX) * fraction
+
+
+def plan_consumers(
+    seen: ConsumersSeen, state: SecretState, has_previous: bool, settled: bool
+) -> ConsumerPlan:
+    """`settled`: the Secret already holds this revision and this pass does not write it."""
+    revision = state.revision
+    rollouts: list[Rollout] = []
+    statuses: list[dict[str, Any]] = []
+    lagging: list[Workload] = []
+    for workload in sorted(seen.workloads, key=lambda w: (w.kind.value, w.name)):
+        if workload.rolled_to == revision:
+            rolled_out = workload.complete
+            if not rolled_out:
+                lagging.append(workload)
+        elif has_previous and _started_before(workload, state.rotated_at):
+            rolled_out = False
+            if settled and seen.refused is None:
+                rollouts.append(Rollout(workload, revision))
+            else:
+                statuses.append(_status(workload, workload.rolled_to or 0, False))
+                continue
+        else:
+            rolled_out = workload.complete  # it started with this value: no restart
+        statuses.append(_status(workload, revision, rolled_out))
+    # A refusal is looked at again too: granting the permission needs no restart.
+    in_flight = seen.refused is not None or any(not s["rolledOut"] for s in statuses)
+    return ConsumerPlan(tuple(rollouts), tuple(statuses), tuple(lagging), in_flight)
+
+
+def retirement(
+    state: SecretState,
+    overlap: timedelta | None,
+    lagging: tuple[Workload, ...],
+    now: datetime,
+) -> tuple[SecretState, tuple[Event, ...]]:
+    """The state with previousExpiresAt moved while consumers lag: out to twice the overlap
+    after the rotation when one lags at the expiry, back to now once none does."""
+    expires = state.previous_expires_at
+    if expires is None or overlap is None:
+        return state, ()
+    due = state.rotated_at + overlap
+    latest = state.rotated_at + 2 * overlap
+    if now < due:
+        return state, ()
+    if lagging and expires < latest:
+        names = ", ".join(f"{w.ref} ({w.progress})" for w in lagging)
+        message = (
+            f"{names} has not finished rolling out to revision {state.revision}: the previous "
+            f"value stays valid until it has, at most until {format_timestamp(latest)}"
+        )
+        event = Event("Warning", Reason.CONSUMERS_LAGGING.value, message)
+        return replace(state, previous_expires_at=latest), (event,)
+    if not lagging and expires > due:
+        return replace(state, previous_expires_at=now), ()
+    return state, ()
+
+
+def bounded_expiry(state: SecretState, overlap: timedelta | None) -> tuple[SecretState, str | None]:
+    """previousExpiresAt as read from the Secret, checked: never later than twice the overlap
+    after the rotation (the longest consumers may hold it), or it is moved back."""
+    expires = state.previous_expires_at
+    if expires is None or overlap is None:
+        return state, None
+    latest = state.rotated_at + 2 * overlap
+    if expires <= latest:
+        return state, None
+    problem = (
+        "its previous value's expiry was later than twice rotation.overlap after the "
+        "rotation and was moved back"
+    )
+    return replace(state, previous_expires_at=latest), problem
+
+
+@dataclass(frozen=True)
+class Report:
+    """What status and the work queue are told of the consumers after a pass."""
+
+    statuses: tuple[dict[str, Any], ...]
+    ok: bool
+    reason: Reason
+    message: str
+    events: tuple[Event, ...]
+    wake: datetime | None
+
+
+def report(
+    seen: ConsumersSeen,
+    plan: ConsumerPlan,
+    state: SecretState,
+    overlap: timedelta | None,
+    had_previous: bool,
+    has_previous: bool,
+    now: datetime,
+) -> Report:
+    """status.consumers, the ConsumersRolledOut condition, Events and the next look, given the
+    state after retirement (`has_previous`: the previous value is still in the Secret)."""
+    events: list[Event] = []
+    if event := rollout_event(plan.rollouts):
+        events.append(event)
+    held = (
+        has_previous
+        and overlap is not None
+        and state.previous_expires_at is not None
+        and state.previous_expires_at > state.rotated_at + overlap
+    )
+    ok, reason, message = _condition(seen, plan, state, has_previous, held)
+    if had_previous and not has_previous and plan.lagging:
+        events.append(Event("Warning", reason.value, message))
+    return Report(
+        plan.statuses, ok, reason, message, tuple(events), poll_at(plan, state, has_previous, now)
+    )
+
+
+def _condition(
+    seen: ConsumersSeen, plan: ConsumerPlan, state: SecretState, has_previous: bool, held: bool
+) -> tuple[bool, Reason, str]:
+    revision = state.revision
+    found = len(plan.statuses) + seen.more
+    done = sum(1 for s in plan.statuses if s["rolledOut"])
+    tail = f"; not found: {', '.join(seen.missing)}" if seen.missing else ""
+    if seen.refused is not None:
+        return False, Reason.CONSUMERS_FORBIDDEN, f"consumers cannot be rolled: {seen.refused}"
+    names = ", ".join(f"{w.ref} ({w.progress})" for w in plan.lagging)
+    expires = state.previous_expires_at
+    if plan.lagging and held and expires is not None:
+        return (
+            False,
+            Reason.CONSUMERS_LAGGING,
+            f"{names} has not finished rolling out to revision {revision}: the previous value "
+            f"stays valid until {format_timestamp(expires)} at the latest{tail}",
+        )
+    if plan.lagging and not has_previous:
+        return (
+            False,
+            Reason.PREVIOUS_RETIRED_WHILE_LAGGING,
+            f"the previous value has retired while {names} had not finished rolling out to "
+            f"revision {revision}{tail}",
+        )
+    if done < len(plan.statuses):
+        return (
+            False,
+            Reason.ROLLING_OUT,
+            f"{done} of {found} consumers rolled out to revision {revision}{tail}",
+        )
+    return True, Reason.ROLLED_OUT, f"{found} consumers rolled out to revision {revision}{tail}"
+
+
+def poll_at(
+    plan: ConsumerPlan, state: SecretState, has_previous: bool, now: datetime
+) -> datetime | None:
+    """When to read the workloads again: soon while a rollout is in flight and the previous
+    value is kept for it, then less often; never once every rollout has finished."""
+    if not plan.in_flight:
+        return None
+    if has_previous:
+        return now + ROLLOUT_POLL
+    since = max(now - state.rotated_at, timedelta(0))
+    return now + min(max(ROLLOUT_POLL, since / 4), ROLLOUT_POLL_MAX)
+
+
+def rollout_event(rollouts: tuple[Rollout, ...]) -> Event | None:
+    if not rollouts:
+        return None
+    names = ", ".join(r.workload.ref for r in rollouts)
+    return Event("Normal", "RollingOut", f"Rolling out {names} to revision {rollouts[0].revision}")
+
+
+def _started_before(workload: Workload, rotated_at: datetime) -> bool:
+    # Unknown creation time: it may hold the old value, so roll it.
+    return workload.created_at is None or workload.created_at < rotated_at
+
+
+def _status(workload: Workload, revision: int, rolled_out: bool) -> dict[str, Any]:
+    return {
+        "kind": workload.kind.value,
+        "name": workload.name,
+        "revision": revision,
+        "rolledOut": rolled_out,
+    }
