@@ -79,8 +79,9 @@ def public_keys(
     ):
         return []
     keys = [key_pair_from_private_pem(credential.value).public_jwk]
-    expires = credential.state.previous_expires_at
-    if credential.previous is not None and expires is not None and expires > now:
+    # The previous key is published exactly as long as the Secret holds the previous value
+    # (which may be past previousExpiresAt for a moment, or longer while consumers lag).
+    if credential.previous is not None:
         keys.append(key_pair_from_private_pem(credential.previous).public_jwk)
     return [dict(key) for key in keys]
 

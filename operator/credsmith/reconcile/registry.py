@@ -98,12 +98,13 @@ def _record(
         "roles": [role.to_wire() for role in spec.roles],
         "secret": {"hash": state.hash.hash},
     }
+    # Listed exactly as long as the Secret holds the previous value (expiresAt tells a
+    # verifier when to stop accepting it, whatever the operator is doing then).
     expires = state.previous_expires_at
     if (
         credential.previous is not None
         and state.previous_hash is not None
         and expires is not None
-        and expires > now
         and hash_is_trusted(state.previous_hash, credential.previous, algorithm)
     ):
         entry["previousSecret"] = {

@@ -1,0 +1,464 @@
+"""Consumers follow rotation: real rollouts on the local control plane (kube-scheduler, the
+workload controllers and KWOK nodes), the previous value kept while one lags, and the
+workloads' manifests free of drift."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from tests.e2e.cluster import (
+    GROUP,
+    VERSION,
+    Cluster,
+    Exposure,
+    Operator,
+    manifest,
+    wait_for,
+)
+
+SACRED = "serviceaccountcredentials"
+
+
+def deployment(name: str, replicas: int = 2, **labels: str) -> dict[str, Any]:
+    match = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {**match, **labels}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": match},
+            # New pods before old ones go: a rollout that cannot start new pods stalls.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {"labels": match},
+                # KWOK runs no containers: any image name will do.
+                "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
+            },
+        },
+    }
+
+
+def sacred(name: str, consumers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return manifest(
+        "ServiceAccountCredential",
+        name,
+        {"serviceAccount": name, "consumers": consumers, **spec},
+    )
+
+
+def apply(cluster: Cluster, namespace: str, *objects: dict[str, Any]) -> None:
+    body = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=body)
+
+
+def status_of(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
+    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, SACRED, name)
+    return dict(obj.get("status") or {})
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    found = [c for c in status.get("conditions") or () if c.get("type") == type_]
+    return dict(found[0]) if found else {}
+
+
+def consumers_at(
+    custom: client.CustomObjectsApi, namespace: str, name: str, revision: int
+) -> list[dict[str, Any]] | None:
+    """status.consumers once every entry is rolled out to `revision`."""
+    status = status_of(custom, namespace, name)
+    entries = status.get("consumers")
+    if status.get("revision") != revision or not entries:
+        return None
+    done = all(e["revision"] == revision and e["rolledOut"] for e in entries)
+    return list(entries) if done else None
+
+
+def rotate(cluster: Cluster, namespace: str, ref: str, value: str) -> None:
+    cluster.kubectl("annotate", "--overwrite", "-n", namespace, ref, f"credsmith.io/rotate={value}")
+
+
+def replica_sets(apps: client.AppsV1Api, namespace: str, app: str) -> list[Any]:
+    return list(apps.list_namespaced_replica_set(namespace, label_selector=f"app={app}").items)
+
+
+def template_annotations(apps: client.AppsV1Api, namespace: str, name: str) -> dict[str, str]:
+    found = apps.read_namespaced_deployment(name, namespace)
+    return dict(found.spec.template.metadata.annotations or {})
+
+
+def events(core: client.CoreV1Api, namespace: str, name: str, reason: str) -> list[str]:
+    found = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+    return [e.message for e in found.items if e.reason == reason]
+
+
+def secret_keys(core: client.CoreV1Api, namespace: str, name: str) -> set[str]:
+    return set((core.read_namespaced_secret(name, namespace).data or {}).keys())
+
+
+def registry_entry(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any]:
+    data = core.read_namespaced_secret(name, namespace).data["clients.json"]
+    entry: dict[str, Any] = json.loads(base64.b64decode(data))["clients"][0]
+    return entry
+
+
+def test_a_deployment_rolls_once_per_revision_and_shows_no_drift(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    api: client.ApiClient,
+    operator: Operator,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    apps = client.AppsV1Api(api)
+    web = tmp_path / "web.json"
+    web.write_text(json.dumps(deployment("web")))
+    cluster.kubectl("apply", "-n", namespace, "-f", str(web))
+    cluster.kubectl("rollout", "status", "-n", namespace, "deployment/web", "--timeout=120s")
+    before = {rs.metadata.name for rs in replica_sets(apps, namespace, "web")}
+    assert len(before) == 1
+
+    consumers = [{"kind": "Deployment", "name": "web"}]
+    apply(cluster, namespace, sacred("web-cred", consumers, rotation={"overlap": "20s"}))
+    first = wait_for(lambda: consumers_at(custom, namespace, "web-cred", 1), 60, what="rev 1")
+    # Revision 1 has no previous value to move off: recorded, not restarted.
+    assert first == [{"kind": "Deployment", "name": "web", "revision": 1, "rolledOut": True}]
+    assert template_annotations(apps, namespace, "web") == {}
+
+    rotate(cluster, namespace, "sacred/web-cred", "1")
+    second = wait_for(lambda: consumers_at(custom, namespace, "web-cred", 2), 120, what="rev 2")
+    assert second == [{"kind": "Deployment", "name": "web", "revision": 2, "rolledOut": True}]
+    key = "serviceaccountcredential.credsmith.io/web-cred"
+    assert template_annotations(apps, namespace, "web") == {key: "2"}
+    after = replica_sets(apps, namespace, "web")
+    assert len(after) == 2  # exactly one new ReplicaSet: rolled once
+    new = [rs for rs in after if rs.metadata.name not in before]
+    assert new[0].status.ready_replicas == 2
+    status = status_of(custom, namespace, "web-cred")
+    assert condition(status, "ConsumersRolledOut")["status"] == "True"
+    assert condition(status, "Ready")["status"] == "True"
+    # Our annotation has its own field manager, the credential's.
+    managers = {
+        m.manager for m in apps.read_namespaced_deployment("web", namespace).metadata.managed_fields
+    }
+    assert "credsmith-serviceaccountcredential-web-cred" in managers
+
+    # The previous value is kept until its expiry (the rollout finished well before it)...
+    assert "client_secret_previous" in secret_keys(core, namespace, "web-cred")
+    expires = status["previousExpiresAt"]
+    wait_for(
+        lambda: "client_secret_previous" not in secret_keys(core, namespace, "web-cred"),
+        60,
+        interval=0.5,
+        what="the previous value retired",
+    )
+    retired = time.time()
+    assert retired >= datetime.fromisoformat(expires).timestamp() - 1
+
+    # ...and nothing rolls again: a later pass (a label change on the credential) finds the
+    # workload at revision 2 already.
+    cluster.kubectl("label", "-n", namespace, "sacred/web-cred", "touched=yes")
+    time.sleep(3)
+    assert len(replica_sets(apps, namespace, "web")) == 2
+
+    # The user's manifest shows no drift, client-side and server-side.
+    for mode in ([], ["--server-side", "--force-conflicts"]):
+        result = cluster.kubectl("diff", "-n", namespace, *mode, "-f", str(web), check=False)
+        assert result.returncode == 0, f"kubectl diff {mode}: {result.stdout}{result.stderr}"
+        assert result.stdout == ""
+
+
+def test_a_selector_rolls_exactly_the_workloads_it_matches(
+    cluster: Cluster,
+    custom: client.CustomObjectsApi,
+    api: client.ApiClient,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    apps = client.AppsV1Api(api)
+    apply(
+        cluster,
+        namespace,
+        deployment("one", replicas=1, tier="api"),
+        deployment("two", replicas=1, tier="api"),
+        deployment("three", replicas=1, tier="web"),
+    )
+    selector = {"matchLabels": {"tier": "api"}}
+    body = sacred(
+        "shared", [{"kind": "Deployment", "selector": selector}], rotation={"overlap": "1h"}
+    )
+    apply(cluster, namespace, body)
+    wait_for(lambda: consumers_at(custom, namespace, "shared", 1), 60, what="rev 1")
+    generation = apps.read_namespaced_deployment("three", namespace).metadata.generation
+
+    rotate(cluster, namespace, "sacred/shared", "1")
+    rolled = wait_for(lambda: consumers_at(custom, namespace, "shared", 2), 120, what="rev 2")
+    assert [(e["kind"], e["name"]) for e in rolled] == [
+        ("Deployment", "one"),
+        ("Deployment", "two"),
+    ]
+    key = "serviceaccountcredential.credsmith.io/shared"
+    for name in ("one", "two"):
+        assert template_annotations(apps, namespace, name) == {key: "2"}
+        assert len(replica_sets(apps, namespace, name)) == 2
+    assert template_annotations(apps, namespace, "three") == {}
+    assert apps.read_namespaced_deployment("three", namespace).metadata.generation == generation
+
+    # A Deployment created later that matches is recorded without a restart.
+    apply(cluster, namespace, deployment("four", replicas=1, tier="api"))
+    cluster.kubectl("label", "-n", namespace, "sacred/shared", "touched=yes")
+    wait_for(
+        lambda: len(consumers_at(custom, namespace, "shared", 2) or ()) == 3,
+        60,
+        what="the new Deployment recorded",
+    )
+    assert template_annotations(apps, namespace, "four") == {}
+
+
+def test_statefulsets_and_daemonsets_roll_too(
+    cluster: Cluster,
+    custom: client.CustomObjectsApi,
+    api: client.ApiClient,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    apps = client.AppsV1Api(api)
+    pod = {
+        "metadata": {"labels": {"app": "db"}},
+        "spec": {"containers": [{"name": "app", "image": "registry.invalid/db:1"}]},
+    }
+    stateful = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db"},
+        "spec": {
+            "replicas": 2,
+            "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": pod,
+        },
+    }
+    agent_pod = {**pod, "metadata": {"labels": {"app": "agent"}}}
+    daemon = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": agent_pod},
+    }
+    apply(cluster, namespace, stateful, daemon)
+    for ref in ("statefulset/db", "daemonset/agent"):
+        cluster.kubectl("rollout", "status", "-n", namespace, ref, "--timeout=120s")
+    consumers = [{"kind": "StatefulSet", "name": "db"}, {"kind": "DaemonSet", "name": "agent"}]
+    apply(cluster, namespace, sacred("db-cred", consumers, rotation={"overlap": "1h"}))
+    wait_for(lambda: consumers_at(custom, namespace, "db-cred", 1), 60, what="rev 1")
+    revisions = {
+        "db": apps.read_namespaced_stateful_set("db", namespace).status.update_revision,
+        "agent": len(
+            apps.list_namespaced_controller_revision(namespace, label_selector="app=agent").items
+        ),
+    }
+
+    rotate(cluster, namespace, "sacred/db-cred", "1")
+    rolled = wait_for(lambda: consumers_at(custom, namespace, "db-cred", 2), 180, what="rev 2")
+    assert {(e["kind"], e["name"]) for e in rolled} == {
+        ("StatefulSet", "db"),
+        ("DaemonSet", "agent"),
+    }
+    db = apps.read_namespaced_stateful_set("db", namespace)
+    assert db.status.update_revision != revisions["db"]
+    assert db.status.current_revision == db.status.update_revision
+    assert db.status.ready_replicas == 2
+    agent = apps.read_namespaced_daemon_set("agent", namespace)
+    key = "serviceaccountcredential.credsmith.io/db-cred"
+    assert agent.spec.template.metadata.annotations == {key: "2"}
+    assert agent.status.updated_number_scheduled == agent.status.desired_number_scheduled >= 1
+    assert (
+        len(apps.list_namespaced_controller_revision(namespace, label_selector="app=agent").items)
+        > revisions["agent"]
+    )
+
+
+def test_a_stuck_rollout_keeps_the_previous_value_until_twice_the_overlap(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    api: client.ApiClient,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    apps = client.AppsV1Api(api)
+    apply(cluster, namespace, deployment("stuck", replicas=1))
+    cluster.kubectl("rollout", "status", "-n", namespace, "deployment/stuck", "--timeout=120s")
+    overlap = 15
+    body = manifest(
+        "ApiClient",
+        "stuck-client",
+        {
+            "displayName": "Stuck",
+            "registry": {"name": "stuck-registry"},
+            "rotation": {"overlap": f"{overlap}s"},
+            "consumers": [{"kind": "Deployment", "name": "stuck"}],
+        },
+    )
+    apply(cluster, namespace, body)
+
+    def client_status() -> dict[str, Any]:
+        obj = custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "apiclients", "stuck-client"
+        )
+        return dict(obj.get("status") or {})
+
+    wait_for(lambda: client_status().get("revision") == 1, 60, what="rev 1")
+
+    # New pods cannot be scheduled (every node cordoned); maxUnavailable 0 keeps the old one.
+    nodes = [n.metadata.name for n in core.list_node().items]
+    for node in nodes:
+        cluster.kubectl("cordon", node)
+    try:
+        rotate(cluster, namespace, "apiclient/stuck-client", "1")
+        rotated = wait_for(
+            lambda: (s := client_status()).get("revision") == 2 and s, 60, what="rev 2"
+        )
+        rotated_at = datetime.fromisoformat(rotated["rotatedAt"]).timestamp()
+        wait_for(
+            lambda: (
+                condition(client_status(), "ConsumersRolledOut").get("reason") == "ConsumersLagging"
+            ),
+            overlap + 30,
+            what="ConsumersLagging",
+        )
+        lagging = client_status()
+        assert time.time() >= rotated_at + overlap - 1
+        assert condition(lagging, "Ready")["status"] == "True"
+        assert "Deployment/stuck" in condition(lagging, "ConsumersRolledOut")["message"]
+        held = datetime.fromisoformat(lagging["previousExpiresAt"]).timestamp()
+        assert held == rotated_at + 2 * overlap
+        assert "client_secret_previous" in secret_keys(core, namespace, "stuck-client")
+        warnings = events(core, namespace, "stuck-client", "ConsumersLagging")
+        assert len(warnings) == 1
+        assert "Deployment/stuck" in warnings[0]
+        # The registry keeps the previous hash as long as the Secret keeps the value.
+        entry = registry_entry(core, namespace, "stuck-registry")
+        assert datetime.fromisoformat(entry["previousSecret"]["expiresAt"]).timestamp() == held
+
+        wait_for(
+            lambda: "client_secret_previous" not in secret_keys(core, namespace, "stuck-client"),
+            2 * overlap + 30,
+            interval=0.5,
+            what="retired at twice the overlap",
+        )
+        assert time.time() >= rotated_at + 2 * overlap - 1
+        final = client_status()
+        assert condition(final, "ConsumersRolledOut")["reason"] == "PreviousRetiredWhileLagging"
+        assert events(core, namespace, "stuck-client", "PreviousRetiredWhileLagging")
+        wait_for(
+            lambda: "previousSecret" not in registry_entry(core, namespace, "stuck-registry"),
+            30,
+            what="the registry without the previous hash",
+        )
+        assert template_annotations(apps, namespace, "stuck") == {
+            "apiclient.credsmith.io/stuck-client": "2"
+        }
+    finally:
+        for node in nodes:
+            cluster.kubectl("uncordon", node)
+    assert exposure.leaks(json.dumps(client_status())) == []
+
+
+def test_a_refused_rollout_shows_in_status_and_recovers(
+    cluster: Cluster,
+    custom: client.CustomObjectsApi,
+    api: client.ApiClient,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    apps = client.AppsV1Api(api)
+    apply(cluster, namespace, deployment("guarded", replicas=1))
+    body = sacred(
+        "guarded-cred", [{"kind": "Deployment", "name": "guarded"}], rotation={"overlap": "1h"}
+    )
+    apply(cluster, namespace, body)
+    wait_for(lambda: consumers_at(custom, namespace, "guarded-cred", 1), 60, what="rev 1")
+    policy = f"deny-rollouts-{namespace}"[:63]
+    cluster.kubectl("apply", "-f", "-", stdin=_deny_deployment_updates(policy, namespace))
+    try:
+        wait_for(lambda: _update_refused(cluster, namespace), 30, what="policy in force")
+        rotate(cluster, namespace, "sacred/guarded-cred", "1")
+
+        def refused() -> bool:
+            found = condition(status_of(custom, namespace, "guarded-cred"), "ConsumersRolledOut")
+            return found.get("reason") == "ConsumersForbidden"
+
+        wait_for(refused, 60, what="ConsumersForbidden")
+        status = status_of(custom, namespace, "guarded-cred")
+        assert condition(status, "Ready")["status"] == "True"
+        assert status["revision"] == 2
+        assert "no rollouts here" in condition(status, "ConsumersRolledOut")["message"]
+        assert template_annotations(apps, namespace, "guarded") == {}
+    finally:
+        cluster.kubectl(
+            "delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy,
+            "--ignore-not-found",
+        )  # fmt: skip
+    # No restart: the next look (while the previous value is kept) rolls it.
+    wait_for(lambda: consumers_at(custom, namespace, "guarded-cred", 2), 90, what="recovered")
+    assert template_annotations(apps, namespace, "guarded") == {
+        "serviceaccountcredential.credsmith.io/guarded-cred": "2"
+    }
+
+
+def _update_refused(cluster: Cluster, namespace: str) -> bool:
+    result = cluster.kubectl(
+        "annotate", "-n", namespace, "deployment/guarded", "probe=1", "--dry-run=server",
+        check=False,
+    )  # fmt: skip
+    return result.returncode != 0
+
+
+def _deny_deployment_updates(name: str, namespace: str) -> str:
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["apps"],
+                        "apiVersions": ["v1"],
+                        "operations": ["UPDATE"],
+                        "resources": ["deployments"],
+                    }
+                ]
+            },
+            "validations": [
+                {"expression": "false", "message": "no rollouts here", "reason": "Forbidden"}
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+            },
+        },
+    }
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [policy, binding]})
