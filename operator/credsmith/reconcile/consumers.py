@@ -61,6 +61,8 @@ class ConsumerPlan:
     statuses: tuple[dict[str, Any], ...]
     lagging: tuple[Workload, ...]  # rolled to this revision by us, not finished
     in_flight: bool
+    # Rollouts wait for the Secret to hold the value this pass writes: look again at once.
+    deferred: bool = False
 
 
 def rotation_spread(uid: str, period: timedelta) -> timedelta:
@@ -78,6 +80,7 @@ def plan_consumers(
     rollouts: list[Rollout] = []
     statuses: list[dict[str, Any]] = []
     lagging: list[Workload] = []
+    deferred = False
     for workload in sorted(seen.workloads, key=lambda w: (w.kind.value, w.name)):
         if workload.rolled_to == revision:
             rolled_out = workload.complete
@@ -88,6 +91,7 @@ def plan_consumers(
             if settled and seen.refused is None:
                 rollouts.append(Rollout(workload, revision))
             else:
+                deferred = deferred or seen.refused is None
                 statuses.append(_status(workload, workload.rolled_to or 0, False))
                 continue
         else:
@@ -95,7 +99,7 @@ def plan_consumers(
         statuses.append(_status(workload, revision, rolled_out))
     # A refusal is looked at again too: granting the permission needs no restart.
     in_flight = seen.refused is not None or any(not s["rolledOut"] for s in statuses)
-    return ConsumerPlan(tuple(rollouts), tuple(statuses), tuple(lagging), in_flight)
+    return ConsumerPlan(tuple(rollouts), tuple(statuses), tuple(lagging), in_flight, deferred)
 
 
 def retirement(
@@ -223,6 +227,8 @@ def poll_at(
     value is kept for it, then less often; never once every rollout has finished."""
     if not plan.in_flight:
         return None
+    if plan.deferred:
+        return now
     if has_previous:
         return now + ROLLOUT_POLL
     since = max(now - state.rotated_at, timedelta(0))
