@@ -7,12 +7,13 @@ from __future__ import annotations
 import base64
 import json
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
+from credsmith.reconcile.consumers import rotation_spread
 from tests.e2e.cluster import (
     GROUP,
     VERSION,
@@ -462,3 +463,104 @@ def _deny_deployment_updates(name: str, namespace: str) -> str:
         },
     }
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": [policy, binding]})
+
+
+def test_two_hundred_rotations_are_spread_and_idle_between(
+    cluster: Cluster,
+    custom: client.CustomObjectsApi,
+    api: client.ApiClient,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    """200 credentials created by one apply, rotated by the scheduler (period 2m): each
+    rotates rotation_spread(uid) after its period (0..12 s here), so their consumers roll
+    spread over that window; once all have rolled out, the operator reads no workload."""
+    apps = client.AppsV1Api(api)
+    count, period = 200, 120
+    names = [f"c-{i:03d}" for i in range(count)]
+    # replicas 0: a real rollout (a new ReplicaSet) that completes at once.
+    apply(cluster, namespace, *(deployment(name, replicas=0) for name in names))
+    credentials = [
+        sacred(
+            name,
+            [{"kind": "Deployment", "name": name}],
+            rotation={"period": f"{period}s", "overlap": "1m"},
+        )
+        for name in names
+    ]
+    apply(cluster, namespace, *credentials)
+
+    def listed() -> list[dict[str, Any]]:
+        found = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, SACRED)
+        return list(found["items"])
+
+    def all_at(revision: int) -> list[dict[str, Any]] | None:
+        items = listed()
+        done = [
+            i
+            for i in items
+            if (s := i.get("status") or {}).get("revision") == revision
+            and [c["rolledOut"] and c["revision"] == revision for c in s.get("consumers") or ()]
+            == [True]
+        ]
+        return items if len(done) == count else None
+
+    first = {i["metadata"]["name"]: i for i in wait_for(lambda: all_at(1), 180, 1, "rev 1")}
+    second = wait_for(lambda: all_at(2), period + 120, 1, "rev 2, all rolled out")
+    settled = time.monotonic()
+
+    offsets, expected = [], []
+    for item in second:
+        name = item["metadata"]["name"]
+        base = datetime.fromisoformat(first[name]["status"]["rotatedAt"]).timestamp() + period
+        rolled = _rolled_at(apps, namespace, name, f"credsmith-serviceaccountcredential-{name}")
+        offsets.append(rolled - base)
+        expected.append(rotation_spread(item["metadata"]["uid"], timedelta(seconds=period)))
+    # Each rolled when the documented rule says (second-precision timestamps, a poll's delay).
+    misses = [
+        (round(o, 1), round(e.total_seconds(), 1))
+        for o, e in zip(offsets, expected, strict=True)
+        if not -1.5 <= o - e.total_seconds() <= 3.5
+    ]
+    assert len(misses) <= count // 20, misses
+    # Spread over the window, not bunched: a quarter of them 6 s or more after the period.
+    assert max(offsets) - min(offsets) >= 8
+    assert sum(1 for o in offsets if o >= 6) >= count // 4
+    per_second: dict[int, int] = {}
+    for item in second:
+        second_of = int(datetime.fromisoformat(item["status"]["rotatedAt"]).timestamp())
+        per_second[second_of] = per_second.get(second_of, 0) + 1
+    assert max(per_second.values()) <= count // 5, per_second
+    print(f"rotations per second: {sorted(per_second.values(), reverse=True)[:5]} (largest)")
+
+    # Idle between: no workload reads and no writes once every rollout has finished (the
+    # previous values expire a minute after their rotation; look before that).
+    time.sleep(max(0.0, 3 - (time.monotonic() - settled)))
+    before = _workload_requests(cluster)
+    time.sleep(20)
+    after = _workload_requests(cluster)
+    assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)} == {}
+
+
+def _rolled_at(apps: client.AppsV1Api, namespace: str, name: str, manager: str) -> float:
+    found = apps.read_namespaced_deployment(name, namespace)
+    times = [m.time for m in found.metadata.managed_fields or () if m.manager == manager]
+    assert times, f"{name}: no field manager {manager}"
+    return float(times[0].timestamp())
+
+
+def _workload_requests(cluster: Cluster) -> dict[tuple[str, str], float]:
+    """apiserver_request_total for deployments, by verb: the operator is the only client
+    here that GETs or LISTs them (controllers watch), or patches them."""
+    counts: dict[tuple[str, str], float] = {}
+    for line in cluster.kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        if not line.startswith("apiserver_request_total{") or 'resource="deployments"' not in line:
+            continue
+        labels = dict(
+            part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(",")
+        )
+        verb = labels.get("verb", "").strip('"')
+        if verb in ("GET", "LIST", "APPLY", "PATCH") and not labels.get("subresource"):
+            key = (verb, labels.get("scope", "").strip('"'))
+            counts[key] = counts.get(key, 0) + float(line.rsplit(" ", 1)[1])
+    return counts
