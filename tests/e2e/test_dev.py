@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
@@ -24,10 +26,10 @@ def test_dev_starts_a_control_plane_and_the_examples_become_ready(tmp_path: Path
     names = [line.split()[1] for line in result.stdout.splitlines() if "credsmith.io/" in line]
     shown = {name.split("/", 1)[1] for name in names if "/" in name}
     expected = {
-        line.split(":", 1)[1].strip()
+        document["metadata"]["name"]
         for path in EXAMPLES.glob("*.yaml")
-        for line in path.read_text().splitlines()
-        if line.startswith("  name:")
+        for document in yaml.safe_load_all(path.read_text())
+        if document["apiVersion"].startswith("credsmith.io/")
     }
     assert expected
     assert expected <= shown
