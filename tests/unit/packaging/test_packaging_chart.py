@@ -273,9 +273,18 @@ def test_namespaced_mode(helm: Path) -> None:
     ]
 
 
+CONSUMER_RULES = {
+    ("apps", kind): {"get", "list", "patch"}
+    for kind in ("deployments", "statefulsets", "daemonsets")
+}
+
+
+@pytest.mark.parametrize("consumers", [False, True], ids=["", "consumers"])
 @pytest.mark.parametrize("watch", [[], ["team-a", "team-b"]], ids=["cluster", "namespaced"])
-def test_rbac_is_least_privilege(helm: Path, watch: list[str]) -> None:
+def test_rbac_is_least_privilege(helm: Path, watch: list[str], consumers: bool) -> None:
     args = ["--set", "watchNamespaces={" + ",".join(watch) + "}"] if watch else []
+    if consumers:  # workloads only when spec.consumers is enabled, in the same scope
+        args += ["--set", "consumers.enabled=true"]
     docs = render(helm, *args)
     for value in walk([d.get("rules") for d in docs]):
         assert value != "*", "no wildcards"
@@ -284,7 +293,8 @@ def test_rbac_is_least_privilege(helm: Path, watch: list[str]) -> None:
     ]
     assert len(operator_roles) == (len(watch) or 1)
     for role in operator_roles:
-        assert rule_map(role["rules"]) == OPERATOR_RULES
+        expected = OPERATOR_RULES | (CONSUMER_RULES if consumers else {})
+        assert rule_map(role["rules"]) == expected
     lease = next(r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-election"))
     assert lease["metadata"]["namespace"] == NAMESPACE
     assert sorted(lease["rules"], key=lambda r: r["verbs"]) == [
