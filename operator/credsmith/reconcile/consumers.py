@@ -87,6 +87,8 @@ def plan_consumers(
             rolled_out = False
             if settled and seen.refused is None:
                 rollouts.append(Rollout(workload, revision))
+                # Rolled now, so not finished: the previous value stays for it.
+                lagging.append(replace(workload, complete=False, progress="rolling out now"))
             else:
                 statuses.append(_status(workload, workload.rolled_to or 0, False))
                 continue

@@ -569,3 +569,23 @@ def test_no_secret_value_in_anything_consumers_say(world, leaks):
         assert leaks(values, places) == []
     reasons = {e.reason for e in w.events}
     assert {"RollingOut", "ConsumersLagging", "PreviousRetiredWhileLagging"} <= reasons
+
+
+def test_rollout_begun_after_the_expiry_holds_the_previous_value(world):
+    """The operator was away across previousExpiresAt: the pass that rolls the workload
+    keeps the previous value for it (its old pods keep working while new ones start)."""
+    w, fleet = started(world(SA), "web")
+    old = w.data()["client_secret"]
+    rotate(w, fleet)
+    rotated_at = parse_timestamp(w.status["rotatedAt"])
+    w.now = rotated_at + HOUR + 5 * timedelta(minutes=1)
+    late = step(w, fleet)
+    assert [r.workload.ref for r in late.rollouts] == ["Deployment/web"]
+    assert w.data()["client_secret_previous"] == old
+    assert previous_expiry(w) == rotated_at + 2 * HOUR
+    assert [e.reason for e in late.events if e.type == "Warning"] == ["ConsumersLagging"]
+    assert consumers_condition(w)[:2] == ("False", "ConsumersLagging")
+    fleet.finish()
+    step(w, fleet, 10 * SECOND)
+    assert not has_previous_value(w)
+    assert consumers_condition(w)[:2] == ("True", "RolledOut")
