@@ -115,7 +115,7 @@ def retirement(
     latest = state.rotated_at + 2 * overlap
     if now < due:
         return state, ()
-    if lagging and expires < latest:
+    if lagging and expires < latest and now < latest:
         names = ", ".join(f"{w.ref} ({w.progress})" for w in lagging)
         message = (
             f"{names} has not finished rolling out to revision {state.revision}: the previous "

@@ -589,3 +589,16 @@ def test_rollout_begun_after_the_expiry_holds_the_previous_value(world):
     step(w, fleet, 10 * SECOND)
     assert not has_previous_value(w)
     assert consumers_condition(w)[:2] == ("True", "RolledOut")
+
+
+def test_lagging_past_the_cap_says_only_that_the_previous_value_retired(world):
+    """The operator was away across twice the overlap while a rollout lagged: one Warning,
+    that the previous value has retired; none that it stays."""
+    w, fleet, rotated_at, _ = lagging_at_expiry(world)
+    w.now = rotated_at + 2 * HOUR + 5 * timedelta(minutes=1)
+    retired = step(w, fleet)
+    assert not has_previous_value(w)
+    assert [(e.type, e.reason) for e in retired.events] == [
+        ("Warning", "PreviousRetiredWhileLagging")
+    ]
+    assert consumers_condition(w)[:2] == ("False", "PreviousRetiredWhileLagging")
