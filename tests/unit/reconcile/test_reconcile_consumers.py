@@ -27,7 +27,7 @@ from credsmith.reconcile.consumers import (
     ConsumersSeen,
     rotation_spread,
 )
-from credsmith.reconcile.credential import reconcile
+from credsmith.reconcile.credential import checked_credential, reconcile
 from credsmith.reconcile.kinds import API_CLIENT
 from credsmith.reconcile.rollouts import Workload
 from credsmith.reconcile.secret_state import PREVIOUS_EXPIRES_AT
@@ -602,3 +602,56 @@ def test_lagging_past_the_cap_says_only_that_the_previous_value_retired(world):
         ("Warning", "PreviousRetiredWhileLagging")
     ]
     assert consumers_condition(w)[:2] == ("False", "PreviousRetiredWhileLagging")
+
+
+def test_registry_keeps_the_previous_value_while_a_consumer_lags(world):
+    """The registry publishes what checked_credential reads from the Secret: the previous
+    value while it is held for a lagging consumer, none once it is retired."""
+    w = world(CLIENT, rules=API_CLIENT)
+    fleet = Fleet()
+    fleet.add("web", w.now - 24 * HOUR)
+    step(w, fleet)
+    old = w.data()["client_secret"]
+    rotate(w, fleet)
+    rotated_at = parse_timestamp(w.status["rotatedAt"])
+    step(w, fleet, SECOND)
+    w.now = rotated_at + HOUR
+    step(w, fleet)
+    found = checked_credential(API_CLIENT, w.snapshot(), w.secret_snapshot(), w.now)
+    assert found is not None
+    assert found[1].previous == old
+    assert found[1].state.previous_expires_at == rotated_at + 2 * HOUR
+    w.now = rotated_at + 2 * HOUR
+    step(w, fleet)
+    found = checked_credential(API_CLIENT, w.snapshot(), w.secret_snapshot(), w.now)
+    assert found is not None
+    assert found[1].previous is None
+
+
+def test_polling_an_unchanged_rollout_writes_nothing(world):
+    w, fleet = started(world(SA), "web")
+    rotate(w, fleet)
+    step(w, fleet, SECOND)
+    writes = (w.secret_writes, w.status_writes)
+    for _ in range(3):
+        poll = step(w, fleet, ROLLOUT_POLL)
+        assert poll.secret is None
+        assert poll.events == ()
+        assert poll.rollouts == ()
+        assert poll.requeue_at == w.now + ROLLOUT_POLL
+    assert (w.secret_writes, w.status_writes) == writes
+
+
+def test_missing_and_unlisted_consumers_are_counted(world):
+    w = world(SA)
+    fleet = Fleet()
+    fleet.add("web", w.now - HOUR)
+    resource = w.snapshot()
+    seen = ConsumersSeen(workloads=fleet.seen().workloads, missing=("Deployment/api",), more=3)
+    decision = reconcile(w.rules, resource, None, w.now, None, seen, generate=w._recording())
+    [condition] = [c for c in decision.status["conditions"] if c["type"] == "ConsumersRolledOut"]
+    assert condition["status"] == "True"
+    assert condition["message"] == (
+        "4 consumers rolled out to revision 1; not found: Deployment/api"
+    )
+    assert len(decision.status["consumers"]) == 1
