@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from credsmith.api.consumers import MAX_CONSUMER_STATUSES
 from credsmith.api.status import Reason, format_timestamp
 from credsmith.reconcile.rollouts import Workload
 from credsmith.reconcile.secret_state import SecretState
@@ -179,8 +180,10 @@ def report(
     ok, reason, message = _condition(seen, plan, state, has_previous, held)
     if had_previous and not has_previous and plan.lagging:
         events.append(Event("Warning", reason.value, message))
+    # status.consumers is bounded: the rest are rolled all the same, and counted.
+    listed = plan.statuses[:MAX_CONSUMER_STATUSES]
     return Report(
-        plan.statuses, ok, reason, message, tuple(events), poll_at(plan, state, has_previous, now)
+        listed, ok, reason, message, tuple(events), poll_at(plan, state, has_previous, now)
     )
 
 

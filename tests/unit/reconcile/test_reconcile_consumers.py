@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from credsmith.api.common import ROTATE_ANNOTATION
+from credsmith.api.consumers import MAX_CONSUMER_STATUSES
 from credsmith.api.enums import WorkloadKind
 from credsmith.api.status import format_timestamp, parse_timestamp
 from credsmith.reconcile.consumers import (
@@ -655,3 +656,31 @@ def test_missing_and_unlisted_consumers_are_counted(world):
         "4 consumers rolled out to revision 1; not found: Deployment/api"
     )
     assert len(decision.status["consumers"]) == 1
+
+
+def test_more_workloads_than_status_lists_are_all_rolled(world):
+    """A selector may pick more workloads than status.consumers lists (64): each is rolled
+    all the same, status lists the first 64, and the condition counts them all."""
+    w = world(
+        {**SA, "consumers": [{"kind": "Deployment", "selector": {"matchLabels": {"a": "b"}}}]}
+    )
+    fleet = Fleet()
+    for i in range(MAX_CONSUMER_STATUSES + 6):
+        fleet.add(f"web-{i:03d}", w.now - HOUR)
+    step(w, fleet)
+    assert len(w.status["consumers"]) == MAX_CONSUMER_STATUSES
+    assert consumers_condition(w)[2] == "70 consumers rolled out to revision 1"
+    rotate(w, fleet)
+    follow = step(w, fleet, SECOND)
+    assert len(follow.rollouts) == 70
+    assert len(w.status["consumers"]) == MAX_CONSUMER_STATUSES
+    assert w.status["consumers"][0]["name"] == "web-000"
+    assert consumers_condition(w)[:2] == ("False", "RollingOut")
+    assert consumers_condition(w)[2].startswith("0 of 70 consumers")
+    for ref in list(fleet.workloads)[:-1]:
+        fleet.finish(ref)
+    step(w, fleet, SECOND)
+    # The one still rolling is not listed, but is counted.
+    assert all(s["rolledOut"] for s in w.status["consumers"])
+    assert consumers_condition(w)[:2] == ("False", "RollingOut")
+    assert consumers_condition(w)[2].startswith("69 of 70 consumers")
