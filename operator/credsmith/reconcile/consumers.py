@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from credsmith.api.consumers import MAX_CONSUMER_STATUSES
 from credsmith.api.status import Reason, format_timestamp
 from credsmith.reconcile.rollouts import Workload
 from credsmith.reconcile.secret_state import SecretState
@@ -90,6 +91,8 @@ def plan_consumers(
             rolled_out = False
             if settled and seen.refused is None:
                 rollouts.append(Rollout(workload, revision))
+                # Rolled now, so not finished: the previous value stays for it.
+                lagging.append(replace(workload, complete=False, progress="rolling out now"))
             else:
                 deferred = deferred or seen.refused is None
                 statuses.append(_status(workload, workload.rolled_to or 0, False))
@@ -117,7 +120,7 @@ def retirement(
     latest = state.rotated_at + 2 * overlap
     if now < due:
         return state, ()
-    if lagging and expires < latest:
+    if lagging and expires < latest and now < latest:
         names = ", ".join(f"{w.ref} ({w.progress})" for w in lagging)
         message = (
             f"{names} has not finished rolling out to revision {state.revision}: the previous "
@@ -181,8 +184,10 @@ def report(
     ok, reason, message = _condition(seen, plan, state, has_previous, held)
     if had_previous and not has_previous and plan.lagging:
         events.append(Event("Warning", reason.value, message))
+    # status.consumers is bounded: the rest are rolled all the same, and counted.
+    listed = plan.statuses[:MAX_CONSUMER_STATUSES]
     return Report(
-        plan.statuses, ok, reason, message, tuple(events), poll_at(plan, state, has_previous, now)
+        listed, ok, reason, message, tuple(events), poll_at(plan, state, has_previous, now)
     )
 
 

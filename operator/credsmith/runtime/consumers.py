@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from credsmith.api.consumers import MAX_CONSUMER_STATUSES, Consumer
+from credsmith.api.consumers import Consumer
 from credsmith.reconcile.consumers import ConsumersSeen, Rollout
 from credsmith.reconcile.rollouts import (
     PLURALS,
@@ -87,12 +87,9 @@ class Consumers:
             if exc.status not in _REFUSALS:
                 raise
             return ConsumersSeen(refused=_refusal(exc, "read"))
+        # Every one, to be rolled (status.consumers lists the first MAX_CONSUMER_STATUSES).
         listed = sorted(found.values(), key=lambda w: (w.kind.value, w.name))
-        return ConsumersSeen(
-            workloads=tuple(listed[:MAX_CONSUMER_STATUSES]),
-            missing=tuple(missing),
-            more=max(0, len(listed) - MAX_CONSUMER_STATUSES),
-        )
+        return ConsumersSeen(workloads=tuple(listed), missing=tuple(missing))
 
     async def roll(self, resource: ResourceSnapshot, rollouts: tuple[Rollout, ...]) -> str | None:
         """Roll each workload to its revision; None, or why the API server refused one."""
