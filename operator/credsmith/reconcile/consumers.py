@@ -21,6 +21,7 @@ Rules:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +37,8 @@ ROTATION_SPREAD_MAX = timedelta(hours=1)
 # While a rollout is in flight its workload is read again this often (no watch on workloads:
 # the operator caches none), then less and less often once the previous value is gone.
 ROLLOUT_POLL = timedelta(seconds=10)
+# After the pass that wrote a new value (its Secret's echo sets off no pass of its own).
+ROLLOUT_SOON = timedelta(seconds=1)
 ROLLOUT_POLL_MAX = timedelta(minutes=10)
 
 
@@ -46,8 +49,6 @@ class ConsumersSeen:
     workloads: tuple[Workload, ...] = ()
     missing: tuple[str, ...] = ()  # named consumers that do not exist ("Deployment/web")
     refused: str | None = None  # why the workloads could not be read or patched
-    # Some of a selector's matches are not listed (status.consumers is bounded).
-    more: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,15 @@ def rotation_spread(uid: str, period: timedelta) -> timedelta:
 
 
 def plan_consumers(
-    seen: ConsumersSeen, state: SecretState, has_previous: bool, settled: bool
+    seen: ConsumersSeen,
+    state: SecretState,
+    has_previous: bool,
+    settled: bool,
+    recorded: Mapping[tuple[str, str], int] | None = None,
 ) -> ConsumerPlan:
-    """`settled`: the Secret already holds this revision and this pass does not write it."""
+    """`settled`: the Secret already holds this revision and this pass does not write it.
+    `recorded`: the revision status.consumers last gave each workload (recorded_revisions)."""
+    recorded = recorded or {}
     revision = state.revision
     rollouts: list[Rollout] = []
     statuses: list[dict[str, Any]] = []
@@ -87,7 +94,11 @@ def plan_consumers(
             rolled_out = workload.complete
             if not rolled_out:
                 lagging.append(workload)
-        elif has_previous and _started_before(workload, state.rotated_at):
+        elif _started_before(workload, state.rotated_at) and (
+            has_previous or 0 < recorded.get(workload.key, revision) < revision
+        ):
+            # It may hold an older value: during an overlap, or (no overlap, or a re-issue)
+            # when status last saw it at an older revision.
             rolled_out = False
             if settled and seen.refused is None:
                 rollouts.append(Rollout(workload, revision))
@@ -95,7 +106,8 @@ def plan_consumers(
                 lagging.append(replace(workload, complete=False, progress="rolling out now"))
             else:
                 deferred = deferred or seen.refused is None
-                statuses.append(_status(workload, workload.rolled_to or 0, False))
+                known = recorded.get(workload.key) or workload.rolled_to or 0
+                statuses.append(_status(workload, known, False))
                 continue
         else:
             rolled_out = workload.complete  # it started with this value: no restart
@@ -195,7 +207,7 @@ def _condition(
     seen: ConsumersSeen, plan: ConsumerPlan, state: SecretState, has_previous: bool, held: bool
 ) -> tuple[bool, Reason, str]:
     revision = state.revision
-    found = len(plan.statuses) + seen.more
+    found = len(plan.statuses)
     done = sum(1 for s in plan.statuses if s["rolledOut"])
     tail = f"; not found: {', '.join(seen.missing)}" if seen.missing else ""
     if seen.refused is not None:
@@ -233,7 +245,7 @@ def poll_at(
     if not plan.in_flight:
         return None
     if plan.deferred:
-        return now
+        return now + ROLLOUT_SOON
     if has_previous:
         return now + ROLLOUT_POLL
     since = max(now - state.rotated_at, timedelta(0))
@@ -245,6 +257,26 @@ def rollout_event(rollouts: tuple[Rollout, ...]) -> Event | None:
         return None
     names = ", ".join(r.workload.ref for r in rollouts)
     return Event("Normal", "RollingOut", f"Rolling out {names} to revision {rollouts[0].revision}")
+
+
+def recorded_revisions(status: Mapping[str, Any]) -> dict[tuple[str, str], int]:
+    """status.consumers as (kind, name) -> revision; entries of the wrong shape are skipped
+    (status is ours, but read back like everything else)."""
+    found: dict[tuple[str, str], int] = {}
+    entries = status.get("consumers")
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, Mapping):
+            continue
+        kind, name, revision = entry.get("kind"), entry.get("name"), entry.get("revision")
+        if (
+            isinstance(kind, str)
+            and isinstance(name, str)
+            and isinstance(revision, int)
+            and not isinstance(revision, bool)
+            and revision >= 0
+        ):
+            found[(kind, name)] = revision
+    return found
 
 
 def _started_before(workload: Workload, rotated_at: datetime) -> bool:

@@ -28,6 +28,7 @@ from credsmith.reconcile.consumers import (
     Rollout,
     bounded_expiry,
     plan_consumers,
+    recorded_revisions,
     report,
     retirement,
     rotation_spread,
@@ -213,7 +214,8 @@ def reconcile(
         # Rolled only once the Secret already holds this value (a pass that issues it
         # rolls nothing: the next one, set off by the Secret's change, does).
         settled = checked is not None and change is None
-        followers = plan_consumers(consumers, credential.state, had_previous, settled)
+        recorded = recorded_revisions(resource.status)
+        followers = plan_consumers(consumers, credential.state, had_previous, settled, recorded)
         if had_previous:
             state, held = retirement(credential.state, overlap, followers.lagging, now)
             credential = replace(credential, state=state)

@@ -43,6 +43,10 @@ class Workload:
     def ref(self) -> str:
         return f"{self.kind.value}/{self.name}"
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind.value, self.name)
+
 
 def rollout_annotation(kind: str, name: str) -> str:
     """The pod-template annotation key one credential owns, e.g.

@@ -87,7 +87,7 @@ class Consumers:
             if exc.status not in _REFUSALS:
                 raise
             return ConsumersSeen(refused=_refusal(exc, "read"))
-        # Every one, to be rolled (status.consumers lists the first MAX_CONSUMER_STATUSES).
+        # Every one is rolled; status.consumers lists the first MAX_CONSUMER_STATUSES.
         listed = sorted(found.values(), key=lambda w: (w.kind.value, w.name))
         return ConsumersSeen(workloads=tuple(listed), missing=tuple(missing))
 
