@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the local control plane (credsmith-cluster, which is also kubectl) and helm
-# into $CREDSMITH_CACHE/bin, and skips each build when its sources and go.sum are
+# Builds the local control plane (credsmith-cluster, which is also kubectl; `serve`
+# runs the kwok built next to it for simulated nodes) and helm into
+# $CREDSMITH_CACHE/bin, and skips each build when its sources and go.sum are
 # unchanged. Go's module and build caches stay in their usual places outside the
 # checkout, so a rebuild after a small change is quick. Prints the bin directory.
 set -euo pipefail
@@ -22,9 +23,10 @@ version_flags+=" -X k8s.io/component-base/version.gitMajor=1"
 version_flags+=" -X k8s.io/component-base/version.gitMinor=$k8s_minor"
 version_flags+=" -X k8s.io/client-go/pkg/version.gitVersion=$k8s_version"
 
-stamp_of() { # the hash of a module's sources, the build flags and the toolchain
+stamp_of() { # the hash of a module's sources (with embedded YAML), the build flags and the toolchain
   (cd "$1" && go version && echo "$2" && cat go.mod go.sum &&
-    find . -maxdepth 1 -name '*.go' -print0 | sort -z | xargs -0r cat) | sha256sum | cut -c1-32
+    find . -maxdepth 1 \( -name '*.go' -o -name '*.yaml' \) -print0 | sort -z | xargs -0r cat) |
+    sha256sum | cut -c1-32
 }
 
 build() { # build NAME MODULE_DIR PACKAGE LDFLAGS
@@ -49,5 +51,7 @@ build verify-go "$here/../verify-go" . ""  # tests/unit/verifier: hash strings c
 # The TCP fault proxy of the e2e fault tests (tests/e2e/faults.py).
 build toxiproxy-server "$here/toxiproxy" github.com/Shopify/toxiproxy/v2/cmd/server ""
 build kstatus "$here/../kstatus" . ""  # sigs.k8s.io/cli-utils' kstatus, for the e2e tests
+# Simulated nodes (pods Running and Ready without containers); `serve` runs it.
+build kwok "$here/kwok" sigs.k8s.io/kwok/cmd/kwok ""
 ln -sf credsmith-cluster "$bin/kubectl"
 echo "$bin"

@@ -1,11 +1,15 @@
 // Command credsmith-cluster is the local Kubernetes control plane for credsmith's
-// tests and `credsmith dev`: embedded etcd, kube-apiserver and
-// kube-controller-manager in one process, on loopback only, plus kubectl.
+// tests and `credsmith dev`: embedded etcd, kube-apiserver, kube-controller-manager
+// (with the workload controllers) and kube-scheduler in one process, on loopback
+// only, plus kubectl. Workloads roll out for real on simulated nodes: `serve` runs
+// KWOK (sigs.k8s.io/kwok) as a child process, which makes the pods on its nodes
+// Running and Ready without running any container.
 //
-//	credsmith-cluster serve --dir DIR [--port N]   run until SIGTERM/SIGINT
-//	credsmith-cluster kubectl ARGS...              kubectl (also when invoked as "kubectl")
+//	credsmith-cluster serve --dir DIR [--port N] [--kwok PATH]   run until SIGTERM/SIGINT
+//	credsmith-cluster kubectl ARGS...                            kubectl (also when invoked as "kubectl")
 //
-// `serve` writes DIR/kubeconfig (admin, group system:masters) once /readyz is ok.
+// `serve` writes DIR/kubeconfig (admin, group system:masters) once /readyz is ok
+// and the KWOK nodes (kwok-node-0, kwok-node-1) exist.
 package main
 
 import (
@@ -14,6 +18,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	_ "embed"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
@@ -24,14 +29,22 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/component-base/cli"
 	"k8s.io/component-base/logs"
 	logsapi "k8s.io/component-base/logs/api/v1"
@@ -39,14 +52,32 @@ import (
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	scheduleroptions "k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 )
 
 // The controllers a credential operator's tests rely on: owner-reference garbage
 // collection, namespace deletion, ServiceAccounts and their tokens, the
-// aggregated admin/edit/view ClusterRoles, and ResourceQuota usage (without it a
-// quota's status.used is never computed and `count/secrets` is not enforced).
+// aggregated admin/edit/view ClusterRoles, ResourceQuota usage (without it a
+// quota's status.used is never computed and `count/secrets` is not enforced), and
+// the workload controllers, so that Deployments (through ReplicaSets),
+// StatefulSets and DaemonSets create their pods and roll out on the KWOK nodes.
 const controllers = "garbagecollector,namespace,serviceaccount,serviceaccount-token," +
-	"root-ca-cert-publisher,clusterrole-aggregation,resourcequota"
+	"root-ca-cert-publisher,clusterrole-aggregation,resourcequota," +
+	"deployment,replicaset,statefulset,daemonset"
+
+// kwokStages are the stages KWOK plays on its nodes and their pods (kwok has no
+// built-in defaults): see kwok-stages.yaml.
+//
+//go:embed kwok-stages.yaml
+var kwokStages []byte
+
+// The simulated nodes: the annotation is what kwok is told to manage. No taints,
+// so that ordinary pods schedule; room for plenty of pods.
+const (
+	kwokAnnotation = "kwok.x-k8s.io/node"
+	kwokNodes      = 2
+)
 
 // auditPolicy records every write (who, what, when; no bodies) so tests can prove
 // which identity wrote what: e.g. that an old leader stopped writing. Reads and the
@@ -99,6 +130,9 @@ func runKubectl(args []string) int {
 
 type paths struct {
 	dir, pki, etcd, saKey, tokens, kubeconfig, caFile, auditPolicy, auditLog string
+	// The components' own admin kubeconfig: DIR/kubeconfig is the readiness
+	// signal, written last.
+	adminKubeconfig, schedulerConfig, kwokConfig string
 }
 
 func newPaths(dir string) paths {
@@ -113,6 +147,10 @@ func newPaths(dir string) paths {
 		caFile:      filepath.Join(dir, "pki", "apiserver.crt"),
 		auditPolicy: filepath.Join(dir, "audit-policy.yaml"),
 		auditLog:    filepath.Join(dir, "audit.log"),
+
+		adminKubeconfig: filepath.Join(dir, "pki", "admin.kubeconfig"),
+		schedulerConfig: filepath.Join(dir, "kube-scheduler.yaml"),
+		kwokConfig:      filepath.Join(dir, "kwok.yaml"),
 	}
 }
 
@@ -122,6 +160,7 @@ func serve(args []string) error {
 	port := fs.Int("port", 0, "kube-apiserver port on 127.0.0.1 (0: a free port)")
 	fsync := fs.Bool("fsync", false, "let etcd fsync its writes (off: faster, and data loss on a machine crash is acceptable for a test cluster)")
 	verbosity := fs.Int("v", 0, "log verbosity of the Kubernetes components")
+	kwokPath := fs.String("kwok", "", `the kwok binary for simulated nodes (default: "kwok" next to this executable; without it, no nodes)`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -172,7 +211,7 @@ func serve(args []string) error {
 	if err := waitReady(server, token, apiserverDone); err != nil {
 		return err
 	}
-	if err := writeKubeconfig(p, server, token); err != nil {
+	if err := writeKubeconfig(p.adminKubeconfig, p.caFile, server, token); err != nil {
 		return err
 	}
 
@@ -184,6 +223,24 @@ func serve(args []string) error {
 			fmt.Fprintln(os.Stderr, "credsmith-cluster: kube-controller-manager:", err)
 		}
 	}()
+	if err := startScheduler(p); err != nil {
+		return fmt.Errorf("kube-scheduler: %w", err)
+	}
+	if kwok := findKwok(*kwokPath); kwok == "" {
+		fmt.Println("credsmith-cluster: no kwok binary (--kwok), so no nodes: pods stay Pending")
+	} else {
+		stopKwok, err := startKwok(p, kwok)
+		if err != nil {
+			return fmt.Errorf("kwok: %w", err)
+		}
+		defer stopKwok()
+		if err := ensureKwokNodes(p); err != nil {
+			return fmt.Errorf("kwok nodes: %w", err)
+		}
+	}
+	if err := writeKubeconfig(p.kubeconfig, p.caFile, server, token); err != nil {
+		return err
+	}
 	fmt.Printf("credsmith-cluster: ready at %s, kubeconfig %s\n", server, p.kubeconfig)
 
 	// The apiserver's own handler sees the same signal and starts its graceful
@@ -299,6 +356,9 @@ func apiserverArgs(p paths, port int, etcdURL string, verbosity int) []string {
 		"--service-account-signing-key-file=" + p.saKey,
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--endpoint-reconciler-type=none",
+		// It taints every new Node not-ready until the node-lifecycle controller
+		// (not run here: no kubelets) lifts it: the KWOK nodes would stay unschedulable.
+		"--disable-admission-plugins=TaintNodesByCondition",
 		"--allow-privileged=true",
 		"--profiling=false",
 		"--audit-policy-file=" + p.auditPolicy,
@@ -311,7 +371,7 @@ func apiserverArgs(p paths, port int, etcdURL string, verbosity int) []string {
 
 func controllerManagerArgs(p paths, verbosity int) []string {
 	return []string{
-		"--kubeconfig=" + p.kubeconfig,
+		"--kubeconfig=" + p.adminKubeconfig,
 		"--controllers=" + controllers,
 		"--leader-elect=false",
 		"--secure-port=0",
@@ -352,8 +412,8 @@ func waitReady(server, token string, apiserverDone <-chan error) error {
 	}
 }
 
-func writeKubeconfig(p paths, server, token string) error {
-	ca, err := os.ReadFile(p.caFile)
+func writeKubeconfig(path, caFile, server, token string) error {
+	ca, err := os.ReadFile(caFile)
 	if err != nil {
 		return err
 	}
@@ -376,10 +436,150 @@ contexts:
     namespace: default
 current-context: credsmith-local
 `, server, base64.StdEncoding.EncodeToString(ca), token)
-	tmp := p.kubeconfig + ".tmp"
+	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
 		return err
 	}
 	// Atomic, so a reader that sees the file sees all of it.
-	return os.Rename(tmp, p.kubeconfig)
+	return os.Rename(tmp, path)
+}
+
+// startScheduler runs kube-scheduler in this process. Not through its command:
+// that would install the process-wide signal handler a second time (a panic), so
+// the options are built here and it runs until the process exits.
+func startScheduler(p paths) error {
+	config := fmt.Sprintf(`apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: %q
+leaderElection:
+  leaderElect: false
+enableProfiling: false
+`, p.adminKubeconfig)
+	if err := os.WriteFile(p.schedulerConfig, []byte(config), 0o600); err != nil {
+		return err
+	}
+	opts := scheduleroptions.NewOptions()
+	opts.ConfigFile = p.schedulerConfig
+	opts.SecureServing.BindPort = 0 // no health/metrics endpoint of its own
+	ctx := context.Background()
+	cc, sched, err := scheduler.Setup(ctx, opts)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := scheduler.Run(ctx, cc, sched); err != nil {
+			fmt.Fprintln(os.Stderr, "credsmith-cluster: kube-scheduler:", err)
+		}
+	}()
+	return nil
+}
+
+// findKwok is the kwok binary to run: the flag's, or "kwok" next to this
+// executable; "" if there is none.
+func findKwok(flagValue string) string {
+	path := flagValue
+	if path == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return ""
+		}
+		path = filepath.Join(filepath.Dir(self), "kwok")
+	}
+	if info, err := os.Stat(path); err != nil || info.IsDir() {
+		return ""
+	}
+	return path
+}
+
+// startKwok runs kwok as a child process with its output on ours; the returned
+// function stops it. It also dies with this process, even one that is killed.
+func startKwok(p paths, kwok string) (func(), error) {
+	if err := os.WriteFile(p.kwokConfig, kwokStages, 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(kwok,
+		"--kubeconfig="+p.adminKubeconfig,
+		"--config="+p.kwokConfig,
+		"--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector="+kwokAnnotation+"=fake",
+		// Pod IPs outside the service range (kwok's default is 10.0.0.0/24 too).
+		"--cidr=10.244.0.0/16",
+		// No --node-port nor --server-address: kwok then listens on no port at all,
+		// so that several clusters on one machine do not collide.
+	)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	// kwok reads $KWOK_WORKDIR/kwok.yaml (default ~/.kwok) besides --config: not
+	// a user's own.
+	cmd.Env = append(os.Environ(), "KWOK_WORKDIR="+filepath.Join(p.dir, "kwok"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+
+	started, exited := make(chan error, 1), make(chan struct{})
+	go func() {
+		// Pdeathsig fires when the thread that started the child exits: keep this
+		// goroutine on its thread for the child's whole life.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		err := cmd.Wait()
+		close(exited)
+		fmt.Fprintln(os.Stderr, "credsmith-cluster: kwok exited:", err)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(2 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}, nil
+}
+
+// ensureKwokNodes creates the simulated nodes unless they exist (a restarted
+// cluster keeps them, and any change made to them).
+func ensureKwokNodes(p paths) error {
+	config, err := clientcmd.BuildConfigFromFlags("", p.adminKubeconfig)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse("32"),
+		corev1.ResourceMemory: resource.MustParse("256Gi"),
+		corev1.ResourcePods:   resource.MustParse("110"),
+	}
+	for i := range kwokNodes {
+		name := "kwok-node-" + strconv.Itoa(i)
+		node := &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:        name,
+				Annotations: map[string]string{kwokAnnotation: "fake"},
+				Labels: map[string]string{
+					"type":                   "kwok",
+					"kubernetes.io/hostname": name,
+					"kubernetes.io/os":       "linux",
+					"kubernetes.io/arch":     "amd64",
+				},
+			},
+			Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity},
+		}
+		_, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
 }

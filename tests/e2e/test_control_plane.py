@@ -1,7 +1,11 @@
 """The local control plane is a real Kubernetes API server: CRDs with validation,
-garbage collection by the controller-manager, ServiceAccount tokens and RBAC."""
+garbage collection by the controller-manager, ServiceAccount tokens and RBAC, and
+workloads that roll out on its KWOK nodes."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -100,3 +104,120 @@ def _server(cluster: Cluster) -> str:
     return cluster.kubectl(
         "config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"
     ).stdout
+
+
+# Workloads roll out for real: kube-scheduler places pods on the KWOK nodes, where
+# they become Running and Ready without containers (so any image name will do).
+
+
+@pytest.fixture
+def kwok_nodes(core: client.CoreV1Api) -> list[str]:
+    nodes = core.list_node(label_selector="type=kwok").items
+    if not nodes:
+        pytest.skip("needs the local control plane's KWOK nodes (label type=kwok)")
+    return sorted(node.metadata.name for node in nodes)
+
+
+def _workload(kind: str, name: str, replicas: int | None = 2) -> str:
+    """A workload of `kind` on the KWOK nodes, as JSON for `kubectl apply`."""
+    labels = {"app": name}
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": labels},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {
+                "nodeSelector": {"type": "kwok"},
+                "containers": [{"name": "app", "image": "registry.invalid/app:1"}],
+            },
+        },
+    }
+    if replicas is not None:
+        spec["replicas"] = replicas
+    obj = {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+    return json.dumps(obj)
+
+
+def _pods(cluster: Cluster, namespace: str, app: str) -> list[dict[str, Any]]:
+    out = cluster.kubectl("get", "pods", "-n", namespace, "-l", f"app={app}", "-o", "json")
+    pods: list[dict[str, Any]] = json.loads(out.stdout)["items"]
+    return pods
+
+
+def _running_and_ready(pod: dict[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or ()
+    )
+    return status.get("phase") == "Running" and ready
+
+
+def _rollout(cluster: Cluster, namespace: str, target: str) -> None:
+    cluster.kubectl("rollout", "status", target, "-n", namespace, "--timeout=120s")
+
+
+def test_deployment_rolls_out_and_restarts_on_kwok_nodes(
+    cluster: Cluster, namespace: str, kwok_nodes: list[str]
+) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=_workload("Deployment", "app"))
+    _rollout(cluster, namespace, "deployment/app")
+    status = json.loads(
+        cluster.kubectl("get", "deployment", "app", "-n", namespace, "-o", "json").stdout
+    )["status"]
+    assert status["readyReplicas"] == 2
+    assert status["availableReplicas"] == 2
+    pods = _pods(cluster, namespace, "app")
+    assert len(pods) == 2
+    assert all(_running_and_ready(pod) for pod in pods)
+    assert {pod["spec"]["nodeName"] for pod in pods} <= set(kwok_nodes)
+    first = _replica_sets(cluster, namespace)
+    assert len(first) == 1
+
+    cluster.kubectl("rollout", "restart", "deployment/app", "-n", namespace)
+    _rollout(cluster, namespace, "deployment/app")
+    after = _replica_sets(cluster, namespace)
+    assert set(after) > set(first)  # a new ReplicaSet took over
+    (new,) = set(after) - set(first)
+    assert after[new] == 2
+    # The old one is scaled down and its pods are gone (kwok deletes them).
+    assert after[next(iter(first))] == 0
+
+    def only_new_pods() -> list[dict[str, Any]]:
+        pods = _pods(cluster, namespace, "app")
+        hashes = {pod["metadata"]["labels"]["pod-template-hash"] for pod in pods}
+        return pods if len(pods) == 2 and hashes == {new.removeprefix("app-")} else []
+
+    pods = wait_for(only_new_pods, timeout=30, what="only the new ReplicaSet's pods")
+    assert all(_running_and_ready(pod) for pod in pods)
+
+
+def _replica_sets(cluster: Cluster, namespace: str) -> dict[str, int]:
+    """The Deployment's ReplicaSets: name -> ready replicas."""
+    out = cluster.kubectl("get", "replicasets", "-n", namespace, "-l", "app=app", "-o", "json")
+    return {
+        rs["metadata"]["name"]: (rs.get("status") or {}).get("readyReplicas", 0)
+        for rs in json.loads(out.stdout)["items"]
+    }
+
+
+def test_statefulset_and_daemonset_become_ready_on_kwok_nodes(
+    cluster: Cluster, namespace: str, kwok_nodes: list[str]
+) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=_workload("StatefulSet", "db"))
+    cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", stdin=_workload("DaemonSet", "agent", replicas=None)
+    )
+    _rollout(cluster, namespace, "statefulset/db")
+    _rollout(cluster, namespace, "daemonset/agent")
+
+    db = _pods(cluster, namespace, "db")
+    assert sorted(pod["metadata"]["name"] for pod in db) == ["db-0", "db-1"]
+    assert all(_running_and_ready(pod) for pod in db)
+
+    agents = _pods(cluster, namespace, "agent")
+    assert sorted(pod["spec"]["nodeName"] for pod in agents) == kwok_nodes  # one per node
+    assert all(_running_and_ready(pod) for pod in agents)
+    status = json.loads(
+        cluster.kubectl("get", "daemonset", "agent", "-n", namespace, "-o", "json").stdout
+    )["status"]
+    assert status["numberReady"] == status["desiredNumberScheduled"] == len(kwok_nodes)

@@ -1,7 +1,11 @@
 """Build, start and stop the local control plane (tests/cluster) from Python.
 
-The control plane is one Go binary (etcd + kube-apiserver + kube-controller-manager,
-and kubectl as a subcommand) built from a source checkout by tests/cluster/build.sh.
+The control plane is one Go binary (etcd + kube-apiserver + kube-controller-manager
+with the workload controllers + kube-scheduler, and kubectl as a subcommand) built
+from a source checkout by tests/cluster/build.sh, with kwok beside it: `serve` runs
+kwok for two simulated nodes (kwok-node-0, kwok-node-1) on which pods become Running
+and Ready without containers, so Deployments, StatefulSets and DaemonSets roll out.
+kwok's log goes into the same cluster.log.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def find_checkout(start: Path | None = None) -> Path:
 
 
 def build_binaries(checkout: Path | None = None) -> Path:
-    """Build (or reuse, when current) the cluster binary and helm; return their directory."""
+    """Build (or reuse, when current) the cluster binary, kwok and helm; return their directory."""
     script = (checkout or find_checkout()) / "tests" / "cluster" / "build.sh"
     result = subprocess.run(["bash", str(script)], check=False, stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
