@@ -123,23 +123,36 @@ def test_a_deployment_rolls_once_per_revision_and_shows_no_drift(
     tmp_path: Path,
 ) -> None:
     apps = client.AppsV1Api(api)
-    web = tmp_path / "web.json"
+    # One applied client-side (kubectl apply), one server-side (as Flux and Argo CD's
+    # ServerSideApply do): each is diffed the way it was applied, and the second both ways.
+    web, gitops = tmp_path / "web.json", tmp_path / "gitops.json"
     web.write_text(json.dumps(deployment("web")))
+    gitops.write_text(json.dumps(deployment("gitops", replicas=1)))
     cluster.kubectl("apply", "-n", namespace, "-f", str(web))
-    cluster.kubectl("rollout", "status", "-n", namespace, "deployment/web", "--timeout=120s")
+    cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", str(gitops))
+    for name in ("web", "gitops"):
+        cluster.kubectl(
+            "rollout", "status", "-n", namespace, f"deployment/{name}", "--timeout=120s"
+        )
     before = {rs.metadata.name for rs in replica_sets(apps, namespace, "web")}
     assert len(before) == 1
 
-    consumers = [{"kind": "Deployment", "name": "web"}]
+    consumers = [{"kind": "Deployment", "name": "web"}, {"kind": "Deployment", "name": "gitops"}]
     apply(cluster, namespace, sacred("web-cred", consumers, rotation={"overlap": "20s"}))
     first = wait_for(lambda: consumers_at(custom, namespace, "web-cred", 1), 60, what="rev 1")
     # Revision 1 has no previous value to move off: recorded, not restarted.
-    assert first == [{"kind": "Deployment", "name": "web", "revision": 1, "rolledOut": True}]
+    assert first == [
+        {"kind": "Deployment", "name": "gitops", "revision": 1, "rolledOut": True},
+        {"kind": "Deployment", "name": "web", "revision": 1, "rolledOut": True},
+    ]
     assert template_annotations(apps, namespace, "web") == {}
 
     rotate(cluster, namespace, "sacred/web-cred", "1")
     second = wait_for(lambda: consumers_at(custom, namespace, "web-cred", 2), 120, what="rev 2")
-    assert second == [{"kind": "Deployment", "name": "web", "revision": 2, "rolledOut": True}]
+    assert second == [
+        {"kind": "Deployment", "name": "gitops", "revision": 2, "rolledOut": True},
+        {"kind": "Deployment", "name": "web", "revision": 2, "rolledOut": True},
+    ]
     key = "serviceaccountcredential.credsmith.io/web-cred"
     assert template_annotations(apps, namespace, "web") == {key: "2"}
     after = replica_sets(apps, namespace, "web")
@@ -173,9 +186,12 @@ def test_a_deployment_rolls_once_per_revision_and_shows_no_drift(
     time.sleep(3)
     assert len(replica_sets(apps, namespace, "web")) == 2
 
-    # The user's manifest shows no drift, client-side and server-side.
-    for mode in ([], ["--server-side", "--force-conflicts"]):
-        result = cluster.kubectl("diff", "-n", namespace, *mode, "-f", str(web), check=False)
+    # The users' manifests show no drift, client-side and server-side. (A manifest applied
+    # client-side and then diffed server-side shows kubectl's own switch of apply mode,
+    # its last-applied annotation, whoever else wrote to the object: not compared here.)
+    diffs = [(web, []), (gitops, []), (gitops, ["--server-side"])]
+    for path, mode in diffs:
+        result = cluster.kubectl("diff", "-n", namespace, *mode, "-f", str(path), check=False)
         assert result.returncode == 0, f"kubectl diff {mode}: {result.stdout}{result.stderr}"
         assert result.stdout == ""
 
