@@ -11,6 +11,8 @@ runs the operator as a separate process and measures, in this order:
   idle      requests to the operator's resources per minute once converged
   restart   a new operator process with N Ready resources: time until a new one
             is Ready, and writes made to the existing ones
+  consumers the operator's RSS with and without spec.consumers, in a namespace of
+            5000 unrelated Deployments (consumers_rss.py)
 
 Prints one table and writes bench/results/latest.json. See bench/README.md.
 """
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import cluster_setup
+import consumers_rss
 import phases
 from kubeclient import Api, Credentials
 from procs import OperatorProcess
@@ -123,13 +126,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=lambda t: set(t.split(",")),
         default=set(),
         help="comma-separated phases to leave out: floor, latency, idle "
-        "(idle and restart); for investigations, not for recorded results",
+        "(idle and restart), consumers; for investigations, not for recorded results",
     )
     parser.add_argument(
         "--workers",
         type=int,
         default=None,
         help="the operator's --workers (default: its own default)",
+    )
+    parser.add_argument(
+        "--consumers-unrelated",
+        type=int,
+        default=5000,
+        help="unrelated Deployments in the consumers phase's namespace (default 5000)",
     )
     parser.add_argument("--ready-timeout", type=float, default=900)
     parser.add_argument(
@@ -338,6 +347,10 @@ async def _phases(args: argparse.Namespace, ctx: phases.Context, results: dict[s
             )
         ctx.operator.stop()
         run["cleanup_seconds"] = round(await ctx.api.delete_namespace(run["namespace"]), 1)
+
+    # 4. Memory with spec.consumers among many unrelated Deployments, fresh operators.
+    if "consumers" not in args.skip:
+        results["consumers_rss"] = await consumers_rss.measure(ctx, args.consumers_unrelated)
     results["profiles"] = ctx.profiles
 
 
@@ -520,6 +533,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 f"+{per / 1024:.1f} KiB per resource",
             )
         )
+    rows += consumers_rss.rows(results.get("consumers_rss"))
     return rows
 
 
