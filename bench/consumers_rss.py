@@ -18,20 +18,17 @@ For each run: VmRSS once Ready and settled (3 s without writes), after the rotat
 the end of the hold; VmHWM at the end. The control plane runs no deployment controller, so
 no rollout ever completes: in run B every credential keeps polling its consumer every 10 s.
 
-Part of `bench/run.py` (skipped with `--skip consumers`), or on its own control plane:
-`.venv/bin/python bench/consumers_rss.py`. See bench/README.md.
+Part of `bench/run.py` (skipped with `--skip consumers`), or alone on its own control plane:
+`.venv/bin/python bench/consumers_rss.py` (run.py with the other phases skipped; its flags,
+e.g. `--consumers-unrelated 1000`, pass through). See bench/README.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import shutil
-import tempfile
+import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import phases
@@ -353,80 +350,13 @@ def rows(result: dict[str, Any] | None) -> list[tuple[str, str, str, str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """This phase alone, on its own control plane (run.py's setup, no other phase)."""
-    import run as bench_run  # the bench's entry point: its cluster, machine and table
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--unrelated", type=int, default=5000)
-    parser.add_argument("--credentials", type=int, default=100)
-    parser.add_argument("--hold", type=float, default=30.0)
-    parser.add_argument(
-        "--output", type=Path, default=bench_run.BENCH_DIR / "results" / "consumers-rss.json"
-    )
-    args = parser.parse_args(argv)
-    results: dict[str, Any] = {
-        "machine": bench_run.machine(),
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "load_before": bench_run.load(),
-    }
-    started = time.monotonic()
-    state_dir = Path(tempfile.mkdtemp(prefix="credsmith-bench-"))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    cluster = None
-    status = 0
-    try:
-        cluster = bench_run.start_cluster(state_dir)
-        bench_run.log(f"control plane up (state in {state_dir})")
-        asyncio.run(_alone(args, cluster, results))
-    except Exception as exc:
-        results["error"] = f"{type(exc).__name__}: {exc}"
-        bench_run.log(f"bench failed: {results['error']}")
-        status = 1
-    finally:
-        if cluster is not None:
-            cluster.stop()
-        shutil.rmtree(state_dir, ignore_errors=True)
-        results["load_after"] = bench_run.load()
-        results["wall_s"] = round(time.monotonic() - started, 1)
-        args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print()
-    print(bench_run.table(results))
-    print(f"\nwritten: {args.output}")
-    return status
-
-
-async def _alone(args: argparse.Namespace, cluster: Any, results: dict[str, Any]) -> None:
-    import cluster_setup
+    """This phase alone: run.py with every other phase skipped (its own control plane,
+    operator identity and table); run.py's flags pass through."""
     import run as bench_run
-    from kubeclient import Credentials
-    from procs import OperatorProcess
 
-    credentials = Credentials.from_kubeconfig(cluster.kubeconfig)
-    log_dir = args.output.parent / f"{args.output.stem}-logs"
-    shutil.rmtree(log_dir, ignore_errors=True)
-    log_dir.mkdir(parents=True)
-    async with Api(credentials) as api:
-        kubeconfig = await cluster_setup.operator_identity(api, cluster.state_dir)
-        waited = await cluster_setup.wait_for_garbage_collector(api)
-        bench_run.log(f"garbage collector watches the custom resources ({waited:.0f}s)")
-        operator = OperatorProcess(kubeconfig, log_dir)
-        ctx = phases.Context(
-            credentials=credentials,
-            admin_kubeconfig=cluster.kubeconfig,
-            api=api,
-            operator=operator,
-            cluster_pid=cluster.process.pid,
-            results_dir=args.output.parent,
-            ready_timeout=900,
-            log=bench_run.log,
-        )
-        await api.create_namespace(phases.CANARY_NAMESPACE)
-        try:
-            results["consumers_rss"] = await measure(
-                ctx, args.unrelated, args.credentials, args.hold
-            )
-        finally:
-            operator.stop()
+    output = bench_run.BENCH_DIR / "results" / "consumers-rss.json"
+    base = ["--skip", "floor,latency,bulk,idle", "--output", str(output)]
+    return bench_run.main([*base, *(argv if argv is not None else sys.argv[1:])])
 
 
 if __name__ == "__main__":

@@ -125,8 +125,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--skip",
         type=lambda t: set(t.split(",")),
         default=set(),
-        help="comma-separated phases to leave out: floor, latency, idle "
-        "(idle and restart), consumers; for investigations, not for recorded results",
+        help="comma-separated phases to leave out: floor, latency, bulk (bulk, memory, "
+        "idle and restart), idle (idle and restart), consumers; for investigations, "
+        "not for recorded results",
     )
     parser.add_argument(
         "--workers",
@@ -137,8 +138,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--consumers-unrelated",
         type=int,
-        default=5000,
-        help="unrelated Deployments in the consumers phase's namespace (default 5000)",
+        default=None,
+        help="unrelated Deployments in the consumers phase's namespace (default 5000; "
+        "500 with --quick)",
     )
     parser.add_argument("--ready-timeout", type=float, default=900)
     parser.add_argument(
@@ -156,6 +158,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.sizes = [100]
         args.memory_sizes = args.memory_sizes or [100]
         args.idle_seconds = args.idle_seconds or 20.0
+        args.consumers_unrelated = args.consumers_unrelated or 500
+    args.consumers_unrelated = args.consumers_unrelated or 5000
     args.memory_sizes = args.memory_sizes if args.memory_sizes is not None else [1000, 5000]
     args.idle_seconds = args.idle_seconds or 60.0
     if args.idle_size is None:
@@ -311,7 +315,8 @@ async def _phases(args: argparse.Namespace, ctx: phases.Context, results: dict[s
         ctx.operator.stop()
 
     # 3. Bulk issue (and memory, idle, restart), each size on a fresh operator.
-    for n in sorted(set(args.sizes) | set(args.memory_sizes)):
+    bulk_sizes = set() if "bulk" in args.skip else set(args.sizes) | set(args.memory_sizes)
+    for n in sorted(bulk_sizes):
         baseline = await phases.start_operator(ctx)
         concurrency = best[n]["concurrency"] if n in best else _nearest_best(best, n)
         run = await phases.bulk(ctx, n, concurrency)
