@@ -11,6 +11,8 @@ runs the operator as a separate process and measures, in this order:
   idle      requests to the operator's resources per minute once converged
   restart   a new operator process with N Ready resources: time until a new one
             is Ready, and writes made to the existing ones
+  consumers the operator's RSS with and without spec.consumers, in a namespace of
+            5000 unrelated Deployments (consumers_rss.py)
 
 Prints one table and writes bench/results/latest.json. See bench/README.md.
 """
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import cluster_setup
+import consumers_rss
 import phases
 from kubeclient import Api, Credentials
 from procs import OperatorProcess
@@ -122,14 +125,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--skip",
         type=lambda t: set(t.split(",")),
         default=set(),
-        help="comma-separated phases to leave out: floor, latency, idle "
-        "(idle and restart); for investigations, not for recorded results",
+        help="comma-separated phases to leave out: floor, latency, bulk (bulk, memory, "
+        "idle and restart), idle (idle and restart), consumers; for investigations, "
+        "not for recorded results",
     )
     parser.add_argument(
         "--workers",
         type=int,
         default=None,
         help="the operator's --workers (default: its own default)",
+    )
+    parser.add_argument(
+        "--consumers-unrelated",
+        type=int,
+        default=None,
+        help="unrelated Deployments in the consumers phase's namespace (default 5000; "
+        "500 with --quick)",
     )
     parser.add_argument("--ready-timeout", type=float, default=900)
     parser.add_argument(
@@ -147,6 +158,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.sizes = [100]
         args.memory_sizes = args.memory_sizes or [100]
         args.idle_seconds = args.idle_seconds or 20.0
+        args.consumers_unrelated = args.consumers_unrelated or 500
+    args.consumers_unrelated = args.consumers_unrelated or 5000
     args.memory_sizes = args.memory_sizes if args.memory_sizes is not None else [1000, 5000]
     args.idle_seconds = args.idle_seconds or 60.0
     if args.idle_size is None:
@@ -302,7 +315,8 @@ async def _phases(args: argparse.Namespace, ctx: phases.Context, results: dict[s
         ctx.operator.stop()
 
     # 3. Bulk issue (and memory, idle, restart), each size on a fresh operator.
-    for n in sorted(set(args.sizes) | set(args.memory_sizes)):
+    bulk_sizes = set() if "bulk" in args.skip else set(args.sizes) | set(args.memory_sizes)
+    for n in sorted(bulk_sizes):
         baseline = await phases.start_operator(ctx)
         concurrency = best[n]["concurrency"] if n in best else _nearest_best(best, n)
         run = await phases.bulk(ctx, n, concurrency)
@@ -338,6 +352,10 @@ async def _phases(args: argparse.Namespace, ctx: phases.Context, results: dict[s
             )
         ctx.operator.stop()
         run["cleanup_seconds"] = round(await ctx.api.delete_namespace(run["namespace"]), 1)
+
+    # 4. Memory with spec.consumers among many unrelated Deployments, fresh operators.
+    if "consumers" not in args.skip:
+        results["consumers_rss"] = await consumers_rss.measure(ctx, args.consumers_unrelated)
     results["profiles"] = ctx.profiles
 
 
@@ -520,6 +538,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 f"+{per / 1024:.1f} KiB per resource",
             )
         )
+    rows += consumers_rss.rows(results.get("consumers_rss"))
     return rows
 
 
