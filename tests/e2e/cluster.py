@@ -227,3 +227,41 @@ def manifest(kind: str, name: str, spec: dict[str, Any], **metadata: Any) -> dic
 
 def to_json(obj: Any) -> str:
     return json.dumps(obj)
+
+
+def deny_policy(
+    name: str,
+    namespace: str,
+    resource_rule: dict[str, Any],
+    message: str,
+    reason: str | None = None,
+) -> str:
+    """A ValidatingAdmissionPolicy and its Binding that deny the writes `resource_rule`
+    matches in `namespace` (CEL `false`): a real refusal from the API server, no webhook.
+    `reason` (e.g. Forbidden) sets the HTTP status; default 422 Invalid."""
+    validation: dict[str, Any] = {"expression": "false", "message": message}
+    if reason is not None:
+        validation["reason"] = reason
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [resource_rule]},
+            "validations": [validation],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+            },
+        },
+    }
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [policy, binding]})

@@ -20,6 +20,7 @@ from tests.e2e.cluster import (
     Cluster,
     Exposure,
     Operator,
+    deny_policy,
     manifest,
     wait_for,
 )
@@ -185,6 +186,29 @@ def test_a_deployment_rolls_once_per_revision_and_shows_no_drift(
     cluster.kubectl("label", "-n", namespace, "sacred/web-cred", "touched=yes")
     time.sleep(3)
     assert len(replica_sets(apps, namespace, "web")) == 2
+
+    # A second credential consumed by the same workload keeps its own key and field
+    # manager: rolling it adds its annotation and leaves the first credential's alone.
+    other = sacred(
+        "web-cred-2", [{"kind": "Deployment", "name": "web"}], rotation={"overlap": "1h"}
+    )
+    apply(cluster, namespace, other)
+    wait_for(lambda: consumers_at(custom, namespace, "web-cred-2", 1), 60, what="rev 1")
+    rotate(cluster, namespace, "sacred/web-cred-2", "1")
+    wait_for(lambda: consumers_at(custom, namespace, "web-cred-2", 2), 120, what="2nd, rev 2")
+    assert template_annotations(apps, namespace, "web") == {
+        key: "2",
+        "serviceaccountcredential.credsmith.io/web-cred-2": "2",
+    }
+    managers = {
+        m.manager for m in apps.read_namespaced_deployment("web", namespace).metadata.managed_fields
+    }
+    assert {
+        "credsmith-serviceaccountcredential-web-cred",
+        "credsmith-serviceaccountcredential-web-cred-2",
+    } <= managers
+    assert len(replica_sets(apps, namespace, "web")) == 3  # one more rollout, not two
+    assert consumers_at(custom, namespace, "web-cred", 2) is not None
 
     # The users' manifests show no drift, client-side and server-side. (A manifest applied
     # client-side and then diffed server-side shows kubectl's own switch of apply mode,
@@ -445,40 +469,13 @@ def _update_refused(cluster: Cluster, namespace: str) -> bool:
 
 
 def _deny_deployment_updates(name: str, namespace: str) -> str:
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": ["apps"],
-                        "apiVersions": ["v1"],
-                        "operations": ["UPDATE"],
-                        "resources": ["deployments"],
-                    }
-                ]
-            },
-            "validations": [
-                {"expression": "false", "message": "no rollouts here", "reason": "Forbidden"}
-            ],
-        },
+    rule = {
+        "apiGroups": ["apps"],
+        "apiVersions": ["v1"],
+        "operations": ["UPDATE"],
+        "resources": ["deployments"],
     }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-            },
-        },
-    }
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [policy, binding]})
+    return deny_policy(name, namespace, rule, "no rollouts here", reason="Forbidden")
 
 
 def test_two_hundred_rotations_are_spread_and_idle_between(

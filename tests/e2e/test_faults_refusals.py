@@ -7,13 +7,21 @@ resourcequota controller), and an immutable Secret.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from kubernetes import client
 
-from tests.e2e.cluster import GROUP, VERSION, Cluster, Operator, manifest, to_json, wait_for
+from tests.e2e.cluster import (
+    GROUP,
+    VERSION,
+    Cluster,
+    Operator,
+    deny_policy,
+    manifest,
+    to_json,
+    wait_for,
+)
 
 PLURAL = "serviceaccountcredentials"
 REASON_WITHIN = 10.0
@@ -179,35 +187,10 @@ def test_an_immutable_secret_is_stalled_and_left_alone(
 
 
 def _deny_policy(name: str, namespace: str) -> str:
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": ["secrets"],
-                    }
-                ]
-            },
-            "validations": [{"expression": "false", "message": "no Secret writes here"}],
-        },
+    rule = {
+        "apiGroups": [""],
+        "apiVersions": ["v1"],
+        "operations": ["CREATE", "UPDATE"],
+        "resources": ["secrets"],
     }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-            },
-        },
-    }
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [policy, binding]})
+    return deny_policy(name, namespace, rule, "no Secret writes here")
