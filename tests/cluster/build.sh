@@ -23,10 +23,9 @@ version_flags+=" -X k8s.io/component-base/version.gitMajor=1"
 version_flags+=" -X k8s.io/component-base/version.gitMinor=$k8s_minor"
 version_flags+=" -X k8s.io/client-go/pkg/version.gitVersion=$k8s_version"
 
-stamp_of() { # the hash of a module's sources (with embedded YAML), the build flags and the toolchain
+stamp_of() { # the hash of a module's sources, the build flags and the toolchain
   (cd "$1" && go version && echo "$2" && cat go.mod go.sum &&
-    find . -maxdepth 1 \( -name '*.go' -o -name '*.yaml' \) -print0 | sort -z | xargs -0r cat) |
-    sha256sum | cut -c1-32
+    find . -maxdepth 1 -name '*.go' -print0 | sort -z | xargs -0r cat) | sha256sum | cut -c1-32
 }
 
 build() { # build NAME MODULE_DIR PACKAGE LDFLAGS
@@ -53,5 +52,14 @@ build toxiproxy-server "$here/toxiproxy" github.com/Shopify/toxiproxy/v2/cmd/ser
 build kstatus "$here/../kstatus" . ""  # sigs.k8s.io/cli-utils' kstatus, for the e2e tests
 # Simulated nodes (pods Running and Ready without containers); `serve` runs it.
 build kwok "$here/kwok" sigs.k8s.io/kwok/cmd/kwok ""
+# Its stages (kwok has no built-in defaults), from the same pinned module: kwokctl's
+# defaults, nodes Ready and heartbeating, pods Running and Ready, Job pods completed.
+kwok_stages=$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage
+for stage in node/fast/node-initialize node/heartbeat/node-heartbeat pod/fast/pod-ready \
+  pod/fast/pod-complete pod/fast/pod-delete; do
+  echo "---"
+  cat "$kwok_stages/$stage.yaml"
+done >"$bin/kwok-stages.yaml.tmp"
+mv "$bin/kwok-stages.yaml.tmp" "$bin/kwok-stages.yaml"
 ln -sf credsmith-cluster "$bin/kubectl"
 echo "$bin"

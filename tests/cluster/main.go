@@ -18,7 +18,6 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	_ "embed"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
@@ -66,11 +65,10 @@ const controllers = "garbagecollector,namespace,serviceaccount,serviceaccount-to
 	"root-ca-cert-publisher,clusterrole-aggregation,resourcequota," +
 	"deployment,replicaset,statefulset,daemonset"
 
-// kwokStages are the stages KWOK plays on its nodes and their pods (kwok has no
-// built-in defaults): see kwok-stages.yaml.
-//
-//go:embed kwok-stages.yaml
-var kwokStages []byte
+// kwokStagesFile, next to the kwok binary, holds the stages KWOK plays on its nodes
+// and their pods (kwok has no built-in defaults): build.sh takes kwokctl's defaults
+// (node/fast, node/heartbeat, pod/fast) from the pinned sigs.k8s.io/kwok module.
+const kwokStagesFile = "kwok-stages.yaml"
 
 // The simulated nodes: the annotation is what kwok is told to manage. No taints,
 // so that ordinary pods schedule; room for plenty of pods.
@@ -495,7 +493,11 @@ func findKwok(flagValue string) string {
 // startKwok runs kwok as a child process with its output on ours; the returned
 // function stops it. It also dies with this process, even one that is killed.
 func startKwok(p paths, kwok string) (func(), error) {
-	if err := os.WriteFile(p.kwokConfig, kwokStages, 0o600); err != nil {
+	stages, err := os.ReadFile(filepath.Join(filepath.Dir(kwok), kwokStagesFile))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(p.kwokConfig, stages, 0o600); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(kwok,
