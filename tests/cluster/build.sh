@@ -54,7 +54,9 @@ build kstatus "$here/../kstatus" . ""  # sigs.k8s.io/cli-utils' kstatus, for the
 build kwok "$here/kwok" sigs.k8s.io/kwok/cmd/kwok ""
 # Its stages (kwok has no built-in defaults), from the same pinned module: kwokctl's
 # defaults, nodes Ready and heartbeating, pods Running and Ready, Job pods completed.
-kwok_stages=$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage
+kwok_module=$(cd "$here/kwok" && go mod download sigs.k8s.io/kwok &&
+  go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+kwok_stages=$kwok_module/kustomize/stage
 for stage in node/fast/node-initialize node/heartbeat/node-heartbeat pod/fast/pod-ready \
   pod/fast/pod-complete pod/fast/pod-delete; do
   echo "---"
