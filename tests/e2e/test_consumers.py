@@ -252,7 +252,8 @@ def test_a_selector_rolls_exactly_the_workloads_it_matches(
     key = "serviceaccountcredential.credsmith.io/shared"
     for name in ("one", "two"):
         assert template_annotations(apps, namespace, name) == {key: "2"}
-        assert len(replica_sets(apps, namespace, name)) == 2
+        sets = replica_sets(apps, namespace, name)
+        assert len(sets) == 2, [(rs.metadata.name, rs.metadata.annotations) for rs in sets]
     assert template_annotations(apps, namespace, "three") == {}
     assert apps.read_namespaced_deployment("three", namespace).metadata.generation == generation
 
