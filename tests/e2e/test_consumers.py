@@ -251,7 +251,18 @@ def test_a_selector_rolls_exactly_the_workloads_it_matches(
     ]
     key = "serviceaccountcredential.credsmith.io/shared"
     for name in ("one", "two"):
-        assert template_annotations(apps, namespace, name) == {key: "2"}
+        found = template_annotations(apps, namespace, name)
+        # (Read again after a moment if it differs, to tell a late read from a wrong one.)
+        again = (
+            found
+            if found == {key: "2"}
+            else (time.sleep(5), template_annotations(apps, namespace, name))[1]
+        )
+        assert (found, again) == ({key: "2"}, {key: "2"}), (
+            name,
+            rolled,
+            status_of(custom, namespace, "shared"),
+        )
         sets = replica_sets(apps, namespace, name)
         assert len(sets) == 2, [(rs.metadata.name, rs.metadata.annotations) for rs in sets]
     assert template_annotations(apps, namespace, "three") == {}
