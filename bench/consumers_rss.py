@@ -15,8 +15,10 @@ depend on how many Deployments the cluster holds. This phase measures that:
          annotation; then --hold seconds while the operator polls the rollouts
 
 For each run: VmRSS once Ready and settled (3 s without writes), after the rotation, and at
-the end of the hold; VmHWM at the end. The control plane runs no deployment controller, so
-no rollout ever completes: in run B every credential keeps polling its consumer every 10 s.
+the end of the hold; VmHWM at the end. The control plane's deployment controller, at
+kube-controller-manager's default client rate, is still creating the unrelated Deployments'
+ReplicaSets during the runs, so no consumer's rollout completes: in run B every credential
+keeps polling its consumer every 10 s (the worst case; see bench/README.md).
 
 Part of `bench/run.py` (skipped with `--skip consumers`), or alone on its own control plane:
 `.venv/bin/python bench/consumers_rss.py` (run.py with the other phases skipped; its flags,
@@ -142,6 +144,20 @@ async def _rolled(api: Api) -> int:
     return count
 
 
+async def _controller_backlog(api: Api) -> dict[str, int]:
+    """How far the deployment controller has got with the namespace's Deployments: how many
+    it has not yet observed at their current generation (consumers, and all)."""
+    listing = await api.list_json(DEPLOYMENTS)
+    behind = {"consumers": 0, "all": 0}
+    for item in listing["items"]:
+        seen = (item.get("status") or {}).get("observedGeneration", 0)
+        if seen < item["metadata"].get("generation", 0):
+            behind["all"] += 1
+            if (item["metadata"].get("labels") or {}).get(CONSUMER_LABEL) == "yes":
+                behind["consumers"] += 1
+    return behind
+
+
 async def _consumer_reasons(api: Api, wanted: list[str]) -> dict[str, int]:
     """The ConsumersRolledOut condition's reasons over the run's credentials."""
     listing = await api.list_json(sac_path(NAMESPACE))
@@ -214,6 +230,7 @@ async def one_run(
         "memory_end": at_end,
         "rolled_consumers": await _rolled(ctx.api) if with_consumers else 0,
         "consumer_conditions": await _consumer_reasons(ctx.api, wanted),
+        "deployments_not_observed": await _controller_backlog(ctx.api),
         "operator_requests": requests,
         "writes": written,
         "cpu": cpu,
@@ -261,7 +278,8 @@ async def measure(
             f"consumers run {run}: RSS ready {_mb(result['memory_ready'], 'VmRSS')}, "
             f"rotated {_mb(result['memory_rotated'], 'VmRSS')}, end "
             f"{_mb(result['memory_end'], 'VmRSS')}, peak {_mb(result['memory_end'], 'VmHWM')}; "
-            f"others {_others(result['cpu'])} CPUs"
+            f"others {_others(result['cpu'])} CPUs; Deployments not yet observed by their "
+            f"controller {result['deployments_not_observed']}"
         )
         if run == "A":
             result["delete_s"] = await _delete_run(ctx, "A")
