@@ -13,7 +13,7 @@ from typing import Any
 
 from kubernetes import client
 
-from credsmith.reconcile.consumers import rotation_spread
+from credsmith.reconcile.consumers import CREATION_MARGIN, rotation_spread
 from tests.e2e.cluster import (
     GROUP,
     VERSION,
@@ -268,7 +268,12 @@ def test_a_selector_rolls_exactly_the_workloads_it_matches(
     assert template_annotations(apps, namespace, "three") == {}
     assert apps.read_namespaced_deployment("three", namespace).metadata.generation == generation
 
-    # A Deployment created later that matches is recorded without a restart.
+    # A Deployment created later that matches is recorded without a restart. (Later than
+    # the margin within which one is taken to have started before the rotation.)
+    rotated_at = datetime.fromisoformat(status_of(custom, namespace, "shared")["rotatedAt"])
+    time.sleep(
+        max(0.0, (rotated_at + CREATION_MARGIN + timedelta(seconds=1)).timestamp() - time.time())
+    )
     apply(cluster, namespace, deployment("four", replicas=1, tier="api"))
     cluster.kubectl("label", "-n", namespace, "sacred/shared", "touched=yes")
     wait_for(

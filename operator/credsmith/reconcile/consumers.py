@@ -6,8 +6,9 @@ Rules:
 - A workload is rolled once per revision, and only while the previous value is still in the
   Secret (so that its old pods keep working while new ones start), and only once the Secret
   holds the new value (a pass that writes the Secret rolls nothing; the next one does).
-- A workload created after the current value was issued started with it: it is recorded
-  without a restart. So is every workload when there is no previous value to move off.
+- A workload created after the current value was issued (CREATION_MARGIN after, for clocks
+  and whole seconds) started with it: it is recorded without a restart. So is every workload
+  when there is no previous value to move off.
 - The previous value retires at previousExpiresAt; while a workload rolled to this revision
   has not finished, it stays, but never past twice rotation.overlap after the rotation. The
   extension is written to the Secret (previousExpiresAt), so the registry and JWK Set, which
@@ -40,6 +41,11 @@ ROLLOUT_POLL = timedelta(seconds=10)
 # After the pass that wrote a new value (its Secret's echo sets off no pass of its own).
 ROLLOUT_SOON = timedelta(seconds=1)
 ROLLOUT_POLL_MAX = timedelta(minutes=10)
+# A workload's creationTimestamp has whole seconds and the API server's clock; rotatedAt has
+# whole seconds and ours. One created up to this long after the rotation may still have
+# started with the previous value, so it is rolled: a needless restart costs less than a pod
+# left holding a value that expires.
+CREATION_MARGIN = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -281,7 +287,7 @@ def recorded_revisions(status: Mapping[str, Any]) -> dict[tuple[str, str], int]:
 
 def _started_before(workload: Workload, rotated_at: datetime) -> bool:
     # Unknown creation time: it may hold the old value, so roll it.
-    return workload.created_at is None or workload.created_at < rotated_at
+    return workload.created_at is None or workload.created_at < rotated_at + CREATION_MARGIN
 
 
 def _status(workload: Workload, revision: int, rolled_out: bool) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from credsmith.api.consumers import MAX_CONSUMER_STATUSES
 from credsmith.api.enums import WorkloadKind
 from credsmith.api.status import format_timestamp, parse_timestamp
 from credsmith.reconcile.consumers import (
+    CREATION_MARGIN,
     ROLLOUT_POLL,
     ROTATION_SPREAD_MAX,
     ConsumersSeen,
@@ -251,11 +252,26 @@ def test_workload_created_after_the_rotation_is_recorded_without_a_rollout(world
     w, fleet = started(world(SA), "web")
     rotate(w, fleet)
     rotated_at = parse_timestamp(w.status["rotatedAt"])
-    fleet.add("late", rotated_at + SECOND)
+    fleet.add("late", rotated_at + CREATION_MARGIN + SECOND)
     follow = step(w, fleet, 2 * SECOND)
     assert [r.workload.ref for r in follow.rollouts] == ["Deployment/web"]
     assert {"kind": "Deployment", "name": "late", "revision": 2, "rolledOut": True} in w.status[
         "consumers"
+    ]
+
+
+def test_workload_created_in_the_second_of_the_rotation_is_rolled(world):
+    # creationTimestamp and rotatedAt both have whole seconds (and two clocks): a workload
+    # created in the rotation's second, or just after, may have started with the old value.
+    w, fleet = started(world(SA))
+    rotate(w, fleet)
+    rotated_at = parse_timestamp(w.status["rotatedAt"])
+    fleet.add("same-second", rotated_at)
+    fleet.add("just-after", rotated_at + CREATION_MARGIN - SECOND)
+    follow = step(w, fleet, SECOND)
+    assert sorted(r.workload.ref for r in follow.rollouts) == [
+        "Deployment/just-after",
+        "Deployment/same-second",
     ]
 
 
