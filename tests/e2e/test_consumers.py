@@ -435,8 +435,9 @@ def test_a_stuck_rollout_keeps_the_previous_value_until_twice_the_overlap(
     assert exposure.leaks(json.dumps(client_status())) == []
 
 
-def test_a_refused_rollout_shows_in_status_and_recovers(
+def test_a_refused_rollout_shows_in_status_holds_the_previous_value_and_recovers(
     cluster: Cluster,
+    core: client.CoreV1Api,
     custom: client.CustomObjectsApi,
     api: client.ApiClient,
     operator: Operator,
@@ -444,8 +445,11 @@ def test_a_refused_rollout_shows_in_status_and_recovers(
 ) -> None:
     apps = client.AppsV1Api(api)
     apply(cluster, namespace, deployment("guarded", replicas=1))
+    overlap = 30
     body = sacred(
-        "guarded-cred", [{"kind": "Deployment", "name": "guarded"}], rotation={"overlap": "1h"}
+        "guarded-cred",
+        [{"kind": "Deployment", "name": "guarded"}],
+        rotation={"overlap": f"{overlap}s"},
     )
     apply(cluster, namespace, body)
     wait_for(lambda: consumers_at(custom, namespace, "guarded-cred", 1), 60, what="rev 1")
@@ -465,16 +469,42 @@ def test_a_refused_rollout_shows_in_status_and_recovers(
         assert status["revision"] == 2
         assert "no rollouts here" in condition(status, "ConsumersRolledOut")["message"]
         assert template_annotations(apps, namespace, "guarded") == {}
+
+        # Not rolled, so it may still run the previous value: held past the overlap.
+        rotated_at = datetime.fromisoformat(status["rotatedAt"])
+        latest = rotated_at + timedelta(seconds=2 * overlap)
+        held = wait_for(
+            lambda: (
+                (s := status_of(custom, namespace, "guarded-cred")).get("previousExpiresAt")
+                == latest.strftime("%Y-%m-%dT%H:%M:%SZ")
+                and s
+            ),
+            overlap + 30,
+            what="the previous value held",
+        )
+        assert time.time() >= (rotated_at + timedelta(seconds=overlap)).timestamp() - 1
+        assert condition(held, "ConsumersRolledOut")["reason"] == "ConsumersForbidden"
+        assert "client_secret_previous" in secret_keys(core, namespace, "guarded-cred")
+        warnings = events(core, namespace, "guarded-cred", "ConsumersLagging")
+        assert len(warnings) == 1
+        assert "Deployment/guarded (not rolled)" in warnings[0]
     finally:
         cluster.kubectl(
             "delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy,
             "--ignore-not-found",
         )  # fmt: skip
-    # No restart: the next look (while the previous value is kept) rolls it.
+    # No restart: the next look (while the previous value is held) rolls it, and once it has
+    # rolled out the previous value retires.
     wait_for(lambda: consumers_at(custom, namespace, "guarded-cred", 2), 90, what="recovered")
     assert template_annotations(apps, namespace, "guarded") == {
         "serviceaccountcredential.credsmith.io/guarded-cred": "2"
     }
+    wait_for(
+        lambda: "client_secret_previous" not in secret_keys(core, namespace, "guarded-cred"),
+        2 * overlap,
+        what="the previous value retired",
+    )
+    assert events(core, namespace, "guarded-cred", "PreviousRetiredWhileLagging") == []
 
 
 def _update_refused(cluster: Cluster, namespace: str) -> bool:

@@ -10,9 +10,10 @@ Rules:
   and whole seconds) started with it: it is recorded without a restart. So is every workload
   when there is no previous value to move off.
 - The previous value retires at previousExpiresAt; while a workload rolled to this revision
-  has not finished, it stays, but never past twice rotation.overlap after the rotation. The
-  extension is written to the Secret (previousExpiresAt), so the registry and JWK Set, which
-  follow the Secret, keep the previous hash or key exactly as long.
+  has not finished (or the API server refuses to let us read or roll the consumers, so that
+  they may all still run it), it stays, but never past twice rotation.overlap after the
+  rotation. The extension is written to the Secret (previousExpiresAt), so the registry and
+  JWK Set, which follow the Secret, keep the previous hash or key exactly as long.
 - Rotations that fall due together are spread: a credential with consumers rotates a
   deterministic delay after its period, a fraction of the period (ROTATION_SPREAD, at most
   ROTATION_SPREAD_MAX) chosen by its UID, so that a thousand credentials created by one
@@ -112,6 +113,9 @@ def plan_consumers(
                 lagging.append(replace(workload, complete=False, progress="rolling out now"))
             else:
                 deferred = deferred or seen.refused is None
+                if seen.refused is not None:
+                    # Refused, so not rolled: it has not finished either.
+                    lagging.append(replace(workload, complete=False, progress="not rolled"))
                 known = recorded.get(workload.key) or workload.rolled_to or 0
                 statuses.append(_status(workload, known, False))
                 continue
@@ -128,9 +132,12 @@ def retirement(
     overlap: timedelta | None,
     lagging: tuple[Workload, ...],
     now: datetime,
+    refused: str | None = None,
 ) -> tuple[SecretState, tuple[Event, ...]]:
     """The state with previousExpiresAt moved while consumers lag: out to twice the overlap
-    after the rotation when one lags at the expiry, back to now once none does."""
+    after the rotation when one lags at the expiry, back to now once none does. Consumers
+    that cannot be read or rolled (`refused`) may all still run the previous value: they
+    hold it as lagging ones do."""
     expires = state.previous_expires_at
     if expires is None or overlap is None:
         return state, ()
@@ -138,15 +145,22 @@ def retirement(
     latest = state.rotated_at + 2 * overlap
     if now < due:
         return state, ()
-    if lagging and expires < latest and now < latest:
-        names = ", ".join(f"{w.ref} ({w.progress})" for w in lagging)
+    held = bool(lagging) or refused is not None
+    if held and expires < latest and now < latest:
+        if lagging:
+            names = ", ".join(f"{w.ref} ({w.progress})" for w in lagging)
+            why = f"{names} has not finished rolling out to revision {state.revision}"
+        else:
+            why = f"the consumers cannot be seen rolling out to revision {state.revision}"
+        if refused is not None:
+            why += f" ({refused})"
         message = (
-            f"{names} has not finished rolling out to revision {state.revision}: the previous "
-            f"value stays valid until it has, at most until {format_timestamp(latest)}"
+            f"{why}: the previous value stays valid until it has, at most until "
+            f"{format_timestamp(latest)}"
         )
         event = Event("Warning", Reason.CONSUMERS_LAGGING.value, message)
         return replace(state, previous_expires_at=latest), (event,)
-    if not lagging and expires > due:
+    if not held and expires > due:
         return replace(state, previous_expires_at=now), ()
     return state, ()
 
@@ -200,7 +214,13 @@ def report(
         and state.previous_expires_at > state.rotated_at + overlap
     )
     ok, reason, message = _condition(seen, plan, state, has_previous, held)
-    if had_previous and not has_previous and plan.lagging:
+    if had_previous and not has_previous and seen.refused is not None:
+        retired = (
+            f"the previous value has retired while the consumers could not be rolled to "
+            f"revision {state.revision} ({seen.refused})"
+        )
+        events.append(Event("Warning", Reason.PREVIOUS_RETIRED_WHILE_LAGGING.value, retired))
+    elif had_previous and not has_previous and plan.lagging:
         events.append(Event("Warning", reason.value, message))
     # status.consumers is bounded: the rest are rolled all the same, and counted.
     listed = plan.statuses[:MAX_CONSUMER_STATUSES]

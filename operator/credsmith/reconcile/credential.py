@@ -217,7 +217,9 @@ def reconcile(
         recorded = recorded_revisions(resource.status)
         followers = plan_consumers(consumers, credential.state, had_previous, settled, recorded)
         if had_previous:
-            state, held = retirement(credential.state, overlap, followers.lagging, now)
+            state, held = retirement(
+                credential.state, overlap, followers.lagging, now, consumers.refused
+            )
             credential = replace(credential, state=state)
             events += held
     credential = with_fingerprints(expire_previous(credential, now))

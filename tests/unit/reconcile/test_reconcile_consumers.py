@@ -460,6 +460,60 @@ def test_forbidden_consumers_leave_ready_and_are_looked_at_again(world):
     assert consumers_condition(w)[:2] == ("False", "RollingOut")
 
 
+@pytest.mark.parametrize("known", [True, False], ids=["patch-refused", "read-refused"])
+def test_forbidden_consumers_hold_the_previous_value_up_to_twice_the_overlap(world, known):
+    # Consumers we may not roll (or not even read) may all still run the previous value:
+    # it is held as for a lagging rollout, and retired at twice the overlap.
+    w, fleet = started(world(SA), "web")
+    rotate(w, fleet)
+    rotated_at = parse_timestamp(w.status["rotatedAt"])
+    fleet.refused = 'deployments.apps "web" is forbidden'
+    if not known:
+        fleet.workloads.clear()  # a refused read finds nothing
+    step(w, fleet, SECOND)
+    assert previous_expiry(w) == rotated_at + HOUR
+
+    w.now = rotated_at + HOUR
+    held = step(w, fleet)
+    assert held.secret is not None
+    assert has_previous_value(w)
+    assert previous_expiry(w) == rotated_at + 2 * HOUR
+    warnings = [e for e in held.events if e.type == "Warning"]
+    assert [e.reason for e in warnings] == ["ConsumersLagging"]
+    assert "forbidden" in warnings[0].message
+    assert ("Deployment/web (not rolled)" in warnings[0].message) is known
+    assert consumers_condition(w)[:2] == ("False", "ConsumersForbidden")
+    assert w.condition()["status"] == "True"
+
+    w.now = rotated_at + 2 * HOUR
+    retired = step(w, fleet)
+    assert not has_previous_value(w)
+    assert [(e.type, e.reason) for e in retired.events] == [
+        ("Warning", "PreviousRetiredWhileLagging")
+    ]
+    assert "could not be rolled" in retired.events[0].message
+
+
+def test_permission_granted_while_held_rolls_and_then_retires(world):
+    w, fleet = started(world(SA), "web")
+    rotate(w, fleet)
+    rotated_at = parse_timestamp(w.status["rotatedAt"])
+    fleet.refused = "forbidden"
+    step(w, fleet, SECOND)
+    w.now = rotated_at + HOUR
+    step(w, fleet)
+    assert previous_expiry(w) == rotated_at + 2 * HOUR
+    fleet.refused = None
+    rolled = step(w, fleet, 10 * SECOND)
+    assert [r.workload.ref for r in rolled.rollouts] == ["Deployment/web"]
+    assert has_previous_value(w)
+    fleet.finish()
+    done = step(w, fleet, 10 * SECOND)
+    assert not has_previous_value(w)
+    assert consumers_condition(w)[:2] == ("True", "RolledOut")
+    assert [e for e in done.events if e.type == "Warning"] == []
+
+
 def test_forbidden_without_a_rotation_still_requeues(world):
     w = world(SA)
     fleet = Fleet(refused="forbidden")
