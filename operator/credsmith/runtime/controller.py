@@ -310,8 +310,9 @@ class Controller:
         if decision.rollouts and consumers is not None:
             refused = await self.consumers.roll(resource, decision.rollouts)
             if refused is not None:
-                # A pass that rolls issues nothing (the Secret already held the value), so
-                # deciding again with the refusal known only changes what status says.
+                # Deciding again with the refusal known changes only status and Events: the
+                # Secret (the value, or the previous one held for the workloads being rolled)
+                # was written above as it would be now, so it is not written twice.
                 consumers = replace(consumers, refused=refused)
                 decide = partial(
                     config.reconcile, resource, duplicate_of=duplicate_of, consumers=consumers
