@@ -214,14 +214,15 @@ def report(
         and state.previous_expires_at > state.rotated_at + overlap
     )
     ok, reason, message = _condition(seen, plan, state, has_previous, held)
-    if had_previous and not has_previous and seen.refused is not None:
-        retired = (
-            f"the previous value has retired while the consumers could not be rolled to "
-            f"revision {state.revision} ({seen.refused})"
-        )
+    if had_previous and not has_previous and (plan.lagging or seen.refused is not None):
+        # While refused the condition says ConsumersForbidden; the Event says what retired.
+        retired = message
+        if seen.refused is not None:
+            retired = (
+                f"the previous value has retired while the consumers could not be rolled to "
+                f"revision {state.revision} ({seen.refused})"
+            )
         events.append(Event("Warning", Reason.PREVIOUS_RETIRED_WHILE_LAGGING.value, retired))
-    elif had_previous and not has_previous and plan.lagging:
-        events.append(Event("Warning", reason.value, message))
     # status.consumers is bounded: the rest are rolled all the same, and counted.
     listed = plan.statuses[:MAX_CONSUMER_STATUSES]
     return Report(
