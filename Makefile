@@ -49,10 +49,11 @@ image:
 
 venv: $(INSTALLED)
 
-$(INSTALLED): pyproject.toml verifier/pyproject.toml
+$(INSTALLED): pyproject.toml verifier/pyproject.toml plugin/pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ./verifier -e ".[dev]"  # credsmith-verify is not on PyPI
+	# credsmith-verify is not on PyPI; plugin/ is `kubectl credsmith` (kubectl-credsmith)
+	$(BIN)/pip install --quiet -e ./verifier -e ./plugin -e ".[dev]"
 	touch $@
 
 clean:
