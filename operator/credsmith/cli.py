@@ -66,7 +66,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     handler = args.handler
-    result: int = handler(args)
+    try:
+        result: int = handler(args)
+    except Exception as exc:
+        # A cluster it cannot use (403, 404, no kubeconfig, no answer): one line, exit 1.
+        from credsmith.cli_errors import EXPECTED, describe
+
+        if not isinstance(exc, EXPECTED):
+            raise
+        message = describe(exc, getattr(args, "kubeconfig", None))
+        print(f"credsmith {args.command}: {message}", file=sys.stderr)
+        return 1
     return result
 
 
