@@ -56,8 +56,11 @@ def plugin(cluster: Cluster, plugin_env: dict[str, str], exposure: Exposure) -> 
     return Plugin(cluster, plugin_env, exposure)
 
 
-def apply(cluster: Cluster, namespace: str, kind: str, name: str, **metadata: Any) -> None:
-    spec = {"serviceAccount": name} if kind == "ServiceAccountCredential" else {}
+def apply(
+    cluster: Cluster, namespace: str, kind: str, name: str, *, spec: Any = None, **metadata: Any
+) -> None:
+    if spec is None:
+        spec = {"serviceAccount": name} if kind == "ServiceAccountCredential" else {}
     if kind == "ApiClient":
         spec = {"displayName": name}
     body = manifest(kind, name, spec, **metadata)
@@ -180,7 +183,11 @@ def test_context_and_kubeconfig_flags(
     assert rotated.startswith("serviceaccountcredential.credsmith.io/x rotation requested")
     unknown = plugin("status", "--kubeconfig", config, "--context", "nope", check=False)
     assert unknown.returncode == 1
-    assert 'context "nope" does not exist' in unknown.stderr
+    # Word for word what kubectl says for the same flags.
+    own = cluster.kubectl("get", "pods", "--kubeconfig", config, "--context", "nope", check=False)
+    assert own.returncode == 1
+    assert unknown.stderr == own.stderr
+    assert "nope" in unknown.stderr
 
 
 def test_rotate_by_name_selector_and_all(
@@ -231,7 +238,8 @@ def test_inspect_secret_shows_no_value(
     plugin: Plugin,
     exposure: Exposure,
 ) -> None:
-    apply(cluster, namespace, "ServiceAccountCredential", "x")
+    spec = {"serviceAccount": "x", "rotation": {"overlap": "1h"}}  # a previous value too
+    apply(cluster, namespace, "ServiceAccountCredential", "x", spec=spec)
     wait_ready(cluster, namespace, "sacred/x")
     plugin("rotate", "sacred/x", "-n", namespace)
     wait_for(lambda: revision(custom, namespace, "x") == 2, what="revision 2")
