@@ -414,3 +414,22 @@ def test_every_flag_the_chart_passes_exists(helm: Path, capsys: pytest.CaptureFi
     usage = capsys.readouterr().out
     missing = [flag for flag in sorted(flags) if not re.search(rf"{flag}\b", usage)]
     assert missing == [], f"`credsmith run` has no {missing}"
+
+
+def notes(helm: Path, *args: str) -> str:
+    """NOTES.txt as `helm install` prints it (a client-side dry run: no cluster needed)."""
+    result = run_helm(
+        helm, "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client", *args
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_say_that_no_image_is_published(helm: Path) -> None:
+    default = notes(helm)
+    assert "No credsmith image is published" in default
+    assert "--set image.repository=REGISTRY/credsmith --set image.tag=TAG" in default
+    assert "rollout status deployment/credsmith --timeout=" in default
+    own = notes(helm, "--set", "image.repository=registry.example/ops/credsmith")
+    assert "No credsmith image is published" not in own
+    assert "Image: registry.example/ops/credsmith:0.1.0" in own

@@ -11,22 +11,20 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from credsmith.runtime.kubeconfig import ClusterConfig
 from credsmith.runtime.session import ApiError, ApiSession, Gone
 
 
-class Configuration:
-    """The two things ApiSession reads of a kubernetes-client Configuration."""
+class Configuration(ClusterConfig):
+    """A configuration that counts how often its credentials are read."""
 
     def __init__(self, host: str) -> None:
-        self.host = host
-        self.token = "first"
+        super().__init__(host=host, token="first")
         self.reads = 0
 
-    def auth_settings(self) -> dict[str, dict[str, str]]:
+    def auth_headers(self) -> dict[str, str]:
         self.reads += 1
-        return {
-            "BearerToken": {"in": "header", "key": "authorization", "value": f"Bearer {self.token}"}
-        }
+        return super().auth_headers()
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
