@@ -7,18 +7,17 @@
 # copied in: no compilers, no pip, no sources, running as 65532:65532 (the restricted Pod
 # Security Standard's non-root user; the chart and deploy/ use the same IDs).
 #
-# Left out: the `kubernetes` client package and what only it needs (requests, urllib3,
-# oauthlib, websocket-client, python-dateutil, durationpy...). The operator reads its
-# kubeconfig or in-cluster credentials itself (runtime/kubeconfig.py) and talks to the API
-# server with aiohttp; only `credsmith rotate` and the kubectl plugin, run on a workstation,
-# use the client. Installed size of the dependencies (pip into a venv, with .pyc):
-#   kubernetes 37.0.3      123.2 MB  (49 MB of it .pyc; plus 5 MB of dependencies of its own)
+# Left out: `kubernetes/aio` (68 MB), the asyncio copy of the generated client that the
+# kubernetes package ships but never imports (kubernetes/__init__.py does not; the operator
+# uses the client only to read kubeconfig and in-cluster credentials, exec plugins and
+# token refresh included, and talks to the API server with aiohttp). Installed size of the
+# dependencies (pip into a venv, with .pyc):
+#   kubernetes 37.0.3      123.2 MB  (aio 68 MB of it, removed; 5 MB of dependencies of its own)
 #   cryptography            16.1 MB   aiohttp 8.4   pydantic + core 9.7   pyyaml 3.2
 #   multidict 1.9  jinja2 1.2  cffi 1.2  credsmith 1.0  bcrypt 0.7  prometheus-client 0.5 ...
 #   pip 12.1 and setuptools 8.0 (removed in both stages)
 # Image size (`buildah images`, `make image` on its debootstrapped Debian base of 129 MB):
-# 179 MB; 312 MB before, with the kubernetes client (same base, same day). The virtualenv
-# is 50 MB.
+# 312 MB before; see README ("The image") for the size now.
 # tests/unit/packaging/test_packaging_wheel.py performs the wheel steps outside Docker;
 # `make image` builds this file with buildah, and tests/e2e/test_image.py runs the result.
 
@@ -34,19 +33,12 @@ COPY pyproject.toml README.md ./
 COPY operator/ operator/
 COPY verifier/ verifier/
 # The venv's own pip builds the wheels: a base's system Python may have no pip (Debian's).
-# The package's requirements, but for the kubernetes client (see above), come from its own
-# metadata, so this list never drifts from pyproject.toml.
 RUN python -m venv /opt/credsmith \
  && /opt/credsmith/bin/pip wheel --no-deps --wheel-dir /wheels ./verifier . \
- && /opt/credsmith/bin/pip install --no-deps --no-warn-conflicts /wheels/*.whl \
- && /opt/credsmith/bin/python -c 'from importlib.metadata import requires; \
-print("\n".join(r for r in requires("credsmith") \
-    if "extra ==" not in r and not r.startswith(("kubernetes", "credsmith-verify"))))' \
-    > /tmp/runtime-requirements.txt \
- && /opt/credsmith/bin/pip install --only-binary=:all: --no-warn-conflicts \
-      -r /tmp/runtime-requirements.txt \
+ && /opt/credsmith/bin/pip install --only-binary=:all: /wheels/*.whl \
  && /opt/credsmith/bin/pip uninstall --yes pip setuptools \
- && /opt/credsmith/bin/python -c 'import credsmith.runtime.operator' \
+ && rm -rf /opt/credsmith/lib/python3*/site-packages/kubernetes/aio \
+ && /opt/credsmith/bin/python -c 'import credsmith.runtime.operator, credsmith.runtime.kube' \
  && /opt/credsmith/bin/credsmith --version
 
 FROM ${PYTHON_IMAGE}

@@ -153,13 +153,12 @@ def _run(args: argparse.Namespace) -> int:
         identity=os.environ.get("POD_NAME") or socket.gethostname(),
     )
     from credsmith.runtime.controller import CacheSyncTimeout
-    from credsmith.runtime.kubeconfig import ConfigError
     from credsmith.runtime.leader import LostLeadership
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_operator(options))
-    except (CacheSyncTimeout, ConfigError) as exc:
+    except CacheSyncTimeout as exc:
         logging.getLogger("credsmith").error("stopping: %s", exc)
         return 1
     except LostLeadership as exc:

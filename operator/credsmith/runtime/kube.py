@@ -10,11 +10,26 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from kubernetes import client, config
+
 from credsmith import GROUP, VERSION
-from credsmith.runtime.kubeconfig import ClusterConfig, load_config
 from credsmith.runtime.session import MERGE_PATCH, ApiError, ApiSession
 
 __all__ = ["ApiError", "Kube", "load_config"]
+
+
+def load_config(kubeconfig: str | None) -> client.Configuration:
+    """Credentials from a kubeconfig, the in-cluster service account, or $KUBECONFIG
+    (the kubernetes client reads them, exec plugins and token refresh included)."""
+    configuration = client.Configuration()
+    if kubeconfig:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=configuration)
+    return configuration
 
 
 class Kube:
@@ -27,7 +42,7 @@ class Kube:
     and the readiness probe, which must get through while everything else is busy.
     """
 
-    def __init__(self, configuration: ClusterConfig, pool_size: int = 32) -> None:
+    def __init__(self, configuration: client.Configuration, pool_size: int = 32) -> None:
         self.session = ApiSession(configuration, pool_size)
         self.watches = ApiSession(configuration, pool_size=0)
         self.control = ApiSession(configuration, pool_size=2)

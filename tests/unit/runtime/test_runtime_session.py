@@ -11,20 +11,22 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from credsmith.runtime.kubeconfig import ClusterConfig
 from credsmith.runtime.session import ApiError, ApiSession, Gone
 
 
-class Configuration(ClusterConfig):
-    """A configuration that counts how often its credentials are read."""
+class Configuration:
+    """The two things ApiSession reads of a kubernetes-client Configuration."""
 
     def __init__(self, host: str) -> None:
-        super().__init__(host=host, token="first")
+        self.host = host
+        self.token = "first"
         self.reads = 0
 
-    def auth_headers(self) -> dict[str, str]:
+    def auth_settings(self) -> dict[str, dict[str, str]]:
         self.reads += 1
-        return super().auth_headers()
+        return {
+            "BearerToken": {"in": "header", "key": "authorization", "value": f"Bearer {self.token}"}
+        }
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
