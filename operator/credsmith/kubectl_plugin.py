@@ -113,8 +113,11 @@ def _consumers(status: Mapping[str, Any]) -> str:
     shown = []
     for consumer in status.get("consumers") or ():
         state = "rolled out" if consumer.get("rolledOut") else "rolling out"
+        if consumer.get("message"):
+            state = "not rolled: see status.consumers"  # not used, refused or not found
         kind = str(consumer.get("kind", "")).lower()
-        shown.append(f"{kind}/{consumer.get('name')} (rev {consumer.get('revision')}, {state})")
+        name = consumer.get("name") or f"selector {consumer.get('selector')}"
+        shown.append(f"{kind}/{name} (rev {consumer.get('revision')}, {state})")
     return ", ".join(shown) or "-"
 
 

@@ -99,6 +99,24 @@ def test_status_rows_show_rotation_state_and_consumers() -> None:
     assert rows[2] == ["apiclient/dashboard", "Unknown", "-", "-", "-", "-", "-"]
 
 
+def test_status_rows_show_consumers_not_rolled() -> None:
+    consumers = [
+        {"kind": "Deployment", "name": "x", "revision": 0, "rolledOut": False, "message": "m"},
+        {
+            "kind": "Deployment",
+            "selector": "a/b=c",
+            "revision": 0,
+            "rolledOut": False,
+            "message": "400",
+        },
+    ]
+    [_, row] = status_rows([credential("p", {"consumers": consumers})], with_namespace=False)
+    assert row[-1] == (
+        "deployment/x (rev 0, not rolled: see status.consumers), "
+        "deployment/selector a/b=c (rev 0, not rolled: see status.consumers)"
+    )
+
+
 def test_table_columns_are_aligned() -> None:
     text = format_table([["NAME", "READY"], ["sacred/a-long-name", "True"], ["sacred/b", "False"]])
     assert text.splitlines() == [
