@@ -769,7 +769,7 @@ def test_a_workload_that_does_not_use_the_secret_is_not_restarted(
         cluster,
         namespace,
         deployment("user", replicas=1, uses=(cred,)),
-        deployment("bystander", replicas=1, uses=("someone-else",)),
+        deployment("bystander", replicas=1),
     )
     selector = {"matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]}
     body = sacred(cred, [{"kind": "Deployment", "selector": selector}], rotation={"overlap": "1h"})
