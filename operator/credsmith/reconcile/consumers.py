@@ -31,16 +31,31 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from credsmith.api.consumers import MAX_CONSUMER_MESSAGE, MAX_CONSUMER_STATUSES
-from credsmith.api.enums import WorkloadKind
 from credsmith.api.status import Reason, format_timestamp
+from credsmith.reconcile.consumers_seen import FORBIDDEN, ConsumersSeen, Failure, Unread
 from credsmith.reconcile.rollouts import Workload
 from credsmith.reconcile.secret_state import SecretState
 from credsmith.reconcile.snapshots import Event
+
+# The types of what the runtime saw live in consumers_seen.py; importers may name them here.
+__all__ = [
+    "ConsumerPlan",
+    "ConsumersSeen",
+    "Failure",
+    "Rollout",
+    "Unread",
+    "bounded_expiry",
+    "plan_consumers",
+    "recorded_revisions",
+    "report",
+    "retirement",
+    "rotation_spread",
+]
 
 ROTATION_SPREAD = 0.1
 ROTATION_SPREAD_MAX = timedelta(hours=1)
@@ -55,74 +70,6 @@ ROLLOUT_POLL_MAX = timedelta(minutes=10)
 # started with the previous value, so it is rolled: a needless restart costs less than a pod
 # left holding a value that expires.
 CREATION_MARGIN = timedelta(seconds=2)
-# HTTP statuses of a refusal: RBAC (403) or an admission policy's denial (403, or 422 with
-# its message). Any other error is a failure of its own (e.g. 400 for a selector).
-FORBIDDEN = (403, 422)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """The API server's refusal of one request: its HTTP status and what it said."""
-
-    status: int
-    message: str
-
-    @property
-    def forbidden(self) -> bool:
-        return self.status in FORBIDDEN
-
-
-@dataclass(frozen=True)
-class Unread:
-    """A spec.consumers entry the API server would not let us read: its workloads are
-    unknown (they may all still run the previous value), except a named one that does not
-    exist (404)."""
-
-    kind: WorkloadKind
-    name: str | None  # a named consumer
-    selector: str | None  # or a selector's consumers, in labelSelector syntax
-    status: int  # the API server's HTTP status (0: unreachable)
-    message: str
-
-    @property
-    def ref(self) -> str:
-        return (
-            f"{self.kind.value}/{self.name}" if self.name else f"{self.kind.value} {self.selector}"
-        )
-
-    @property
-    def missing(self) -> bool:
-        return self.name is not None and self.status == 404
-
-
-@dataclass(frozen=True)
-class ConsumersSeen:
-    """What the runtime found of a credential's spec.consumers in this pass: each entry
-    read on its own, each workload rolled on its own."""
-
-    workloads: tuple[Workload, ...] = ()
-    unread: tuple[Unread, ...] = ()
-    # The workloads the API server would not let us roll this pass: (kind, name) -> why.
-    roll_failures: Mapping[tuple[str, str], Failure] = field(default_factory=dict)
-    secret_name: str = ""  # the credential's Secret (what a workload must use to be rolled)
-
-    @property
-    def missing(self) -> tuple[str, ...]:
-        """Named consumers that do not exist ("Deployment/web")."""
-        return tuple(u.ref for u in self.unread if u.missing)
-
-    @property
-    def refused(self) -> str | None:
-        """Why some consumers could not be read or rolled (they may still run the previous
-        value), or None."""
-        failures = [f"{u.ref}: {u.message}" for u in self.unread if not u.missing]
-        failures += [
-            f"{kind}/{name}: {f.message}" for (kind, name), f in self.roll_failures.items()
-        ]
-        return "; ".join(failures) or None
-
-    def with_roll_failures(self, failures: Mapping[tuple[str, str], Failure]) -> ConsumersSeen:
-        return replace(self, roll_failures={**self.roll_failures, **failures})
 
 
 @dataclass(frozen=True)
