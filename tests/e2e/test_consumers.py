@@ -28,8 +28,15 @@ from tests.e2e.cluster import (
 SACRED = "serviceaccountcredentials"
 
 
-def deployment(name: str, replicas: int = 2, **labels: str) -> dict[str, Any]:
+def deployment(
+    name: str, replicas: int = 2, uses: tuple[str, ...] = (), **labels: str
+) -> dict[str, Any]:
+    """A Deployment whose pods read the Secrets `uses` names (envFrom): only a workload that
+    uses a credential's Secret is rolled for it."""
     match = {"app": name}
+    container: dict[str, Any] = {"name": "app", "image": "registry.invalid/app:1"}
+    if uses:
+        container["envFrom"] = [{"secretRef": {"name": secret}} for secret in uses]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -45,7 +52,7 @@ def deployment(name: str, replicas: int = 2, **labels: str) -> dict[str, Any]:
             "template": {
                 "metadata": {"labels": match},
                 # KWOK runs no containers: any image name will do.
-                "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
+                "spec": {"containers": [container]},
             },
         },
     }
@@ -127,8 +134,8 @@ def test_a_deployment_rolls_once_per_revision_and_shows_no_drift(
     # One applied client-side (kubectl apply), one server-side (as Flux and Argo CD's
     # ServerSideApply do): each is diffed the way it was applied, and the second both ways.
     web, gitops = tmp_path / "web.json", tmp_path / "gitops.json"
-    web.write_text(json.dumps(deployment("web")))
-    gitops.write_text(json.dumps(deployment("gitops", replicas=1)))
+    web.write_text(json.dumps(deployment("web", uses=("web-cred", "web-cred-2"))))
+    gitops.write_text(json.dumps(deployment("gitops", replicas=1, uses=("web-cred",))))
     cluster.kubectl("apply", "-n", namespace, "-f", str(web))
     cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", str(gitops))
     for name in ("web", "gitops"):
@@ -231,9 +238,9 @@ def test_a_selector_rolls_exactly_the_workloads_it_matches(
     apply(
         cluster,
         namespace,
-        deployment("one", replicas=1, tier="api"),
-        deployment("two", replicas=1, tier="api"),
-        deployment("three", replicas=1, tier="web"),
+        deployment("one", replicas=1, uses=("shared",), tier="api"),
+        deployment("two", replicas=1, uses=("shared",), tier="api"),
+        deployment("three", replicas=1, uses=("shared",), tier="web"),
     )
     selector = {"matchLabels": {"tier": "api"}}
     body = sacred(
@@ -274,7 +281,7 @@ def test_a_selector_rolls_exactly_the_workloads_it_matches(
     time.sleep(
         max(0.0, (rotated_at + CREATION_MARGIN + timedelta(seconds=1)).timestamp() - time.time())
     )
-    apply(cluster, namespace, deployment("four", replicas=1, tier="api"))
+    apply(cluster, namespace, deployment("four", replicas=1, uses=("shared",), tier="api"))
     cluster.kubectl("label", "-n", namespace, "sacred/shared", "touched=yes")
     wait_for(
         lambda: len(consumers_at(custom, namespace, "shared", 2) or ()) == 3,
@@ -294,7 +301,22 @@ def test_statefulsets_and_daemonsets_roll_too(
     apps = client.AppsV1Api(api)
     pod = {
         "metadata": {"labels": {"app": "db"}},
-        "spec": {"containers": [{"name": "app", "image": "registry.invalid/db:1"}]},
+        "spec": {
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "registry.invalid/db:1",
+                    "env": [
+                        {
+                            "name": "CLIENT_SECRET",
+                            "valueFrom": {
+                                "secretKeyRef": {"name": "db-cred", "key": "client_secret"}
+                            },
+                        }
+                    ],
+                }
+            ]
+        },
     }
     stateful = {
         "apiVersion": "apps/v1",
@@ -357,7 +379,7 @@ def test_a_stuck_rollout_keeps_the_previous_value_until_twice_the_overlap(
     namespace: str,
 ) -> None:
     apps = client.AppsV1Api(api)
-    apply(cluster, namespace, deployment("stuck", replicas=1))
+    apply(cluster, namespace, deployment("stuck", replicas=1, uses=("stuck-client",)))
     cluster.kubectl("rollout", "status", "-n", namespace, "deployment/stuck", "--timeout=120s")
     overlap = 15
     body = manifest(
@@ -444,7 +466,7 @@ def test_a_refused_rollout_shows_in_status_holds_the_previous_value_and_recovers
     namespace: str,
 ) -> None:
     apps = client.AppsV1Api(api)
-    apply(cluster, namespace, deployment("guarded", replicas=1))
+    apply(cluster, namespace, deployment("guarded", replicas=1, uses=("guarded-cred",)))
     overlap = 30
     body = sacred(
         "guarded-cred",
@@ -539,7 +561,7 @@ def test_two_hundred_rotations_are_spread_and_idle_between(
     count, period = 200, 120
     names = [f"c-{i:03d}" for i in range(count)]
     # replicas 0: a real rollout (a new ReplicaSet) that completes at once.
-    apply(cluster, namespace, *(deployment(name, replicas=0) for name in names))
+    apply(cluster, namespace, *(deployment(name, replicas=0, uses=(name,)) for name in names))
     credentials = [
         sacred(
             name,
@@ -624,3 +646,222 @@ def _workload_requests(cluster: Cluster) -> dict[tuple[str, str], float]:
             key = (verb, labels.get("scope", "").strip('"'))
             counts[key] = counts.get(key, 0) + float(line.rsplit(" ", 1)[1])
     return counts
+
+
+# ---- each consumer on its own, and only with consent (issue 21) -----------------------
+
+
+def test_a_refused_and_a_missing_consumer_stop_neither_the_healthy_one_nor_the_credential(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    api: client.ApiClient,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    """Three consumers: `a-guarded` (first by name) whose patch an admission policy denies,
+    `b-missing` that does not exist, `c-healthy`. The healthy one is rolled; each problem is
+    its own entry's message; the credential rotates, and its previous value (held for the
+    refused one, which may still run it) retires at twice the overlap."""
+    apps = client.AppsV1Api(api)
+    cred = "independent"
+    apply(
+        cluster,
+        namespace,
+        deployment("a-guarded", replicas=1, uses=(cred,)),
+        deployment("c-healthy", replicas=1, uses=(cred,)),
+    )
+    overlap = 20
+    consumers = [
+        {"kind": "Deployment", "name": "a-guarded"},
+        {"kind": "Deployment", "name": "b-missing"},
+        {"kind": "Deployment", "name": "c-healthy"},
+    ]
+    apply(cluster, namespace, sacred(cred, consumers, rotation={"overlap": f"{overlap}s"}))
+    wait_for(lambda: status_of(custom, namespace, cred).get("revision") == 1, 60, what="rev 1")
+    policy = f"deny-guarded-{namespace}"[:63]
+    rule = {
+        "apiGroups": ["apps"],
+        "apiVersions": ["v1"],
+        "operations": ["UPDATE"],
+        "resources": ["deployments"],
+        "resourceNames": ["a-guarded"],
+    }
+    denial = deny_policy(policy, namespace, rule, "a-guarded stays as it is", reason="Forbidden")
+    cluster.kubectl("apply", "-f", "-", stdin=denial)
+    try:
+        wait_for(lambda: _refused(cluster, namespace, "a-guarded"), 30, what="policy in force")
+        assert not _refused(cluster, namespace, "c-healthy")
+        rotate(cluster, namespace, f"sacred/{cred}", "1")
+
+        def healthy_rolled() -> dict[str, Any] | None:
+            status = status_of(custom, namespace, cred)
+            entries = {e["name"]: e for e in status.get("consumers") or ()}
+            healthy = entries.get("c-healthy") or {}
+            done = healthy.get("revision") == 2 and healthy.get("rolledOut")
+            return status if done and "a-guarded" in entries else None
+
+        status = wait_for(healthy_rolled, 120, what="the healthy consumer rolled out")
+        assert template_annotations(apps, namespace, "c-healthy") == {
+            f"serviceaccountcredential.credsmith.io/{cred}": "2"
+        }
+        assert template_annotations(apps, namespace, "a-guarded") == {}
+        entries = {e["name"]: e for e in status["consumers"]}
+        assert entries["a-guarded"]["rolledOut"] is False
+        assert "a-guarded stays as it is" in entries["a-guarded"]["message"]
+        assert entries["b-missing"]["message"] == "not found"
+        assert "message" not in entries["c-healthy"]
+        assert condition(status, "Ready")["status"] == "True"
+        rolled = condition(status, "ConsumersRolledOut")
+        assert (rolled["status"], rolled["reason"]) == ("False", "ConsumersForbidden")
+        assert "Deployment/a-guarded" in rolled["message"]
+
+        # The previous value is held for the refused one, then retired at twice the overlap.
+        rotated_at = datetime.fromisoformat(status["rotatedAt"]).timestamp()
+        wait_for(
+            lambda: "client_secret_previous" not in secret_keys(core, namespace, cred),
+            2 * overlap + 40,
+            interval=0.5,
+            what="the previous value retired",
+        )
+        assert time.time() >= rotated_at + 2 * overlap - 1
+        assert events(core, namespace, cred, "PreviousRetiredWhileLagging")
+        # Rolled once: one new ReplicaSet for the healthy one, none for the refused one.
+        assert len(replica_sets(apps, namespace, "c-healthy")) == 2
+        assert len(replica_sets(apps, namespace, "a-guarded")) == 1
+    finally:
+        cluster.kubectl(
+            "delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy,
+            "--ignore-not-found",
+        )  # fmt: skip
+    # Once the policy goes, the refused one is rolled (no restart), the healthy one not again.
+    wait_for(
+        lambda: (
+            template_annotations(apps, namespace, "a-guarded")
+            == {f"serviceaccountcredential.credsmith.io/{cred}": "2"}
+        ),
+        90,
+        what="the refused consumer rolled once allowed",
+    )
+    assert len(replica_sets(apps, namespace, "c-healthy")) == 2
+
+
+def _refused(cluster: Cluster, namespace: str, name: str) -> bool:
+    result = cluster.kubectl(
+        "annotate", "-n", namespace, f"deployment/{name}", "probe=1", "--dry-run=server",
+        check=False,
+    )  # fmt: skip
+    return result.returncode != 0
+
+
+def test_a_workload_that_does_not_use_the_secret_is_not_restarted(
+    cluster: Cluster,
+    custom: client.CustomObjectsApi,
+    api: client.ApiClient,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    """`{key: x, operator: DoesNotExist}` matches every Deployment here: only the one whose
+    pods use the Secret is rolled; the other is listed as not using it and left alone."""
+    apps = client.AppsV1Api(api)
+    cred = "consenting"
+    apply(
+        cluster,
+        namespace,
+        deployment("user", replicas=1, uses=(cred,)),
+        deployment("bystander", replicas=1),
+    )
+    selector = {"matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]}
+    body = sacred(cred, [{"kind": "Deployment", "selector": selector}], rotation={"overlap": "1h"})
+    apply(cluster, namespace, body)
+    wait_for(lambda: status_of(custom, namespace, cred).get("revision") == 1, 60, what="rev 1")
+    generation = apps.read_namespaced_deployment("bystander", namespace).metadata.generation
+
+    rotate(cluster, namespace, f"sacred/{cred}", "1")
+
+    def user_rolled_out() -> dict[str, Any] | None:
+        status = status_of(custom, namespace, cred)
+        rolled = condition(status, "ConsumersRolledOut")
+        ok = status.get("revision") == 2 and rolled.get("reason") == "RolledOut"
+        return status if ok else None
+
+    status = wait_for(user_rolled_out, 120, what="the consenting workload rolled out")
+    entries = {e["name"]: e for e in status["consumers"]}
+    assert entries["user"] == {
+        "kind": "Deployment",
+        "name": "user",
+        "revision": 2,
+        "rolledOut": True,
+    }
+    assert entries["bystander"]["rolledOut"] is False
+    assert entries["bystander"]["message"].startswith(f"does not use Secret {cred}")
+    assert "Deployment/bystander" in condition(status, "ConsumersRolledOut")["message"]
+    time.sleep(3)  # a late patch would show by now
+    assert template_annotations(apps, namespace, "bystander") == {}
+    assert apps.read_namespaced_deployment("bystander", namespace).metadata.generation == generation
+    assert len(replica_sets(apps, namespace, "bystander")) == 1
+    assert template_annotations(apps, namespace, "user") == {
+        f"serviceaccountcredential.credsmith.io/{cred}": "2"
+    }
+
+
+def test_a_selector_key_the_api_server_would_reject_is_refused_at_apply(
+    cluster: Cluster, namespace: str
+) -> None:
+    """A label key whose prefix passes 253 characters: the API server answers a list with
+    it by 400, so the CRD refuses it at `kubectl apply`, with a message naming the field."""
+    long_key = "a" * 300 + "/x"
+    for selector, field in (
+        ({"matchExpressions": [{"key": long_key, "operator": "DoesNotExist"}]}, "matchExpressions"),
+        ({"matchLabels": {long_key: "v"}}, "matchLabels"),
+    ):
+        body = sacred("bad-selector", [{"kind": "Deployment", "selector": selector}])
+        result = cluster.kubectl(
+            "apply", "-n", namespace, "-f", "-", stdin=json.dumps(body), check=False
+        )
+        assert result.returncode != 0, f"{field}: accepted"
+        assert field in result.stderr
+        assert "prefix (before '/')" in result.stderr
+    listed = cluster.kubectl("get", "sacred", "-n", namespace, "-o", "name").stdout
+    assert listed.strip() == ""
+
+
+def test_rotations_of_credentials_created_together_are_spread(
+    cluster: Cluster,
+    custom: client.CustomObjectsApi,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    """Eight credentials without consumers created by one apply, period 2m: each one's
+    nextRotationAt is its rotatedAt, the period and its own spread by UID (0..12 s)."""
+    period = 120
+    names = [f"spread-{i}" for i in range(8)]
+    apply(
+        cluster,
+        namespace,
+        *(
+            manifest(
+                "ServiceAccountCredential",
+                name,
+                {"serviceAccount": name, "rotation": {"period": f"{period}s"}},
+            )
+            for name in names
+        ),
+    )
+
+    def issued() -> list[dict[str, Any]] | None:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, SACRED)["items"]
+        done = [i for i in items if (i.get("status") or {}).get("revision") == 1]
+        return done if len(done) == len(names) else None
+
+    offsets = []
+    for item in wait_for(issued, 60, what="all issued"):
+        status = item["status"]
+        rotated = datetime.fromisoformat(status["rotatedAt"]).timestamp()
+        due = datetime.fromisoformat(status["nextRotationAt"]).timestamp()
+        spread = rotation_spread(item["metadata"]["uid"], timedelta(seconds=period))
+        # Whole seconds in status: within a second of the exact time.
+        assert -1 <= due - (rotated + period + spread.total_seconds()) <= 1, (status, spread)
+        assert 0 <= due - rotated - period <= period / 10 + 1
+        offsets.append(due - rotated - period)
+    assert max(offsets) - min(offsets) >= 2, offsets  # different per UID

@@ -7,12 +7,13 @@ import json
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
+from credsmith.reconcile.consumers import rotation_spread
 from credsmith.registry import ClientRegistry
 from tests.e2e.cluster import (
     GROUP,
@@ -49,6 +50,20 @@ def at(timestamp: str) -> float:
     return datetime.fromisoformat(timestamp).timestamp()
 
 
+def uid_of(custom: client.CustomObjectsApi, namespace: str, name: str) -> str:
+    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    return str(obj["metadata"]["uid"])
+
+
+def assert_due(status: dict[str, Any], uid: str, period: float) -> None:
+    """nextRotationAt is a period after rotatedAt plus the resource's spread (both written
+    with whole seconds: within one second of the exact sum)."""
+    spread = rotation_spread(uid, timedelta(seconds=period)).total_seconds()
+    assert 0 <= spread <= period / 10
+    due = at(status["rotatedAt"]) + period + spread
+    assert -1 <= at(status["nextRotationAt"]) - due <= 1, (status, spread)
+
+
 def wait_revision(
     custom: client.CustomObjectsApi, namespace: str, name: str, revision: int, timeout: float
 ) -> dict[str, Any]:
@@ -73,7 +88,8 @@ def test_scheduled_rotation_keeps_the_previous_value_for_the_overlap(
     body = sacred("timed", rotation={"period": "1m", "overlap": "20s"})
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
     first = wait_revision(custom, namespace, "timed", 1, 60)
-    assert at(first["nextRotationAt"]) == at(first["rotatedAt"]) + 60
+    uid = uid_of(custom, namespace, "timed")
+    assert_due(first, uid, 60)  # a period, and the spread (up to 6 s here)
     v1 = data_of(core, exposure, namespace, "timed")["client_secret"]
 
     second = wait_revision(custom, namespace, "timed", 2, 90)
@@ -84,7 +100,7 @@ def test_scheduled_rotation_keeps_the_previous_value_for_the_overlap(
     assert v2 != v1
     assert data["client_secret_previous"] == v1  # both valid during the overlap
     assert at(second["previousExpiresAt"]) == at(second["rotatedAt"]) + 20
-    assert at(second["nextRotationAt"]) == at(second["rotatedAt"]) + 60
+    assert_due(second, uid, 60)
 
     def previous_gone() -> bool:
         return "client_secret_previous" not in data_of(core, exposure, namespace, "timed")
@@ -168,7 +184,7 @@ def test_operator_down_across_a_due_rotation_rotates_once_on_start(
     # Rotated when it started, and scheduled a whole period from that rotation, not from
     # the missed due time (which would make it due again at once).
     assert at(second["rotatedAt"]) >= started - 1
-    assert at(second["nextRotationAt"]) == at(second["rotatedAt"]) + 60
+    assert_due(second, uid_of(custom, namespace, "sleeper"), 60)
     time.sleep(10)  # a second rotation for the missed due time would have come by now
     assert status_of(custom, namespace, "sleeper")["revision"] == 2  # once, not twice
     events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=sleeper")

@@ -8,7 +8,7 @@ one has not finished (at most twice rotation.overlap after the rotation).
 
 from typing import Annotated, Self
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from credsmith.api.base import (
     LABEL_VALUE,
@@ -24,8 +24,32 @@ MAX_CONSUMERS = 16
 # status.consumers lists at most this many workloads (a selector may pick more: the rest are
 # rolled all the same and counted in the ConsumersRolledOut condition's message).
 MAX_CONSUMER_STATUSES = 64
+# status.consumers[].message: the API server's messages are cut to this length.
+MAX_CONSUMER_MESSAGE = 1024
 
-SelectorKey = Annotated[str, Field(min_length=1, max_length=317, pattern=QUALIFIED_NAME)]
+# A label key as the API server checks one in a selector: QUALIFIED_NAME's shape, and a
+# prefix (before "/") of at most 253 characters, which that pattern cannot bound (RE2 has no
+# lookahead): PREFIX_LENGTH does, in Python and in CEL. Without it the CRD admits a key whose
+# list request the API server answers with 400.
+MAX_PREFIX = 253
+PREFIX_LENGTH = f"^([^/]{{1,{MAX_PREFIX}}}/)?[^/]*$"
+_PREFIX_MESSAGE = (
+    f"a label key's prefix (before '/') must be a DNS subdomain of at most {MAX_PREFIX} characters"
+)
+
+
+def _prefix_length(key: str) -> str:
+    prefix, slash, _ = key.partition("/")
+    if slash and len(prefix) > MAX_PREFIX:
+        raise ValueError(_PREFIX_MESSAGE)
+    return key
+
+
+SelectorKey = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_PREFIX + 1 + 63, pattern=QUALIFIED_NAME),
+    AfterValidator(_prefix_length),
+]
 SelectorValue = Annotated[str, Field(max_length=63, pattern=LABEL_VALUE)]
 
 _SET_OPERATORS = ("In", "NotIn")
@@ -47,7 +71,12 @@ class SelectorRequirement(WireModel):
                 "(!has(self.values) || size(self.values) == 0)",
                 _VALUES_RULE,
                 field_path=".values",
-            )
+            ),
+            rule(
+                f"self.key.matches('{PREFIX_LENGTH}')",
+                f"matchExpressions.key: {_PREFIX_MESSAGE}",
+                field_path=".key",
+            ),
         )
     )
 
@@ -95,7 +124,13 @@ class LabelSelector(WireModel):
                 "(has(self.matchLabels) && size(self.matchLabels) > 0) || "
                 "(has(self.matchExpressions) && size(self.matchExpressions) > 0)",
                 _SELECTOR_NOT_EMPTY,
-            )
+            ),
+            rule(
+                f"!has(self.matchLabels) || self.matchLabels.all(k, k.matches('{PREFIX_LENGTH}'))",
+                f"selector.matchLabels: every key's prefix (before '/') must be a DNS "
+                f"subdomain of at most {MAX_PREFIX} characters",
+                field_path=".matchLabels",
+            ),
         )
     )
 
@@ -148,10 +183,17 @@ class Consumer(WireModel):
 
 
 class ConsumerStatus(WireModel):
-    """One workload found among the consumers, and how far it has followed the credential."""
+    """One workload found among the consumers, and how far it has followed the credential;
+    or a consumer entry that could not be read (then `message` says why)."""
 
     kind: WorkloadKind = Field(description="Deployment, StatefulSet or DaemonSet.")
-    name: ObjectName = Field(description="The workload's name.")
+    name: ObjectName | None = Field(
+        None, description="The workload's name (absent for a selector that could not be read)."
+    )
+    selector: Annotated[str, Field(max_length=MAX_CONSUMER_MESSAGE)] | None = Field(
+        None,
+        description="A selector that could not be read, in labelSelector syntax (cut if long).",
+    )
     revision: Annotated[int, Field(ge=0)] = Field(
         description=(
             "The credential revision the workload was last rolled to (or found running: a "
@@ -159,3 +201,10 @@ class ConsumerStatus(WireModel):
         )
     )
     rolled_out: bool = Field(description="Whether the workload's rollout to it has completed.")
+    message: Annotated[str, Field(max_length=MAX_CONSUMER_MESSAGE)] | None = Field(
+        None,
+        description=(
+            "Why it was not rolled or read: it does not use the credential's Secret, it was "
+            "not found, or the API server's answer (refused, a selector it rejects)."
+        ),
+    )

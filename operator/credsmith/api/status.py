@@ -65,6 +65,9 @@ class Reason(StrEnum):
     PREVIOUS_RETIRED_WHILE_LAGGING = "PreviousRetiredWhileLagging"
     # The API server refused to let the operator read or patch a consumer (RBAC, admission).
     CONSUMERS_FORBIDDEN = "ConsumersForbidden"
+    # The API server failed a read or patch of a consumer otherwise (e.g. 400 for a selector
+    # it rejects, 5xx): that consumer's status.consumers entry says how.
+    CONSUMERS_FAILED = "ConsumersFailed"
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -218,12 +221,12 @@ class CredentialStatus(WireModel):
         max_length=MAX_CONSUMER_STATUSES,
         description=(
             "The workloads found among spec.consumers: the revision each was last rolled to "
-            "and whether that rollout has completed."
+            "and whether that rollout has completed; with a message, a workload not rolled "
+            "(it does not use the Secret, or the API server refused) or an entry that could "
+            "not be read (not found, refused, a selector the API server rejects)."
         ),
-        json_schema_extra={
-            "x-kubernetes-list-type": "map",
-            "x-kubernetes-list-map-keys": ["kind", "name"],
-        },
+        # Atomic: an entry of a selector that could not be read has no name to key it by.
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
     )
     last_rotate_request: Annotated[str, Field(max_length=4096)] | None = Field(
         None,

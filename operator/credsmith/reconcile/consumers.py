@@ -3,6 +3,13 @@ and what status says of them. Pure: (what the runtime saw of the workloads, the 
 the time) -> a plan.
 
 Rules:
+- Each spec.consumers entry is read on its own and each workload rolled on its own: one that
+  cannot be read (refused, missing, a selector the API server rejects) or rolled is that
+  entry's status.consumers message, and never stops the others, nor issuing, rotating or
+  retiring.
+- Only a workload whose pod template uses the credential's Secret is rolled (rollouts.py
+  uses_secret: its owner's consent); any other one matched is listed as not using it, left
+  alone, and holds no previous value.
 - A workload is rolled once per revision, and only while the previous value is still in the
   Secret (so that its old pods keep working while new ones start), and only once the Secret
   holds the new value (a pass that writes the Secret rolls nothing; the next one does).
@@ -14,10 +21,10 @@ Rules:
   they may all still run it), it stays, but never past twice rotation.overlap after the
   rotation. The extension is written to the Secret (previousExpiresAt), so the registry and
   JWK Set, which follow the Secret, keep the previous hash or key exactly as long.
-- Rotations that fall due together are spread: a credential with consumers rotates a
+- Rotations that fall due together are spread: every scheduled rotation happens a
   deterministic delay after its period, a fraction of the period (ROTATION_SPREAD, at most
   ROTATION_SPREAD_MAX) chosen by its UID, so that a thousand credentials created by one
-  `kubectl apply` do not roll their consumers in the same second.
+  `kubectl apply` neither rotate nor roll their consumers in the same second.
 """
 
 from __future__ import annotations
@@ -28,11 +35,27 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from credsmith.api.consumers import MAX_CONSUMER_STATUSES
+from credsmith.api.consumers import MAX_CONSUMER_MESSAGE, MAX_CONSUMER_STATUSES
 from credsmith.api.status import Reason, format_timestamp
+from credsmith.reconcile.consumers_seen import FORBIDDEN, ConsumersSeen, Failure, Unread
 from credsmith.reconcile.rollouts import Workload
 from credsmith.reconcile.secret_state import SecretState
 from credsmith.reconcile.snapshots import Event
+
+# The types of what the runtime saw live in consumers_seen.py; importers may name them here.
+__all__ = [
+    "ConsumerPlan",
+    "ConsumersSeen",
+    "Failure",
+    "Rollout",
+    "Unread",
+    "bounded_expiry",
+    "plan_consumers",
+    "recorded_revisions",
+    "report",
+    "retirement",
+    "rotation_spread",
+]
 
 ROTATION_SPREAD = 0.1
 ROTATION_SPREAD_MAX = timedelta(hours=1)
@@ -50,15 +73,6 @@ CREATION_MARGIN = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
-class ConsumersSeen:
-    """What the runtime found of a credential's spec.consumers in this pass."""
-
-    workloads: tuple[Workload, ...] = ()
-    missing: tuple[str, ...] = ()  # named consumers that do not exist ("Deployment/web")
-    refused: str | None = None  # why the workloads could not be read or patched
-
-
-@dataclass(frozen=True)
 class Rollout:
     workload: Workload
     revision: int
@@ -72,11 +86,16 @@ class ConsumerPlan:
     in_flight: bool
     # Rollouts wait for the Secret to hold the value this pass writes: look again at once.
     deferred: bool = False
+    # The workloads that use the Secret (the others are listed, not followed), and how many
+    # of them have rolled out to this revision.
+    followed: int = 0
+    rolled_out: int = 0
 
 
 def rotation_spread(uid: str, period: timedelta) -> timedelta:
-    """The delay after `period` at which a credential with consumers rotates: the same for
-    the same resource every time, spread evenly over ROTATION_SPREAD of the period."""
+    """The delay after `period` at which a credential's scheduled rotation happens: the same
+    for the same resource every time, spread evenly over ROTATION_SPREAD of the period (at
+    most ROTATION_SPREAD_MAX)."""
     fraction = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8]) / 2**64
     return min(period * ROTATION_SPREAD, ROTATION_SPREAD_MAX) * fraction
 
@@ -89,42 +108,60 @@ def plan_consumers(
     recorded: Mapping[tuple[str, str], int] | None = None,
 ) -> ConsumerPlan:
     """`settled`: the Secret already holds this revision and this pass does not write it.
-    `recorded`: the revision status.consumers last gave each workload (recorded_revisions)."""
+    `recorded`: the revision status.consumers last gave each workload (recorded_revisions).
+    Each workload is decided on its own: one that cannot be read or rolled changes nothing
+    for the others."""
     recorded = recorded or {}
     revision = state.revision
     rollouts: list[Rollout] = []
-    statuses: list[dict[str, Any]] = []
+    statuses = [_unread_status(unread, recorded) for unread in seen.unread]
+    followed: list[dict[str, Any]] = []
     lagging: list[Workload] = []
     deferred = False
     for workload in sorted(seen.workloads, key=lambda w: (w.kind.value, w.name)):
+        if not workload.uses_secret:
+            # No consent: never rolled, and it holds no previous value.
+            statuses.append(_status(workload, 0, False, _not_using(seen.secret_name)))
+            continue
+        failure = seen.roll_failures.get(workload.key)
+        message = None
         if workload.rolled_to == revision:
-            rolled_out = workload.complete
-            if not rolled_out:
+            entry = _status(workload, revision, workload.complete)
+            if not workload.complete:
                 lagging.append(workload)
         elif _started_before(workload, state.rotated_at) and (
             has_previous or 0 < recorded.get(workload.key, revision) < revision
         ):
             # It may hold an older value: during an overlap, or (no overlap, or a re-issue)
             # when status last saw it at an older revision.
-            rolled_out = False
-            if settled and seen.refused is None:
+            if settled and failure is None:
                 rollouts.append(Rollout(workload, revision))
                 # Rolled now, so not finished: the previous value stays for it.
                 lagging.append(replace(workload, complete=False, progress="rolling out now"))
+                entry = _status(workload, revision, False)
             else:
-                deferred = deferred or seen.refused is None
-                if seen.refused is not None:
+                deferred = deferred or failure is None
+                if failure is not None:
                     # Refused, so not rolled: it has not finished either.
                     lagging.append(replace(workload, complete=False, progress="not rolled"))
+                    message = f"not rolled: {failure.message}"
                 known = recorded.get(workload.key) or workload.rolled_to or 0
-                statuses.append(_status(workload, known, False))
-                continue
+                entry = _status(workload, known, False, message)
         else:
-            rolled_out = workload.complete  # it started with this value: no restart
-        statuses.append(_status(workload, revision, rolled_out))
+            entry = _status(workload, revision, workload.complete)  # started with this value
+        statuses.append(entry)
+        followed.append(entry)
     # A refusal is looked at again too: granting the permission needs no restart.
-    in_flight = seen.refused is not None or any(not s["rolledOut"] for s in statuses)
-    return ConsumerPlan(tuple(rollouts), tuple(statuses), tuple(lagging), in_flight, deferred)
+    in_flight = seen.refused is not None or any(not s["rolledOut"] for s in followed)
+    return ConsumerPlan(
+        tuple(rollouts),
+        tuple(statuses),
+        tuple(lagging),
+        in_flight,
+        deferred,
+        followed=len(followed),
+        rolled_out=sum(1 for s in followed if s["rolledOut"]),
+    )
 
 
 def retirement(
@@ -234,11 +271,20 @@ def _condition(
     seen: ConsumersSeen, plan: ConsumerPlan, state: SecretState, has_previous: bool, held: bool
 ) -> tuple[bool, Reason, str]:
     revision = state.revision
-    found = len(plan.statuses)
-    done = sum(1 for s in plan.statuses if s["rolledOut"])
-    tail = f"; not found: {', '.join(seen.missing)}" if seen.missing else ""
+    found, done = plan.followed, plan.rolled_out
+    tail = ""
+    if seen.missing:
+        tail += f"; not found: {_some(seen.missing)}"
+    if unused := [w.ref for w in seen.workloads if not w.uses_secret]:
+        tail += f"; not using the Secret, so not rolled: {_some(unused)}"
     if seen.refused is not None:
-        return False, Reason.CONSUMERS_FORBIDDEN, f"consumers cannot be rolled: {seen.refused}"
+        unread = [u for u in seen.unread if not u.missing]
+        forbidden = any(u.status in FORBIDDEN for u in unread) or any(
+            f.forbidden for f in seen.roll_failures.values()
+        )
+        if forbidden:
+            return False, Reason.CONSUMERS_FORBIDDEN, f"consumers cannot be rolled: {seen.refused}"
+        return False, Reason.CONSUMERS_FAILED, f"consumers cannot be rolled: {seen.refused}"
     names = ", ".join(f"{w.ref} ({w.progress})" for w in plan.lagging)
     expires = state.previous_expires_at
     if plan.lagging and held and expires is not None:
@@ -255,13 +301,19 @@ def _condition(
             f"the previous value has retired while {names} had not finished rolling out to "
             f"revision {revision}{tail}",
         )
-    if done < len(plan.statuses):
+    if done < found:
         return (
             False,
             Reason.ROLLING_OUT,
             f"{done} of {found} consumers rolled out to revision {revision}{tail}",
         )
     return True, Reason.ROLLED_OUT, f"{found} consumers rolled out to revision {revision}{tail}"
+
+
+def _some(refs: list[str] | tuple[str, ...], shown: int = 5) -> str:
+    """A few names, and how many more (a selector may match hundreds)."""
+    more = f" and {len(refs) - shown} more" if len(refs) > shown else ""
+    return ", ".join(refs[:shown]) + more
 
 
 def poll_at(
@@ -311,10 +363,42 @@ def _started_before(workload: Workload, rotated_at: datetime) -> bool:
     return workload.created_at is None or workload.created_at < rotated_at + CREATION_MARGIN
 
 
-def _status(workload: Workload, revision: int, rolled_out: bool) -> dict[str, Any]:
-    return {
+def _status(
+    workload: Workload, revision: int, rolled_out: bool, message: str | None = None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
         "kind": workload.kind.value,
         "name": workload.name,
         "revision": revision,
         "rolledOut": rolled_out,
     }
+    if message is not None:
+        entry["message"] = _bounded(message)
+    return entry
+
+
+def _unread_status(unread: Unread, recorded: Mapping[tuple[str, str], int]) -> dict[str, Any]:
+    """The status.consumers entry of a spec.consumers entry that could not be read."""
+    entry: dict[str, Any] = {"kind": unread.kind.value}
+    if unread.name is not None:
+        entry["name"] = unread.name
+    else:
+        entry["selector"] = _bounded(unread.selector or "")
+    entry["revision"] = recorded.get((unread.kind.value, unread.name or ""), 0)
+    entry["rolledOut"] = False
+    entry["message"] = _bounded(unread.message)
+    return entry
+
+
+def _not_using(secret_name: str) -> str:
+    return (
+        f"does not use Secret {secret_name} (no env secretKeyRef, envFrom secretRef, secret "
+        "or projected volume of its pod template names it): not rolled"
+    )
+
+
+def _bounded(message: str) -> str:
+    # status.consumers[].message has a maxLength (the API server's messages can be long).
+    if len(message) <= MAX_CONSUMER_MESSAGE:
+        return message
+    return message[: MAX_CONSUMER_MESSAGE - 3] + "..."

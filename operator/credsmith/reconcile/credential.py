@@ -161,8 +161,8 @@ def reconcile(
         consumers = None
     overlap = spec.rotation.overlap_duration
     period = spec.rotation.period_duration
-    # Credentials with consumers rotate a little after their period, spread by UID.
-    spread = rotation_spread(resource.uid, period) if consumers and period else timedelta(0)
+    # Scheduled rotations happen a little after their period, spread by UID.
+    spread = rotation_spread(resource.uid, period) if period else timedelta(0)
     events: list[Event] = []
     change: Reason | None = None
     if isinstance(found, Credential):

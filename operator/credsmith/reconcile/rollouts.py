@@ -1,5 +1,6 @@
-"""What a consumer workload says of itself: its rollout annotation, and whether its rollout
-has completed. Pure: from the workload's JSON, read with the same care as a Secret.
+"""What a consumer workload says of itself: its rollout annotation, whether its rollout
+has completed, and whether its pod template uses the credential's Secret at all. Pure: from
+the workload's JSON, read with the same care as a Secret.
 
 A rollout is complete as `kubectl rollout status` judges it: the workload's controller has
 seen the current spec (observedGeneration), and every replica (every scheduled pod, for a
@@ -38,6 +39,9 @@ class Workload:
     created_at: datetime | None
     complete: bool
     progress: str  # for people: "1 of 2 updated, 1 available"
+    # Its pod template refers to the credential's Secret: its owner's consent to be rolled
+    # (a selector may match workloads that have nothing to do with the credential).
+    uses_secret: bool = True
 
     @property
     def ref(self) -> str:
@@ -78,10 +82,13 @@ def rollout_patch(kind: WorkloadKind, name: str, annotation: str, revision: int)
     }
 
 
-def workload_of(kind: WorkloadKind, body: Mapping[str, Any], annotation: str) -> Workload:
+def workload_of(
+    kind: WorkloadKind, body: Mapping[str, Any], annotation: str, secret_name: str
+) -> Workload:
     metadata = _map(body.get("metadata"))
     spec, status = _map(body.get("spec")), _map(body.get("status"))
     template = _map(_map(spec.get("template")).get("metadata"))
+    pod_spec = _map(_map(spec.get("template")).get("spec"))
     raw = _map(template.get("annotations")).get(annotation)
     rolled_to = int(raw) if isinstance(raw, str) and raw.isascii() and raw.isdigit() else None
     generation = _count(metadata.get("generation"))
@@ -100,7 +107,30 @@ def workload_of(kind: WorkloadKind, body: Mapping[str, Any], annotation: str) ->
         created_at=_time(metadata.get("creationTimestamp")),
         complete=current and complete,
         progress=progress if current else "its controller has not seen the change yet",
+        uses_secret=uses_secret(pod_spec, secret_name),
     )
+
+
+def uses_secret(pod_spec: Mapping[str, Any], secret_name: str) -> bool:
+    """Whether a pod template's spec refers to the Secret: an env `secretKeyRef`, an
+    `envFrom` `secretRef` (of a container or an init container), a `secret` volume or a
+    `projected` volume's `secret` source. Ephemeral containers are not part of a template."""
+    containers = [*_list(pod_spec.get("containers")), *_list(pod_spec.get("initContainers"))]
+    for container in containers:
+        for env in _list(container.get("env")):
+            ref = _map(_map(env.get("valueFrom")).get("secretKeyRef"))
+            if ref.get("name") == secret_name:
+                return True
+        for source in _list(container.get("envFrom")):
+            if _map(source.get("secretRef")).get("name") == secret_name:
+                return True
+    for volume in _list(pod_spec.get("volumes")):
+        if _map(volume.get("secret")).get("secretName") == secret_name:
+            return True
+        for source in _list(_map(volume.get("projected")).get("sources")):
+            if _map(source.get("secret")).get("name") == secret_name:
+                return True
+    return False
 
 
 def _deployment(spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[bool, str]:
@@ -149,6 +179,11 @@ def _count(value: Any) -> int | None:
 
 def _map(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Mapping[str, Any]]:
+    """The mappings of a JSON list (anything else in it is skipped)."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def _time(value: Any) -> datetime | None:

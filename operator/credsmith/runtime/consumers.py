@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from credsmith.api.consumers import Consumer
-from credsmith.reconcile.consumers import ConsumersSeen, Rollout
+from credsmith.reconcile.consumers import ConsumersSeen, Failure, Rollout, Unread
 from credsmith.reconcile.rollouts import (
     PLURALS,
     Workload,
@@ -33,10 +33,6 @@ from credsmith.runtime.session import APPLY_PATCH, ApiError, ApiSession
 log = logging.getLogger("credsmith.consumers")
 
 _CONSUMERS = TypeAdapter(list[Consumer])
-# Statuses an API server answers when it will not let us read or patch a workload:
-# RBAC (403), an admission policy (403/422 with a message), a kind it does not serve (404
-# on a list).
-_REFUSALS = (403,)
 
 
 def consumers_of(resource: ResourceSnapshot) -> list[Consumer]:
@@ -55,46 +51,59 @@ class Consumers:
     def __init__(self, session: ApiSession) -> None:
         self.session = session
 
-    async def observe(self, resource: ResourceSnapshot) -> ConsumersSeen | None:
-        """What spec.consumers finds now (None: the resource has none). A refusal becomes
-        `refused`; any other error propagates (the pass is retried with backoff)."""
+    async def observe(self, resource: ResourceSnapshot, secret_name: str) -> ConsumersSeen | None:
+        """What spec.consumers finds now (None: the resource has none). Each entry is read
+        on its own: one the API server will not answer (refused, not found, a selector it
+        rejects, any error) is recorded as unread, and the others are read all the same."""
         consumers = consumers_of(resource)
         if not consumers:
             return None
         annotation = rollout_annotation(resource.kind, resource.name)
         found: dict[tuple[str, str], Workload] = {}
-        missing: list[str] = []
-        try:
-            for consumer in consumers:
-                path = f"/apis/apps/v1/namespaces/{resource.namespace}/{PLURALS[consumer.kind]}"
+        unread: list[Unread] = []
+        for consumer in consumers:
+            path = f"/apis/apps/v1/namespaces/{resource.namespace}/{PLURALS[consumer.kind]}"
+            query = consumer.selector.to_query() if consumer.selector is not None else None
+            try:
                 if consumer.name is not None:
-                    one = await self._get(f"{path}/{consumer.name}")
-                    if one is None:
-                        missing.append(f"{consumer.kind.value}/{consumer.name}")
-                        continue
-                    bodies: list[Mapping[str, Any]] = [one]
+                    bodies: list[Mapping[str, Any]] = [
+                        await self.session.request("GET", f"{path}/{consumer.name}")
+                    ]
                 else:
-                    assert consumer.selector is not None
                     page = await self.session.request(
-                        "GET", path, params={"labelSelector": consumer.selector.to_query()}
+                        "GET", path, params={"labelSelector": query or ""}
                     )
                     bodies = [b for b in page.get("items") or () if isinstance(b, Mapping)]
-                for body in bodies:
-                    workload = workload_of(consumer.kind, body, annotation)
-                    if workload.name:
-                        found[(workload.kind.value, workload.name)] = workload
-        except ApiError as exc:
-            if exc.status not in _REFUSALS:
-                raise
-            return ConsumersSeen(refused=_refusal(exc, "read"))
+            except ApiError as exc:
+                if exc.status != 404 or consumer.name is None:
+                    log.warning("%s: cannot read its consumers: %s", resource.ref, exc)
+                message = "not found" if exc.status == 404 and consumer.name else None
+                unread.append(
+                    Unread(
+                        consumer.kind,
+                        consumer.name,
+                        query,
+                        exc.status,
+                        message or _refusal(exc, "read" if consumer.name else "list"),
+                    )
+                )
+                continue
+            for body in bodies:
+                workload = workload_of(consumer.kind, body, annotation, secret_name)
+                if workload.name:
+                    found[(workload.kind.value, workload.name)] = workload
         # Every one is rolled; status.consumers lists the first MAX_CONSUMER_STATUSES.
         listed = sorted(found.values(), key=lambda w: (w.kind.value, w.name))
-        return ConsumersSeen(workloads=tuple(listed), missing=tuple(missing))
+        return ConsumersSeen(workloads=tuple(listed), unread=tuple(unread), secret_name=secret_name)
 
-    async def roll(self, resource: ResourceSnapshot, rollouts: tuple[Rollout, ...]) -> str | None:
-        """Roll each workload to its revision; None, or why the API server refused one."""
+    async def roll(
+        self, resource: ResourceSnapshot, rollouts: tuple[Rollout, ...]
+    ) -> dict[tuple[str, str], Failure]:
+        """Roll each workload to its revision, each on its own: the ones the API server
+        would not let us roll, and why (a refusal of one never stops the others)."""
         annotation = rollout_annotation(resource.kind, resource.name)
         manager = field_manager(resource.kind, resource.name)
+        failures: dict[tuple[str, str], Failure] = {}
         for rollout in rollouts:
             workload = rollout.workload
             path = (
@@ -113,23 +122,17 @@ class Consumers:
             except ApiError as exc:
                 if exc.status == 404:
                     continue  # deleted since it was read: nothing left to roll
-                if exc.status in (*_REFUSALS, 422):
-                    # 422: e.g. deleted and the apply would have created it, or an
-                    # admission policy's refusal: either way, not ours to retry blindly.
-                    return _refusal(exc, "patch")
-                raise
+                # 403/422: RBAC or an admission policy's refusal (422 also: deleted and the
+                # apply would have created it); anything else is a failure of its own. The
+                # next look tries again (not blindly: only while it is still stale).
+                log.warning("%s: cannot roll %s: %s", resource.ref, workload.ref, exc)
+                failures[workload.key] = Failure(exc.status, _refusal(exc, "patch"))
+                continue
             log.info("%s: rolled %s to revision %d", resource.ref, workload.ref, rollout.revision)
-        return None
-
-    async def _get(self, path: str) -> dict[str, Any] | None:
-        try:
-            return await self.session.request("GET", path)
-        except ApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return failures
 
 
 def _refusal(exc: ApiError, verb: str) -> str:
     # The API server's message names the verb, resource and identity, never a value.
-    return f"the API server refused to {verb} a workload ({exc.status} {exc.reason}: {exc.message})"
+    what = "the workloads" if verb == "list" else "it"
+    return f"the API server refused to {verb} {what} ({exc.status} {exc.reason}: {exc.message})"

@@ -288,7 +288,7 @@ class Controller:
         secret = self.secret(namespace, secret_name)
         # In a thread: issuing an RSA-4096 key or an Argon2id hash takes a while.
         duplicate_of = self.documents.duplicate_of(config, resource)
-        consumers = await self.consumers.observe(resource)
+        consumers = await self.consumers.observe(resource, secret_name)
         decide = partial(config.reconcile, resource, duplicate_of=duplicate_of, consumers=consumers)
         decision = await asyncio.to_thread(decide, secret, _now())
 
@@ -308,12 +308,13 @@ class Controller:
                 if decision.secret is not None:
                     await self._write_secret(namespace, secret_name, decision)
         if decision.rollouts and consumers is not None:
-            refused = await self.consumers.roll(resource, decision.rollouts)
-            if refused is not None:
-                # Deciding again with the refusal known changes only status and Events: the
+            failures = await self.consumers.roll(resource, decision.rollouts)
+            if failures:
+                # Deciding again with the refusals known changes only status and Events: the
                 # Secret (the value, or the previous one held for the workloads being rolled)
-                # was written above as it would be now, so it is not written twice.
-                consumers = replace(consumers, refused=refused)
+                # was written above as it would be now, so it is not written twice. Its
+                # rollouts are not made again: the others were rolled just now.
+                consumers = consumers.with_roll_failures(failures)
                 decide = partial(
                     config.reconcile, resource, duplicate_of=duplicate_of, consumers=consumers
                 )

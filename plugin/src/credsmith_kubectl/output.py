@@ -22,12 +22,17 @@ def ready_condition(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def consumers_summary(status: Mapping[str, Any]) -> str:
-    """`2/3 rolled out`: how many consumer workloads finished rolling to the revision."""
+    """`2/3 rolled out`: how many consumer workloads finished rolling to the revision, and
+    how many were not rolled (not using the Secret, refused, not found: status.consumers
+    has each one's message)."""
     consumers = list(status.get("consumers") or ())
     if not consumers:
         return "-"
     done = sum(1 for consumer in consumers if consumer.get("rolledOut"))
-    return f"{done}/{len(consumers)} rolled out"
+    summary = f"{done}/{len(consumers)} rolled out"
+    if skipped := sum(1 for consumer in consumers if consumer.get("message")):
+        summary += f", {skipped} not rolled"
+    return summary
 
 
 def status_rows(

@@ -140,6 +140,77 @@ def test_selector_keys_and_values_are_label_shaped(selector: dict[str, Any]) -> 
         LabelSelector.model_validate(selector)
 
 
+# Keys the API server rejects in a label selector (apimachinery's IsQualifiedName): the
+# list request would be answered with 400. The schema must refuse them at apply.
+LONG_PREFIX = ".".join(["a" * 63] * 4)[:254]  # 254 characters, a valid DNS shape
+REJECTED_KEYS = [
+    f"{LONG_PREFIX}/x",
+    "a" * 300 + "/x",  # the 304-character key of issue 21
+    "/x",
+    "a/b/c",
+    "Example.com/x",
+    "example..com/x",
+    "-example.com/x",
+    "x" * 64,
+    "a/" + "x" * 64,
+    "-x",
+    "x-",
+    "x y",
+]
+ACCEPTED_KEYS = [
+    "x",
+    "X_y.z-1",
+    "example.com/x",
+    f"{LONG_PREFIX[:253]}/{'x' * 63}",
+    "a-b.c-d/x",
+]
+
+
+@pytest.mark.parametrize("key", REJECTED_KEYS)
+def test_selector_keys_are_refused_as_the_api_server_refuses_them(key: str) -> None:
+    with pytest.raises(ValidationError, match=r"matchLabels"):
+        LabelSelector.model_validate({"matchLabels": {key: "v"}})
+    with pytest.raises(ValidationError, match=r"matchExpressions\.0\.key"):
+        LabelSelector.model_validate({"matchExpressions": [{"key": key, "operator": "Exists"}]})
+
+
+@pytest.mark.parametrize("key", ACCEPTED_KEYS)
+def test_selector_keys_the_api_server_accepts_are_accepted(key: str) -> None:
+    LabelSelector.model_validate({"matchLabels": {key: "v"}})
+    LabelSelector.model_validate({"matchExpressions": [{"key": key, "operator": "Exists"}]})
+
+
+def test_a_long_prefix_is_refused_with_a_message_naming_the_prefix() -> None:
+    with pytest.raises(ValidationError) as caught:
+        LabelSelector.model_validate(
+            {"matchExpressions": [{"key": "a" * 300 + "/x", "operator": "DoesNotExist"}]}
+        )
+    assert "prefix (before '/') must be a DNS subdomain of at most 253 characters" in str(
+        caught.value
+    )
+
+
+@pytest.mark.parametrize(
+    "value", ["", "v", "V.1-2_3", "x" * 63], ids=["empty", "short", "mixed", "63"]
+)
+def test_label_values_the_api_server_accepts_are_accepted(value: str) -> None:
+    LabelSelector.model_validate({"matchLabels": {"k": value}})
+    if value:
+        LabelSelector.model_validate(
+            {"matchExpressions": [{"key": "k", "operator": "In", "values": [value]}]}
+        )
+
+
+@pytest.mark.parametrize("value", ["x" * 64, "-v", "v-", "a b", "a,b", "(", "v\n"])
+def test_label_values_the_api_server_rejects_are_refused(value: str) -> None:
+    with pytest.raises(ValidationError):
+        LabelSelector.model_validate({"matchLabels": {"k": value}})
+    with pytest.raises(ValidationError):
+        LabelSelector.model_validate(
+            {"matchExpressions": [{"key": "k", "operator": "In", "values": [value]}]}
+        )
+
+
 def test_at_most_sixteen_consumers() -> None:
     assert MAX_CONSUMERS == 16
     many = [{"kind": "Deployment", "name": f"web-{i}"} for i in range(MAX_CONSUMERS + 1)]
@@ -215,15 +286,23 @@ def test_crd_carries_the_consumer_rules(where: str, crd: dict[str, Any]) -> None
     assert "consumers.selector" in xor["message"]
 
     selector = item["properties"]["selector"]
-    [not_empty] = selector["x-kubernetes-validations"]
+    [not_empty, label_prefixes] = selector["x-kubernetes-validations"]
     assert not_empty["rule"] == SELECTOR_NOT_EMPTY
     assert not_empty["message"].startswith("consumers.selector must have matchLabels")
+    assert label_prefixes["rule"] == (
+        "!has(self.matchLabels) || self.matchLabels.all(k, k.matches('^([^/]{1,253}/)?[^/]*$'))"
+    )
+    assert label_prefixes["fieldPath"] == ".matchLabels"
+    assert label_prefixes["message"].startswith("selector.matchLabels: every key's prefix")
 
     expression = selector["properties"]["matchExpressions"]["items"]
-    [values] = expression["x-kubernetes-validations"]
+    [values, key_prefix] = expression["x-kubernetes-validations"]
     assert values["rule"] == VALUES_RULE
     assert values["fieldPath"] == ".values"
     assert values["message"].startswith("matchExpressions.values must be non-empty")
+    assert key_prefix["rule"] == "self.key.matches('^([^/]{1,253}/)?[^/]*$')"
+    assert key_prefix["fieldPath"] == ".key"
+    assert key_prefix["message"].startswith("matchExpressions.key: a label key's prefix")
     assert expression["properties"]["operator"]["enum"] == ["In", "NotIn", "Exists", "DoesNotExist"]
 
 

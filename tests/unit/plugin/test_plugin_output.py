@@ -185,3 +185,14 @@ def test_leader_present_while_renewed_within_the_lease_duration() -> None:
     )
     released = lease(holderIdentity="", leaseDurationSeconds=1, renewTime="2026-12-06T11:59:59Z")
     assert leader_of(released, NOW)[0] is None
+
+
+def test_consumers_not_rolled_are_counted() -> None:
+    from credsmith_kubectl.output import consumers_summary
+
+    consumers = [
+        {"kind": "Deployment", "name": "a", "revision": 2, "rolledOut": True},
+        {"kind": "Deployment", "name": "x", "revision": 0, "rolledOut": False, "message": "m"},
+        {"kind": "Deployment", "selector": "a/b=c", "rolledOut": False, "message": "400"},
+    ]
+    assert consumers_summary({"consumers": consumers}) == "1/3 rolled out, 2 not rolled"

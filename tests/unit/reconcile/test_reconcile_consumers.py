@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from credsmith.api.common import ROTATE_ANNOTATION
-from credsmith.api.consumers import MAX_CONSUMER_STATUSES
+from credsmith.api.consumers import MAX_CONSUMER_MESSAGE, MAX_CONSUMER_STATUSES
 from credsmith.api.enums import WorkloadKind
 from credsmith.api.status import format_timestamp, parse_timestamp
 from credsmith.reconcile.consumers import (
@@ -27,6 +27,8 @@ from credsmith.reconcile.consumers import (
     ROLLOUT_POLL,
     ROTATION_SPREAD_MAX,
     ConsumersSeen,
+    Failure,
+    Unread,
     rotation_spread,
 )
 from credsmith.reconcile.credential import checked_credential, reconcile
@@ -48,10 +50,16 @@ CLIENT = {
 
 @dataclass
 class Fleet:
-    """The consumer workloads as the runtime would read them."""
+    """The consumer workloads as the runtime would read them, and the API server's answers
+    to its rollouts."""
 
     workloads: dict[str, Workload] = field(default_factory=dict)
+    # Every rollout refused with this message (403), or only those of some workloads.
     refused: str | None = None
+    refusals: dict[str, str] = field(default_factory=dict)
+    # spec.consumers entries that could not be read.
+    unread: list[Unread] = field(default_factory=list)
+    patches: list[tuple[str, int]] = field(default_factory=list)  # every rollout made
 
     def add(
         self,
@@ -60,24 +68,39 @@ class Fleet:
         kind: WorkloadKind = WorkloadKind.DEPLOYMENT,
         rolled_to: int | None = None,
         complete: bool = True,
+        uses_secret: bool = True,
     ) -> Workload:
-        workload = Workload(kind, name, rolled_to, created_at, complete, "1 of 1 updated")
+        workload = Workload(
+            kind, name, rolled_to, created_at, complete, "1 of 1 updated", uses_secret
+        )
         self.workloads[workload.ref] = workload
         return workload
 
     def seen(self) -> ConsumersSeen:
-        return ConsumersSeen(workloads=tuple(self.workloads.values()), refused=self.refused)
+        return ConsumersSeen(
+            workloads=tuple(self.workloads.values()),
+            unread=tuple(self.unread),
+            secret_name="billing",
+        )
 
-    def roll(self, decision: Decision) -> None:
-        """The runtime's patch: the annotation set, the rollout begun (not complete)."""
+    def roll(self, decision: Decision) -> dict[tuple[str, str], Failure]:
+        """The runtime's patches, each on its own: the annotation set and the rollout begun
+        (not complete), or the API server's refusal of that one."""
+        failures: dict[tuple[str, str], Failure] = {}
         for rollout in decision.rollouts:
             ref = rollout.workload.ref
+            refusal = self.refusals.get(ref, self.refused)
+            if refusal is not None:
+                failures[rollout.workload.key] = Failure(403, refusal)
+                continue
+            self.patches.append((ref, rollout.revision))
             self.workloads[ref] = replace(
                 self.workloads[ref],
                 rolled_to=rollout.revision,
                 complete=False,
                 progress="0 of 1 updated, 0 available",
             )
+        return failures
 
     def finish(self, ref: str = "Deployment/web") -> None:
         self.workloads[ref] = replace(self.workloads[ref], complete=True, progress="done")
@@ -88,19 +111,36 @@ class Fleet:
 
 def step(w: Any, fleet: Fleet | None, advance: timedelta | None = None) -> Decision:
     """World.step, with what the runtime saw of the consumers passed in; the Decision's
-    rollouts are applied to the fleet as the runtime would."""
+    rollouts are made on the fleet as the runtime makes them, and when some are refused the
+    pass is decided again with the refusals known (runtime/controller.py): the Secret the
+    first decision wrote stands, and status and Events are the second's."""
     if advance is not None:
         w.advance(advance)
     resource, secret = w.snapshot(), w.secret_snapshot()
     before = (copy.deepcopy(w.resource), copy.deepcopy(w.secret))
     seen = fleet.seen() if fleet is not None else None
     decision = reconcile(w.rules, resource, secret, w.now, None, seen, generate=w._recording())
-    assert before == (w.resource, w.secret), "reconcile changed its input"
     w._check(decision, resource, secret)
+    if fleet is not None and seen is not None and decision.rollouts:
+        failures = fleet.roll(decision)
+        if failures:
+            again = reconcile(
+                w.rules,
+                resource,
+                secret,
+                w.now,
+                None,
+                seen.with_roll_failures(failures),
+                generate=w._recording(),
+            )
+            w._check(again, resource, secret)
+            # The controller does not write the Secret twice: it must not need to.
+            assert again.secret == decision.secret
+            assert not {r.workload.key for r in again.rollouts} & failures.keys()
+            decision = again
+    assert before == (w.resource, w.secret), "reconcile changed its input"
     w._apply(decision)
     w.decisions.append(decision)
-    if fleet is not None:
-        fleet.roll(decision)
     return decision
 
 
@@ -467,9 +507,11 @@ def test_forbidden_consumers_hold_the_previous_value_up_to_twice_the_overlap(wor
     w, fleet = started(world(SA), "web")
     rotate(w, fleet)
     rotated_at = parse_timestamp(w.status["rotatedAt"])
-    fleet.refused = 'deployments.apps "web" is forbidden'
-    if not known:
+    if known:
+        fleet.refused = 'deployments.apps "web" is forbidden'
+    else:
         fleet.workloads.clear()  # a refused read finds nothing
+        fleet.unread = [Unread(WorkloadKind.DEPLOYMENT, "web", None, 403, "web is forbidden")]
     step(w, fleet, SECOND)
     assert previous_expiry(w) == rotated_at + HOUR
 
@@ -516,7 +558,7 @@ def test_permission_granted_while_held_rolls_and_then_retires(world):
 
 def test_forbidden_without_a_rotation_still_requeues(world):
     w = world(SA)
-    fleet = Fleet(refused="forbidden")
+    fleet = Fleet(unread=[Unread(WorkloadKind.DEPLOYMENT, "web", None, 403, "forbidden")])
     first = step(w, fleet)
     assert w.condition()["status"] == "True"
     assert consumers_condition(w)[:2] == ("False", "ConsumersForbidden")
@@ -595,11 +637,29 @@ def test_rotation_waits_for_the_spread(world):
     assert w.status["revision"] == 2
 
 
-def test_no_spread_without_consumers(world):
+def test_rotation_without_consumers_is_spread_by_uid_too(world):
+    """Every scheduled rotation is spread (issue 24): 5000 credentials created together
+    must not rotate in the same second, consumers or not."""
     spec = {"serviceAccount": "billing-exporter", "rotation": {"period": "24h", "overlap": "1h"}}
-    for name in ("billing", "reporting"):
-        _, after = next_rotation_of(world, spec, name, None)
-        assert abs(after - 24 * HOUR) < SECOND
+    spreads = set()
+    for name in ("billing", "reporting", "exports"):
+        w, after = next_rotation_of(world, spec, name, None)
+        spread = rotation_spread(w.uid, 24 * HOUR)
+        assert abs(after - (24 * HOUR + spread)) < SECOND
+        assert timedelta(0) <= spread <= ROTATION_SPREAD_MAX
+        spreads.add(after)
+        # And the rotation waits for it.
+        rotated_at = parse_timestamp(w.status["rotatedAt"])
+        w.now = rotated_at + 24 * HOUR + spread - SECOND
+        w.step()
+        assert w.status["revision"] == 1
+        w.now = rotated_at + 24 * HOUR + spread + SECOND
+        w.step()
+        assert w.status["revision"] == 2
+        assert (
+            abs(parse_timestamp(w.status["nextRotationAt"]) - (w.now + 24 * HOUR + spread)) < SECOND
+        )
+    assert len(spreads) == 3
 
 
 def test_spread_is_deterministic_and_bounded():
@@ -736,14 +796,26 @@ def test_missing_consumers_are_named(world):
     fleet = Fleet()
     fleet.add("web", w.now - HOUR)
     resource = w.snapshot()
-    seen = ConsumersSeen(workloads=fleet.seen().workloads, missing=("Deployment/api",))
+    missing = Unread(WorkloadKind.DEPLOYMENT, "api", None, 404, "not found")
+    seen = ConsumersSeen(workloads=fleet.seen().workloads, unread=(missing,))
     decision = reconcile(w.rules, resource, None, w.now, None, seen, generate=w._recording())
     [condition] = [c for c in decision.status["conditions"] if c["type"] == "ConsumersRolledOut"]
     assert condition["status"] == "True"
     assert condition["message"] == (
         "1 consumers rolled out to revision 1; not found: Deployment/api"
     )
-    assert len(decision.status["consumers"]) == 1
+    assert decision.status["consumers"] == [
+        {
+            "kind": "Deployment",
+            "name": "api",
+            "revision": 0,
+            "rolledOut": False,
+            "message": "not found",
+        },
+        {"kind": "Deployment", "name": "web", "revision": 1, "rolledOut": True},
+    ]
+    # Nothing to look at again for it: a missing workload holds no value.
+    assert decision.requeue_at is None
 
 
 def test_more_workloads_than_status_lists_are_all_rolled(world):
@@ -772,3 +844,186 @@ def test_more_workloads_than_status_lists_are_all_rolled(world):
     assert all(s["rolledOut"] for s in w.status["consumers"])
     assert consumers_condition(w)[:2] == ("False", "RollingOut")
     assert consumers_condition(w)[2].startswith("69 of 70 consumers")
+
+
+# ---- each consumer on its own (issue 21) ----------------------------------------------
+
+
+def test_a_refused_workload_stops_no_other_rollout_and_each_is_rolled_once(world):
+    """The first workload (by kind and name) refused: those after it are rolled all the
+    same, once; the refused one is listed with the server's message, holds the previous
+    value, and is rolled (once) when the refusal goes."""
+    w, fleet = started(world(SA), "a-first", "b-second", "c-third")
+    fleet.refusals["Deployment/a-first"] = 'deployments.apps "a-first" is forbidden: no'
+    rotate(w, fleet)
+    rolled = step(w, fleet, SECOND)
+    assert fleet.patches == [("Deployment/b-second", 2), ("Deployment/c-third", 2)]
+    assert sorted(r.workload.ref for r in rolled.rollouts) == [
+        "Deployment/b-second",
+        "Deployment/c-third",
+    ]
+    first = w.status["consumers"][0]
+    assert first["name"] == "a-first"
+    assert first["rolledOut"] is False
+    assert first["revision"] == 1
+    assert "forbidden" in first["message"]
+    assert all("message" not in s for s in w.status["consumers"][1:])
+    assert consumers_condition(w)[:2] == ("False", "ConsumersForbidden")
+    assert "Deployment/a-first" in consumers_condition(w)[2]
+
+    # Passes while refused: the others are not rolled again (they carry revision 2).
+    for _ in range(3):
+        step(w, fleet, ROLLOUT_POLL)
+    assert [ref for ref, _ in fleet.patches] == ["Deployment/b-second", "Deployment/c-third"]
+    fleet.finish("Deployment/b-second")
+    fleet.finish("Deployment/c-third")
+
+    # The refusal goes: only the one left is rolled, once.
+    fleet.refusals.clear()
+    step(w, fleet, ROLLOUT_POLL)
+    step(w, fleet, ROLLOUT_POLL)
+    assert fleet.patches[2:] == [("Deployment/a-first", 2)]
+    fleet.finish("Deployment/a-first")
+    step(w, fleet, ROLLOUT_POLL)
+    assert consumers_condition(w)[:2] == ("True", "RolledOut")
+    assert all("message" not in s and s["revision"] == 2 for s in w.status["consumers"])
+    assert len(fleet.patches) == 3
+
+
+def bad_selector() -> Unread:
+    return Unread(
+        WorkloadKind.DEPLOYMENT,
+        None,
+        "x/y=z",
+        400,
+        "the API server refused to list the workloads (400 BadRequest: invalid selector)",
+    )
+
+
+def test_unreadable_entries_stop_neither_issuing_nor_rotating_nor_retiring(world):
+    """A selector the API server rejects (400) and a missing workload beside a healthy one:
+    the credential is issued, rotated on schedule and its previous value retired; the
+    healthy one is rolled; each problem is its own entry's message."""
+    spec = {**SA, "rotation": {"period": "24h", "overlap": "1h"}}
+    w = world(spec)
+    fleet = Fleet()
+    fleet.add("web", w.now - 24 * HOUR)
+    fleet.unread = [
+        bad_selector(),
+        Unread(WorkloadKind.DEPLOYMENT, "gone", None, 404, "not found"),
+    ]
+    step(w, fleet)
+    assert w.status["revision"] == 1
+    assert w.condition()["status"] == "True"
+    by_entry = {(s["kind"], s.get("name"), s.get("selector")): s for s in w.status["consumers"]}
+    assert by_entry[("Deployment", None, "x/y=z")]["message"].startswith(
+        "the API server refused to list"
+    )
+    assert by_entry[("Deployment", "gone", None)]["message"] == "not found"
+    assert by_entry[("Deployment", "web", None)]["rolledOut"] is True
+    status, reason, message = consumers_condition(w)
+    assert (status, reason) == ("False", "ConsumersFailed")
+    assert "400" in message
+    assert "Deployment x/y=z" in message
+
+    rotated_at = parse_timestamp(w.status["rotatedAt"])
+    w.now = parse_timestamp(w.status["nextRotationAt"]) + SECOND
+    step(w, fleet)
+    assert w.status["revision"] == 2
+    step(w, fleet, SECOND)
+    assert fleet.patches == [("Deployment/web", 2)]
+    fleet.finish()
+    rotated_at = parse_timestamp(w.status["rotatedAt"])
+    # The unreadable selector may hide workloads on the previous value: held as for a
+    # refusal, up to twice the overlap, then retired.
+    w.now = rotated_at + HOUR
+    step(w, fleet)
+    assert has_previous_value(w)
+    assert previous_expiry(w) == rotated_at + 2 * HOUR
+    w.now = rotated_at + 2 * HOUR
+    step(w, fleet)
+    assert not has_previous_value(w)
+    assert w.condition()["status"] == "True"
+    assert fleet.patches == [("Deployment/web", 2)]
+
+
+def test_a_missing_workload_holds_nothing(world):
+    w, fleet = started(world(SA), "web")
+    fleet.unread = [Unread(WorkloadKind.DEPLOYMENT, "gone", None, 404, "not found")]
+    rotate(w, fleet)
+    rotated_at = parse_timestamp(w.status["rotatedAt"])
+    step(w, fleet, SECOND)
+    fleet.finish()
+    step(w, fleet, SECOND)
+    assert consumers_condition(w)[:2] == ("True", "RolledOut")
+    w.now = rotated_at + HOUR
+    step(w, fleet)
+    assert not has_previous_value(w)
+
+
+def test_a_workload_that_does_not_use_the_secret_is_listed_and_left_alone(world):
+    """A selector (here `{key: x, operator: DoesNotExist}`, which matches nearly everything)
+    picks a workload whose pod template does not use the Secret: it is never rolled, is
+    listed as not using it, and holds no previous value."""
+    spec = {
+        **SA,
+        "consumers": [
+            {"kind": "Deployment", "selector": {"matchExpressions": [
+                {"key": "x", "operator": "DoesNotExist"}
+            ]}},
+        ],
+    }  # fmt: skip
+    w = world(spec)
+    fleet = Fleet()
+    fleet.add("web", w.now - 24 * HOUR)
+    fleet.add("bystander", w.now - 24 * HOUR, uses_secret=False)
+    step(w, fleet)
+    rotate(w, fleet)
+    rotated_at = parse_timestamp(w.status["rotatedAt"])
+    step(w, fleet, SECOND)
+    assert fleet.patches == [("Deployment/web", 2)]
+    assert fleet.get("Deployment/bystander").rolled_to is None
+    [bystander] = [s for s in w.status["consumers"] if s["name"] == "bystander"]
+    assert bystander["rolledOut"] is False
+    assert bystander["revision"] == 0
+    assert bystander["message"].startswith("does not use Secret billing")
+    assert "not rolled" in bystander["message"]
+    fleet.finish()
+    done = step(w, fleet, SECOND)
+    status, reason, message = consumers_condition(w)
+    assert (status, reason) == ("True", "RolledOut")
+    assert message == (
+        "1 consumers rolled out to revision 2; not using the Secret, so not rolled: "
+        "Deployment/bystander"
+    )
+    # Nothing is held for it, and nothing polls for it.
+    assert done.requeue_at == rotated_at + HOUR
+    w.now = rotated_at + HOUR
+    step(w, fleet)
+    assert not has_previous_value(w)
+    for _ in range(3):
+        step(w, fleet, HOUR)
+    assert fleet.patches == [("Deployment/web", 2)]
+
+
+def test_only_workloads_that_use_the_secret_are_rolled_even_when_named(world):
+    w = world({**SA, "consumers": [WEB]})
+    fleet = Fleet()
+    fleet.add("web", w.now - 24 * HOUR, uses_secret=False)
+    step(w, fleet)
+    rotate(w, fleet)
+    for _ in range(3):
+        assert step(w, fleet, SECOND).rollouts == ()
+    assert fleet.patches == []
+    assert consumers_condition(w)[:2] == ("True", "RolledOut")
+    assert consumers_condition(w)[2].startswith("0 consumers rolled out to revision 2")
+
+
+def test_a_long_server_message_is_cut_to_what_status_holds(world):
+    w, fleet = started(world(SA), "web")
+    fleet.refused = "x" * 5000
+    rotate(w, fleet)
+    step(w, fleet, SECOND)
+    [entry] = w.status["consumers"]
+    assert len(entry["message"]) == MAX_CONSUMER_MESSAGE
+    assert entry["message"].endswith("...")

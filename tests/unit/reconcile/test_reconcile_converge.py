@@ -8,6 +8,7 @@ import pytest
 from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.api.status import format_timestamp
 from credsmith.issuing.fingerprint import fingerprint
+from credsmith.reconcile.consumers import rotation_spread
 from credsmith.reconcile.kinds import API_CLIENT, SERVICE_ACCOUNT_CREDENTIAL
 
 SA = {"serviceAccount": "billing-exporter"}
@@ -250,7 +251,8 @@ def test_lost_annotations_and_status_do_not_make_a_rotation_due(world):
     assert w.data() == data
     assert decision.events == ()
     assert w.status["rotatedAt"] == format_timestamp(w.now)
-    assert w.status["nextRotationAt"] == format_timestamp(w.now + timedelta(hours=2))
+    spread = rotation_spread(w.uid, timedelta(hours=2))
+    assert w.status["nextRotationAt"] == format_timestamp(w.now + timedelta(hours=2) + spread)
     w.converge()
 
 

@@ -9,10 +9,12 @@ from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.api.status import format_timestamp, parse_timestamp
 from credsmith.issuing.fingerprint import fingerprint
 from credsmith.issuing.keypair import key_algorithm_of, key_pair_from_private_pem
+from credsmith.reconcile.consumers import rotation_spread
 from credsmith.reconcile.kinds import API_CLIENT
 from credsmith.reconcile.policy import MAX_REMEMBERED_REQUEST
 
 SA = {"serviceAccount": "billing-exporter"}
+SECOND = timedelta(seconds=1)
 HOUR = timedelta(hours=1)
 
 
@@ -385,8 +387,11 @@ def test_unreadable_previous_key_is_dropped(world):
 def test_period_rotates_when_due(world):
     w = world({**SA, "rotation": {"period": "2h"}})
     first = w.step()
+    # Due a period after the rotation, and the resource's spread (issue 24).
+    spread = rotation_spread(w.uid, 2 * HOUR)
+    assert timedelta(0) <= spread <= 2 * HOUR / 10
     due = parse_timestamp(w.status["nextRotationAt"])
-    assert due == parse_timestamp(w.status["rotatedAt"]) + 2 * HOUR
+    assert abs(due - (parse_timestamp(w.status["rotatedAt"]) + 2 * HOUR + spread)) < SECOND
     assert first.requeue_at is not None
     assert abs(first.requeue_at - due) < timedelta(seconds=1)
 
@@ -398,8 +403,8 @@ def test_period_rotates_when_due(world):
     decision = w.step()
     rotated_once(w, decision, before)
     assert "rotation.period 2h elapsed" in decision.events[0].message
-    assert w.status["nextRotationAt"] == format_timestamp(w.now + 2 * HOUR)
-    assert decision.requeue_at == w.now + 2 * HOUR
+    assert w.status["nextRotationAt"] == format_timestamp(w.now + 2 * HOUR + spread)
+    assert decision.requeue_at == w.now + 2 * HOUR + spread
     w.converge()
 
 
@@ -415,12 +420,16 @@ def test_period_missed_many_times_rotates_once(world):
 def test_requeue_at_is_the_earliest_of_rotation_and_expiry(world):
     w = world({**SA, "rotation": {"period": "3h", "overlap": "1h"}})
     w.step()
-    w.step(3 * HOUR)  # rotation 2, previous expires in 1h, next rotation in 3h
+    spread = rotation_spread(w.uid, 3 * HOUR)
+    # Rotation 2 (the period and its spread), previous expires in 1h, next rotation in 3h.
+    w.step(3 * HOUR + spread + SECOND)
     assert w.status["revision"] == 2
     expires = parse_timestamp(w.status["previousExpiresAt"])
     next_rotation = parse_timestamp(w.status["nextRotationAt"])
     assert expires == parse_timestamp(w.status["rotatedAt"]) + HOUR
-    assert next_rotation == parse_timestamp(w.status["rotatedAt"]) + 3 * HOUR
+    assert abs(next_rotation - (parse_timestamp(w.status["rotatedAt"]) + 3 * HOUR + spread)) < (
+        SECOND
+    )
     decision = w.decisions[-1]
     assert decision.requeue_at == w.now + HOUR  # the expiry: earlier than the next rotation
     assert format_timestamp(decision.requeue_at) == format_timestamp(min(expires, next_rotation))

@@ -15,10 +15,12 @@ from credsmith.reconcile.rollouts import (
     field_manager,
     rollout_annotation,
     rollout_patch,
+    uses_secret,
     workload_of,
 )
 
 ANNOTATION = rollout_annotation("ServiceAccountCredential", "billing")
+SECRET = "billing"
 DEPLOYMENT, STATEFUL_SET, DAEMON_SET = (
     WorkloadKind.DEPLOYMENT,
     WorkloadKind.STATEFUL_SET,
@@ -82,7 +84,7 @@ DONE = {DEPLOYMENT: DEPLOYMENT_DONE, STATEFUL_SET: STATEFUL_SET_DONE, DAEMON_SET
 
 
 def read(kind: WorkloadKind, status: dict[str, Any], **kwargs: Any) -> Any:
-    return workload_of(kind, body(kind, status, **kwargs), ANNOTATION)
+    return workload_of(kind, body(kind, status, **kwargs), ANNOTATION, SECRET)
 
 
 # ---- what is read ---------------------------------------------------------------------
@@ -139,7 +141,7 @@ def test_deployment_replicas_default_to_one_and_zero_is_done() -> None:
     one = {"observedGeneration": 3, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}
     deployment = body(DEPLOYMENT, one)
     del deployment["spec"]["replicas"]
-    assert workload_of(DEPLOYMENT, deployment, ANNOTATION).complete is True
+    assert workload_of(DEPLOYMENT, deployment, ANNOTATION, SECRET).complete is True
     scaled_down = read(DEPLOYMENT, {"observedGeneration": 3}, spec={"replicas": 0})
     assert scaled_down.complete is True
 
@@ -228,7 +230,7 @@ def test_garbage_generation_reads_as_incomplete(kind: WorkloadKind, garbage: Any
 @pytest.mark.parametrize("kind", list(WorkloadKind))
 @pytest.mark.parametrize("status", ["done", 7, None, ["x"]], ids=repr)
 def test_status_not_a_map_reads_as_incomplete(kind: WorkloadKind, status: Any) -> None:
-    workload = workload_of(kind, {**body(kind, {}), "status": status}, ANNOTATION)
+    workload = workload_of(kind, {**body(kind, {}), "status": status}, ANNOTATION, SECRET)
     assert workload.complete is False
 
 
@@ -238,7 +240,7 @@ def test_status_not_a_map_reads_as_incomplete(kind: WorkloadKind, status: Any) -
     ids=repr,
 )
 def test_garbage_workload_is_read_without_error(whole: dict[str, Any]) -> None:
-    workload = workload_of(DEPLOYMENT, whole, ANNOTATION)
+    workload = workload_of(DEPLOYMENT, whole, ANNOTATION, SECRET)
     assert workload.complete is False
     assert workload.rolled_to is None
     assert workload.created_at is None
@@ -282,21 +284,21 @@ def test_only_this_credentials_annotation_counts() -> None:
         other: "5",
         "kubectl.kubernetes.io/restartedAt": "2025-03-01T09:00:00Z",
     }
-    assert workload_of(DEPLOYMENT, workload, ANNOTATION).rolled_to is None
-    assert workload_of(DEPLOYMENT, workload, other).rolled_to == 5
+    assert workload_of(DEPLOYMENT, workload, ANNOTATION, SECRET).rolled_to is None
+    assert workload_of(DEPLOYMENT, workload, other, SECRET).rolled_to == 5
 
 
 @pytest.mark.parametrize("created", ["yesterday", 17, "", None], ids=repr)
 def test_unreadable_creation_time_is_none(created: Any) -> None:
     workload = body(DEPLOYMENT, DEPLOYMENT_DONE)
     workload["metadata"]["creationTimestamp"] = created
-    assert workload_of(DEPLOYMENT, workload, ANNOTATION).created_at is None
+    assert workload_of(DEPLOYMENT, workload, ANNOTATION, SECRET).created_at is None
 
 
 def test_workload_of_does_not_change_its_input() -> None:
     workload = body(STATEFUL_SET, STATEFUL_SET_DONE, spec=partitioned(1))
     before = copy.deepcopy(workload)
-    workload_of(STATEFUL_SET, workload, ANNOTATION)
+    workload_of(STATEFUL_SET, workload, ANNOTATION, SECRET)
     assert workload == before
 
 
@@ -394,4 +396,93 @@ def test_rollout_patch_touches_only_the_annotation() -> None:
     rolled["spec"]["template"]["metadata"]["annotations"].update(
         patch["spec"]["template"]["metadata"]["annotations"]
     )
-    assert workload_of(STATEFUL_SET, rolled, ANNOTATION).rolled_to == 3
+    assert workload_of(STATEFUL_SET, rolled, ANNOTATION, SECRET).rolled_to == 3
+
+
+# ---- consent: the pod template uses the Secret ---------------------------------------
+
+
+def container(**fields: Any) -> dict[str, Any]:
+    return {"name": "app", "image": "app:1", **fields}
+
+
+ENV = {"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "k"}}}]}
+ENV_FROM = {"envFrom": [{"configMapRef": {"name": SECRET}}, {"secretRef": {"name": SECRET}}]}
+SECRET_VOLUME = {"volumes": [{"name": "v", "secret": {"secretName": SECRET}}]}
+PROJECTED = {
+    "volumes": [
+        {
+            "name": "v",
+            "projected": {
+                "sources": [{"configMap": {"name": SECRET}}, {"secret": {"name": SECRET}}]
+            },
+        }
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    "pod_spec",
+    [
+        {"containers": [container(), container(**ENV)]},
+        {"containers": [container(**ENV_FROM)]},
+        {"containers": [container()], "initContainers": [container(**ENV)]},
+        {"containers": [container()], "initContainers": [container(**ENV_FROM)]},
+        {"containers": [container()], **SECRET_VOLUME},
+        {"containers": [container()], **PROJECTED},
+    ],
+    ids=["env", "envFrom", "init-env", "init-envFrom", "secret-volume", "projected-volume"],
+)
+def test_a_template_that_refers_to_the_secret_uses_it(pod_spec: dict[str, Any]) -> None:
+    assert uses_secret(pod_spec, SECRET) is True
+    assert uses_secret(pod_spec, "other") is False
+    workload = read(DEPLOYMENT, DEPLOYMENT_DONE, spec={"template": {"spec": pod_spec}})
+    assert workload.uses_secret is True
+
+
+@pytest.mark.parametrize(
+    "pod_spec",
+    [
+        {},
+        {"containers": [container()]},
+        # The same name, but a ConfigMap's.
+        {"containers": [container(envFrom=[{"configMapRef": {"name": SECRET}}])]},
+        {
+            "containers": [
+                container(env=[{"name": "X", "valueFrom": {"configMapKeyRef": {"name": SECRET}}}])
+            ]
+        },
+        {"containers": [container()], "volumes": [{"name": "v", "configMap": {"name": SECRET}}]},
+        {
+            "containers": [container()],
+            "volumes": [{"name": "v", "projected": {"sources": [{"configMap": {"name": SECRET}}]}}],
+        },
+        # An ephemeral container is not part of a template; a volume named like the Secret
+        # that is something else is not the Secret.
+        {"containers": [container()], "ephemeralContainers": [container(**ENV)]},
+        {"containers": [container()], "volumes": [{"name": SECRET, "emptyDir": {}}]},
+        # Another Secret, and malformed shapes.
+        {"containers": [container(envFrom=[{"secretRef": {"name": "billing-2"}}])]},
+        {"containers": "app", "volumes": {"secret": {"secretName": SECRET}}},
+        {"containers": [None, 3, {"env": [None, {"valueFrom": "x"}], "envFrom": "y"}]},
+    ],
+    ids=[
+        "empty",
+        "none",
+        "configmap-envFrom",
+        "configmap-env",
+        "configmap-volume",
+        "projected-configmap",
+        "ephemeral",
+        "volume-name",
+        "other-secret",
+        "malformed",
+        "malformed-items",
+    ],
+)
+def test_a_template_that_does_not_refer_to_the_secret_does_not_use_it(
+    pod_spec: dict[str, Any],
+) -> None:
+    assert uses_secret(pod_spec, SECRET) is False
+    workload = read(DEPLOYMENT, DEPLOYMENT_DONE, spec={"template": {"spec": pod_spec}})
+    assert workload.uses_secret is False

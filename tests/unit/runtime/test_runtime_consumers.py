@@ -6,8 +6,6 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-import pytest
-
 from credsmith.api.enums import WorkloadKind
 from credsmith.reconcile.consumers import Rollout
 from credsmith.reconcile.rollouts import Workload
@@ -98,7 +96,7 @@ def test_named_and_selected_consumers_are_read_and_missing_ones_reported() -> No
             },
         },
     ]
-    seen = run(Consumers(session).observe(resource(consumers)))  # type: ignore[arg-type]
+    seen = run(Consumers(session).observe(resource(consumers), "billing"))  # type: ignore[arg-type]
     assert seen is not None
     assert [(w.name, w.rolled_to, w.complete) for w in seen.workloads] == [
         ("a", None, True),
@@ -112,22 +110,85 @@ def test_named_and_selected_consumers_are_read_and_missing_ones_reported() -> No
 
 def test_no_consumers_means_no_request() -> None:
     session = FakeSession({})
-    assert run(Consumers(session).observe(resource([]))) is None  # type: ignore[arg-type]
+    assert run(Consumers(session).observe(resource([]), "billing")) is None  # type: ignore[arg-type]
     assert session.calls == []
 
 
-def test_a_forbidden_read_is_a_refusal_and_other_errors_propagate() -> None:
-    forbidden = ApiError(403, "Forbidden", 'deployments.apps "web" is forbidden')
-    session = FakeSession({("GET", f"{DEPLOYMENTS}/web"): forbidden})
-    seen = run(Consumers(session).observe(resource([{"kind": "Deployment", "name": "web"}])))  # type: ignore[arg-type]
+def test_each_entry_is_read_on_its_own_and_no_error_propagates() -> None:
+    """A refused read (403), a selector the API server rejects (400), a missing workload
+    (404), an error (500) and an unreachable server each become that entry's problem; the
+    entries after them are read all the same."""
+    errors = {
+        "refused": ApiError(403, "Forbidden", 'deployments.apps "refused" is forbidden'),
+        "broken": ApiError(500, "InternalError", "boom"),
+        "away": ApiError(0, "Unreachable", "ClientConnectorError"),
+    }
+    answers: dict[tuple[str, str], Any] = {
+        ("GET", f"{DEPLOYMENTS}/{name}"): error for name, error in errors.items()
+    }
+    answers[("GET", DEPLOYMENTS)] = ApiError(400, "BadRequest", "unable to parse requirement")
+    answers[("GET", f"{DEPLOYMENTS}/web")] = deployment("web", "2")
+    session = FakeSession(answers)
+    consumers = [
+        {"kind": "Deployment", "name": "refused"},
+        {"kind": "Deployment", "selector": {"matchLabels": {"tier": "api"}}},
+        {"kind": "Deployment", "name": "gone"},
+        {"kind": "Deployment", "name": "broken"},
+        {"kind": "Deployment", "name": "away"},
+        {"kind": "Deployment", "name": "web"},
+    ]
+    seen = run(Consumers(session).observe(resource(consumers), "billing"))  # type: ignore[arg-type]
     assert seen is not None
+    assert [w.name for w in seen.workloads] == ["web"]
+    assert [(u.name, u.selector, u.status) for u in seen.unread] == [
+        ("refused", None, 403),
+        (None, "tier=api", 400),
+        ("gone", None, 404),
+        ("broken", None, 500),
+        ("away", None, 0),
+    ]
+    assert seen.missing == ("Deployment/gone",)
+    messages = {u.name or u.selector: u.message for u in seen.unread}
+    assert messages["gone"] == "not found"
+    assert "403 Forbidden" in messages["refused"]
+    assert messages["tier=api"] == (
+        "the API server refused to list the workloads (400 BadRequest: unable to parse requirement)"
+    )
     assert seen.refused is not None
-    assert "403" in seen.refused
-    assert "forbidden" in seen.refused
+    assert "Deployment tier=api: the API server refused to list" in seen.refused
+    assert "gone" not in seen.refused  # missing: nothing that could run the previous value
 
-    broken = FakeSession({("GET", f"{DEPLOYMENTS}/web"): ApiError(500, "Internal", "boom")})
-    with pytest.raises(ApiError):
-        run(Consumers(broken).observe(resource([{"kind": "Deployment", "name": "web"}])))  # type: ignore[arg-type]
+
+def test_consent_is_read_from_the_pod_template() -> None:
+    uses = deployment("uses")
+    uses["spec"]["template"]["spec"] = {
+        "containers": [{"name": "a", "envFrom": [{"secretRef": {"name": "billing-secret"}}]}]
+    }
+    session = FakeSession({("GET", DEPLOYMENTS): {"items": [uses, deployment("other")]}})
+    consumers = [{"kind": "Deployment", "selector": {"matchLabels": {"tier": "api"}}}]
+    seen = run(Consumers(session).observe(resource(consumers), "billing-secret"))  # type: ignore[arg-type]
+    assert seen is not None
+    assert [(w.name, w.uses_secret) for w in seen.workloads] == [
+        ("other", False),
+        ("uses", True),
+    ]
+    assert seen.secret_name == "billing-secret"
+
+
+def test_a_workload_named_and_selected_is_seen_once() -> None:
+    session = FakeSession(
+        {
+            ("GET", f"{DEPLOYMENTS}/web"): deployment("web"),
+            ("GET", DEPLOYMENTS): {"items": [deployment("web")]},
+        }
+    )
+    consumers = [
+        {"kind": "Deployment", "name": "web"},
+        {"kind": "Deployment", "selector": {"matchLabels": {"app": "web"}}},
+    ]
+    seen = run(Consumers(session).observe(resource(consumers), "billing"))  # type: ignore[arg-type]
+    assert seen is not None
+    assert [w.name for w in seen.workloads] == ["web"]
 
 
 def workload(kind: WorkloadKind, name: str) -> Workload:
@@ -145,7 +206,7 @@ def test_roll_is_a_server_side_apply_of_one_annotation_under_the_credentials_man
         Rollout(workload(WorkloadKind.DEPLOYMENT, "web"), 3),
         Rollout(workload(WorkloadKind.DAEMON_SET, "agent"), 3),
     )
-    assert run(Consumers(session).roll(resource([]), rollouts)) is None  # type: ignore[arg-type]
+    assert run(Consumers(session).roll(resource([]), rollouts)) == {}  # type: ignore[arg-type]
     method, path, body, params, content_type = session.calls[0]
     assert (method, path, content_type) == ("PATCH", f"{DEPLOYMENTS}/web", APPLY_PATCH)
     assert params == {"fieldManager": "credsmith-serviceaccountcredential-billing", "force": "true"}
@@ -162,13 +223,28 @@ def test_roll_is_a_server_side_apply_of_one_annotation_under_the_credentials_man
     assert session.calls[1][2]["kind"] == "DaemonSet"
 
 
-def test_a_refused_roll_is_reported_and_a_deleted_workload_skipped() -> None:
-    denied = ApiError(403, "Forbidden", "no rollouts here")
-    session = FakeSession({("PATCH", f"{DEPLOYMENTS}/denied"): denied})
-    rollouts = (
-        Rollout(workload(WorkloadKind.DEPLOYMENT, "deleted"), 2),  # 404: skipped
-        Rollout(workload(WorkloadKind.DEPLOYMENT, "denied"), 2),
+def test_each_roll_is_made_on_its_own_and_failures_are_reported_per_workload() -> None:
+    """The first workload refused (403), one denied by a policy (422), one failing (500):
+    every other one is rolled all the same; a deleted one (404) is skipped."""
+    session = FakeSession(
+        {
+            ("PATCH", f"{DEPLOYMENTS}/a-denied"): ApiError(403, "Forbidden", "no rollouts here"),
+            ("PATCH", f"{DEPLOYMENTS}/b-ok"): {},
+            ("PATCH", f"{DEPLOYMENTS}/c-policy"): ApiError(422, "Invalid", "denied by policy"),
+            ("PATCH", f"{DEPLOYMENTS}/e-broken"): ApiError(500, "InternalError", "boom"),
+            ("PATCH", f"{DEPLOYMENTS}/f-ok"): {},
+        }
     )
-    refused = run(Consumers(session).roll(resource([]), rollouts))  # type: ignore[arg-type]
-    assert refused is not None
-    assert "no rollouts here" in refused
+    names = ["a-denied", "b-ok", "c-policy", "d-deleted", "e-broken", "f-ok"]
+    rollouts = tuple(Rollout(workload(WorkloadKind.DEPLOYMENT, n), 2) for n in names)
+    failures = run(Consumers(session).roll(resource([]), rollouts))  # type: ignore[arg-type]
+    assert [call[1].rsplit("/", 1)[1] for call in session.calls] == names
+    assert {key[1]: (f.status, f.forbidden) for key, f in failures.items()} == {
+        "a-denied": (403, True),
+        "c-policy": (422, True),
+        "e-broken": (500, False),
+    }
+    assert "no rollouts here" in failures[("Deployment", "a-denied")].message
+    assert failures[("Deployment", "a-denied")].message.startswith(
+        "the API server refused to patch it (403 Forbidden"
+    )
