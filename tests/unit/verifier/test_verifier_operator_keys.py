@@ -13,9 +13,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from credsmith.api.enums import KeyAlgorithm
 from credsmith.issuing.keypair import new_key_pair
+from credsmith.reconcile.jwks import CLIENT_ID_MEMBER
 from credsmith_verify import JwkSet
 
 SIGNING_INPUT = b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJjbGllbnQifQ"
+CLIENT = "0b6c1c1e-2f0e-4c43-9d0a-7f6f2c8e5a11"
 
 
 def sign(private_pem: str, alg: str) -> bytes:
@@ -41,13 +43,23 @@ def test_operator_key_pairs_verify_through_a_jwk_set(
     current, previous = new_key_pair(algorithm), new_key_pair(algorithm)
     path = tmp_path / "jwks.json"
     path.write_text(
-        json.dumps({"keys": [json.loads(k.public_jwk_json()) for k in (current, previous)]})
+        json.dumps(
+            {
+                "keys": [
+                    {**json.loads(k.public_jwk_json()), CLIENT_ID_MEMBER: CLIENT}
+                    for k in (current, previous)
+                ]
+            }
+        )
     )
     keys = JwkSet.load(path)
     assert keys.kids() == {current.key_id, previous.key_id}
     alg = current.public_jwk["alg"]
     for pair in (current, previous):
-        assert keys.verify(pair.key_id, alg, SIGNING_INPUT, sign(pair.private_key_pem, alg))
+        assert keys.verify(
+            pair.key_id, alg, SIGNING_INPUT, sign(pair.private_key_pem, alg), client_id=CLIENT
+        )
     signature = sign(current.private_key_pem, alg)
-    assert not keys.verify(previous.key_id, alg, SIGNING_INPUT, signature)
-    assert not keys.verify(current.key_id, alg, SIGNING_INPUT + b".", signature)
+    assert not keys.verify(previous.key_id, alg, SIGNING_INPUT, signature, client_id=CLIENT)
+    assert not keys.verify(current.key_id, alg, SIGNING_INPUT + b".", signature, client_id=CLIENT)
+    assert not keys.verify(current.key_id, alg, SIGNING_INPUT, signature, client_id="other")
