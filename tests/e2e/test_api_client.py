@@ -243,3 +243,52 @@ def test_field_selector_on_display_name(
         "-o", "jsonpath={.items[*].metadata.name}",
     ).stdout  # fmt: skip
     assert found == "two"
+
+
+def test_a_registry_name_taken_by_a_foreign_secret_makes_every_member_not_ready(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """No server can verify a client of a registry the operator cannot write: every member
+    says so (Ready=False, RegistryConflict), and is Ready again once the Secret goes."""
+    foreign = core.create_namespaced_secret(
+        namespace,
+        {"metadata": {"name": "taken-registry"}, "stringData": {"clients.json": "not ours"}},
+    )
+    names = ("one", "two")
+    for name in names:
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, api_client(name, "taken-registry")
+        )
+
+    def reasons() -> dict[str, str | None]:
+        found = {}
+        for item in list_clients(custom, namespace):
+            condition = ready_condition(item)
+            found[item["metadata"]["name"]] = condition["reason"] if condition else None
+        return found
+
+    wait_for(
+        lambda: reasons() == dict.fromkeys(names, "RegistryConflict"),
+        90,
+        what="every member Ready=False, RegistryConflict",
+    )
+    for item in list_clients(custom, namespace):
+        condition = ready_condition(item)
+        assert condition is not None
+        assert condition["status"] == "False"
+        assert "taken-registry" in condition["message"]
+    after = core.read_namespaced_secret("taken-registry", namespace)
+    assert after.metadata.resource_version == foreign.metadata.resource_version  # untouched
+
+    core.delete_namespaced_secret("taken-registry", namespace)
+    wait_for(lambda: all_ready(custom, namespace, 2), 120, what="both Ready again")
+    secrets = secrets_of(core, exposure, namespace)
+    registry = load_registry(core, namespace, "taken-registry", tmp_path)
+    for name in names:
+        assert registry.verify(secrets[name]["client_id"], secrets[name]["client_secret"])
