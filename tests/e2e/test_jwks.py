@@ -177,3 +177,34 @@ def test_a_key_signs_only_for_its_own_client(
     key = a_keys[a["key_id"]]
     claims = jwt.decode(honest_a, key, algorithms=["EdDSA"], audience=audience)
     assert claims["sub"] == a["client_id"]
+
+
+def test_a_jwk_set_name_taken_by_a_foreign_config_map_makes_its_credentials_not_ready(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "taken-keys"}, "data": {"jwks.json": "not ours"}}
+    )
+    keys = {"algorithm": "Ed25519", "jwks": {"name": "taken-keys"}}
+    apply(cluster, namespace, sacred("signer", type="KeyPair", keyPair=keys))
+
+    def ready() -> dict[str, Any] | None:
+        conditions = get(custom, namespace, "signer").get("status", {}).get("conditions", [])
+        return next((c for c in conditions if c["type"] == "Ready"), None)
+
+    wait_for(lambda: (ready() or {}).get("reason") == "JwksConflict", 90, what="JwksConflict")
+    condition = ready()
+    assert condition is not None
+    assert condition["status"] == "False"
+    assert "taken-keys" in condition["message"]
+    assert core.read_namespaced_config_map("taken-keys", namespace).data == {
+        "jwks.json": "not ours"
+    }
+    core.delete_namespaced_config_map("taken-keys", namespace)
+    wait_for(lambda: (ready() or {}).get("status") == "True", 120, what="Ready again")
+    published = core.read_namespaced_config_map("taken-keys", namespace).data
+    assert len(json.loads(published["jwks.json"])["keys"]) == 1
