@@ -330,11 +330,3 @@ def test_malformed_assertions_are_refused(tmp_path: Path, mangle: Any) -> None:
         keys.verify_assertion(token, client_id="client-a", audience="https://as/token", now=NOW)
         is None
     )
-
-
-def test_a_pyjwt_assertion_verifies(tmp_path: Path) -> None:
-    """What a client library writes (PyJWT, EdDSA) is what verify_assertion reads."""
-    jwt = pytest.importorskip("jwt")
-    keys, a, _ = two_clients(tmp_path)
-    token = jwt.encode(claims_of("client-a"), a, algorithm="EdDSA", headers={"kid": "ka"})
-    assert keys.verify_assertion(token, client_id="client-a", audience="https://as/token", now=NOW)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -63,3 +64,26 @@ def test_operator_key_pairs_verify_through_a_jwk_set(
     assert not keys.verify(previous.key_id, alg, SIGNING_INPUT, signature, client_id=CLIENT)
     assert not keys.verify(current.key_id, alg, SIGNING_INPUT + b".", signature, client_id=CLIENT)
     assert not keys.verify(current.key_id, alg, SIGNING_INPUT, signature, client_id="other")
+
+
+def test_a_pyjwt_client_assertion_verifies_for_its_client_only(tmp_path: Path) -> None:
+    """What a client library writes (PyJWT) with an operator key pair is what
+    verify_assertion reads, and only for the client the key is bound to."""
+    pair = new_key_pair(KeyAlgorithm.ECDSA_P256)
+    path = tmp_path / "jwks.json"
+    jwk = {**json.loads(pair.public_jwk_json()), CLIENT_ID_MEMBER: CLIENT}
+    path.write_text(json.dumps({"keys": [jwk]}))
+    keys = JwkSet.load(path)
+    audience = "https://issuer.example/token"
+    claims = {"iss": CLIENT, "sub": CLIENT, "aud": audience, "exp": 2**31, "jti": "1"}
+    token = jwt.encode(
+        claims, pair.private_key_pem, algorithm="ES256", headers={"kid": pair.key_id}
+    )
+    found = keys.verify_assertion(token, client_id=CLIENT, audience=audience)
+    assert found is not None
+    assert found["sub"] == CLIENT
+    as_other = {**claims, "iss": "other", "sub": "other"}
+    other = jwt.encode(
+        as_other, pair.private_key_pem, algorithm="ES256", headers={"kid": pair.key_id}
+    )
+    assert keys.verify_assertion(other, client_id="other", audience=audience) is None
