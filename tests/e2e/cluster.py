@@ -235,11 +235,13 @@ def deny_policy(
     resource_rule: dict[str, Any],
     message: str,
     reason: str | None = None,
+    expression: str = "false",
 ) -> str:
     """A ValidatingAdmissionPolicy and its Binding that deny the writes `resource_rule`
-    matches in `namespace` (CEL `false`): a real refusal from the API server, no webhook.
-    `reason` (e.g. Forbidden) sets the HTTP status; default 422 Invalid."""
-    validation: dict[str, Any] = {"expression": "false", "message": message}
+    matches in `namespace` (CEL `false`, or where `expression` is false): a real refusal
+    from the API server, no webhook. `reason` (e.g. Forbidden) sets the HTTP status;
+    default 422 Invalid."""
+    validation: dict[str, Any] = {"expression": expression, "message": message}
     if reason is not None:
         validation["reason"] = reason
     policy = {

@@ -19,6 +19,7 @@ from tests.e2e.cluster import (
     Cluster,
     Exposure,
     Operator,
+    deny_policy,
     load_registry,
     manifest,
     ready_condition,
@@ -243,3 +244,113 @@ def test_field_selector_on_display_name(
         "-o", "jsonpath={.items[*].metadata.name}",
     ).stdout  # fmt: skip
     assert found == "two"
+
+
+def test_a_registry_name_taken_by_a_foreign_secret_makes_every_member_not_ready(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """No server can verify a client of a registry the operator cannot write: every member
+    says so (Ready=False, RegistryConflict), and is Ready again once the Secret goes."""
+    foreign = core.create_namespaced_secret(
+        namespace,
+        {"metadata": {"name": "taken-registry"}, "stringData": {"clients.json": "not ours"}},
+    )
+    names = ("one", "two")
+    for name in names:
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, api_client(name, "taken-registry")
+        )
+
+    def reasons() -> dict[str, str | None]:
+        found = {}
+        for item in list_clients(custom, namespace):
+            condition = ready_condition(item)
+            found[item["metadata"]["name"]] = condition["reason"] if condition else None
+        return found
+
+    wait_for(
+        lambda: reasons() == dict.fromkeys(names, "RegistryConflict"),
+        90,
+        what="every member Ready=False, RegistryConflict",
+    )
+    for item in list_clients(custom, namespace):
+        condition = ready_condition(item)
+        assert condition is not None
+        assert condition["status"] == "False"
+        assert "taken-registry" in condition["message"]
+    after = core.read_namespaced_secret("taken-registry", namespace)
+    assert after.metadata.resource_version == foreign.metadata.resource_version  # untouched
+
+    core.delete_namespaced_secret("taken-registry", namespace)
+    wait_for(lambda: all_ready(custom, namespace, 2), 120, what="both Ready again")
+    secrets = secrets_of(core, exposure, namespace)
+    registry = load_registry(core, namespace, "taken-registry", tmp_path)
+    for name in names:
+        assert registry.verify(secrets[name]["client_id"], secrets[name]["client_secret"])
+
+
+def test_a_refused_registry_write_makes_its_members_not_ready_until_it_passes(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """An admission policy refuses writes of the registry Secret (and only of it): the
+    member's own Secret is issued, but it is Ready=False with the refusal's reason, and
+    Ready once the policy goes."""
+    policy = f"deny-registry-{namespace}"[:63]
+    rule = {
+        "apiGroups": [""],
+        "apiVersions": ["v1"],
+        "operations": ["CREATE", "UPDATE"],
+        "resources": ["secrets"],
+    }
+    denied = deny_policy(
+        policy, namespace, rule, "no registry here",
+        expression="object.metadata.name != 'denied-registry'",
+    )  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", stdin=denied)
+    try:
+
+        def refused() -> bool:
+            probe = {"metadata": {"name": "denied-registry"}, "stringData": {"a": "b"}}
+            try:
+                core.create_namespaced_secret(namespace, probe, dry_run="All")
+            except client.ApiException:
+                return True
+            return False
+
+        wait_for(refused, 30, what="the policy in force")
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, api_client("member", "denied-registry")
+        )
+
+        def reason() -> str | None:
+            obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "member")
+            condition = ready_condition(obj)
+            return condition["reason"] if condition else None
+
+        wait_for(lambda: reason() == "SecretWriteDenied", 60, what="SecretWriteDenied")
+        obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "member")
+        condition = ready_condition(obj)
+        assert condition is not None
+        assert condition["status"] == "False"
+        assert "registry Secret denied-registry" in condition["message"]
+        assert "no registry here" in condition["message"]
+        assert core.read_namespaced_secret("member", namespace).data  # its own was written
+    finally:
+        cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy",
+                        policy, "--ignore-not-found")  # fmt: skip
+    wait_for(lambda: all_ready(custom, namespace, 1), 120, what="Ready once the policy goes")
+    data = secrets_of(core, exposure, namespace)["member"]
+    registry = load_registry(core, namespace, "denied-registry", tmp_path)
+    assert registry.verify(data["client_id"], data["client_secret"])

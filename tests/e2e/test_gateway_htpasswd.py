@@ -114,3 +114,32 @@ def test_nginx_admits_exactly_the_listed_clients_and_follows_rotation_and_deleti
     wait_for(lambda: lines() == 1, 60, what="beta to leave the registry")
     assert _status(url, beta_id, beta_secret) == 401
     assert _status(url, alpha_id, new_secret) == 200
+
+
+def test_every_client_is_in_auth_whichever_client_asked_for_it(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+    gateway: tuple[str, Path],
+) -> None:
+    """Formats are the registry's: one client asks for Htpasswd, the other only names the
+    registry, and nginx admits both."""
+    url, auth = gateway
+    asks = api_client("asks", "gateway-users")
+    asks["spec"]["registry"]["formats"] = FORMATS
+    apply(cluster, namespace, asks)
+    apply(cluster, namespace, api_client("plain", "gateway-users"))
+
+    def lines() -> int:
+        try:
+            return mount(core, namespace, auth).count("\n")
+        except (client.ApiException, KeyError):
+            return 0
+
+    wait_for(lambda: lines() == 2, 90, what="both clients in the registry's auth key")
+    for name in ("asks", "plain"):
+        data, _ = read_secret(core, exposure, namespace, name)
+        assert _status(url, data["client_id"], data["client_secret"]) == 200
+        assert _status(url, data["client_id"], data["client_secret"] + "x") == 401

@@ -116,3 +116,95 @@ def test_tokens_of_every_key_pair_verify_against_the_jwk_set_through_a_rotation(
     assert not verifies(url, old["private_key.pem"], "EdDSA", old["key_id"])
     assert verifies(url, new["private_key.pem"], "EdDSA", new["key_id"])
     assert verifies(url, issued["ec"]["private_key.pem"], "ES256", issued["ec"]["key_id"])
+
+
+def test_a_key_signs_only_for_its_own_client(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    operator: Operator,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """Client B signs a private_key_jwt assertion with its own key (its kid, a valid
+    signature) claiming to be client A: refused by the credsmith verifier and absent from
+    A's own set, which a server configures as A's jwks_uri."""
+    from credsmith_verify import JwkSet
+
+    keys = {"algorithm": "Ed25519", "jwks": {"name": "client-keys"}}
+    for name in ("a", "b"):
+        apply(cluster, namespace, sacred(name, type="KeyPair", keyPair=keys))
+
+    def documents() -> dict[str, str]:
+        try:
+            found = core.read_namespaced_config_map("client-keys", namespace)
+        except client.ApiException:
+            return {}
+        return dict(found.data or {})
+
+    def both_published() -> dict[str, str] | None:
+        data = documents()
+        return data if len(data) == 3 else None  # jwks.json and one set per client
+
+    data = wait_for(both_published, 90, what="a JWK Set per client beside jwks.json")
+    a, b = (read_secret(core, exposure, namespace, name)[0] for name in ("a", "b"))
+    own_a = json.loads(data[f"{a['client_id']}.jwks.json"])
+    assert [k["kid"] for k in own_a["keys"]] == [a["key_id"]]  # B's kid is absent
+    assert all(k["client_id"] == a["client_id"] for k in own_a["keys"])
+    everyone = {k["kid"]: k["client_id"] for k in json.loads(data["jwks.json"])["keys"]}
+    assert everyone == {a["key_id"]: a["client_id"], b["key_id"]: b["client_id"]}
+
+    audience = "https://issuer.example/token"
+
+    def assertion(signer: dict[str, str], claimed: str) -> str:
+        claims = {"iss": claimed, "sub": claimed, "aud": audience, "exp": 2**31, "jti": "1"}
+        headers = {"kid": signer["key_id"]}
+        return jwt.encode(claims, signer["private_key.pem"], algorithm="EdDSA", headers=headers)
+
+    path = tmp_path / "jwks.json"
+    path.write_text(data["jwks.json"])
+    verifier = JwkSet.load(path)
+    forged = assertion(b, a["client_id"])
+    assert verifier.verify_assertion(forged, client_id=a["client_id"], audience=audience) is None
+    honest_a, honest_b = assertion(a, a["client_id"]), assertion(b, b["client_id"])
+    assert verifier.verify_assertion(honest_a, client_id=a["client_id"], audience=audience)
+    assert verifier.verify_assertion(honest_b, client_id=b["client_id"], audience=audience)
+
+    # PyJWT with A's own set (its jwks_uri): B's kid is not there, so B's token has no key.
+    a_keys = jwt.PyJWKSet.from_dict(own_a)
+    with pytest.raises(KeyError):
+        a_keys[b["key_id"]]
+    key = a_keys[a["key_id"]]
+    claims = jwt.decode(honest_a, key, algorithms=["EdDSA"], audience=audience)
+    assert claims["sub"] == a["client_id"]
+
+
+def test_a_jwk_set_name_taken_by_a_foreign_config_map_makes_its_credentials_not_ready(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    operator: Operator,
+    namespace: str,
+) -> None:
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "taken-keys"}, "data": {"jwks.json": "not ours"}}
+    )
+    keys = {"algorithm": "Ed25519", "jwks": {"name": "taken-keys"}}
+    apply(cluster, namespace, sacred("signer", type="KeyPair", keyPair=keys))
+
+    def ready() -> dict[str, Any] | None:
+        conditions = get(custom, namespace, "signer").get("status", {}).get("conditions", [])
+        return next((c for c in conditions if c["type"] == "Ready"), None)
+
+    wait_for(lambda: (ready() or {}).get("reason") == "JwksConflict", 90, what="JwksConflict")
+    condition = ready()
+    assert condition is not None
+    assert condition["status"] == "False"
+    assert "taken-keys" in condition["message"]
+    assert core.read_namespaced_config_map("taken-keys", namespace).data == {
+        "jwks.json": "not ours"
+    }
+    core.delete_namespaced_config_map("taken-keys", namespace)
+    wait_for(lambda: (ready() or {}).get("status") == "True", 120, what="Ready again")
+    published = core.read_namespaced_config_map("taken-keys", namespace).data
+    assert len(json.loads(published["jwks.json"])["keys"]) == 1

@@ -7,8 +7,8 @@ tests/verify-go) must accept each entry's secret and reject any other.
 
 - writer "credsmith": what the operator writes today (`hash_secret` with that salt);
 - writer "credsmith-0.1.0": the formats of 0.1.0, which verifiers must keep accepting;
-- writer "other": valid strings with other costs or optional fields left out, as other
-  libraries write them.
+- writer "other": valid strings with other costs (never below the operator's: the verifier
+  refuses those) or optional fields left out, as other libraries write them.
 """
 
 from __future__ import annotations
@@ -71,27 +71,27 @@ def vectors() -> list[dict[str, Any]]:
     legacy = f"pbkdf2-sha256${PBKDF2_ITERATIONS}${b64(salt_of(name))}${b64(digest)}"
     add(name, "PBKDF2SHA256", "credsmith-0.1.0", secret, legacy, True)
     name = "other-pbkdf2sha256-no-length"
-    digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt_of(name), 1000, 32)
+    digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt_of(name), 650_000, 32)
     add(
         name,
         "PBKDF2SHA256",
         "other",
         secret,
-        f"$pbkdf2-sha256$i=1000${b64(salt_of(name))}${b64(digest)}",
+        f"$pbkdf2-sha256$i=650000${b64(salt_of(name))}${b64(digest)}",
         True,
     )
     name = "other-pbkdf2sha256-64-bytes"
-    digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt_of(name), 2000, 64)
+    digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt_of(name), PBKDF2_ITERATIONS, 64)
     add(
         name,
         "PBKDF2SHA256",
         "other",
         secret,
-        f"$pbkdf2-sha256$i=2000,l=64${b64(salt_of(name))}${b64(digest)}",
+        f"$pbkdf2-sha256$i={PBKDF2_ITERATIONS},l=64${b64(salt_of(name))}${b64(digest)}",
         True,
     )
     name = "other-argon2id-two-lanes"
-    kdf = Argon2id(salt=salt_of(name), length=24, iterations=1, lanes=2, memory_cost=1024)
+    kdf = Argon2id(salt=salt_of(name), length=24, iterations=3, lanes=2, memory_cost=19_456)
     add(name, "Argon2id", "other", secret, kdf.derive_phc_encoded(secret.encode()), True)
     return found
 

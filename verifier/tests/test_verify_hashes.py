@@ -33,7 +33,9 @@ def unb64(text: str) -> bytes:
 
 
 @pytest.mark.parametrize("vector", load_vectors(), ids=lambda v: v["name"])
-def test_published_vectors_verify_and_nothing_else_does(vector: dict[str, Any]) -> None:
+def test_published_vectors_verify_and_nothing_else_does(
+    vector: dict[str, Any], operator_floors: None
+) -> None:
     secret, encoded = vector["secret"], vector["encoded"]
     assert verify_secret(secret, encoded)
     assert not verify_secret(secret + "x", encoded)
@@ -251,3 +253,52 @@ def test_decoys_have_the_same_scheme_and_costs_but_not_the_secret(text: str) -> 
 def test_decoy_of_garbage_raises() -> None:
     with pytest.raises(ValueError, match="not a known hash string"):
         decoy_like("md5$abc")
+
+
+def pbkdf2_at(iterations: int) -> str:
+    salt = b"saltsaltsaltsalt"
+    digest = hashlib.pbkdf2_hmac("sha256", SECRET.encode(), salt, iterations, 32)
+    return f"$pbkdf2-sha256$i={iterations},l=32${b64(salt)}${b64(digest)}"
+
+
+WEAK = {
+    "pbkdf2 i=1": lambda: pbkdf2_at(1),
+    "pbkdf2 one below the floor": lambda: pbkdf2_at(599_999),
+    "legacy pbkdf2 i=1000": lambda: legacy_pbkdf2(1000),
+    "argon2 m=8,t=1": lambda: valid_argon2(memory=8, passes=1),
+    "argon2 memory below": lambda: valid_argon2(memory=19_455, passes=2),
+    "argon2 one pass": lambda: valid_argon2(memory=19_456, passes=1),
+}
+
+
+@pytest.mark.parametrize("make", list(WEAK.values()), ids=list(WEAK))
+def test_costs_below_the_operators_are_malformed(make: Any, operator_floors: None) -> None:
+    """A string weaker than what the operator writes (planted to make a value cheap to
+    brute-force) neither verifies nor counts as a known hash, nor gives a decoy."""
+    text = make()
+    assert not verify_secret(SECRET, text)
+    assert not is_known_hash(text)
+    assert hashes.cost_class(text) is None
+    with pytest.raises(ValueError, match="not a known hash string"):
+        decoy_like(text)
+
+
+def test_costs_at_the_floor_verify(operator_floors: None) -> None:
+    for text in (
+        valid_argon2(memory=19_456, passes=2),
+        valid_argon2(memory=19_456, passes=2, lanes=2),
+        legacy_pbkdf2(600_000),
+    ):
+        assert verify_secret(SECRET, text), text
+        assert not verify_secret(SECRET + "x", text)
+
+
+def test_cost_classes_tell_costs_apart_but_not_salts() -> None:
+    assert hashes.cost_class(valid_pbkdf2(1000)) == ("pbkdf2-sha256", 1000, 0, 0, 32)
+    assert hashes.cost_class(valid_pbkdf2(1000, salt=b"othersaltothersa")) == hashes.cost_class(
+        valid_pbkdf2(1000)
+    )
+    assert hashes.cost_class(legacy_pbkdf2(1000)) == hashes.cost_class(valid_pbkdf2(1000))
+    assert hashes.cost_class(valid_argon2(passes=2)) != hashes.cost_class(valid_argon2())
+    assert hashes.cost_class(SHA) == hashes.cost_class(LEGACY_SHA)
+    assert hashes.cost_class("md5$abc") is None

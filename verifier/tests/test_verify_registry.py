@@ -6,6 +6,8 @@ import hashlib
 import json
 import logging
 import os
+import statistics
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from credsmith_verify import ClientRegistry, hashes
 from credsmith_verify.hashes import encode_pbkdf2_sha256, encode_sha256, pbkdf2_sha256
+
+LATER = datetime.now(UTC) + timedelta(days=1)
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 SECRET_A = "secret-of-a-0123456789abcdef"
@@ -234,3 +238,104 @@ def test_an_unknown_client_id_costs_a_hash_of_the_same_kind(
         known.memory_kib,
         known.lanes,
     )
+
+
+def test_an_entry_with_weak_costs_is_left_out(
+    tmp_path: Path, operator_floors: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Costs below the operator's (i=1, m=8,t=1) are malformed entries: that client does not
+    verify, even with the right secret; the others do."""
+    weak_pbkdf2 = encode_pbkdf2_sha256(
+        1, b"saltsalt", pbkdf2_sha256(SECRET_A.encode(), b"saltsalt", 1, 32)
+    )
+    weak_argon2 = Argon2id(
+        salt=b"saltsalt", length=32, iterations=1, lanes=1, memory_cost=8
+    ).derive_phc_encoded(SECRET_A.encode())
+    path = tmp_path / "clients.json"
+    path.write_text(
+        document(
+            entry("p", weak_pbkdf2),
+            entry("w", weak_argon2),
+            entry("q", sha256(SECRET_A), previous=(weak_pbkdf2, LATER)),
+            entry("b", sha256(SECRET_B)),
+        )
+    )
+    with caplog.at_level(logging.WARNING, logger="credsmith_verify"):
+        registry = ClientRegistry.load(path)
+        assert registry.verify("id-p", SECRET_A) is None
+    assert registry.verify("id-w", SECRET_A) is None
+    assert registry.verify("id-q", SECRET_A) is None
+    assert registry.verify("id-b", SECRET_B) is not None
+    assert len(registry) == 1
+    assert "3 entries with malformed or too weak hashes" in caplog.text
+
+
+def mixed_registry(tmp_path: Path) -> ClientRegistry:
+    """SHA-256, Argon2id and PBKDF2 clients; one PBKDF2 client in an overlap."""
+    salt = b"saltsaltsaltsalt"
+
+    def slow_pbkdf2(secret: str) -> str:
+        return encode_pbkdf2_sha256(50_000, salt, pbkdf2_sha256(secret.encode(), salt, 50_000, 32))
+
+    def slow_argon2(secret: str) -> str:
+        kdf = Argon2id(salt=salt, length=32, iterations=2, lanes=1, memory_cost=8192)
+        return kdf.derive_phc_encoded(secret.encode())
+
+    path = tmp_path / "clients.json"
+    path.write_text(
+        document(
+            entry("s", sha256(SECRET_A)),
+            entry("a", slow_argon2(SECRET_A)),
+            entry("p", slow_pbkdf2(SECRET_A)),
+            entry("o", slow_pbkdf2(SECRET_A), previous=(slow_pbkdf2(SECRET_B), LATER)),
+        )
+    )
+    return ClientRegistry.load(path)
+
+
+CALLS = {
+    "unknown": ("id-unknown", SECRET_A),
+    "sha256, wrong": ("id-s", "wrong"),
+    "sha256, right": ("id-s", SECRET_A),
+    "argon2, wrong": ("id-a", "wrong"),
+    "pbkdf2, wrong": ("id-p", "wrong"),
+    "overlap, wrong": ("id-o", "wrong"),
+    "overlap, previous": ("id-o", SECRET_B),
+}
+
+
+def test_every_call_derives_the_same_hashes_in_kind_and_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unknown or known, in an overlap or not, right or wrong: the same costs, in order."""
+    registry = mixed_registry(tmp_path)
+    derived: list[hashes._Parsed] = []
+    real_derive = hashes._derive
+
+    def spy(parsed: hashes._Parsed, data: bytes) -> bytes:
+        derived.append(parsed)
+        return real_derive(parsed, data)
+
+    monkeypatch.setattr(hashes, "_derive", spy)
+    work = {}
+    for name, (client_id, secret) in CALLS.items():
+        derived.clear()
+        found = registry.verify(client_id, secret)
+        assert (found is not None) == name.endswith(("right", "previous")), name
+        work[name] = [(p.scheme, p.iterations, p.memory_kib, p.lanes) for p in derived]
+    assert len(work["unknown"]) == 6  # three kinds of hash, a current and a previous each
+    for name, costs in work.items():
+        assert costs == work["unknown"], name
+
+
+def test_every_call_takes_the_same_time(tmp_path: Path) -> None:
+    """Measured: the median of repeated calls of each kind is within 2x of every other."""
+    registry = mixed_registry(tmp_path)
+    runs: dict[str, list[float]] = {name: [] for name in CALLS}
+    for _ in range(7):  # interleaved, so that a busy moment of the machine hits every kind
+        for name, (client_id, secret) in CALLS.items():
+            started = time.perf_counter()
+            registry.verify(client_id, secret)
+            runs[name].append(time.perf_counter() - started)
+    medians = {name: statistics.median(times) for name, times in runs.items()}
+    assert max(medians.values()) <= 2 * min(medians.values()), medians

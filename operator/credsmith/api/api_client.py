@@ -164,14 +164,19 @@ class ApiClientSpec(CredentialSpec):
     def _htpasswd_fits(self) -> Self:
         if self.registry is None or RegistryFormat.HTPASSWD not in self.registry.effective_formats:
             return self
+        if not self.fits_htpasswd():
+            raise ValueError(_HTPASSWD_FITS)
+        return self
+
+    def fits_htpasswd(self) -> bool:
+        """Whether an htpasswd line can hold this client: a secret within bcrypt's bytes,
+        a client ID without ':' (asked for by this client or another of its registry)."""
         size = (
             len(self.secret.prefix or "")
             + self.secret.length
             + (CHECKSUM_LENGTH if self.secret.checksum else 0)
         )
-        if size > BCRYPT_MAX_BYTES or ":" in (self.client_id.value or ""):
-            raise ValueError(_HTPASSWD_FITS)
-        return self
+        return size <= BCRYPT_MAX_BYTES and ":" not in (self.client_id.value or "")
 
     def object_errors(self, metadata_name: str) -> list[str]:
         if self.registry and self.registry.name == self.effective_secret_name(metadata_name):

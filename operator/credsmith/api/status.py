@@ -44,6 +44,11 @@ class Reason(StrEnum):
     SECRET_CONFLICT = "SecretConflict"
     # Another client of the same registry, created earlier, has the same client ID.
     DUPLICATE_CLIENT_ID = "DuplicateClientId"
+    # A document the credential is published in cannot be written: its name is taken by a
+    # Secret (registry) or ConfigMap (JWK Set) credsmith does not manage. A refusal of the
+    # document's write shows with the refusal's reason (SecretWriteDenied, QuotaExceeded...).
+    REGISTRY_CONFLICT = "RegistryConflict"
+    JWKS_CONFLICT = "JwksConflict"
     # The API server refused the Secret write for good (runtime/refusals.py):
     # RBAC or an admission policy, an exhausted ResourceQuota, an immutable Secret,
     # or a Secret the server finds invalid (e.g. annotations too large).

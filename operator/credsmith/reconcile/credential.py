@@ -108,10 +108,12 @@ def reconcile(
     consumers: ConsumersSeen | None = None,
     *,
     generate: Generators = DEFAULT_GENERATORS,
+    registry_htpasswd: bool = False,
 ) -> Decision:
     """`duplicate_of`: an earlier client of the same registry with the same client ID (the
     registry lists only that one; this one is Ready=False). `consumers`: what the runtime
-    found of spec.consumers (None when there are none)."""
+    found of spec.consumers (None when there are none). `registry_htpasswd`: the registry
+    holds Htpasswd (another client asked) and this client fits it: keep a bcrypt hash too."""
     owner = f"{resource.kind}/{resource.name}"
 
     def failed(reason: Reason, message: str, recheck: datetime | None = None) -> Decision:
@@ -230,7 +232,7 @@ def reconcile(
         state=replace(credential.state, extras=extra_states(spec.extra_secrets, extras)),
     )
     credential, warnings = with_verifier_hashes(
-        credential, rules.verifier_hash(spec), checked, rules.htpasswd(spec)
+        credential, rules.verifier_hash(spec), checked, rules.htpasswd(spec) or registry_htpasswd
     )
     events += _untrusted(secret_name, warnings)
 

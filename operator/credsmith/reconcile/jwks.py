@@ -2,6 +2,15 @@
 (RFC 7517) holding the public key of every KeyPair credential naming it, and its previous
 key during a rotation overlap. Pure.
 
+Each key is bound to its client: it carries a `client_id` member (the credential's client
+ID), and beside `jwks.json` the ConfigMap holds `<clientId>.jwks.json`, that client's keys
+alone (what a server configures as the client's `jwks_uri`). A client ID that cannot be a
+ConfigMap key ([-._a-zA-Z0-9]+, with the suffix at most 253 characters: every generated
+one can) has no document of its own; its keys are in `jwks.json`, bound by `client_id`.
+One client ID, one credential: the earliest (creationTimestamp, then name) keeps it, later
+ones are left out and reported as duplicates, so no credential can publish a key for
+another's client by choosing its clientId.value.
+
 What a server verifying `private_key_jwt` client assertions (RFC 7523) or signed requests
 reads. Rebuilt from the whole set every time (level-based), like the registry, so no update
 is lost; public material only, and only from credentials that own their Secret and pass
@@ -12,8 +21,9 @@ from the Secret's public keys).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +41,9 @@ from credsmith.reconcile.snapshots import (
 
 JWKS_KIND = "JWKS"  # the owner annotation's kind for JWK Set ConfigMaps
 JWKS_FILE = "jwks.json"
+CLIENT_JWKS_SUFFIX = ".jwks.json"  # <clientId>.jwks.json: one client's keys
+CLIENT_ID_MEMBER = "client_id"  # the JWK member naming the key's client
+_CONFIG_MAP_KEY = re.compile(r"[-._a-zA-Z0-9]{1,253}")
 
 
 @dataclass(frozen=True)
@@ -61,12 +74,21 @@ class JwksDecision:
     create: bool
     conflict: bool  # a ConfigMap of that name exists and is not ours
     keys: int
+    # Credentials left out because an earlier one has their client ID: name -> that one's.
+    duplicates: Mapping[str, str] = field(default_factory=dict)
+
+
+def client_jwks_file(client_id: str) -> str | None:
+    """The ConfigMap key of one client's JWK Set, or None if its ID cannot be part of one."""
+    key = client_id + CLIENT_JWKS_SUFFIX
+    return key if _CONFIG_MAP_KEY.fullmatch(key) else None
 
 
 def public_keys(
     resource: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime
 ) -> list[dict[str, str]]:
-    """The public JWKs one credential contributes: current, and previous until it expires."""
+    """The public JWKs one credential contributes, each naming its client: current, and
+    previous until it expires."""
     checked = checked_credential(SERVICE_ACCOUNT_CREDENTIAL, resource, secret, now)
     if checked is None or secret is None:
         return []
@@ -83,13 +105,32 @@ def public_keys(
     # (which may be past previousExpiresAt for a moment, or longer while consumers lag).
     if credential.previous is not None:
         keys.append(key_pair_from_private_pem(credential.previous).public_jwk)
-    return [dict(key) for key in keys]
+    return [{**key, CLIENT_ID_MEMBER: credential.client_id} for key in keys]
 
 
 def render_jwks(keys: Iterable[Mapping[str, str]]) -> str:
     """Stable (sorted by kid, fixed formatting), so an unchanged set is no write."""
     unique = {key["kid"]: dict(key) for key in keys}
     return json.dumps({"keys": [unique[kid] for kid in sorted(unique)]}, sort_keys=True) + "\n"
+
+
+def keys_by_client(
+    members: Iterable[tuple[ResourceSnapshot, SecretSnapshot | None]], now: datetime
+) -> tuple[dict[str, list[dict[str, str]]], dict[str, str]]:
+    """Public keys by client ID, one credential per client ID (the earliest), and the later
+    credentials left out for an earlier one's client ID -> that credential's name."""
+    kept: dict[str, tuple[str, list[dict[str, str]]]] = {}
+    duplicates: dict[str, str] = {}
+    for resource, secret in sorted(members, key=lambda m: (m[0].creation_timestamp, m[0].name)):
+        keys = public_keys(resource, secret, now)
+        if not keys:
+            continue
+        client_id = keys[0][CLIENT_ID_MEMBER]
+        if (first := kept.get(client_id)) is not None:
+            duplicates[resource.name] = first[0]
+            continue
+        kept[client_id] = (resource.name, keys)
+    return {client_id: keys for client_id, (_, keys) in kept.items()}, duplicates
 
 
 def reconcile_jwks(
@@ -102,11 +143,15 @@ def reconcile_jwks(
     owner = f"{JWKS_KIND}/{name}"
     if existing is not None and not is_ours(existing.labels, existing.annotations, owner):
         return JwksDecision(None, create=False, conflict=True, keys=0)
-    keys = [key for resource, secret in members for key in public_keys(resource, secret, now)]
-    document = render_jwks(keys)
-    count = json.loads(document)["keys"]
-    if existing is not None and existing.data.get(JWKS_FILE) == document:
-        return JwksDecision(None, create=False, conflict=False, keys=len(count))
+    by_client, duplicates = keys_by_client(members, now)
+    document = render_jwks(key for keys in by_client.values() for key in keys)
+    data = {JWKS_FILE: document}
+    for client_id, keys in by_client.items():
+        if (file := client_jwks_file(client_id)) is not None:
+            data[file] = render_jwks(keys)
+    count = len(json.loads(document)["keys"])
+    if existing is not None and dict(existing.data) == data:
+        return JwksDecision(None, False, False, count, duplicates)
     metadata: dict[str, Any] = {
         "name": name,
         "namespace": namespace,
@@ -116,6 +161,5 @@ def reconcile_jwks(
     }
     if existing is not None:
         metadata["resourceVersion"] = existing.resource_version
-    manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
-    manifest["data"] = {JWKS_FILE: document}
-    return JwksDecision(manifest, create=existing is None, conflict=False, keys=len(count))
+    manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
+    return JwksDecision(manifest, existing is None, False, count, duplicates)

@@ -4,6 +4,11 @@ The document is recomputed from the whole set every time (level-based), so a
 created, changed or deleted ApiClient needs no finalizer and concurrent changes
 cannot lose each other. It holds hashes made when the credential was issued
 (stored on each client's Secret); never a secret value.
+
+Its formats are the registry's, not a client's: the union of what its clients ask
+(`clients.json` always), and every client is listed in each. A client that cannot be in the
+htpasswd file another client turned on (a secret past bcrypt's 72 bytes, a ':' in its client
+ID) is left out of it and reported, so it is not Ready.
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from credsmith import API_VERSION
 from credsmith.api.api_client import ApiClientSpec
 from credsmith.api.enums import DeletionPolicy, RegistryFormat
-from credsmith.api.status import format_timestamp
+from credsmith.api.status import Reason, format_timestamp
 from credsmith.issuing.htpasswd import htpasswd_line, render_htpasswd
 from credsmith.reconcile.credential import checked_credential
 from credsmith.reconcile.kinds import API_CLIENT
+from credsmith.reconcile.published import Unpublished
 from credsmith.reconcile.secret_state import BCRYPT, OWNER, is_ours
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
@@ -47,25 +55,49 @@ class RegistryDecision:
     clients: int
     # Clients left out because an earlier one has their client ID: name -> that one's name.
     duplicates: Mapping[str, str] = field(default_factory=dict)
+    # Clients left out of a format the registry holds (htpasswd) -> why.
+    left_out: Mapping[str, Unpublished] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class RegistryContents:
     entries: list[dict[str, Any]]  # clients.json
-    htpasswd: list[str]  # the `auth` lines of the clients that ask for Htpasswd
+    htpasswd: list[str]  # the `auth` lines of the clients, when any client asks for Htpasswd
     duplicates: dict[str, str]  # left out for an earlier client's client ID -> that client
     wants_htpasswd: bool
+    left_out: dict[str, Unpublished] = field(default_factory=dict)  # of `auth`: why
 
 
 def registry_entry(
     client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime
 ) -> dict[str, Any] | None:
     """One client's clients.json entry (see `_record`)."""
-    return _record(client, secret, now)[0]
+    return _record(client, secret, now, htpasswd=False)[0]
+
+
+def registry_formats(clients: Iterable[ResourceSnapshot]) -> frozenset[RegistryFormat]:
+    """The formats a registry holds: what any of its clients asks, and clients.json."""
+    formats = {RegistryFormat.CLIENTS_JSON}
+    for client in clients:
+        registry = client.spec.get("registry")
+        asked = registry.get("formats") if isinstance(registry, Mapping) else None
+        for name in asked if isinstance(asked, list) else ():
+            if name in RegistryFormat._value2member_map_:
+                formats.add(RegistryFormat(name))
+    return frozenset(formats)
+
+
+def fits_htpasswd(client: ResourceSnapshot) -> bool:
+    """Whether the client's (valid) spec can have an htpasswd line."""
+    try:
+        spec = ApiClientSpec.model_validate(client.spec)
+    except ValidationError:
+        return False
+    return spec.fits_htpasswd()
 
 
 def _record(
-    client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime
+    client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime, htpasswd: bool
 ) -> tuple[dict[str, Any] | None, str | None]:
     """One client's entry and htpasswd line, or Nones unless its spec is valid, its Secret is
     its own (owner annotation, and ownerReference UID where it is owned), its credential
@@ -84,7 +116,7 @@ def _record(
         return None, None
     line = None
     if (
-        RegistryFormat.HTPASSWD in spec.registry.effective_formats
+        htpasswd
         and state.htpasswd is not None
         and hash_is_trusted(state.htpasswd, credential.value, BCRYPT)
         and ":" not in credential.client_id
@@ -122,32 +154,37 @@ def _owned_by(secret: SecretSnapshot, client: ResourceSnapshot, spec: ApiClientS
 
 def registry_contents(members: Iterable[Member], now: datetime) -> RegistryContents:
     """One entry per client ID: the earliest client (creationTimestamp, then name) keeps
-    it; later ones are left out and reported."""
+    it; later ones are left out and reported. Every client in each format the registry
+    holds: one that cannot have an htpasswd line is reported."""
+    ordered = sorted(members, key=lambda m: (m[0].creation_timestamp, m[0].name))
+    wants_htpasswd = RegistryFormat.HTPASSWD in registry_formats(c for c, _ in ordered)
     kept: dict[str, tuple[ResourceSnapshot, dict[str, Any], str | None]] = {}
     duplicates: dict[str, str] = {}
-    wants_htpasswd = False
-    ordered = sorted(members, key=lambda m: (m[0].creation_timestamp, m[0].name))
+    left_out: dict[str, Unpublished] = {}
     for client, secret in ordered:
-        wants_htpasswd = wants_htpasswd or _wants_htpasswd(client)
-        entry, line = _record(client, secret, now)
+        entry, line = _record(client, secret, now, wants_htpasswd)
         if entry is None:
             continue
         if (first := kept.get(entry["clientId"])) is not None:
             duplicates[client.name] = first[0].name
             continue
         kept[entry["clientId"]] = (client, entry, line)
+        if wants_htpasswd and line is None and not fits_htpasswd(client):
+            left_out[client.name] = Unpublished(Reason.INVALID_SPEC, _UNFIT)
     return RegistryContents(
         entries=[entry for _, entry, _ in kept.values()],
         htpasswd=[line for _, _, line in kept.values() if line is not None],
         duplicates=duplicates,
         wants_htpasswd=wants_htpasswd,
+        left_out=left_out,
     )
 
 
-def _wants_htpasswd(client: ResourceSnapshot) -> bool:
-    registry = client.spec.get("registry")
-    formats = registry.get("formats") if isinstance(registry, Mapping) else None
-    return isinstance(formats, list) and RegistryFormat.HTPASSWD.value in formats
+_UNFIT = (
+    "another client of the registry asks for registry.formats Htpasswd, which lists every "
+    "client, and this one cannot be in it: its secret (secret.prefix, secret.length and a "
+    "checksum) must fit bcrypt's 72 bytes, and a clientId.value must not contain ':'"
+)
 
 
 def render_document(entries: Iterable[Mapping[str, Any]]) -> str:
@@ -189,8 +226,9 @@ def reconcile_registry(
         },
         "data": {key: base64.b64encode(text.encode()).decode() for key, text in data.items()},
     }
+    left_out = contents.left_out
     if existing is not None and dict(existing.data) == {k: v.encode() for k, v in data.items()}:
-        return RegistryDecision(None, False, False, len(entries), duplicates)
+        return RegistryDecision(None, False, False, len(entries), duplicates, left_out)
     if existing is not None:
         manifest["metadata"]["resourceVersion"] = existing.resource_version
-    return RegistryDecision(manifest, existing is None, False, len(entries), duplicates)
+    return RegistryDecision(manifest, existing is None, False, len(entries), duplicates, left_out)

@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from credsmith import GROUP, VERSION
+from credsmith.reconcile.published import with_unpublished
 from credsmith.reconcile.secret_state import OWNER as OWNER_ANNOTATION
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
@@ -102,7 +103,6 @@ class Controller:
             self.resource,
             self.secret,
             self._remember_secret,
-            self._post_event,
         )
 
     # ---- watching -----------------------------------------------------------------
@@ -288,8 +288,15 @@ class Controller:
         secret = self.secret(namespace, secret_name)
         # In a thread: issuing an RSA-4096 key or an Argon2id hash takes a while.
         duplicate_of = self.documents.duplicate_of(config, resource)
+        htpasswd = self.documents.registry_htpasswd(config, resource)
         consumers = await self.consumers.observe(resource, secret_name)
-        decide = partial(config.reconcile, resource, duplicate_of=duplicate_of, consumers=consumers)
+        decide = partial(
+            config.reconcile,
+            resource,
+            duplicate_of=duplicate_of,
+            consumers=consumers,
+            registry_htpasswd=htpasswd,
+        )
         decision = await asyncio.to_thread(decide, secret, _now())
 
         if decision.secret is not None:
@@ -316,9 +323,16 @@ class Controller:
                 # rollouts are not made again: the others were rolled just now.
                 consumers = consumers.with_roll_failures(failures)
                 decide = partial(
-                    config.reconcile, resource, duplicate_of=duplicate_of, consumers=consumers
+                    config.reconcile,
+                    resource,
+                    duplicate_of=duplicate_of,
+                    consumers=consumers,
+                    registry_htpasswd=htpasswd,
                 )
                 decision = replace(await asyncio.to_thread(decide, secret, _now()), secret=None)
+        # Not Ready where no server can check it: a registry or JWK Set that cannot be written.
+        blocked = self.documents.unpublished(config, resource)
+        decision = with_unpublished(resource, decision, blocked, _now())
         status = without_reconciling(decision.status)  # this pass went through
         if status != resource.status:
             await self._patch_status(key, config, resource.status, status)

@@ -4,19 +4,29 @@ and a JWK Set ConfigMap (the KeyPair credentials naming it).
 Both are level-based: rebuilt from the whole set whenever a member, a member's Secret or
 the document itself changes. Membership is kept from watch events, so a deleted member
 still updates its document, with no finalizer. A document of that name that is not ours is
-left alone, said once in an Event to each member, and looked at again on a backoff.
+left alone and looked at again on a backoff; while it is there, or while the API server
+refuses the document's write, every member is Ready=False (reconcile/published.py) with
+the reason, and Ready again after the next good write, with no restart.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from credsmith.api.enums import RegistryFormat
+from credsmith.api.status import Reason
 from credsmith.reconcile.jwks import JWKS_KIND, ConfigMapSnapshot, reconcile_jwks
-from credsmith.reconcile.registry import REGISTRY_KIND, reconcile_registry
+from credsmith.reconcile.published import Unpublished
+from credsmith.reconcile.registry import (
+    REGISTRY_KIND,
+    fits_htpasswd,
+    reconcile_registry,
+    registry_formats,
+)
 from credsmith.reconcile.secret_state import OWNER
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
@@ -29,6 +39,7 @@ from credsmith.runtime.informer import Informer, ObjectKey
 from credsmith.runtime.kinds import Key, KindConfig
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.membership import RegistryMembership
+from credsmith.runtime.refusals import SecretWriteRefused, classify, secret_values
 from credsmith.runtime.workqueue import WorkQueue
 
 log = logging.getLogger("credsmith.controller")
@@ -36,9 +47,10 @@ log = logging.getLogger("credsmith.controller")
 DOCUMENT_KINDS = frozenset({REGISTRY_KIND, JWKS_KIND})
 # A document of ours that someone else's object blocks: re-checked on a backoff up to this.
 CONFLICT_RECHECK = 300.0
+_WHAT = {REGISTRY_KIND: "registry Secret", JWKS_KIND: "JWK Set ConfigMap"}
+_CONFLICT = {REGISTRY_KIND: Reason.REGISTRY_CONFLICT, JWKS_KIND: Reason.JWKS_CONFLICT}
 
 Member = tuple[ResourceSnapshot, SecretSnapshot | None]
-PostEvent = Callable[[ResourceSnapshot, str, str, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class _Built:
     conflict: bool
     summary: str
     duplicates: Mapping[str, str]
+    left_out: Mapping[str, Unpublished]
 
 
 class Documents:
@@ -61,16 +74,20 @@ class Documents:
         resource: Callable[[Key], ResourceSnapshot | None],
         secret: Callable[[str, str], SecretSnapshot | None],
         remember_secret: Callable[[SecretSnapshot], None],
-        post_event: PostEvent,
     ) -> None:
         self.kube, self.kinds, self.queue = kube, kinds, queue
         self._resource, self._secret = resource, secret
-        self._remember_secret, self._post_event = remember_secret, post_event
+        self._remember_secret = remember_secret
         self.members = {REGISTRY_KIND: RegistryMembership(), JWKS_KIND: RegistryMembership()}
         self.config_maps: dict[ObjectKey, ConfigMapSnapshot] = {}
-        self._conflicts: set[Key] = set()
-        # Per registry: clients left out for an earlier client's client ID -> that client.
-        self._duplicates: dict[tuple[str, str], Mapping[str, str]] = {}
+        # Documents that could not be written, and why (shown on each member).
+        self._blocked: dict[Key, Unpublished] = {}
+        # Per registry: clients left out for an earlier one's client ID -> that client.
+        self._duplicates: dict[Key, Mapping[str, str]] = {}
+        # Per document: members it leaves out for another reason -> why.
+        self._left_out: dict[Key, Mapping[str, Unpublished]] = {}
+        # Per registry: the formats it holds (a change makes every client look again).
+        self._formats: dict[Key, frozenset[RegistryFormat]] = {}
 
     # ---- watching -----------------------------------------------------------------
 
@@ -123,7 +140,42 @@ class Documents:
         registry = self.members[REGISTRY_KIND].registry_of(resource.namespace, resource.name)
         if registry is None:
             return None
-        return self._duplicates.get((resource.namespace, registry), {}).get(resource.name)
+        key = (REGISTRY_KIND, resource.namespace, registry)
+        return self._duplicates.get(key, {}).get(resource.name)
+
+    def unpublished(self, config: KindConfig, resource: ResourceSnapshot) -> list[Unpublished]:
+        """Why the resource's documents do not publish it, if they do not: a document that
+        cannot be written, or one that leaves it out (an earlier credential with its client
+        ID in a JWK Set, an htpasswd line it cannot have)."""
+        found = []
+        for key in self._documents_of(config, resource):
+            if (blocked := self._blocked.get(key)) is not None:
+                found.append(blocked)
+            if (left_out := self._left_out.get(key, {}).get(resource.name)) is not None:
+                found.append(left_out)
+        return found
+
+    def registry_htpasswd(self, config: KindConfig, resource: ResourceSnapshot) -> bool:
+        """Whether the resource's registry holds Htpasswd (any client asks for it) and the
+        resource can be in it: then it keeps a bcrypt hash, whatever it asks itself."""
+        for kind, namespace, name in self._documents_of(config, resource):
+            if kind == REGISTRY_KIND:
+                formats = self._formats.get((kind, namespace, name))
+                if formats is None:  # the registry was not built yet: its members say
+                    clients = [client for client, _ in self._members(kind, namespace, name)]
+                    formats = registry_formats(clients)
+                return RegistryFormat.HTPASSWD in formats and fits_htpasswd(resource)
+        return False
+
+    def _documents_of(self, config: KindConfig, resource: ResourceSnapshot) -> list[Key]:
+        keys = []
+        for kind, named in ((REGISTRY_KIND, config.registry_of), (JWKS_KIND, config.jwks_of)):
+            if named is None:
+                continue
+            document = self.members[kind].registry_of(resource.namespace, resource.name)
+            if document is not None:
+                keys.append((kind, resource.namespace, document))
+        return keys
 
     # ---- reconciling ----------------------------------------------------------------
 
@@ -131,13 +183,20 @@ class Documents:
         kind, namespace, name = key
         members = self._members(kind, namespace, name)
         built = self._build(kind, namespace, name, members, self._existing(kind, namespace, name))
+        self._note(self._duplicates, key, built.duplicates)
+        self._note(self._left_out, key, built.left_out)
         if kind == REGISTRY_KIND:
-            self._note_duplicates(namespace, name, built.duplicates)
+            formats = registry_formats(resource for resource, _ in members)
+            if self._formats.get(key, formats) != formats:
+                for resource, _ in members:  # each keeps the hashes the registry needs
+                    self.queue.add((resource.kind, namespace, resource.name))
+            self._formats[key] = formats
         if built.manifest is not None:
             try:
                 await self._store(kind, namespace, name, built)
             except ApiError as exc:
                 if exc.status != 409 or not built.create:
+                    self._refused(key, members, built, exc)
                     raise
                 # Taken by an object we do not cache: someone else's (we watch only our
                 # own), or ours created a moment ago. Look at it once.
@@ -148,19 +207,42 @@ class Documents:
                 if not built.conflict:
                     raise  # ours after all, created meanwhile: retry from the cache
             else:
-                self._conflicts.discard(key)
                 log.info("%s %s/%s: %s", kind, namespace, name, built.summary)
         if built.conflict:
-            if key not in self._conflicts:
-                self._conflicts.add(key)
-                what = "Secret" if kind == REGISTRY_KIND else "ConfigMap"
-                message = (
-                    f"{what} {name} exists and is not managed by credsmith: it was not changed"
-                )
+            what = "Secret" if kind == REGISTRY_KIND else "ConfigMap"
+            message = (
+                f"{what} {name} exists and is not managed by credsmith, so no server can check "
+                f"this credential in it: it was not changed. Delete or rename that {what}."
+            )
+            if key not in self._blocked:
                 log.warning("%s %s/%s: %s", kind, namespace, name, message)
-                for resource, _ in members:
-                    await self._post_event(resource, "Warning", f"{kind}Conflict", message)
+            self._block(key, members, Unpublished(_CONFLICT[kind], message))
             raise RecheckLater(CONFLICT_RECHECK)  # on a backoff, not every 30 s forever
+        self._block(key, members, None)
+
+    def _refused(self, key: Key, members: Sequence[Member], built: _Built, exc: ApiError) -> None:
+        """A write the API server refuses for good blocks the members until it passes."""
+        assert built.manifest is not None
+        values = secret_values(built.manifest)
+        refusal = classify(exc, values)
+        if not refusal.permanent:
+            return
+        message = f"the {_WHAT[key[0]]} {key[2]} could not be written: {refusal.message}"
+        self._block(key, members, Unpublished(refusal.reason, message))
+        if key[0] == REGISTRY_KIND:
+            raise SecretWriteRefused.of(exc, values) from exc  # retried as refused for good
+
+    def _block(self, key: Key, members: Sequence[Member], blocked: Unpublished | None) -> None:
+        """Remember why the document is blocked (None: it is not); members whose standing
+        changes are reconciled again, to say so in their status."""
+        before = self._blocked.get(key)
+        if blocked is None:
+            self._blocked.pop(key, None)
+        else:
+            self._blocked[key] = blocked
+        if before != blocked:
+            for resource, _ in members:
+                self.queue.add((resource.kind, resource.namespace, resource.name))
 
     def _members(self, kind: str, namespace: str, name: str) -> list[Member]:
         members = []
@@ -197,11 +279,26 @@ class Documents:
             registry = reconcile_registry(namespace, name, members, existing, now)
             summary = f"{registry.clients} clients"
             return _Built(
-                registry.secret, registry.create, registry.conflict, summary, registry.duplicates
+                registry.secret,
+                registry.create,
+                registry.conflict,
+                summary,
+                registry.duplicates,
+                registry.left_out,
             )
         assert existing is None or isinstance(existing, ConfigMapSnapshot)
         jwks = reconcile_jwks(namespace, name, members, existing, now)
-        return _Built(jwks.config_map, jwks.create, jwks.conflict, f"{jwks.keys} keys", {})
+        left_out = {
+            member: Unpublished(
+                Reason.DUPLICATE_CLIENT_ID,
+                f"its client ID is also used by {first} (created earlier) in JWK Set {name}: "
+                "only that one's keys are published",
+            )
+            for member, first in jwks.duplicates.items()
+        }
+        return _Built(
+            jwks.config_map, jwks.create, jwks.conflict, f"{jwks.keys} keys", {}, left_out
+        )
 
     async def _store(self, kind: str, namespace: str, name: str, built: _Built) -> None:
         assert built.manifest is not None
@@ -227,16 +324,20 @@ class Documents:
         found = await self.kube.get_config_map(namespace, name)
         return None if found is None else ConfigMapSnapshot.from_api(found)
 
-    def _note_duplicates(self, namespace: str, registry: str, found: Mapping[str, str]) -> None:
-        """Remember which clients the registry left out; a client whose standing changed is
-        reconciled again, to say so in its status."""
-        before = self._duplicates.get((namespace, registry), {})
+    def _note(
+        self, notes: dict[Key, Mapping[str, Any]], key: Key, found: Mapping[str, Any]
+    ) -> None:
+        """Remember which members the document left out (and why); a member whose standing
+        changed is reconciled again, to say so in its status."""
+        document_kind, namespace, _ = key
+        before = notes.get(key, {})
         if found:
-            self._duplicates[(namespace, registry)] = dict(found)
+            notes[key] = dict(found)
         else:
-            self._duplicates.pop((namespace, registry), None)
+            notes.pop(key, None)
         for name in set(before) | set(found):
             if before.get(name) != found.get(name):
                 for kind, config in self.kinds.items():
-                    if config.registry_of is not None:
+                    named = config.registry_of if document_kind == REGISTRY_KIND else config.jwks_of
+                    if named is not None:
                         self.queue.add((kind, namespace, name))

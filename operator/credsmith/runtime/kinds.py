@@ -15,7 +15,8 @@ Key = tuple[str, str, str]  # (kind, namespace, name)
 
 class Reconcile(Protocol):
     """(resource, its Secret, now; an earlier client with the same client ID in its
-    registry; what was found of its consumers) -> Decision."""
+    registry; what was found of its consumers; whether its registry holds Htpasswd for it)
+    -> Decision."""
 
     def __call__(
         self,
@@ -24,6 +25,8 @@ class Reconcile(Protocol):
         now: datetime,
         duplicate_of: str | None = None,
         consumers: ConsumersSeen | None = None,
+        *,
+        registry_htpasswd: bool = False,
     ) -> Decision: ...
 
 

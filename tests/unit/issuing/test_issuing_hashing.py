@@ -114,3 +114,13 @@ def test_the_operator_still_writes_the_published_vectors(vector: dict[str, Any])
 
 def test_the_published_file_is_what_the_generator_writes() -> None:
     assert published() == generate.vectors()
+
+
+def test_the_operator_writes_exactly_the_verifiers_floors() -> None:
+    """The verifier refuses costs below these as malformed: the operator writes no less
+    (and, writing no more, its hashes cost what the verifier's floors promise)."""
+    floors = credsmith_verify.hashes
+    assert hashing.PBKDF2_ITERATIONS == floors.MIN_PBKDF2_ITERATIONS
+    assert hashing.ARGON2_MEMORY_KIB == floors.MIN_ARGON2_MEMORY_KIB
+    assert hashing.ARGON2_ITERATIONS == floors.MIN_ARGON2_ITERATIONS
+    assert hashing.ARGON2_LANES == floors.MIN_ARGON2_LANES

@@ -146,6 +146,8 @@ class World:
     status_writes: int = 0
     values: list[str] = field(default_factory=list)  # every secret value ever generated
     resource_version: int = 100
+    # What the runtime says of the registry: it holds Htpasswd for this client.
+    registry_htpasswd: bool = False
 
     def __repr__(self) -> str:  # short, and without the Secrets
         return f"World({self.rules.kind}, now={self.now.isoformat()})"
@@ -275,7 +277,14 @@ class World:
         resource = self.snapshot()
         secret = self.secret_snapshot()
         before = (copy.deepcopy(self.resource), copy.deepcopy(self.secret))
-        decision = reconcile(self.rules, resource, secret, self.now, generate=self._recording())
+        decision = reconcile(
+            self.rules,
+            resource,
+            secret,
+            self.now,
+            generate=self._recording(),
+            registry_htpasswd=self.registry_htpasswd,
+        )
         assert (resource, secret) == (self.snapshot(), self.secret_snapshot())
         assert before == (self.resource, self.secret), "reconcile changed its input"
         self._check(decision, resource, secret)

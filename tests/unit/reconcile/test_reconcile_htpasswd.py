@@ -11,8 +11,15 @@ import bcrypt
 import pytest
 
 from credsmith.api.common import ROTATE_ANNOTATION
+from credsmith.api.enums import RegistryFormat
+from credsmith.api.status import Reason
 from credsmith.reconcile.kinds import API_CLIENT
-from credsmith.reconcile.registry import HTPASSWD_FILE, reconcile_registry
+from credsmith.reconcile.registry import (
+    HTPASSWD_FILE,
+    fits_htpasswd,
+    reconcile_registry,
+    registry_formats,
+)
 
 HTPASSWD = {
     "displayName": "Gateway client",
@@ -108,3 +115,55 @@ def test_the_longest_secret_that_fits_is_listed_whole(world):
     [made] = users(registry_of(w)[HTPASSWD_FILE]).values()
     assert bcrypt.checkpw(value.encode(), made.encode())
     assert not bcrypt.checkpw(value[:-1].encode() + b"!", made.encode())
+
+
+PLAIN = {"displayName": "Plain client", "registry": {"name": "reg"}}
+
+
+def registry_of_all(*worlds: Any) -> Any:
+    members = [(w.snapshot(), w.secret_snapshot()) for w in worlds]
+    return reconcile_registry("team-a", "reg", members, None, worlds[0].now)
+
+
+def test_formats_are_the_registrys_the_union_of_what_clients_ask(world):
+    asks, plain = world(HTPASSWD, rules=API_CLIENT, name="gw"), world(PLAIN, rules=API_CLIENT)
+    assert registry_formats([plain.snapshot()]) == {RegistryFormat.CLIENTS_JSON}
+    assert registry_formats([asks.snapshot(), plain.snapshot()]) == {
+        RegistryFormat.CLIENTS_JSON,
+        RegistryFormat.HTPASSWD,
+    }
+    odd = world({**PLAIN, "registry": {"name": "reg", "formats": ["Nope", 3]}}, rules=API_CLIENT)
+    assert registry_formats([odd.snapshot()]) == {RegistryFormat.CLIENTS_JSON}
+
+
+def test_every_client_is_in_the_auth_file_another_client_turned_on(world):
+    """The plain client asks only for clients.json, but shares the registry with one that
+    asks for Htpasswd: it is in `auth` too (the runtime tells it; it keeps a bcrypt hash)."""
+    asks, plain = world(HTPASSWD, rules=API_CLIENT, name="gw"), world(PLAIN, rules=API_CLIENT)
+    plain.registry_htpasswd = True
+    asks.converge()
+    plain.converge()
+    decision = registry_of_all(asks, plain)
+    assert decision.secret is not None
+    assert decision.left_out == {}
+    auth = base64.b64decode(decision.secret["data"][HTPASSWD_FILE]).decode()
+    lines = users(auth)
+    for w in (asks, plain):
+        made = lines[w.data()["client_id"]]
+        assert bcrypt.checkpw(w.data()["client_secret"].encode(), made.encode())
+
+
+def test_a_client_that_cannot_be_in_the_auth_file_is_reported(world):
+    """Its secret is past bcrypt's 72 bytes: it stays in clients.json, but out of `auth`,
+    and is reported (the runtime makes it Ready=False, InvalidSpec)."""
+    asks = world(HTPASSWD, rules=API_CLIENT, name="gw")
+    long = world({**PLAIN, "secret": {"length": 96}}, rules=API_CLIENT)
+    assert not fits_htpasswd(long.snapshot())
+    asks.converge()
+    long.converge()  # no bcrypt hash: the runtime does not ask for one it cannot make
+    decision = registry_of_all(asks, long)
+    assert decision.clients == 2
+    assert list(decision.left_out) == [long.snapshot().name]
+    left_out = decision.left_out[long.snapshot().name]
+    assert left_out.reason is Reason.INVALID_SPEC
+    assert "72 bytes" in left_out.message

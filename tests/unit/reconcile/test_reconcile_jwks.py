@@ -5,8 +5,18 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from credsmith.api.common import ROTATE_ANNOTATION
-from credsmith.reconcile.jwks import JWKS_FILE, ConfigMapSnapshot, public_keys, reconcile_jwks
+from credsmith.reconcile.jwks import (
+    JWKS_FILE,
+    ConfigMapSnapshot,
+    client_jwks_file,
+    public_keys,
+    reconcile_jwks,
+)
+from credsmith_verify import JwkSet
 
 SPEC = {
     "serviceAccount": "a",
@@ -63,3 +73,65 @@ def test_unchanged_sets_are_no_write_and_foreign_config_maps_are_a_conflict(worl
     decision = reconcile_jwks("team-a", "keys", members, foreign, w.now)
     assert decision.conflict
     assert decision.config_map is None
+
+
+def decide(*worlds):
+    members = [(w.snapshot(), w.secret_snapshot()) for w in worlds]
+    return reconcile_jwks("team-a", "keys", members, None, worlds[0].now)
+
+
+def created(w, moment: str):
+    w.resource["metadata"]["creationTimestamp"] = moment
+    return w
+
+
+def test_each_key_names_its_client_and_each_client_has_its_own_set(world, tmp_path):
+    a, b = world(SPEC, name="a"), world({**SPEC, "serviceAccount": "b"}, name="b")
+    a.converge()
+    b.converge()
+    data = decide(a, b).config_map["data"]
+    id_a, id_b = a.data()["client_id"], b.data()["client_id"]
+    kid_a, kid_b = a.data()["key_id"], b.data()["key_id"]
+    assert sorted(data) == sorted([JWKS_FILE, f"{id_a}.jwks.json", f"{id_b}.jwks.json"])
+    everyone = {k["kid"]: k["client_id"] for k in json.loads(data[JWKS_FILE])["keys"]}
+    assert everyone == {kid_a: id_a, kid_b: id_b}
+    own = json.loads(data[client_jwks_file(id_a)])["keys"]
+    assert [(k["kid"], k["client_id"]) for k in own] == [(kid_a, id_a)]  # B's kid is absent
+    # The verifier binds them: B's key, kid and all, does not sign for A.
+    (tmp_path / JWKS_FILE).write_text(data[JWKS_FILE])
+    keys = JwkSet.load(tmp_path / JWKS_FILE)
+    private_b = serialization.load_pem_private_key(b.data()["private_key.pem"].encode(), None)
+    assert isinstance(private_b, ed25519.Ed25519PrivateKey)
+    signature = private_b.sign(b"input")
+    assert keys.verify(kid_b, "EdDSA", b"input", signature, client_id=id_b)
+    assert not keys.verify(kid_b, "EdDSA", b"input", signature, client_id=id_a)
+
+
+def test_a_client_id_taken_by_an_earlier_credential_publishes_nothing(world):
+    """clientId.value lets anyone name any client: the later credential's keys are left
+    out (not bound to the earlier one's client) and it is reported."""
+    shared = {**SPEC, "clientId": {"value": "shared-client"}}
+    first = created(world(shared, name="first"), "2025-01-01T00:00:00Z")
+    second = created(
+        world({**shared, "serviceAccount": "b"}, name="second"), "2025-01-02T00:00:00Z"
+    )
+    first.converge()
+    second.converge()
+    decision = decide(second, first)
+    assert decision.duplicates == {"second": "first"}
+    data = decision.config_map["data"]
+    kids = [k["kid"] for k in json.loads(data["shared-client.jwks.json"])["keys"]]
+    assert kids == [first.data()["key_id"]]
+    assert [k["kid"] for k in json.loads(data[JWKS_FILE])["keys"]] == kids
+
+
+def test_a_client_id_that_cannot_be_a_config_map_key_is_only_in_the_shared_set(world):
+    odd = world({**SPEC, "clientId": {"value": "urn:client/one"}}, name="odd")
+    odd.converge()
+    assert client_jwks_file("urn:client/one") is None
+    assert client_jwks_file("x" * 244) is None  # the key would pass 253 characters
+    assert client_jwks_file("svc_" + "A1b2" * 6) == "svc_" + "A1b2" * 6 + ".jwks.json"
+    data = decide(odd).config_map["data"]
+    assert list(data) == [JWKS_FILE]
+    [key] = json.loads(data[JWKS_FILE])["keys"]
+    assert key["client_id"] == "urn:client/one"

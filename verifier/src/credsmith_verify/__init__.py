@@ -1,7 +1,8 @@
 """Verify what the credsmith operator issues, with nothing but `cryptography`.
 
 - `ClientRegistry`: ApiClient secrets against the registry document (``clients.json``).
-- `JwkSet`: signatures of KeyPair credentials against a JWK Set (``jwks.json``).
+- `JwkSet`: ``private_key_jwt`` assertions and signatures of KeyPair credentials against a
+  JWK Set (``jwks.json``), each key verifying only for the client its ``client_id`` names.
 - `verify_secret`: one secret against one hash string (SHA-256, PBKDF2, Argon2id).
 """
 

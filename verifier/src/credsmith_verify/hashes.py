@@ -19,7 +19,9 @@ Strings written by credsmith 0.1.0 keep verifying: ``sha256$<hex>`` and
 
 `verify_secret` never raises and compares in constant time. Parameters are bounded, so a
 hash string from an untrusted place cannot make one verification cost more than
-`MAX_PBKDF2_ITERATIONS` or `MAX_ARGON2_MEMORY_KIB`.
+`MAX_PBKDF2_ITERATIONS` or `MAX_ARGON2_MEMORY_KIB`, nor less than what the operator writes
+(`MIN_PBKDF2_ITERATIONS`, `MIN_ARGON2_*`): a weaker string (``i=1``, ``m=8,t=1``) is
+malformed, as one planted to make a value cheap to brute-force would be.
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ MAX_PBKDF2_ITERATIONS = 10_000_000
 MAX_ARGON2_MEMORY_KIB = 1024 * 1024
 MAX_ARGON2_ITERATIONS = 64
 MAX_ARGON2_LANES = 16
+# Floors: what the operator writes (OWASP Password Storage Cheat Sheet). A string below them
+# is refused as malformed; the operator never writes one.
+MIN_PBKDF2_ITERATIONS = 600_000
+MIN_ARGON2_MEMORY_KIB = 19_456
+MIN_ARGON2_ITERATIONS = 2
+MIN_ARGON2_LANES = 1
 MIN_SALT_BYTES = 8
 MIN_HASH_BYTES = 16
 MAX_HASH_BYTES = 64
@@ -96,6 +104,22 @@ def is_known_hash(encoded: str) -> bool:
         return _parse(encoded) is not None
     except (ValueError, TypeError, OverflowError, AttributeError):
         return False
+
+
+CostClass = tuple[str, int, int, int, int]
+
+
+def cost_class(encoded: str) -> CostClass | None:
+    """What checking a secret against `encoded` costs: scheme, iterations, memory, lanes and
+    hash length (never the salt or the hash). None for a string that is not a known hash."""
+    try:
+        parsed = _parse(encoded)
+    except (ValueError, TypeError, OverflowError, AttributeError):
+        return None
+    if parsed is None:
+        return None
+    length = len(parsed.expected)
+    return (parsed.scheme, parsed.iterations, parsed.memory_kib, parsed.lanes, length)
 
 
 def decoy_like(encoded: str) -> str:
@@ -156,11 +180,11 @@ def _parse(encoded: str) -> _Parsed | None:
         salt, expected = _unb64(match[4]), _unb64(match[5])
         if salt is None or expected is None or not _sizes_ok(salt, expected):
             return None
-        if (
-            memory > MAX_ARGON2_MEMORY_KIB
-            or passes > MAX_ARGON2_ITERATIONS
-            or lanes > MAX_ARGON2_LANES
-            or memory < 8 * lanes
+        if not (
+            MIN_ARGON2_MEMORY_KIB <= memory <= MAX_ARGON2_MEMORY_KIB
+            and MIN_ARGON2_ITERATIONS <= passes <= MAX_ARGON2_ITERATIONS
+            and MIN_ARGON2_LANES <= lanes <= MAX_ARGON2_LANES
+            and memory >= 8 * lanes
         ):
             return None
         return _Parsed("argon2id", expected, salt, passes, memory, lanes)
@@ -172,7 +196,7 @@ def _pbkdf2(iterations_text: str, salt_text: str, hash_text: str) -> _Parsed | N
     salt, expected = _unb64(salt_text), _unb64(hash_text)
     if salt is None or expected is None or not _sizes_ok(salt, expected):
         return None
-    if iterations > MAX_PBKDF2_ITERATIONS:
+    if not MIN_PBKDF2_ITERATIONS <= iterations <= MAX_PBKDF2_ITERATIONS:
         return None
     return _Parsed("pbkdf2-sha256", expected, salt, iterations)
 

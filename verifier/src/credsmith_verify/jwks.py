@@ -1,25 +1,36 @@
-"""Public keys of KeyPair credentials from a JWK Set file (RFC 7517), by key ID.
+"""Public keys of KeyPair credentials from a JWK Set file (RFC 7517), by key ID and client.
 
-A server that accepts ``private_key_jwt`` client assertions (RFC 7523) or signed requests
-mounts the JWK Set and looks up the key a message names in its ``kid``::
+A server that accepts ``private_key_jwt`` client assertions (RFC 7523) mounts the JWK Set
+ConfigMap the operator maintains and checks each assertion with the key of the client it
+claims to come from::
 
     from credsmith_verify import JwkSet
 
     keys = JwkSet.load("/etc/credsmith/jwks/jwks.json")
-    if not keys.verify(kid, alg, signing_input, signature): ...   # 401
+    claims = keys.verify_assertion(assertion, client_id=client_id, audience=token_endpoint)
+    if claims is None: ...   # 401
 
-`verify` checks a JWS signature (RFC 7515/7518/8037: RS256/384/512, PS256/384/512,
-ES256/384/512, EdDSA) with the key `kid` names, and only with an algorithm that fits the
-key: the key's own ``alg`` if it has one, and always its type and curve. `key(kid)` gives
-the `cryptography` public key for other uses (a JOSE library, for instance); claims such as
-``exp``, ``aud`` and ``jti`` are the caller's to check.
+Every key the operator publishes names its client in a ``client_id`` member, and a key
+verifies only for that client: a KeyPair credential's key never signs for another client
+of the same set. (The ConfigMap also holds ``<clientId>.jwks.json``, one client's keys
+alone, for servers that configure a ``jwks_uri`` per client; loading that file works the
+same.) A key without ``client_id`` (a set from elsewhere) verifies for no client.
+
+`verify_assertion` checks the compact JWS (a ``kid`` in its header, an ``alg`` the key
+allows) and the claims RFC 7523 section 3 requires: ``iss`` and ``sub`` are the client ID,
+``aud`` names the audience, ``exp`` is in the future (``nbf`` and ``iat`` not), within a
+small leeway; it returns the claims. Replay (``jti``) is the caller's to check.
+`verify(kid, alg, signing_input, signature, client_id=...)` checks one signature (RFC
+7515/7518/8037: RS256/384/512, PS256/384/512, ES256/384/512, EdDSA), and
+`key(kid, client_id=...)` gives the `cryptography` public key for other uses (a JOSE
+library, for instance).
 
 Like `ClientRegistry`, the set is re-read when the file changes, a missing or unparsable
 file keeps the last good set in use (with a warning), and before any good set was read it
 is empty: every check fails. Keys the set cannot use are left out, as RFC 7517 section 5
 asks: unknown key types or curves, ``use`` other than ``sig``, missing members, values out
-of range, and any key carrying private members (a leaked private key is never used). A key
-ID listed twice is left out altogether.
+of range, a ``client_id`` that is not a string, and any key carrying private members (a
+leaked private key is never used). A key ID listed twice is left out altogether.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import binascii
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +76,11 @@ _ES_CURVE = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 MIN_RSA_BITS = 2048
 
 
+CLIENT_ID_MEMBER = "client_id"
+# Clock skew tolerated on exp, nbf and iat (seconds).
+ASSERTION_LEEWAY = 60
+
+
 @dataclass(frozen=True)
 class JsonWebKey:
     kid: str
@@ -71,6 +88,7 @@ class JsonWebKey:
     crv: str | None
     alg: str | None
     public_key: PublicKey
+    client_id: str | None = None  # the client the key belongs to (None: no client)
 
     def allows(self, alg: str) -> bool:
         """Whether a JWS signed with `alg` may be checked with this key."""
@@ -115,6 +133,9 @@ def _key(member: Mapping[str, Any]) -> JsonWebKey | None:
     kid, kty, use, alg = (member.get(name) for name in ("kid", "kty", "use", "alg"))
     if not isinstance(kid, str) or not kid or _PRIVATE_MEMBERS & member.keys():
         return None
+    client_id = member.get(CLIENT_ID_MEMBER)
+    if not (client_id is None or (isinstance(client_id, str) and client_id)):
+        return None
     if use not in (None, "sig") or not (alg is None or isinstance(alg, str)):
         return None
     crv = member.get("crv")
@@ -124,7 +145,8 @@ def _key(member: Mapping[str, Any]) -> JsonWebKey | None:
         return None
     if public_key is None:
         return None
-    return JsonWebKey(kid, str(kty), crv if isinstance(crv, str) else None, alg, public_key)
+    curve = crv if isinstance(crv, str) else None
+    return JsonWebKey(kid, str(kty), curve, alg, public_key, client_id)
 
 
 def _public_key(kty: object, crv: object, member: Mapping[str, Any]) -> PublicKey | None:
@@ -180,19 +202,26 @@ class JwkSet(MountedDocument[dict[str, JsonWebKey]]):
     def __len__(self) -> int:
         return len(self._file.value)
 
-    def kids(self) -> frozenset[str]:
+    def kids(self, client_id: str | None = None) -> frozenset[str]:
+        """The key IDs of the set, or of one client's keys."""
         self._file.refresh()
-        return frozenset(self._file.value)
+        keys = self._file.value.values()
+        return frozenset(k.kid for k in keys if client_id is None or k.client_id == client_id)
 
-    def key(self, kid: str) -> JsonWebKey | None:
-        """The key with this ID, re-reading the file first if it changed."""
+    def key(self, kid: str, *, client_id: str) -> JsonWebKey | None:
+        """The key with this ID if it belongs to that client, re-reading the file first if
+        it changed. Another client's key is None, as a missing one is."""
         self._file.refresh()
-        return self._file.value.get(kid)
+        key = self._file.value.get(kid)
+        return key if key is not None and key.client_id == client_id else None
 
-    def verify(self, kid: str, alg: str, signing_input: bytes, signature: bytes) -> bool:
+    def verify(
+        self, kid: str, alg: str, signing_input: bytes, signature: bytes, *, client_id: str
+    ) -> bool:
         """Whether `signature` is a valid JWS signature (RFC 7518 encoding: raw R||S for
-        ECDSA) of `signing_input` by the key `kid`, with an `alg` that key allows."""
-        key = self.key(kid)
+        ECDSA) of `signing_input` by the key `kid` of the client `client_id`, with an `alg`
+        that key allows."""
+        key = self.key(kid, client_id=client_id)
         if key is None or not key.allows(alg):
             return False
         try:
@@ -200,6 +229,56 @@ class JwkSet(MountedDocument[dict[str, JsonWebKey]]):
         except (InvalidSignature, ValueError, TypeError):
             return False
         return True
+
+    def verify_assertion(
+        self, assertion: str, *, client_id: str, audience: str, now: float | None = None
+    ) -> dict[str, Any] | None:
+        """The claims of a ``private_key_jwt`` client assertion (RFC 7523) from `client_id`
+        to `audience`, or None: signed by a key of that client, iss = sub = client_id, aud
+        naming `audience`, not expired (exp required), not before nbf or iat."""
+        try:
+            header, claims, signing_input, signature = _split_jws(assertion)
+        except (ValueError, TypeError, UnicodeDecodeError):
+            return None
+        kid, alg = header.get("kid"), header.get("alg")
+        if not isinstance(kid, str) or not isinstance(alg, str) or header.get("crit"):
+            return None
+        if not self.verify(kid, alg, signing_input, signature, client_id=client_id):
+            return None
+        moment = time.time() if now is None else now
+        return claims if _claims_ok(claims, client_id, audience, moment) else None
+
+
+def _split_jws(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """Header, claims, signing input and signature of a compact JWS; ValueError if it is
+    not one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise ValueError("not a compact JWS")
+    header, claims = json.loads(_b64url(parts[0])), json.loads(_b64url(parts[1]))
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise ValueError("header or claims are not JSON objects")
+    return header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), _b64url(parts[2])
+
+
+def _claims_ok(claims: Mapping[str, Any], client_id: str, audience: str, now: float) -> bool:
+    if claims.get("iss") != client_id or claims.get("sub") != client_id:
+        return False
+    aud = claims.get("aud")
+    if not (aud == audience or (isinstance(aud, list) and audience in aud)):
+        return False
+    exp, nbf, iat = (_number(claims.get(name, 0)) for name in ("exp", "nbf", "iat"))
+    if "exp" not in claims or exp is None or nbf is None or iat is None:
+        return False
+    late = now + ASSERTION_LEEWAY
+    return exp > now - ASSERTION_LEEWAY and nbf <= late and iat <= late
+
+
+def _number(value: object) -> float | None:
+    """A NumericDate (RFC 7519 section 2), or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _verify(key: JsonWebKey, alg: str, data: bytes, signature: bytes) -> None:
