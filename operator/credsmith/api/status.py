@@ -49,6 +49,10 @@ class Reason(StrEnum):
     # document's write shows with the refusal's reason (SecretWriteDenied, QuotaExceeded...).
     REGISTRY_CONFLICT = "RegistryConflict"
     JWKS_CONFLICT = "JwksConflict"
+    # The document would pass the API server's 1 MiB limit on a Secret's (registry) or a
+    # ConfigMap's (JWK Set) data with this credential: the latest created are left out.
+    REGISTRY_FULL = "RegistryFull"
+    JWKS_FULL = "JwksFull"
     # The API server refused the Secret write for good (runtime/refusals.py):
     # RBAC or an admission policy, an exhausted ResourceQuota, an immutable Secret,
     # or a Secret the server finds invalid (e.g. annotations too large).

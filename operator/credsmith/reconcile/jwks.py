@@ -30,6 +30,7 @@ from typing import Any
 from credsmith.api.enums import DeletionPolicy
 from credsmith.issuing.keypair import key_pair_from_private_pem
 from credsmith.reconcile.credential import checked_credential
+from credsmith.reconcile.document_size import DATA_LIMIT, SizeBudget
 from credsmith.reconcile.kinds import SERVICE_ACCOUNT_CREDENTIAL
 from credsmith.reconcile.secret_state import OWNER, is_ours
 from credsmith.reconcile.snapshots import (
@@ -76,6 +77,8 @@ class JwksDecision:
     keys: int
     # Credentials left out because an earlier one has their client ID: name -> that one's.
     duplicates: Mapping[str, str] = field(default_factory=dict)
+    # Credentials left out because the ConfigMap would pass its size limit with them.
+    full: tuple[str, ...] = ()
 
 
 def client_jwks_file(client_id: str) -> str | None:
@@ -115,12 +118,19 @@ def render_jwks(keys: Iterable[Mapping[str, str]]) -> str:
 
 
 def keys_by_client(
-    members: Iterable[tuple[ResourceSnapshot, SecretSnapshot | None]], now: datetime
-) -> tuple[dict[str, list[dict[str, str]]], dict[str, str]]:
-    """Public keys by client ID, one credential per client ID (the earliest), and the later
-    credentials left out for an earlier one's client ID -> that credential's name."""
+    members: Iterable[tuple[ResourceSnapshot, SecretSnapshot | None]],
+    now: datetime,
+    limit: int = DATA_LIMIT,
+) -> tuple[dict[str, list[dict[str, str]]], dict[str, str], tuple[str, ...]]:
+    """Public keys by client ID, one credential per client ID (the earliest); the later
+    credentials left out for an earlier one's client ID -> that credential's name; and the
+    credentials left out because the ConfigMap's data would pass `limit` with their keys
+    (the earliest created that fit are kept)."""
     kept: dict[str, tuple[str, list[dict[str, str]]]] = {}
     duplicates: dict[str, str] = {}
+    full: list[str] = []
+    # jwks.json's keys are separated by ", ": one less than there are keys.
+    budget = SizeBudget(len(render_jwks([])) - len(", "), limit)
     for resource, secret in sorted(members, key=lambda m: (m[0].creation_timestamp, m[0].name)):
         keys = public_keys(resource, secret, now)
         if not keys:
@@ -129,8 +139,21 @@ def keys_by_client(
         if (first := kept.get(client_id)) is not None:
             duplicates[resource.name] = first[0]
             continue
+        if not budget.admit(jwks_cost(client_id, keys)):
+            full.append(resource.name)
+            keys = []  # keeps its client ID (a later duplicate is still one), no keys
         kept[client_id] = (resource.name, keys)
-    return {client_id: keys for client_id, (_, keys) in kept.items()}, duplicates
+    by_client = {client_id: keys for client_id, (_, keys) in kept.items() if keys}
+    return by_client, duplicates, tuple(full)
+
+
+def jwks_cost(client_id: str, keys: Iterable[Mapping[str, str]]) -> int:
+    """What one client's keys add to the ConfigMap's data (render_jwks's format, ASCII):
+    each key and a ", " in `jwks.json`, and its own `<clientId>.jwks.json`. Exact unless
+    two keys share a kid (then rendered once: less)."""
+    texts = [len(json.dumps(key, sort_keys=True)) + len(", ") for key in keys]
+    own = len(render_jwks([])) + sum(texts) - len(", ") if client_jwks_file(client_id) else 0
+    return sum(texts) + own
 
 
 def reconcile_jwks(
@@ -139,11 +162,12 @@ def reconcile_jwks(
     members: Iterable[tuple[ResourceSnapshot, SecretSnapshot | None]],
     existing: ConfigMapSnapshot | None,
     now: datetime,
+    limit: int = DATA_LIMIT,
 ) -> JwksDecision:
     owner = f"{JWKS_KIND}/{name}"
     if existing is not None and not is_ours(existing.labels, existing.annotations, owner):
         return JwksDecision(None, create=False, conflict=True, keys=0)
-    by_client, duplicates = keys_by_client(members, now)
+    by_client, duplicates, full = keys_by_client(members, now, limit)
     document = render_jwks(key for keys in by_client.values() for key in keys)
     data = {JWKS_FILE: document}
     for client_id, keys in by_client.items():
@@ -151,7 +175,7 @@ def reconcile_jwks(
             data[file] = render_jwks(keys)
     count = len(json.loads(document)["keys"])
     if existing is not None and dict(existing.data) == data:
-        return JwksDecision(None, False, False, count, duplicates)
+        return JwksDecision(None, False, False, count, duplicates, full)
     metadata: dict[str, Any] = {
         "name": name,
         "namespace": namespace,
@@ -162,4 +186,4 @@ def reconcile_jwks(
     if existing is not None:
         metadata["resourceVersion"] = existing.resource_version
     manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
-    return JwksDecision(manifest, existing is None, False, count, duplicates)
+    return JwksDecision(manifest, existing is None, False, count, duplicates, full)

@@ -28,6 +28,7 @@ from credsmith.api.enums import DeletionPolicy, RegistryFormat
 from credsmith.api.status import Reason, format_timestamp
 from credsmith.issuing.htpasswd import htpasswd_line, render_htpasswd
 from credsmith.reconcile.credential import checked_credential
+from credsmith.reconcile.document_size import SizeBudget, registry_full
 from credsmith.reconcile.kinds import API_CLIENT
 from credsmith.reconcile.published import Unpublished
 from credsmith.reconcile.secret_state import BCRYPT, OWNER, is_ours
@@ -65,7 +66,9 @@ class RegistryContents:
     htpasswd: list[str]  # the `auth` lines of the clients, when any client asks for Htpasswd
     duplicates: dict[str, str]  # left out for an earlier client's client ID -> that client
     wants_htpasswd: bool
-    left_out: dict[str, Unpublished] = field(default_factory=dict)  # of `auth`: why
+    left_out: dict[str, Unpublished] = field(default_factory=dict)  # of `auth`, or full: why
+    # The entries as clients.json holds them, each with its place (clientId, id).
+    texts: list[tuple[tuple[str, str], str]] = field(default_factory=list)
 
 
 def registry_entry(
@@ -152,33 +155,115 @@ def _owned_by(secret: SecretSnapshot, client: ResourceSnapshot, spec: ApiClientS
     return any(ref.get("uid") == client.uid for ref in secret.owner_references)
 
 
-def registry_contents(members: Iterable[Member], now: datetime) -> RegistryContents:
+@dataclass(frozen=True)
+class CheckedEntry:
+    """One member's checked contribution, as `_record` finds it (memoised by EntryMemo)."""
+
+    entry: dict[str, Any] | None  # None: not published (invalid, untrusted, not its Secret)
+    line: str | None  # its htpasswd line, when asked and it can have one
+    text: str  # the entry as clients.json holds it (indented in the list), or ""
+    fits_htpasswd: bool  # False: htpasswd asked, no line, and its spec cannot have one
+
+    @property
+    def order(self) -> tuple[str, str]:
+        """Where clients.json lists it: by clientId, then id."""
+        assert self.entry is not None
+        return self.entry["clientId"], self.entry["id"]
+
+
+def checked_entry(
+    client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime, htpasswd: bool
+) -> CheckedEntry:
+    entry, line = _record(client, secret, now, htpasswd)
+    text = "" if entry is None else entry_text(entry)
+    unfit = htpasswd and line is None and entry is not None and not fits_htpasswd(client)
+    return CheckedEntry(entry, line, text, not unfit)
+
+
+class EntryMemo:
+    """Each member's checked entry, kept while neither the resource nor its Secret changed
+    (their resourceVersions), so a rebuild checks only the members that changed.
+
+    The entry does not depend on the time: the previous hash is listed exactly as long as
+    the Secret holds the previous value (its expiresAt tells verifiers when to stop), and
+    the Secret's change then makes a new entry. Members without a resourceVersion (never
+    from the API) are checked every time.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple[str, str, str, str, bool], CheckedEntry]] = {}
+        self.checks = 0  # how many entries were checked, not found here (for tests)
+
+    def get(
+        self, client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime, ht: bool
+    ) -> CheckedEntry:
+        if not client.resource_version:
+            self.checks += 1
+            return checked_entry(client, secret, now, ht)
+        secret_key = ("", "") if secret is None else (secret.name, secret.resource_version)
+        key = (client.uid, client.resource_version, *secret_key, ht)
+        found = self._entries.get(client.name)
+        if found is not None and found[0] == key:
+            return found[1]
+        self.checks += 1
+        checked = checked_entry(client, secret, now, ht)
+        self._entries[client.name] = (key, checked)
+        return checked
+
+    def retain(self, names: Iterable[str]) -> None:
+        """Forget members no longer in the registry (bounded by its members)."""
+        keep = set(names)
+        for name in [name for name in self._entries if name not in keep]:
+            del self._entries[name]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def registry_contents(
+    members: Iterable[Member], now: datetime, name: str = "", memo: EntryMemo | None = None
+) -> RegistryContents:
     """One entry per client ID: the earliest client (creationTimestamp, then name) keeps
     it; later ones are left out and reported. Every client in each format the registry
-    holds: one that cannot have an htpasswd line is reported."""
+    holds: one that cannot have an htpasswd line is reported. The earliest clients that fit
+    the size limit of a Secret are kept, the later ones left out (RegistryFull)."""
     ordered = sorted(members, key=lambda m: (m[0].creation_timestamp, m[0].name))
     wants_htpasswd = RegistryFormat.HTPASSWD in registry_formats(c for c, _ in ordered)
-    kept: dict[str, tuple[ResourceSnapshot, dict[str, Any], str | None]] = {}
+    memo = memo if memo is not None else EntryMemo()
+    kept: dict[str, tuple[ResourceSnapshot, CheckedEntry]] = {}
     duplicates: dict[str, str] = {}
     left_out: dict[str, Unpublished] = {}
+    budget = SizeBudget(len(render_texts([])) + _FIRST_ENTRY)
     for client, secret in ordered:
-        entry, line = _record(client, secret, now, wants_htpasswd)
-        if entry is None:
+        checked = memo.get(client, secret, now, wants_htpasswd)
+        if checked.entry is None:
             continue
-        if (first := kept.get(entry["clientId"])) is not None:
+        if (first := kept.get(checked.entry["clientId"])) is not None:
             duplicates[client.name] = first[0].name
             continue
-        kept[entry["clientId"]] = (client, entry, line)
-        if wants_htpasswd and line is None and not fits_htpasswd(client):
+        line_bytes = len(checked.line.encode()) + 1 if checked.line is not None else 0
+        # Its entry and separator in clients.json, its line in `auth` and in `users`.
+        if not budget.admit(len(checked.text) + _SEPARATOR + 2 * line_bytes):
+            kept[checked.entry["clientId"]] = (client, _LEFT_OUT)
+            left_out[client.name] = registry_full(name)
+            continue
+        kept[checked.entry["clientId"]] = (client, checked)
+        if not checked.fits_htpasswd:
             left_out[client.name] = Unpublished(Reason.INVALID_SPEC, _UNFIT)
+    published = [checked for _, checked in kept.values() if checked is not _LEFT_OUT]
     return RegistryContents(
-        entries=[entry for _, entry, _ in kept.values()],
-        htpasswd=[line for _, _, line in kept.values() if line is not None],
+        entries=[checked.entry for checked in published if checked.entry is not None],
+        htpasswd=[checked.line for checked in published if checked.line is not None],
         duplicates=duplicates,
         wants_htpasswd=wants_htpasswd,
         left_out=left_out,
+        texts=[(checked.order, checked.text) for checked in published],
     )
 
+
+_LEFT_OUT = CheckedEntry(None, None, "", False)  # keeps its client ID, is not published
+_SEPARATOR = len(",\n")  # between entries in the clients list
+_FIRST_ENTRY = len("\n  ") + len("\n") - _SEPARATOR  # a non-empty list's brackets, once
 
 _UNFIT = (
     "another client of the registry asks for registry.formats Htpasswd, which lists every "
@@ -187,14 +272,27 @@ _UNFIT = (
 )
 
 
+def entry_text(entry: Mapping[str, Any]) -> str:
+    """The entry as it stands in clients.json's list (two levels in): rendered once."""
+    text = json.dumps(entry, indent=2, sort_keys=True)
+    return "\n".join("    " + line for line in text.split("\n"))
+
+
 def render_document(entries: Iterable[Mapping[str, Any]]) -> str:
     """clients.json: stable (sorted, fixed formatting), so an unchanged set is no write."""
-    document = {
-        "apiVersion": API_VERSION,
-        "kind": DOCUMENT_KIND,
-        "clients": sorted(entries, key=lambda e: (e["clientId"], e["id"])),
-    }
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+    return render_texts(((e["clientId"], e["id"]), entry_text(e)) for e in entries)
+
+
+def render_texts(texts: Iterable[tuple[tuple[str, str], str]]) -> str:
+    """clients.json from its entries' texts (`entry_text`): what json.dumps(indent=2,
+    sort_keys=True) makes of the whole document, with the clients sorted by clientId then
+    id; built from memoised texts so that a rebuild renders only the changed entries."""
+    ordered = [text for _, text in sorted(texts, key=lambda placed: placed[0])]
+    clients = "[\n" + ",\n".join(ordered) + "\n  ]" if ordered else "[]"
+    return (
+        f'{{\n  "apiVersion": {json.dumps(API_VERSION)},\n  "clients": {clients},\n'
+        f'  "kind": {json.dumps(DOCUMENT_KIND)}\n}}\n'
+    )
 
 
 def reconcile_registry(
@@ -203,13 +301,14 @@ def reconcile_registry(
     members: Iterable[Member],
     existing: SecretSnapshot | None,
     now: datetime,
+    memo: EntryMemo | None = None,
 ) -> RegistryDecision:
     owner = f"{REGISTRY_KIND}/{name}"
     if existing is not None and not is_ours(existing.labels, existing.annotations, owner):
         return RegistryDecision(None, create=False, conflict=True, clients=0)
-    contents = registry_contents(members, now)
+    contents = registry_contents(members, now, name, memo)
     entries, duplicates = contents.entries, contents.duplicates
-    document = render_document(entries)
+    document = render_texts(contents.texts)
     data = {DOCUMENT_FILE: document}
     if contents.wants_htpasswd:
         data[HTPASSWD_FILE] = data[HTPASSWD_USERS] = render_htpasswd(contents.htpasswd)

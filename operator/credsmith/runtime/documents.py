@@ -19,10 +19,12 @@ from typing import Any
 
 from credsmith.api.enums import RegistryFormat
 from credsmith.api.status import Reason
+from credsmith.reconcile.document_size import jwks_full
 from credsmith.reconcile.jwks import JWKS_KIND, ConfigMapSnapshot, reconcile_jwks
 from credsmith.reconcile.published import Unpublished
 from credsmith.reconcile.registry import (
     REGISTRY_KIND,
+    EntryMemo,
     fits_htpasswd,
     reconcile_registry,
     registry_formats,
@@ -88,6 +90,8 @@ class Documents:
         self._left_out: dict[Key, Mapping[str, Unpublished]] = {}
         # Per registry: the formats it holds (a change makes every client look again).
         self._formats: dict[Key, frozenset[RegistryFormat]] = {}
+        # Per registry: its members' checked entries, so a rebuild checks only the changed.
+        self._memos: dict[Key, EntryMemo] = {}
 
     # ---- watching -----------------------------------------------------------------
 
@@ -276,7 +280,11 @@ class Documents:
         now = datetime.now(UTC)
         if kind == REGISTRY_KIND:
             assert existing is None or isinstance(existing, SecretSnapshot)
-            registry = reconcile_registry(namespace, name, members, existing, now)
+            memo = self._memos.setdefault((kind, namespace, name), EntryMemo())
+            registry = reconcile_registry(namespace, name, members, existing, now, memo)
+            memo.retain(resource.name for resource, _ in members)
+            if not members:
+                self._memos.pop((kind, namespace, name), None)
             summary = f"{registry.clients} clients"
             return _Built(
                 registry.secret,
@@ -296,6 +304,7 @@ class Documents:
             )
             for member, first in jwks.duplicates.items()
         }
+        left_out.update((member, jwks_full(name)) for member in jwks.full)
         return _Built(
             jwks.config_map, jwks.create, jwks.conflict, f"{jwks.keys} keys", {}, left_out
         )

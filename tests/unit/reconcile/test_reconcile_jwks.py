@@ -135,3 +135,28 @@ def test_a_client_id_that_cannot_be_a_config_map_key_is_only_in_the_shared_set(w
     assert list(data) == [JWKS_FILE]
     [key] = json.loads(data[JWKS_FILE])["keys"]
     assert key["client_id"] == "urn:client/one"
+
+
+def test_a_jwks_past_its_size_limit_leaves_out_the_latest_created(world):
+    worlds = [world(SPEC, name=name) for name in ("a", "b", "c", "d")]
+    for w in worlds:
+        w.converge()
+    members = [(w.snapshot(), w.secret_snapshot()) for w in worlds]
+    now = worlds[0].now
+    whole = reconcile_jwks("team-a", "keys", members, None, now)
+    assert whole.config_map is not None
+    assert whole.full == ()
+    two = reconcile_jwks("team-a", "keys", members[:2], None, now).config_map
+    assert two is not None
+    limit = sum(len(value.encode()) for value in two["data"].values())
+    decision = reconcile_jwks("team-a", "keys", members, None, now, limit=limit)
+    # The two created first fit exactly; the later ones are left out, and the document
+    # holds the first two's keys alone (the count is exact: the limit is not passed).
+    assert decision.full == ("c", "d")
+    assert decision.config_map is not None
+    assert decision.config_map["data"] == two["data"]
+    assert reconcile_jwks("team-a", "keys", members, None, now, limit=limit - 1).full == (
+        "b",
+        "c",
+        "d",
+    )
