@@ -12,6 +12,7 @@ the reason, and Ready again after the next good write, with no restart.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +50,9 @@ log = logging.getLogger("credsmith.controller")
 DOCUMENT_KINDS = frozenset({REGISTRY_KIND, JWKS_KIND})
 # A document of ours that someone else's object blocks: re-checked on a backoff up to this.
 CONFLICT_RECHECK = 300.0
+# At most one write of a document a second: a bulk of N members makes a few large writes,
+# not N (each a whole document, up to 1 MiB, sent and stored, and a watch event to all).
+WRITE_INTERVAL = 1.0
 _WHAT = {REGISTRY_KIND: "registry Secret", JWKS_KIND: "JWK Set ConfigMap"}
 _CONFLICT = {REGISTRY_KIND: Reason.REGISTRY_CONFLICT, JWKS_KIND: Reason.JWKS_CONFLICT}
 
@@ -212,6 +216,8 @@ class Documents:
                     raise  # ours after all, created meanwhile: retry from the cache
             else:
                 log.info("%s %s/%s: %s", kind, namespace, name, built.summary)
+                # Coalesced: the changes of a bulk meanwhile make one write a second later.
+                self.queue.hold_until(key, time.time() + WRITE_INTERVAL)
         if built.conflict:
             what = "Secret" if kind == REGISTRY_KIND else "ConfigMap"
             message = (
