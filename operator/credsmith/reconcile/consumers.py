@@ -30,6 +30,7 @@ from typing import Any
 
 from credsmith.api.consumers import MAX_CONSUMER_STATUSES
 from credsmith.api.status import Reason, format_timestamp
+from credsmith.reconcile.pass_state import Pass
 from credsmith.reconcile.rollouts import Workload
 from credsmith.reconcile.secret_state import SecretState
 from credsmith.reconcile.snapshots import Event
@@ -79,6 +80,31 @@ def rotation_spread(uid: str, period: timedelta) -> timedelta:
     the same resource every time, spread evenly over ROTATION_SPREAD of the period."""
     fraction = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8]) / 2**64
     return min(period * ROTATION_SPREAD, ROTATION_SPREAD_MAX) * fraction
+
+
+def follow_consumers(p: Pass) -> Pass:
+    """The stage: which consumers to roll, and the previous value held while they lag."""
+    credential = p.credential
+    had_previous = credential.previous is not None
+    if p.seen is None:
+        return replace(p, had_previous=had_previous)
+    # Rolled only once the Secret already holds this value (a pass that issues it rolls
+    # nothing: the next one, set off by the Secret's change, does).
+    settled = p.checked is not None and p.change is None
+    recorded = recorded_revisions(p.resource.status)
+    followers = plan_consumers(p.seen, credential.state, had_previous, settled, recorded)
+    held: tuple[Event, ...] = ()
+    if had_previous:
+        overlap, lagging = p.spec.rotation.overlap_duration, followers.lagging
+        state, held = retirement(credential.state, overlap, lagging, p.now, p.seen.refused)
+        credential = replace(credential, state=state)
+    return replace(
+        p,
+        credential_=credential,
+        had_previous=had_previous,
+        followers=followers,
+        events=p.with_events(*held),
+    )
 
 
 def plan_consumers(
