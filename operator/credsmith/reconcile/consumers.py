@@ -26,7 +26,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from credsmith.api.consumers import MAX_CONSUMER_STATUSES
 from credsmith.api.status import Reason, format_timestamp
@@ -34,6 +34,9 @@ from credsmith.reconcile.pass_state import Pass
 from credsmith.reconcile.rollouts import Workload
 from credsmith.reconcile.secret_state import SecretState
 from credsmith.reconcile.snapshots import Event
+
+if TYPE_CHECKING:
+    from credsmith.reconcile.trust import Credential
 
 ROTATION_SPREAD = 0.1
 ROTATION_SPREAD_MAX = timedelta(hours=1)
@@ -105,6 +108,23 @@ def follow_consumers(p: Pass) -> Pass:
         followers=followers,
         events=p.with_events(*held),
     )
+
+
+def held_until(p: Pass, credential: Credential) -> datetime | None:
+    """When the previous value retires if this pass
+    does not rotate: previousExpiresAt, moved out while consumers lag (retirement)."""
+    state = credential.state
+    if credential.previous is None or state.previous_expires_at is None:
+        return None
+    if p.seen is None:
+        return state.previous_expires_at
+    # As follow_consumers would plan it for a pass that keeps the value in the Secret.
+    settled = p.checked is not None
+    recorded = recorded_revisions(p.resource.status)
+    plan = plan_consumers(p.seen, state, True, settled, recorded)
+    overlap = p.spec.rotation.overlap_duration
+    held, _ = retirement(state, overlap, plan.lagging, p.now, p.seen.refused)
+    return held.previous_expires_at
 
 
 def plan_consumers(

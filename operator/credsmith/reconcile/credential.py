@@ -28,6 +28,7 @@ from credsmith.reconcile.parameters import GenerationParameters
 from credsmith.reconcile.pass_state import Pass, Stage, StageOrderError
 from credsmith.reconcile.policy import DEFAULT_GENERATORS, Generators, decide_value, hash_verifiers
 from credsmith.reconcile.readiness import conclude
+from credsmith.reconcile.revision import bound_revision
 from credsmith.reconcile.secret_state import is_ours
 from credsmith.reconcile.snapshots import Decision, ResourceSnapshot, SecretSnapshot
 from credsmith.reconcile.trust import Credential, read_and_check, read_checked
@@ -70,7 +71,8 @@ STAGES: tuple[Stage, ...] = (
     claim_secret,  # claim.py: the Secret is ours and of the right type
     check_templates_stage,  # validation.py: templates that can render
     read_and_check,  # trust.py: the credential in the Secret, believed or not
-    decide_value,  # policy.py: keep, rotate, issue or re-issue
+    decide_value,  # policy.py: keep, rotate (or wait to), issue or re-issue
+    bound_revision,  # revision.py: a revision that cannot advance stalls
     settle,  # extras.py: spec.extraSecrets
     follow_consumers,  # consumers.py: rollouts; the previous value held while they lag
     retire_previous,  # expiry.py: a previous value past its expiry goes

@@ -49,6 +49,14 @@ class Valid:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """A rotation that came due and waits (policy.decide_value): until when, and why."""
+
+    until: datetime
+    message: str
+
+
+@dataclass(frozen=True)
 class Pass:
     # The inputs: what the runtime read, and the time.
     rules: KindRules
@@ -69,6 +77,7 @@ class Pass:
     # decide_value, then narrowed by the stages after it (retirement, hashes)
     credential_: Credential | None = field(default=None, repr=False)
     change: Reason | None = None
+    waiting: Waiting | None = None
     # settle_extras
     extras_: Extras | None = None
     # follow_consumers

@@ -45,10 +45,13 @@ def conclude(p: Pass) -> Decision:
     """The last stage: status, Events, the next look and the rollouts, around the Secret to
     write (desired_secret.write_secret)."""
     spec, valid, credential, written = p.spec, p.valid, p.credential, p.written
-    rotation_at = next_rotation(credential, spec, p.spread)
+    # A rotation that waits happens when the wait ends: that is the next rotation.
+    rotation_at = p.waiting.until if p.waiting else next_rotation(credential, spec, p.spread)
     status = ready_status(
         p.resource, spec, p.now, valid.secret_name, valid.type, credential, p.change, rotation_at
     )
+    if p.waiting is not None:
+        status = _with_waiting(p.resource, status, p.now, p.waiting.message)
     previous_expires_at = written.previous_expires_at if written is not None else None
     wake = [t for t in (rotation_at, previous_expires_at) if t is not None]
     status, events, poll = _with_followers(p, status)
@@ -98,6 +101,21 @@ def _with_followers(
     return status, (*p.events, *followed.events), followed.wake
 
 
+def _with_waiting(
+    resource: ResourceSnapshot, status: dict[str, Any], now: datetime, message: str
+) -> dict[str, Any]:
+    """Reconciling=True while a rotation waits; Ready stays as it is (the credential in the
+    Secret is fine). lastTransitionTime is kept from the stored condition while it holds."""
+    stored = find_condition(conditions_of(resource), ConditionType.RECONCILING)
+    conditions = [Condition.model_validate(c) for c in status["conditions"]]
+    if stored is not None and stored.reason == Reason.ROTATION_WAITING.value:
+        conditions.append(stored)
+    conditions = _set(
+        conditions, resource, now, ConditionType.RECONCILING, True, Reason.ROTATION_WAITING, message
+    )
+    return {**status, "conditions": [c.to_wire() for c in conditions]}
+
+
 def stop(p: Pass, reason: Reason, message: str, recheck: datetime | None = None) -> Decision:
     """A pass ends early: Ready=False (failed), and an expired previous value still retires
     (expiry.expire_without_spec)."""
@@ -121,8 +139,9 @@ def ready_status(
     reason = change or _settled_reason(conditions, state.revision, resource.status)
     message = _READY_MESSAGES[reason].format(revision=state.revision, secret=secret_name)
     conditions = _set(conditions, resource, now, ConditionType.READY, True, reason, message)
-    # ConsumersRolledOut is set again by with_consumers while there are consumers.
-    gone = (ConditionType.STALLED, ConditionType.CONSUMERS_ROLLED_OUT)
+    # ConsumersRolledOut is set again by with_consumers while there are consumers, and
+    # Reconciling by _with_waiting while a rotation waits (the runtime drops its own).
+    gone = (ConditionType.STALLED, ConditionType.CONSUMERS_ROLLED_OUT, ConditionType.RECONCILING)
     conditions = [c for c in conditions if c.type not in gone]
     status: dict[str, Any] = {
         "observedGeneration": resource.generation,
@@ -187,6 +206,8 @@ def not_ready(
     before = find_condition(conditions, ConditionType.READY)
     conditions = _set(conditions, resource, now, ConditionType.READY, False, reason, message)
     conditions = _set(conditions, resource, now, ConditionType.STALLED, True, reason, message)
+    # A rotation waits no more: the pass stopped before deciding one.
+    conditions = [c for c in conditions if c.reason != Reason.ROTATION_WAITING.value]
     failed = dict(status)
     failed["observedGeneration"] = resource.generation
     failed["conditions"] = [c.to_wire() for c in conditions]
