@@ -103,4 +103,5 @@ def test_kubectl_credsmith_rotate_rotates_once(
         check=True,
         capture_output=True,
     )
-    wait_for(lambda: revision(custom, namespace, "x") == 3, what="revision 3")
+    # Requested rotations obey the 1m floor: this one waits for a minute after the last.
+    wait_for(lambda: revision(custom, namespace, "x") == 3, 90, what="revision 3")

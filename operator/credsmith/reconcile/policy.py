@@ -129,14 +129,18 @@ def decide_value(p: Pass) -> Pass:
 def rotation_wait(p: Pass, credential: Credential, why: str, *, requested: bool) -> Waiting | None:
     """Whether a rotation that came due must wait: while the previous value is still
     promised (previousExpiresAt, held further while consumers lag: consumers.held_until) a
-    rotation would drop it; a requested rotation waits for the 1m floor too. It then happens
+    rotation would drop it; a requested rotation waits for the 1m floor too (at most one a
+    minute, as rotation.period allows). It then happens
     once: the cause (period, parameters, the request still on the resource) is still there."""
     waits: list[tuple[datetime, str]] = []
     held = held_until(p, credential)
     if held is not None and held > p.now:
         waits.append((held, f"the previous value was promised until {format_timestamp(held)}"))
-    floor = credential.state.rotated_at + ROTATION_FLOOR
-    if requested and floor > p.now:
+    # The floor counts from the last rotation or re-issue (a first issue is not one: a
+    # request right after it is honoured, as before).
+    state = credential.state
+    floor = state.rotated_at + ROTATION_FLOOR
+    if requested and state.rotated_at != state.issued_at and floor > p.now:
         waits.append((floor, f"rotations happen at most once per {MIN_ROTATION_PERIOD}"))
     if not waits:
         return None

@@ -187,15 +187,30 @@ def test_two_requests_within_a_minute_rotate_once_then_again_after_the_floor(wor
     assert waiting(w) is None
 
 
-def test_a_request_right_after_the_first_issue_waits_for_the_floor(world):
+def test_the_first_request_after_the_issue_is_not_held_the_second_is(world):
     w = world(NO_OVERLAP)
     w.step()
     w.annotate(ROTATE_ANNOTATION, "r1")
     w.step(SECOND)
-    assert w.status["revision"] == 1
+    assert w.status["revision"] == 2  # a first issue is not a rotation
+    w.annotate(ROTATE_ANNOTATION, "r2")
+    w.step(SECOND)
+    assert w.status["revision"] == 2
     assert waiting(w) is not None
     w.step(MINUTE)
+    assert w.status["revision"] == 3
+
+
+def test_a_request_right_after_a_reissue_waits_for_the_floor(world):
+    w = world(NO_OVERLAP)
+    w.step()
+    w.delete_secret()
+    w.step(2 * MINUTE)
     assert w.status["revision"] == 2
+    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.step(SECOND)
+    assert w.status["revision"] == 2
+    assert waiting(w) is not None
 
 
 def test_a_parameter_change_is_not_held_by_the_floor(world):
