@@ -235,3 +235,11 @@ class CredentialStatus(WireModel):
         None,
         description=f"The last value of the {ROTATE_ANNOTATION} annotation acted upon.",
     )
+    pending_rotate_request: Annotated[str, Field(max_length=4096)] | None = Field(
+        None,
+        description=(
+            f"A value of the {ROTATE_ANNOTATION} annotation seen while a rotation waits "
+            "(Reconciling, RotationWaiting): the rotation happens once when the wait ends, "
+            "even if the annotation is removed meanwhile."
+        ),
+    )

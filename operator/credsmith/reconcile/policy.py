@@ -109,6 +109,7 @@ def decide_value(p: Pass) -> Pass:
             events=p.with_events(event),
         )
     credential = found
+    request = _pending_or(request, credential.state, p.resource.status)
     if p.rules.has_client_uuid and credential.state.client_uuid is None:
         uuid_ = p.resource.status.get("id") or p.generate.client_uuid()
         credential = replace(credential, state=replace(credential.state, client_uuid=uuid_))
@@ -151,6 +152,16 @@ def rotation_wait(p: Pass, credential: Credential, why: str, *, requested: bool)
         f"rotation to revision {revision} ({why}) waits until {format_timestamp(until)}: {because}"
     )
     return Waiting(until, message)
+
+
+def _pending_or(request: str | None, state: SecretState, status: Mapping[str, Any]) -> str | None:
+    """The request to act on: the annotation's, or, when it is gone or back at the one acted
+    upon, a request seen while a rotation waited (status.pendingRotateRequest: remembered,
+    not lost)."""
+    pending = _text(status.get("pendingRotateRequest"))
+    if pending is not None and request in (None, state.rotate_request):
+        return pending
+    return request
 
 
 def issue_event(found: Untrusted | None, secret_name: str, revision: int) -> Event:

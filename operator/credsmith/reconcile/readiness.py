@@ -52,6 +52,8 @@ def conclude(p: Pass) -> Decision:
     )
     if p.waiting is not None:
         status = _with_waiting(p.resource, status, p.now, p.waiting.message)
+        if p.request is not None and p.request != credential.state.rotate_request:
+            status["pendingRotateRequest"] = p.request  # remembered until it is acted on
     previous_expires_at = written.previous_expires_at if written is not None else None
     wake = [t for t in (rotation_at, previous_expires_at) if t is not None]
     status, events, poll = _with_followers(p, status)

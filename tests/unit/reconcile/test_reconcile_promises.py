@@ -112,6 +112,27 @@ def test_the_waiting_rotation_happens_once_when_the_promise_ends(world):
     assert w.status["revision"] == 3
 
 
+def test_a_request_seen_while_waiting_is_remembered_when_the_annotation_goes(world):
+    w = world(OVERLAP)
+    _, second = issued_and_rotated(w)
+    w.annotate(ROTATE_ANNOTATION, "r2")
+    w.step(MINUTE)
+    assert w.status["pendingRotateRequest"] == "r2"
+    assert w.status["lastRotateRequest"] == "r1"
+    w.annotate(ROTATE_ANNOTATION, None)  # removed while the rotation waits
+    w.step(MINUTE)
+    assert waiting(w) is not None
+    w.now = parse_timestamp(w.status["previousExpiresAt"])
+    w.step()
+    assert w.status["revision"] == 3
+    assert w.data()["client_secret_previous"] == second
+    assert w.status["lastRotateRequest"] == "r2"
+    assert "pendingRotateRequest" not in w.status
+    for _ in range(3):
+        w.step(HOUR)
+    assert w.status["revision"] == 3
+
+
 def test_a_parameter_change_inside_the_overlap_waits_too(world):
     w = world(OVERLAP)
     first, _ = issued_and_rotated(w)
