@@ -1,9 +1,11 @@
 """Each stage of the reconcile pipeline on its own: what it reads of the pass state, what it
 sets, and when it ends the pass with a Decision."""
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.api.status import Reason
 from credsmith.reconcile.claim import claim_secret
 from credsmith.reconcile.consumers import ConsumersSeen, follow_consumers
@@ -15,6 +17,7 @@ from credsmith.reconcile.kinds import API_CLIENT
 from credsmith.reconcile.pass_state import Pass
 from credsmith.reconcile.policy import decide_value, hash_verifiers
 from credsmith.reconcile.readiness import conclude
+from credsmith.reconcile.revision import MAX_REVISION, bound_revision
 from credsmith.reconcile.snapshots import Decision
 from credsmith.reconcile.trust import Credential, Untrusted, read_and_check
 from credsmith.reconcile.validation import check_templates_stage, validate
@@ -136,6 +139,33 @@ def test_decide_value_rotates_on_a_parameter_change(world):
     p = upto(w, decide_value)
     assert p.change is Reason.ROTATED
     assert p.credential.state.revision == 2
+
+
+def test_decide_value_holds_a_rotation_while_the_previous_value_is_promised(world):
+    w = world(OVERLAP)
+    w.step()
+    w.request_rotation("r1")
+    w.step()
+    w.annotate(ROTATE_ANNOTATION, "r2")
+    p = upto(w, decide_value)
+    assert p.change is None
+    assert p.waiting is not None
+    assert p.waiting.until == p.credential.state.previous_expires_at
+    assert p.credential.state.revision == 2
+
+
+def test_bound_revision_passes_a_revision_the_secret_can_record(world):
+    p = upto(world(SA), decide_value)
+    assert bound_revision(p) is p
+
+
+def test_bound_revision_stalls_past_the_last_revision(world):
+    p = upto(world(SA), decide_value)
+    state = replace(p.credential.state, revision=MAX_REVISION + 1)
+    decision = bound_revision(replace(p, credential_=replace(p.credential, state=state)))
+    assert isinstance(decision, Decision)
+    assert reason_of(decision) == Reason.REVISION_EXHAUSTED
+    assert decision.secret is None
 
 
 # ---- settle, follow_consumers, retire_previous, hash_verifiers ---------------------------
