@@ -131,8 +131,8 @@ def rotation_wait(p: Pass, credential: Credential, why: str, *, requested: bool)
     """Whether a rotation that came due must wait: while the previous value is still
     promised (previousExpiresAt, held further while consumers lag: consumers.held_until) a
     rotation would drop it; a requested rotation waits for the 1m floor too (at most one a
-    minute, as rotation.period allows). It then happens
-    once: the cause (period, parameters, the request still on the resource) is still there."""
+    minute, as rotation.period allows). It then happens once: its cause (the period, the
+    parameters, the request on the resource or remembered in status) is still there."""
     waits: list[tuple[datetime, str]] = []
     held = held_until(p, credential)
     if held is not None and held > p.now:
