@@ -13,30 +13,27 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from credsmith.api.common import MIN_ROTATION_PERIOD, ROTATE_ANNOTATION, CredentialSpec
-from credsmith.api.durations import parse_go_duration
+from credsmith.api.common import ROTATE_ANNOTATION, CredentialSpec
 from credsmith.api.enums import CredentialType, HashAlgorithm, KeyAlgorithm
 from credsmith.api.extra_secrets import ExtraSecret
-from credsmith.api.status import Reason, format_timestamp, parse_timestamp
+from credsmith.api.status import Reason, parse_timestamp
 from credsmith.issuing.client_id import new_client_id
 from credsmith.issuing.fingerprint import fingerprint
 from credsmith.issuing.hashing import hash_secret
 from credsmith.issuing.htpasswd import htpasswd_hash
 from credsmith.issuing.keypair import new_key_pair
 from credsmith.issuing.random_secret import new_secret
-from credsmith.reconcile.consumers import held_until, rotation_spread
+from credsmith.reconcile.consumers import rotation_spread
 from credsmith.reconcile.layout import LAYOUTS
 from credsmith.reconcile.parameters import GenerationParameters
-from credsmith.reconcile.pass_state import Pass, Waiting, untrusted
+from credsmith.reconcile.pass_state import Pass, untrusted
+from credsmith.reconcile.promises import pending_or, rotation_wait
 from credsmith.reconcile.secret_state import BCRYPT, SecretState, VerifierHash
 from credsmith.reconcile.snapshots import Event, SecretSnapshot
 from credsmith.reconcile.trust import Credential, Untrusted, hash_is_trusted
 
 # A rotation request annotation is remembered verbatim up to this size, else by digest.
 MAX_REMEMBERED_REQUEST = 256
-# Requested rotations obey rotation.period's floor: at most one a minute, however many
-# times the annotation changes.
-ROTATION_FLOOR = parse_go_duration(MIN_ROTATION_PERIOD)
 REQUESTED = f"requested with the {ROTATE_ANNOTATION} annotation"
 
 
@@ -109,7 +106,7 @@ def decide_value(p: Pass) -> Pass:
             events=p.with_events(event),
         )
     credential = found
-    request = _pending_or(request, credential.state, p.resource.status)
+    request = pending_or(request, credential.state, p.resource.status)
     if p.rules.has_client_uuid and credential.state.client_uuid is None:
         uuid_ = p.resource.status.get("id") or p.generate.client_uuid()
         credential = replace(credential, state=replace(credential.state, client_uuid=uuid_))
@@ -125,43 +122,6 @@ def decide_value(p: Pass) -> Pass:
             p, credential_=credential, change=Reason.ROTATED, events=p.with_events(event)
         )
     return p
-
-
-def rotation_wait(p: Pass, credential: Credential, why: str, *, requested: bool) -> Waiting | None:
-    """Whether a rotation that came due must wait: while the previous value is still
-    promised (previousExpiresAt, held further while consumers lag: consumers.held_until) a
-    rotation would drop it; a requested rotation waits for the 1m floor too (at most one a
-    minute, as rotation.period allows). It then happens once: its cause (the period, the
-    parameters, the request on the resource or remembered in status) is still there."""
-    waits: list[tuple[datetime, str]] = []
-    held = held_until(p, credential)
-    if held is not None and held > p.now:
-        waits.append((held, f"the previous value was promised until {format_timestamp(held)}"))
-    # The floor counts from the last rotation or re-issue (a first issue is not one: a
-    # request right after it is honoured, as before).
-    state = credential.state
-    floor = state.rotated_at + ROTATION_FLOOR
-    if requested and state.rotated_at != state.issued_at and floor > p.now:
-        waits.append((floor, f"rotations happen at most once per {MIN_ROTATION_PERIOD}"))
-    if not waits:
-        return None
-    until = max(at for at, _ in waits)
-    revision = credential.state.revision + 1
-    because = " and ".join(reason for _, reason in waits)
-    message = (
-        f"rotation to revision {revision} ({why}) waits until {format_timestamp(until)}: {because}"
-    )
-    return Waiting(until, message)
-
-
-def _pending_or(request: str | None, state: SecretState, status: Mapping[str, Any]) -> str | None:
-    """The request to act on: the annotation's, or, when it is gone or back at the one acted
-    upon, a request seen while a rotation waited (status.pendingRotateRequest: remembered,
-    not lost)."""
-    pending = _text(status.get("pendingRotateRequest"))
-    if pending is not None and request in (None, state.rotate_request):
-        return pending
-    return request
 
 
 def issue_event(found: Untrusted | None, secret_name: str, revision: int) -> Event:
