@@ -35,11 +35,12 @@ def rotation_wait(p: Pass, credential: Credential, why: str, *, requested: bool)
     held = held_until(p, credential)
     if held is not None and held > p.now:
         waits.append((held, f"the previous value was promised until {format_timestamp(held)}"))
-    # The floor counts from the last rotation or re-issue (a first issue is not one: a
-    # request right after it is honoured, as before).
+    # The floor counts from the last rotation or re-issue (revision 1, a first issue, is not
+    # one: a request right after it is honoured, as before). Not by comparing rotatedAt and
+    # issuedAt: they have whole seconds, and a rotation can follow the issue in the second.
     state = credential.state
     floor = state.rotated_at + ROTATION_FLOOR
-    if requested and state.rotated_at != state.issued_at and floor > p.now:
+    if requested and state.revision > 1 and floor > p.now:
         waits.append((floor, f"rotations happen at most once per {MIN_ROTATION_PERIOD}"))
     if not waits:
         return None

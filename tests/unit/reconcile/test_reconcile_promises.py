@@ -222,6 +222,19 @@ def test_the_first_request_after_the_issue_is_not_held_the_second_is(world):
     assert w.status["revision"] == 3
 
 
+def test_a_rotation_in_the_second_of_the_issue_still_holds_the_next_request(world):
+    w = world(NO_OVERLAP)
+    w.step()
+    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.step(timedelta(milliseconds=100))  # rotatedAt == issuedAt, in whole seconds
+    assert w.status["revision"] == 2
+    assert w.status["rotatedAt"] == w.status["issuedAt"]
+    w.annotate(ROTATE_ANNOTATION, "r2")
+    w.step(SECOND)
+    assert w.status["revision"] == 2
+    assert waiting(w) is not None
+
+
 def test_a_request_right_after_a_reissue_waits_for_the_floor(world):
     w = world(NO_OVERLAP)
     w.step()
