@@ -80,15 +80,17 @@ def test_a_second_rotation_inside_the_overlap_waits_for_the_first_values_promise
     wait_for(first_verifies, 30, what="the first value listed as the previous one")
 
     request_rotation(cluster, namespace, "apiclient/kept", "r2")
-    obj = wait_for(lambda: waiting(o := get(custom, namespace, "ApiClient", "kept")) and o, 30)
-    message = waiting(obj)["message"]  # type: ignore[index]
-    assert rotated["status"]["previousExpiresAt"] in message  # says until when ...
-    assert "promised" in message  # ... and why
-    assert condition(obj, "Ready")["status"] == "True"  # type: ignore[index]
 
     # Until the promise: revision 2, the first value in the Secret and verifying.
     checks = 0
     while time.time() < promised - 3:
+        if checks == 5:  # the request is seen by now: status says the rotation waits
+            obj = get(custom, namespace, "ApiClient", "kept")
+            found = waiting(obj)
+            assert found is not None, "no Reconciling=True RotationWaiting"
+            assert rotated["status"]["previousExpiresAt"] in found["message"]  # until when
+            assert "promised" in found["message"]  # ... and why
+            assert condition(obj, "Ready")["status"] == "True"  # type: ignore[index]
         obj = get(custom, namespace, "ApiClient", "kept")
         assert obj["status"]["revision"] == 2, "rotated before the previous value's promise"
         data = secret_data(core, exposure, namespace, "kept")
@@ -130,16 +132,17 @@ def test_two_rotate_requests_within_a_minute_rotate_once_then_after_the_floor(
 
     time.sleep(1)
     request_rotation(cluster, namespace, "sacred/floored", "r2")
-    obj = wait_for(
-        lambda: waiting(o := get(custom, namespace, "ServiceAccountCredential", "floored")) and o,
-        30,
-        what="the second request waiting",
-    )
-    assert "at most once per 1m" in waiting(obj)["message"]  # type: ignore[index]
+    looked = 0
     while time.time() < rotated_at + 55:
-        status = get(custom, namespace, "ServiceAccountCredential", "floored")["status"]
-        assert status["revision"] == 2, "a second rotation within the 1m floor"
+        obj = get(custom, namespace, "ServiceAccountCredential", "floored")
+        assert obj["status"]["revision"] == 2, "a second rotation within the 1m floor"
+        if looked == 10:  # the request is seen by now: status says the rotation waits
+            found = waiting(obj)
+            assert found is not None, "no Reconciling=True RotationWaiting"
+            assert "at most once per 1m" in found["message"]
+        looked += 1
         time.sleep(1)
+    assert looked > 10
 
     third = wait_revision(custom, namespace, "ServiceAccountCredential", "floored", 3, 60)
     assert datetime_of(third["status"]["rotatedAt"]) >= rotated_at + 60
