@@ -33,11 +33,12 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from credsmith.api.consumers import MAX_CONSUMER_MESSAGE, MAX_CONSUMER_STATUSES
 from credsmith.api.status import Reason, format_timestamp
 from credsmith.reconcile.consumers_seen import FORBIDDEN, ConsumersSeen, Failure, Unread
+from credsmith.reconcile.pass_state import Pass
 from credsmith.reconcile.rollouts import Workload
 from credsmith.reconcile.secret_state import SecretState
 from credsmith.reconcile.snapshots import Event
@@ -56,6 +57,8 @@ __all__ = [
     "retirement",
     "rotation_spread",
 ]
+if TYPE_CHECKING:
+    from credsmith.reconcile.trust import Credential
 
 ROTATION_SPREAD = 0.1
 ROTATION_SPREAD_MAX = timedelta(hours=1)
@@ -98,6 +101,48 @@ def rotation_spread(uid: str, period: timedelta) -> timedelta:
     most ROTATION_SPREAD_MAX)."""
     fraction = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8]) / 2**64
     return min(period * ROTATION_SPREAD, ROTATION_SPREAD_MAX) * fraction
+
+
+def follow_consumers(p: Pass) -> Pass:
+    """The stage: which consumers to roll, and the previous value held while they lag."""
+    credential = p.credential
+    had_previous = credential.previous is not None
+    if p.seen is None:
+        return replace(p, had_previous=had_previous)
+    # Rolled only once the Secret already holds this value (a pass that issues it rolls
+    # nothing: the next one, set off by the Secret's change, does).
+    settled = p.checked is not None and p.change is None
+    recorded = recorded_revisions(p.resource.status)
+    followers = plan_consumers(p.seen, credential.state, had_previous, settled, recorded)
+    held: tuple[Event, ...] = ()
+    if had_previous:
+        overlap, lagging = p.spec.rotation.overlap_duration, followers.lagging
+        state, held = retirement(credential.state, overlap, lagging, p.now, p.seen.refused)
+        credential = replace(credential, state=state)
+    return replace(
+        p,
+        credential_=credential,
+        had_previous=had_previous,
+        followers=followers,
+        events=p.with_events(*held),
+    )
+
+
+def held_until(p: Pass, credential: Credential) -> datetime | None:
+    """When the previous value retires if this pass
+    does not rotate: previousExpiresAt, moved out while consumers lag (retirement)."""
+    state = credential.state
+    if credential.previous is None or state.previous_expires_at is None:
+        return None
+    if p.seen is None:
+        return state.previous_expires_at
+    # As follow_consumers would plan it for a pass that keeps the value in the Secret.
+    settled = p.checked is not None
+    recorded = recorded_revisions(p.resource.status)
+    plan = plan_consumers(p.seen, state, True, settled, recorded)
+    overlap = p.spec.rotation.overlap_duration
+    held, _ = retirement(state, overlap, plan.lagging, p.now, p.seen.refused)
+    return held.previous_expires_at
 
 
 def plan_consumers(

@@ -10,11 +10,15 @@ a templated key that holds the previous value itself.
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from credsmith.api.extra_secrets import previous_key
+from credsmith.reconcile.extras import expired, extra_states
 from credsmith.reconcile.layout import LAYOUTS
+from credsmith.reconcile.pass_state import Pass
+from credsmith.reconcile.policy import expire_previous, with_fingerprints
 from credsmith.reconcile.secret_state import is_ours, read_state, without_previous
 from credsmith.reconcile.snapshots import SecretSnapshot
 
@@ -26,6 +30,15 @@ _PREVIOUS_KEYS = frozenset(
     for layout in LAYOUTS.values()
     for key in (layout.value_key, "key_id", "public_key.pem", "public_jwk.json")
 )
+
+
+def retire_previous(p: Pass) -> Pass:
+    """The stage: a previous value (and the extras' previous values) past its expiry goes;
+    the state records the fingerprints of what stays."""
+    credential = with_fingerprints(expire_previous(p.credential, p.now))
+    extras = p.extras if credential.previous is not None else expired(p.extras)
+    state = replace(credential.state, extras=extra_states(p.spec.extra_secrets, extras))
+    return replace(p, credential_=replace(credential, state=state), extras_=extras)
 
 
 def expire_without_spec(

@@ -16,13 +16,16 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from credsmith.api.common import CredentialSpec
 from credsmith.api.enums import CredentialType
 from credsmith.issuing.fingerprint import fingerprint
 from credsmith.issuing.hashing import verify_secret
 from credsmith.issuing.keypair import key_algorithm_of, key_pair_from_private_pem
 from credsmith.issuing.random_secret import shape_problem
+from credsmith.reconcile.consumers import bounded_expiry
 from credsmith.reconcile.layout import LAYOUTS, PUBLIC_KEYS, public_parts
 from credsmith.reconcile.parameters import GenerationParameters
+from credsmith.reconcile.pass_state import Pass, untrusted
 from credsmith.reconcile.secret_state import REVISION, SecretState, VerifierHash, read_state
 from credsmith.reconcile.snapshots import SecretSnapshot
 
@@ -48,6 +51,35 @@ class Untrusted:
     problem: str
     lost: bool = False  # deleted keys, rather than a value that fails its checks
     state: SecretState | None = None  # the revision recorded, if it could be read
+
+
+def read_and_check(p: Pass) -> Pass:
+    """The stage: the credential in our Secret, checked (Untrusted or None: it is issued)."""
+    valid = p.valid
+    found = read_checked(p.secret, valid.type, valid.parameters, p.resource.status, p.spec, p.now)
+    warnings = found.warnings if isinstance(found, Credential) else ()
+    return replace(p, found=found, events=p.with_events(*untrusted(valid.secret_name, warnings)))
+
+
+def read_checked(
+    secret: SecretSnapshot | None,
+    type_: CredentialType,
+    parameters: GenerationParameters,
+    status: Mapping[str, Any],
+    spec: CredentialSpec,
+    now: datetime,
+) -> Credential | Untrusted | None:
+    """The credential in the Secret, checked; its previous value's expiry bounded too (the
+    registry and JWK Set publish the previous value as long as the Secret says)."""
+    if secret is None:
+        return None
+    found = read_credential(secret, type_, parameters, status, now)
+    if not isinstance(found, Credential) or found.previous is None:
+        return found
+    state, problem = bounded_expiry(found.state, spec.rotation.overlap_duration)
+    if problem is None:
+        return found
+    return replace(found, state=state, warnings=(*found.warnings, problem))
 
 
 def read_credential(

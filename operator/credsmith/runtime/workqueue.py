@@ -18,6 +18,8 @@ from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
+# Superseded heap entries tolerated beyond one per scheduled key before a compaction.
+_SLACK = 64
 
 
 class WorkQueue(Generic[K]):
@@ -64,7 +66,16 @@ class WorkQueue(Generic[K]):
             return  # an earlier wake-up is already scheduled; it reconciles everything due
         self._due[key] = when
         heapq.heappush(self._heap, (when, next(self._counter), key))
+        if len(self._heap) > 2 * len(self._due) + _SLACK:
+            self._compact()
         self._wakeup.set()
+
+    def _compact(self) -> None:
+        """Drop superseded entries (a key moved earlier leaves its later entry behind, one
+        per retry or poll): the heap holds at most about twice the keys scheduled, instead
+        of growing with failures until the far-future entries come due."""
+        self._heap = [(when, next(self._counter), key) for key, when in self._due.items()]
+        heapq.heapify(self._heap)
 
     def add_after(self, key: K, delay: float) -> None:
         self.add_at(key, time.time() + delay)
@@ -88,6 +99,11 @@ class WorkQueue(Generic[K]):
     @property
     def scheduled(self) -> int:
         return len(self._due)
+
+    @property
+    def entries(self) -> int:
+        """Heap entries, superseded ones included (bounded by _compact)."""
+        return len(self._heap)
 
     async def run_scheduler(self) -> None:
         """Move due keys to the ready queue; sleeps until the earliest due time."""

@@ -32,8 +32,10 @@ import pytest
 from credsmith import API_VERSION
 from credsmith.api.alphabets import ALPHABETS
 from credsmith.api.api_client import ApiClientStatus
+from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.api.enums import CredentialType, KeyAlgorithm
 from credsmith.api.service_account_credential import ServiceAccountCredentialStatus
+from credsmith.api.status import parse_timestamp
 from credsmith.issuing.random_secret import with_checksum
 from credsmith.reconcile.credential import (
     DEFAULT_GENERATORS,
@@ -215,6 +217,14 @@ class World:
         """A spec edit: the apiserver bumps metadata.generation."""
         change(self.spec)
         self.resource["metadata"]["generation"] += 1
+
+    def request_rotation(self, value: str | None) -> None:
+        """A person sets the rotate annotation, once the 1m floor since the last rotation
+        allows one (a request within it waits: test_reconcile_promises.py)."""
+        rotated = self.status.get("rotatedAt")
+        if rotated and self.now < parse_timestamp(rotated) + timedelta(minutes=1):
+            self.advance(timedelta(minutes=1))
+        self.annotate(ROTATE_ANNOTATION, value)
 
     def annotate(self, key: str, value: str | None) -> None:
         """Annotations are metadata: no new generation."""

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.api.consumers import MAX_CONSUMER_MESSAGE, MAX_CONSUMER_STATUSES
 from credsmith.api.enums import WorkloadKind
 from credsmith.api.status import format_timestamp, parse_timestamp
@@ -163,7 +162,7 @@ def started(w: Any, *names: str) -> tuple[Any, Fleet]:
 
 
 def rotate(w: Any, fleet: Fleet, request: str = "r1") -> Decision:
-    w.annotate(ROTATE_ANNOTATION, request)
+    w.request_rotation(request)
     return step(w, fleet)
 
 
@@ -353,12 +352,18 @@ def test_without_an_overlap_a_consumer_not_seen_before_is_recorded_without_a_res
     ]
 
 
-def test_rotation_during_a_rollout_rolls_again_for_the_new_revision(world):
+def test_rotation_during_a_rollout_waits_then_rolls_again_for_the_new_revision(world):
     w, fleet = started(world(SA), "web")
     rotate(w, fleet, "r1")
     step(w, fleet, SECOND)
     assert fleet.get().rolled_to == 2
     assert rotate(w, fleet, "r2").rollouts == ()
+    # The previous value is promised until previousExpiresAt: the rotation waits for it.
+    assert w.status["revision"] == 2
+    fleet.finish()
+    w.now = previous_expiry(w)
+    step(w, fleet)
+    assert w.status["revision"] == 3
     assert [r.revision for r in step(w, fleet, SECOND).rollouts] == [3]
 
 

@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 
-from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.api.status import format_timestamp
 from credsmith.issuing.fingerprint import fingerprint
 from credsmith.reconcile.consumers import rotation_spread
@@ -113,7 +112,7 @@ def test_crash_before_status_of_a_rotation(world):
     w = world({**SA, "rotation": {"overlap": "1h"}})
     w.step()
     before = copy.deepcopy(w.status)
-    w.annotate(ROTATE_ANNOTATION, "2025-03-01")
+    w.request_rotation("2025-03-01")
     w.step()
     rotated = copy.deepcopy(w.secret)
     w.resource["status"] = before  # the status write was lost
@@ -261,9 +260,9 @@ def test_lost_revision_annotation_reissues_with_a_warning(world):
     replaced, and the revision still counts on from status."""
     w = world(SA)
     w.step()
-    w.annotate(ROTATE_ANNOTATION, "a")
+    w.request_rotation("a")
     w.step()
-    w.annotate(ROTATE_ANNOTATION, "b")
+    w.request_rotation("b")
     w.step()
     assert w.status["revision"] == 3
     value = w.data()["client_secret"]
@@ -403,7 +402,7 @@ def test_foreign_labels_and_annotations_are_kept_and_cause_no_write(world):
 def test_template_annotations_cannot_pose_as_bookkeeping(world):
     w = world({**SA, "secretTemplate": {"annotations": {"credsmith.io/rotate-request": "x"}}})
     w.converge()
-    w.annotate(ROTATE_ANNOTATION, "x")
+    w.request_rotation("x")
     w.converge()
     assert w.status["revision"] == 2  # the request was new: the template did not swallow it
 

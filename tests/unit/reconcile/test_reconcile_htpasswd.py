@@ -10,7 +10,6 @@ from typing import Any
 import bcrypt
 import pytest
 
-from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.api.enums import RegistryFormat
 from credsmith.api.status import Reason
 from credsmith.reconcile.kinds import API_CLIENT
@@ -62,7 +61,7 @@ def test_the_hash_is_made_once_per_value_and_only_the_current_is_listed(world):
     w.converge()
     assert registry_of(w)[HTPASSWD_FILE] == first  # no new salt: no registry write
     old = w.data()["client_secret"]
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     w.step()
     auth = registry_of(w)[HTPASSWD_FILE]
     [made] = users(auth).values()

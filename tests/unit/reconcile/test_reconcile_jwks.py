@@ -8,7 +8,6 @@ from datetime import timedelta
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.reconcile.jwks import (
     JWKS_FILE,
     ConfigMapSnapshot,
@@ -37,7 +36,7 @@ def test_the_current_key_and_the_previous_one_until_it_expires(world):
     w.converge()
     first = w.data()["key_id"]
     assert [k["kid"] for k in jwks(w)["keys"]] == [first]
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     w.step()
     second = w.data()["key_id"]
     assert sorted(k["kid"] for k in jwks(w)["keys"]) == sorted([first, second])

@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 
-from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.api.enums import KeyAlgorithm
 from credsmith.issuing.keypair import new_key_pair
 from credsmith.reconcile.kinds import API_CLIENT, SERVICE_ACCOUNT_CREDENTIAL
@@ -130,7 +129,7 @@ def test_every_path_keeps_values_secret(world, leaks, case):
     }
     w = world(spec, rules=rules, real=True)
     w.step()
-    w.annotate(ROTATE_ANNOTATION, "one")
+    w.request_rotation("one")
     w.step()
     w.step(timedelta(hours=1))
     w.step(timedelta(hours=2))

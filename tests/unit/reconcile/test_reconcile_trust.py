@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import pytest
 
-from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.api.enums import HashAlgorithm, KeyAlgorithm
 from credsmith.issuing.fingerprint import fingerprint
 from credsmith.issuing.hashing import hash_secret, verify_secret
@@ -91,7 +90,7 @@ def test_a_crash_between_secret_and_status_is_still_adopted(world):
     """The Secret one revision ahead of status is what a crash leaves: no re-issue."""
     w = world(SA)
     w.converge()
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     status = dict(w.status)
     w.step()
     value = w.data()["client_secret"]
@@ -166,7 +165,7 @@ def test_a_forged_hash_is_never_believed_and_is_made_anew(world):
 def test_the_previous_value_retires_on_time_while_the_spec_is_broken(world, breakage):
     w = world({**SA, "rotation": {"overlap": "1h"}})
     w.converge()
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     w.step()
     value = w.data()["client_secret"]
     assert "client_secret_previous" in w.data()
@@ -190,7 +189,7 @@ def test_a_templated_key_holding_the_expired_previous_value_goes_with_it(world):
     template = {"data": {"old": "{{ clientSecretPrevious }}", "new": "{{ clientSecret }}"}}
     w = world({**SA, "rotation": {"overlap": "1h"}, "secretTemplate": template})
     w.converge()
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     w.step()
     assert w.data()["old"]
     w.edit_spec(lambda s: s.update(secret={"length": 3}))
@@ -243,7 +242,7 @@ def test_every_type_renders_its_secret_variables_through_placeholders(world, spe
     template = {"data": {"t": f"{{{{ {variable}|b64encode }}}}|{{{{ {previous}|tojson }}}}"}}
     w = world({**spec, "rotation": {"overlap": "1h"}, "secretTemplate": template})
     w.converge()
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     w.step()
     assert w.condition()["reason"] == "Rotated"
     current, _, previous_json = w.data()["t"].partition("|")
