@@ -70,7 +70,14 @@ from credsmith.reconcile.policy import (
 )
 from credsmith.reconcile.secret_state import is_ours
 from credsmith.reconcile.snapshots import Decision, Event, ResourceSnapshot, SecretSnapshot
-from credsmith.reconcile.trust import Credential, Untrusted, read_credential
+from credsmith.reconcile.state_mac import StateKey
+from credsmith.reconcile.trust import (
+    Credential,
+    Untrusted,
+    posing_as_ours,
+    read_credential,
+    scope_of,
+)
 
 __all__ = ["DEFAULT_GENERATORS", "Generators", "KindRules", "checked_credential", "reconcile"]
 
@@ -107,15 +114,19 @@ def reconcile(
     duplicate_of: str | None = None,
     consumers: ConsumersSeen | None = None,
     *,
+    state_key: StateKey,
     generate: Generators = DEFAULT_GENERATORS,
 ) -> Decision:
     """`duplicate_of`: an earlier client of the same registry with the same client ID (the
     registry lists only that one; this one is Ready=False). `consumers`: what the runtime
-    found of spec.consumers (None when there are none)."""
+    found of spec.consumers (None when there are none). `state_key`: the operator's key
+    that authenticates the state on its Secrets (trust.py)."""
     owner = f"{resource.kind}/{resource.name}"
+    scope = scope_of(resource, secret.name if secret is not None else "")
+    posing = secret is not None and posing_as_ours(secret, resource.status, state_key, scope)
 
     def failed(reason: Reason, message: str, recheck: datetime | None = None) -> Decision:
-        retire, expires = expire_without_spec(secret, owner, now)
+        retire, expires = expire_without_spec(secret, owner, now, state_key, scope, posing)
         wake = min((t for t in (recheck, expires) if t is not None), default=None)
         return readiness.failed(resource, now, reason, message, wake, retire)
 
@@ -127,7 +138,7 @@ def reconcile(
         return failed(Reason.INVALID_SPEC, "; ".join(errors))
 
     secret_name = spec.effective_secret_name(resource.name)
-    if secret is not None and not is_ours(secret.labels, secret.annotations, owner):
+    if secret is not None and (posing or not is_ours(secret.labels, secret.annotations, owner)):
         return failed(
             Reason.SECRET_CONFLICT,
             f"Secret {secret_name} already exists and is not managed by this {resource.kind}: "
@@ -156,7 +167,7 @@ def reconcile(
         return failed(Reason.INVALID_TEMPLATE, str(exc))
 
     request = remembered_request(resource.annotations.get(ROTATE_ANNOTATION))
-    found = _read(secret, type_, parameters, resource, spec, now)
+    found = _read(secret, type_, parameters, resource, spec, now, state_key)
     if not spec.consumers:
         consumers = None
     overlap = spec.rotation.overlap_duration
@@ -195,6 +206,8 @@ def reconcile(
         )
         change = plan.reason
         events.append(_issue_event(found, secret_name, credential.state.revision))
+        if found is not None and found.unauthenticated:  # what failed the belief rule
+            events += _untrusted(secret_name, (found.problem,))
 
     checked = found if isinstance(found, Credential) else None
     found_extras = read_extras(secret, checked.state) if checked and secret else Extras()
@@ -250,7 +263,9 @@ def reconcile(
     except TemplateError as exc:
         return failed(Reason.INVALID_TEMPLATE, str(exc))
 
-    manifest, state = desired_secret(resource, spec, secret_name, credential.state, data, secret)
+    manifest, state = desired_secret(
+        resource, spec, secret_name, credential.state, data, secret, state_key
+    )
     write = secret is None or differs(secret, manifest, state)
     if write and secret is not None:
         manifest["metadata"]["resourceVersion"] = secret.resource_version
@@ -300,10 +315,16 @@ def reconcile(
 
 
 def checked_credential(
-    rules: KindRules, resource: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime
+    rules: KindRules,
+    resource: ResourceSnapshot,
+    secret: SecretSnapshot | None,
+    now: datetime,
+    *,
+    state_key: StateKey,
 ) -> tuple[CredentialSpec, Credential] | None:
     """The resource's valid spec and the credential in its own Secret, if both can be
-    believed: what a registry may publish."""
+    believed (trust.py: its MAC verifies, or status vouches for it): what a registry, an
+    htpasswd file or a JWK Set may publish."""
     owner = f"{resource.kind}/{resource.name}"
     if secret is None or not is_ours(secret.labels, secret.annotations, owner):
         return None
@@ -313,7 +334,7 @@ def checked_credential(
         return None
     type_ = rules.credential_type(spec)
     parameters = GenerationParameters.of(spec, type_, rules.key_algorithm(spec))
-    found = _read(secret, type_, parameters, resource, spec, now)
+    found = _read(secret, type_, parameters, resource, spec, now, state_key)
     return (spec, found) if isinstance(found, Credential) else None
 
 
@@ -324,12 +345,21 @@ def _read(
     resource: ResourceSnapshot,
     spec: CredentialSpec,
     now: datetime,
+    state_key: StateKey,
 ) -> Credential | Untrusted | None:
     """The credential in the Secret, checked; its previous value's expiry bounded too (the
     registry and JWK Set publish the previous value as long as the Secret says)."""
     if secret is None:
         return None
-    found = read_credential(secret, type_, parameters, resource.status, now)
+    found = read_credential(
+        secret,
+        type_,
+        parameters,
+        resource.status,
+        now,
+        state_key=state_key,
+        scope=scope_of(resource, secret.name),
+    )
     if not isinstance(found, Credential) or found.previous is None:
         return found
     state, problem = bounded_expiry(found.state, spec.rotation.overlap_duration)

@@ -28,6 +28,7 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.reconcile.state_mac import StateKey
 
 JWKS_KIND = "JWKS"  # the owner annotation's kind for JWK Set ConfigMaps
 JWKS_FILE = "jwks.json"
@@ -64,10 +65,13 @@ class JwksDecision:
 
 
 def public_keys(
-    resource: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime
+    resource: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime, state_key: StateKey
 ) -> list[dict[str, str]]:
-    """The public JWKs one credential contributes: current, and previous until it expires."""
-    checked = checked_credential(SERVICE_ACCOUNT_CREDENTIAL, resource, secret, now)
+    """The public JWKs one credential contributes: current, and previous until it expires;
+    only from a checked credential (trust.py: authenticated state, or vouched for by status)."""
+    checked = checked_credential(
+        SERVICE_ACCOUNT_CREDENTIAL, resource, secret, now, state_key=state_key
+    )
     if checked is None or secret is None:
         return []
     spec, credential = checked
@@ -98,11 +102,14 @@ def reconcile_jwks(
     members: Iterable[tuple[ResourceSnapshot, SecretSnapshot | None]],
     existing: ConfigMapSnapshot | None,
     now: datetime,
+    state_key: StateKey,
 ) -> JwksDecision:
     owner = f"{JWKS_KIND}/{name}"
     if existing is not None and not is_ours(existing.labels, existing.annotations, owner):
         return JwksDecision(None, create=False, conflict=True, keys=0)
-    keys = [key for resource, secret in members for key in public_keys(resource, secret, now)]
+    keys = [
+        key for resource, secret in members for key in public_keys(resource, secret, now, state_key)
+    ]
     document = render_jwks(keys)
     count = json.loads(document)["keys"]
     if existing is not None and existing.data.get(JWKS_FILE) == document:

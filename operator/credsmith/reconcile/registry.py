@@ -29,6 +29,7 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.reconcile.state_mac import StateKey
 from credsmith.reconcile.trust import hash_is_trusted
 from credsmith.registry import DOCUMENT_FILE, DOCUMENT_KIND
 
@@ -58,19 +59,20 @@ class RegistryContents:
 
 
 def registry_entry(
-    client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime
+    client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime, state_key: StateKey
 ) -> dict[str, Any] | None:
     """One client's clients.json entry (see `_record`)."""
-    return _record(client, secret, now)[0]
+    return _record(client, secret, now, state_key)[0]
 
 
 def _record(
-    client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime
+    client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime, state_key: StateKey
 ) -> tuple[dict[str, Any] | None, str | None]:
     """One client's entry and htpasswd line, or Nones unless its spec is valid, its Secret is
     its own (owner annotation, and ownerReference UID where it is owned), its credential
-    passes every check of trust.py and each hash is bound to that very value."""
-    checked = checked_credential(API_CLIENT, client, secret, now)
+    passes every check of trust.py (its state authenticated by the operator's MAC, or vouched
+    for by status) and each hash is bound to that very value."""
+    checked = checked_credential(API_CLIENT, client, secret, now, state_key=state_key)
     if checked is None or secret is None:
         return None, None
     spec, credential = checked
@@ -120,7 +122,9 @@ def _owned_by(secret: SecretSnapshot, client: ResourceSnapshot, spec: ApiClientS
     return any(ref.get("uid") == client.uid for ref in secret.owner_references)
 
 
-def registry_contents(members: Iterable[Member], now: datetime) -> RegistryContents:
+def registry_contents(
+    members: Iterable[Member], now: datetime, state_key: StateKey
+) -> RegistryContents:
     """One entry per client ID: the earliest client (creationTimestamp, then name) keeps
     it; later ones are left out and reported."""
     kept: dict[str, tuple[ResourceSnapshot, dict[str, Any], str | None]] = {}
@@ -129,7 +133,7 @@ def registry_contents(members: Iterable[Member], now: datetime) -> RegistryConte
     ordered = sorted(members, key=lambda m: (m[0].creation_timestamp, m[0].name))
     for client, secret in ordered:
         wants_htpasswd = wants_htpasswd or _wants_htpasswd(client)
-        entry, line = _record(client, secret, now)
+        entry, line = _record(client, secret, now, state_key)
         if entry is None:
             continue
         if (first := kept.get(entry["clientId"])) is not None:
@@ -166,11 +170,12 @@ def reconcile_registry(
     members: Iterable[Member],
     existing: SecretSnapshot | None,
     now: datetime,
+    state_key: StateKey,
 ) -> RegistryDecision:
     owner = f"{REGISTRY_KIND}/{name}"
     if existing is not None and not is_ours(existing.labels, existing.annotations, owner):
         return RegistryDecision(None, create=False, conflict=True, clients=0)
-    contents = registry_contents(members, now)
+    contents = registry_contents(members, now, state_key)
     entries, duplicates = contents.entries, contents.duplicates
     document = render_document(entries)
     data = {DOCUMENT_FILE: document}

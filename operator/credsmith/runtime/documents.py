@@ -24,6 +24,7 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.reconcile.state_mac import StateKey
 from credsmith.runtime.failures import RecheckLater
 from credsmith.runtime.informer import Informer, ObjectKey
 from credsmith.runtime.kinds import Key, KindConfig
@@ -62,8 +63,11 @@ class Documents:
         secret: Callable[[str, str], SecretSnapshot | None],
         remember_secret: Callable[[SecretSnapshot], None],
         post_event: PostEvent,
+        state_key: StateKey,
     ) -> None:
         self.kube, self.kinds, self.queue = kube, kinds, queue
+        # The registry and JWK Sets publish only credentials whose state it authenticates.
+        self._state_key = state_key
         self._resource, self._secret = resource, secret
         self._remember_secret, self._post_event = remember_secret, post_event
         self.members = {REGISTRY_KIND: RegistryMembership(), JWKS_KIND: RegistryMembership()}
@@ -194,13 +198,13 @@ class Documents:
         now = datetime.now(UTC)
         if kind == REGISTRY_KIND:
             assert existing is None or isinstance(existing, SecretSnapshot)
-            registry = reconcile_registry(namespace, name, members, existing, now)
+            registry = reconcile_registry(namespace, name, members, existing, now, self._state_key)
             summary = f"{registry.clients} clients"
             return _Built(
                 registry.secret, registry.create, registry.conflict, summary, registry.duplicates
             )
         assert existing is None or isinstance(existing, ConfigMapSnapshot)
-        jwks = reconcile_jwks(namespace, name, members, existing, now)
+        jwks = reconcile_jwks(namespace, name, members, existing, now, self._state_key)
         return _Built(jwks.config_map, jwks.create, jwks.conflict, f"{jwks.keys} keys", {})
 
     async def _store(self, kind: str, namespace: str, name: str, built: _Built) -> None:

@@ -43,6 +43,7 @@ from credsmith.reconcile.credential import (
 )
 from credsmith.reconcile.kinds import API_CLIENT, SERVICE_ACCOUNT_CREDENTIAL, secret_name_of
 from credsmith.reconcile.layout import LAYOUTS
+from credsmith.reconcile.secret_state import STATE_MAC, StateScope, sealed
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -51,6 +52,8 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.reconcile.state_mac import StateKey
+from tests.state_key import TEST_STATE_KEY
 
 # Not on a whole second: timestamps are written with second precision, which must not
 # make a converged pass differ from the one before it.
@@ -146,6 +149,8 @@ class World:
     status_writes: int = 0
     values: list[str] = field(default_factory=list)  # every secret value ever generated
     resource_version: int = 100
+    # The key the operator holds (a test may swap it: a lost key, a restarted operator).
+    state_key: StateKey = TEST_STATE_KEY
 
     def __repr__(self) -> str:  # short, and without the Secrets
         return f"World({self.rules.kind}, now={self.now.isoformat()})"
@@ -254,6 +259,20 @@ class World:
         change(stored)
         self.store_secret(stored)
 
+    def edit_secret_as_operator(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """An edit with the state's MAC made anew under the operator's key: what an operator
+        (an earlier version, another replica) could have written."""
+
+        def sealed_change(secret: dict[str, Any]) -> None:
+            change(secret)
+            scope = StateScope(
+                self.rules.kind, NAMESPACE, self.resource["metadata"]["name"], self.secret_name
+            )
+            notes = secret["metadata"]["annotations"]
+            notes[STATE_MAC] = sealed(notes, self.state_key, scope)[STATE_MAC]
+
+        self.edit_secret(sealed_change)
+
     def remove_keys(self, *keys: str) -> None:
         """Someone removes data keys from the Secret."""
 
@@ -275,7 +294,14 @@ class World:
         resource = self.snapshot()
         secret = self.secret_snapshot()
         before = (copy.deepcopy(self.resource), copy.deepcopy(self.secret))
-        decision = reconcile(self.rules, resource, secret, self.now, generate=self._recording())
+        decision = reconcile(
+            self.rules,
+            resource,
+            secret,
+            self.now,
+            generate=self._recording(),
+            state_key=self.state_key,
+        )
         assert (resource, secret) == (self.snapshot(), self.secret_snapshot())
         assert before == (self.resource, self.secret), "reconcile changed its input"
         self._check(decision, resource, secret)

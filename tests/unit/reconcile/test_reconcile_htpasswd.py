@@ -13,6 +13,7 @@ import pytest
 from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.reconcile.kinds import API_CLIENT
 from credsmith.reconcile.registry import HTPASSWD_FILE, reconcile_registry
+from tests.state_key import TEST_STATE_KEY
 
 HTPASSWD = {
     "displayName": "Gateway client",
@@ -24,7 +25,7 @@ NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 def registry_of(w: Any) -> dict[str, str]:
     decision = reconcile_registry(
-        "team-a", "reg", [(w.snapshot(), w.secret_snapshot())], None, w.now
+        "team-a", "reg", [(w.snapshot(), w.secret_snapshot())], None, w.now, TEST_STATE_KEY
     )
     assert decision.secret is not None
     return {k: base64.b64decode(v).decode() for k, v in decision.secret["data"].items()}
