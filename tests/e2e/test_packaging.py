@@ -171,6 +171,11 @@ def restricted_operator(
         extra_env={"KUBECONFIG": str(kubeconfig), "POD_NAME": pod_name},
     )
     args = ["--kubeconfig", str(kubeconfig), *[f"--namespace={n}" for n in watch]]
+    # The chart's state key Secret and the Role that grants it (its release namespace).
+    args += [
+        f"--state-key-namespace={release_namespace}",
+        f"--state-key-name={release}-credsmith-state-key",
+    ]
     lease = f"{release}-credsmith-operator"
     if leader_election_supported():
         args += [
