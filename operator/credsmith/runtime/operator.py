@@ -27,7 +27,7 @@ from credsmith.runtime.kube import Kube, load_config
 from credsmith.runtime.leader import LeaderElector, LeaseConfig
 from credsmith.runtime.metrics import Metrics, start_metrics_server
 from credsmith.runtime.state_key import DEFAULT_NAME as STATE_KEY_NAME
-from credsmith.runtime.state_key import load_state_key
+from credsmith.runtime.state_key import wait_for_state_key
 
 log = logging.getLogger("credsmith")
 
@@ -110,7 +110,7 @@ async def _lead_or_operate(
     kinds: list[KindConfig] | None,
     metrics: Metrics | None,
 ) -> None:
-    state_key = await load_state_key(kube, options.state_key_namespace, options.state_key_name)
+    state_key = await wait_for_state_key(kube, options.state_key_namespace, options.state_key_name)
 
     async def lead() -> None:
         health.role = "leader"

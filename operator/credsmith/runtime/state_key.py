@@ -14,12 +14,14 @@ or exception here names its bytes.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
 from typing import Any, Protocol
 
 from credsmith.reconcile.state_mac import KEY_BYTES, StateKey
+from credsmith.runtime.backoff import exponential
 from credsmith.runtime.session import ApiError
 
 log = logging.getLogger("credsmith")
@@ -38,6 +40,24 @@ class SecretApi(Protocol):
 
 class StateKeyError(Exception):
     """The key Secret exists but holds no usable key: the operator does not start."""
+
+
+async def wait_for_state_key(api: SecretApi, namespace: str, name: str = DEFAULT_NAME) -> StateKey:
+    """`load_state_key`, retried with backoff while the API server cannot answer or refuses
+    (an outage at start, RBAC applied after the Deployment): the operator starts once it can,
+    as its informers do. A key Secret that exists but holds no key is not retried."""
+    failures = 0
+    while True:
+        try:
+            return await load_state_key(api, namespace, name)
+        except ApiError as exc:
+            failures += 1
+            delay = exponential(failures, 1.0, 30.0)
+            # The error names the call and the server's reason, never the key.
+            log.warning(
+                "state key Secret %s/%s: %s; retrying in %.0fs", namespace, name, exc, delay
+            )
+            await asyncio.sleep(delay)
 
 
 async def load_state_key(api: SecretApi, namespace: str, name: str = DEFAULT_NAME) -> StateKey:
