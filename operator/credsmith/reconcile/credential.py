@@ -139,9 +139,12 @@ def reconcile(
 
     secret_name = spec.effective_secret_name(resource.name)
     if secret is not None and (posing or not is_ours(secret.labels, secret.annotations, owner)):
+        # Posing: labelled and annotated as ours, but no operator made it (no valid state
+        # MAC) and status records no credential: someone else's, made before its owner.
+        made = "was not written by credsmith for" if posing else "is not managed by"
         return failed(
             Reason.SECRET_CONFLICT,
-            f"Secret {secret_name} already exists and is not managed by this {resource.kind}: "
+            f"Secret {secret_name} already exists and {made} this {resource.kind}: "
             "nothing was changed. Delete or rename that Secret, or set spec.secretName.",
             _conflict_recheck(resource, now),
         )
