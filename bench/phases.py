@@ -142,12 +142,14 @@ def _floor_items(resources: list[dict[str, Any]], events: bool) -> list[FloorIte
     from credsmith.reconcile.credential import reconcile
     from credsmith.reconcile.kinds import SERVICE_ACCOUNT_CREDENTIAL
     from credsmith.reconcile.snapshots import ResourceSnapshot
+    from credsmith.reconcile.state_mac import StateKey
 
     now = datetime.now(UTC)
+    state_key = StateKey.generate()  # the floor writes what the operator would, MAC included
     items = []
     for body in resources:
         snapshot = ResourceSnapshot.from_api(body)
-        decision = reconcile(SERVICE_ACCOUNT_CREDENTIAL, snapshot, None, now)
+        decision = reconcile(SERVICE_ACCOUNT_CREDENTIAL, snapshot, None, now, state_key=state_key)
         assert decision.secret is not None
         event = None
         if events:

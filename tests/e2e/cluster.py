@@ -61,7 +61,15 @@ class Cluster:
         return client.ApiClient(configuration)
 
 
-OPERATOR_ARGS = ("--metrics-port=0", "--liveness-port=0")
+# The state key Secret (runtime/state_key.py) in `default`: every operator process of a test
+# session shares it, as the replicas of one installation do.
+STATE_KEY_NAMESPACE = "default"
+STATE_KEY_NAME = "credsmith-state-key"
+OPERATOR_ARGS = (
+    "--metrics-port=0",
+    "--liveness-port=0",
+    f"--state-key-namespace={STATE_KEY_NAMESPACE}",
+)
 
 
 @dataclass

@@ -51,6 +51,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-operator" (include "credsmith.fullname" .)) .Values.leaderElection.id }}
 {{- end }}
 
+{{/* The Secret holding the operator's state key (runtime/state_key.py). */}}
+{{- define "credsmith.stateKeyName" -}}
+{{- default (printf "%s-state-key" (include "credsmith.fullname" .)) .Values.stateKey.name }}
+{{- end }}
+
 {{/* repository@digest when a digest is given (immutable), else repository:tag. */}}
 {{- define "credsmith.image" -}}
 {{- if .Values.image.digest }}
@@ -116,5 +121,22 @@ Leader election: get and update its own Lease only (resourceNames), and create i
   verbs: ["get", "update"]
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
+  verbs: ["create"]
+{{- end }}
+
+{{/*
+The state key (docs/threat-model.md): get its one Secret by name, and create it on first
+start. RBAC cannot restrict create by name (the authorizer sees no name on a create), so
+create is granted on Secrets of the release namespace only, where nothing else of credsmith
+lives; a Role, so in namespaced mode too. No update, no delete: the operator never changes
+or rotates the key.
+*/}}
+{{- define "credsmith.stateKeyRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: [{{ include "credsmith.stateKeyName" . | quote }}]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["secrets"]
   verbs: ["create"]
 {{- end }}

@@ -28,11 +28,15 @@ def claim_secret(p: Pass) -> Pass | Decision:
     secret, valid, kind = p.secret, p.valid, p.resource.kind
     if secret is None:
         return p
-    if not is_ours(secret.labels, secret.annotations, p.owner):
+    posing = p.posing
+    if posing or not is_ours(secret.labels, secret.annotations, p.owner):
+        # Posing: labelled and annotated as ours, but no operator made it (no valid state
+        # MAC) and status records no credential: someone else's, made before its owner.
+        made = "was not written by credsmith for" if posing else "is not managed by"
         return readiness.stop(
             p,
             Reason.SECRET_CONFLICT,
-            f"Secret {valid.secret_name} already exists and is not managed by this {kind}: "
+            f"Secret {valid.secret_name} already exists and {made} this {kind}: "
             "nothing was changed. Delete or rename that Secret, or set spec.secretName.",
             conflict_recheck(p.resource, p.now),
         )

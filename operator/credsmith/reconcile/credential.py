@@ -31,6 +31,7 @@ from credsmith.reconcile.readiness import conclude
 from credsmith.reconcile.revision import bound_revision
 from credsmith.reconcile.secret_state import is_ours
 from credsmith.reconcile.snapshots import Decision, ResourceSnapshot, SecretSnapshot
+from credsmith.reconcile.state_mac import StateKey
 from credsmith.reconcile.trust import Credential, read_and_check, read_checked
 from credsmith.reconcile.validation import check_templates_stage, validate
 
@@ -91,19 +92,22 @@ def reconcile(
     duplicate_of: str | None = None,
     consumers: ConsumersSeen | None = None,
     *,
+    state_key: StateKey,
     generate: Generators = DEFAULT_GENERATORS,
     registry_htpasswd: bool = False,
 ) -> Decision:
     """`duplicate_of`: an earlier client of the same registry with the same client ID (the
     registry lists only that one; this one is Ready=False). `consumers`: what the runtime
     found of spec.consumers (None when there are none). `registry_htpasswd`: the registry
-    holds Htpasswd (another client asked) and this client fits it: keep a bcrypt hash too."""
+    holds Htpasswd (another client asked) and this client fits it: keep a bcrypt hash too.
+    `state_key`: the operator's key that authenticates the state on its Secrets (trust.py)."""
     start = Pass(
         rules,
         resource,
         secret,
         now,
         generate,
+        state_key,
         duplicate_of,
         registry_htpasswd=registry_htpasswd,
         seen=consumers,
@@ -122,10 +126,16 @@ def run(state: Pass, stages: Sequence[Stage]) -> Decision:
 
 
 def checked_credential(
-    rules: KindRules, resource: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime
+    rules: KindRules,
+    resource: ResourceSnapshot,
+    secret: SecretSnapshot | None,
+    now: datetime,
+    *,
+    state_key: StateKey,
 ) -> tuple[CredentialSpec, Credential] | None:
     """The resource's valid spec and the credential in its own Secret, if both can be
-    believed: what a registry may publish."""
+    believed (trust.py: its MAC verifies, or status vouches for it): what a registry, an
+    htpasswd file or a JWK Set may publish."""
     owner = f"{resource.kind}/{resource.name}"
     if secret is None or not is_ours(secret.labels, secret.annotations, owner):
         return None
@@ -135,5 +145,5 @@ def checked_credential(
         return None
     type_ = rules.credential_type(spec)
     parameters = GenerationParameters.of(spec, type_, rules.key_algorithm(spec))
-    found = read_checked(secret, type_, parameters, resource.status, spec, now)
+    found = read_checked(secret, type_, parameters, resource, spec, now, state_key)
     return (spec, found) if isinstance(found, Credential) else None

@@ -31,10 +31,12 @@ from credsmith.reconcile.pass_state import Pass
 from credsmith.reconcile.readiness import stop
 from credsmith.reconcile.secret_state import (
     SecretState,
+    StateScope,
     annotations_of,
     equivalent,
     is_state_annotation,
     read_state,
+    sealed,
 )
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
@@ -43,6 +45,7 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.reconcile.state_mac import StateKey
 
 # read_state needs a time only to assume missing timestamps of version 1, which then count
 # as different anyway; any fixed time does.
@@ -76,7 +79,7 @@ def write_secret(p: Pass) -> Pass:
     """The stage: the Secret manifest, and whether it differs from the one read."""
     secret = p.secret
     manifest, state = desired_secret(
-        p.resource, p.spec, p.valid.secret_name, p.credential.state, p.data, secret
+        p.resource, p.spec, p.valid.secret_name, p.credential.state, p.data, secret, p.state_key
     )
     write = secret is None or differs(secret, manifest, state)
     if write and secret is not None:
@@ -91,8 +94,11 @@ def desired_secret(
     state: SecretState,
     data: Mapping[str, str],
     existing: SecretSnapshot | None,
+    state_key: StateKey,
 ) -> tuple[dict[str, Any], SecretState]:
-    """The manifest to write, and the state it records (template keys filled in)."""
+    """The manifest to write, and the state it records (template keys filled in), with the
+    state's MAC. A Secret whose state is equivalent is not written for a MAC alone (see
+    `differs`): one written before the MAC existed gets it on its next write."""
     template = spec.secret_template
     template_annotations = {
         k: v for k, v in template.annotations.items() if not is_state_annotation(k)
@@ -103,11 +109,16 @@ def desired_secret(
         template_annotations=tuple(sorted(template_annotations)),
     )
     labels, annotations = _foreign_metadata(existing)
+    scope = StateScope(resource.kind, resource.namespace, resource.name, secret_name)
     metadata: dict[str, Any] = {
         "name": secret_name,
         "namespace": resource.namespace,
         "labels": {**labels, **template.labels, MANAGED_BY_LABEL: MANAGED_BY},
-        "annotations": {**annotations, **template_annotations, **annotations_of(state)},
+        "annotations": {
+            **annotations,
+            **template_annotations,
+            **sealed(annotations_of(state), state_key, scope),
+        },
     }
     if spec.deletion_policy is DeletionPolicy.DELETE:
         metadata["ownerReferences"] = [

@@ -38,6 +38,7 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.reconcile.state_mac import StateKey
 
 JWKS_KIND = "JWKS"  # the owner annotation's kind for JWK Set ConfigMaps
 JWKS_FILE = "jwks.json"
@@ -85,11 +86,13 @@ def client_jwks_file(client_id: str) -> str | None:
 
 
 def public_keys(
-    resource: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime
+    resource: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime, state_key: StateKey
 ) -> list[dict[str, str]]:
     """The public JWKs one credential contributes, each naming its client: current, and
     previous until it expires."""
-    checked = checked_credential(SERVICE_ACCOUNT_CREDENTIAL, resource, secret, now)
+    checked = checked_credential(
+        SERVICE_ACCOUNT_CREDENTIAL, resource, secret, now, state_key=state_key
+    )
     if checked is None or secret is None:
         return []
     spec, credential = checked
@@ -115,14 +118,16 @@ def render_jwks(keys: Iterable[Mapping[str, str]]) -> str:
 
 
 def keys_by_client(
-    members: Iterable[tuple[ResourceSnapshot, SecretSnapshot | None]], now: datetime
+    members: Iterable[tuple[ResourceSnapshot, SecretSnapshot | None]],
+    now: datetime,
+    state_key: StateKey,
 ) -> tuple[dict[str, list[dict[str, str]]], dict[str, str]]:
     """Public keys by client ID, one credential per client ID (the earliest), and the later
     credentials left out for an earlier one's client ID -> that credential's name."""
     kept: dict[str, tuple[str, list[dict[str, str]]]] = {}
     duplicates: dict[str, str] = {}
     for resource, secret in sorted(members, key=lambda m: (m[0].creation_timestamp, m[0].name)):
-        keys = public_keys(resource, secret, now)
+        keys = public_keys(resource, secret, now, state_key)
         if not keys:
             continue
         client_id = keys[0][CLIENT_ID_MEMBER]
@@ -139,11 +144,12 @@ def reconcile_jwks(
     members: Iterable[tuple[ResourceSnapshot, SecretSnapshot | None]],
     existing: ConfigMapSnapshot | None,
     now: datetime,
+    state_key: StateKey,
 ) -> JwksDecision:
     owner = f"{JWKS_KIND}/{name}"
     if existing is not None and not is_ours(existing.labels, existing.annotations, owner):
         return JwksDecision(None, create=False, conflict=True, keys=0)
-    by_client, duplicates = keys_by_client(members, now)
+    by_client, duplicates = keys_by_client(members, now, state_key)
     document = render_jwks(key for keys in by_client.values() for key in keys)
     data = {JWKS_FILE: document}
     for client_id, keys in by_client.items():

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from credsmith.reconcile.extras import Extras
     from credsmith.reconcile.parameters import GenerationParameters
     from credsmith.reconcile.policy import Generators
-    from credsmith.reconcile.secret_state import SecretState
+    from credsmith.reconcile.secret_state import SecretState, StateScope
+    from credsmith.reconcile.state_mac import StateKey
     from credsmith.reconcile.trust import Credential, Untrusted
 
 
@@ -64,6 +65,8 @@ class Pass:
     secret: SecretSnapshot | None
     now: datetime
     generate: Generators
+    # The operator's key that authenticates the state it writes on a Secret (trust.py).
+    state_key: StateKey
     duplicate_of: str | None = None
     # The registry holds Htpasswd (another client asked) and this client fits it: keep a
     # bcrypt hash too.
@@ -97,6 +100,23 @@ class Pass:
     @property
     def owner(self) -> str:
         return f"{self.resource.kind}/{self.resource.name}"
+
+    @property
+    def scope(self) -> StateScope:
+        """What the state MAC binds: the owner and the Secret's name."""
+        from credsmith.reconcile.trust import scope_of
+
+        return scope_of(self.resource, self.secret.name if self.secret is not None else "")
+
+    @property
+    def posing(self) -> bool:
+        """The Secret is labelled and annotated as ours, but no operator made it and status
+        records no credential (trust.posing_as_ours): not ours to adopt or write."""
+        from credsmith.reconcile.trust import posing_as_ours
+
+        return self.secret is not None and posing_as_ours(
+            self.secret, self.resource.status, self.state_key, self.scope
+        )
 
     @property
     def valid(self) -> Valid:

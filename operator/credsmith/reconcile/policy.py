@@ -96,14 +96,16 @@ def decide_value(p: Pass) -> Pass:
             p.rules.has_client_uuid,
             p.generate,
         )
-        event = issue_event(found, valid.secret_name, credential.state.revision)
+        events = [issue_event(found, valid.secret_name, credential.state.revision)]
+        if found is not None and found.unauthenticated:  # what failed the belief rule
+            events += untrusted(valid.secret_name, (found.problem,))
         return replace(
             p,
             request=request,
             spread=spread,
             credential_=credential,
             change=plan.reason,
-            events=p.with_events(event),
+            events=p.with_events(*events),
         )
     credential = found
     request = pending_or(request, credential.state, p.resource.status)

@@ -121,7 +121,7 @@ def _with_waiting(
 def stop(p: Pass, reason: Reason, message: str, recheck: datetime | None = None) -> Decision:
     """A pass ends early: Ready=False (failed), and an expired previous value still retires
     (expiry.expire_without_spec)."""
-    retire, expires = expire_without_spec(p.secret, p.owner, p.now)
+    retire, expires = expire_without_spec(p.secret, p.owner, p.now, p.state_key, p.scope, p.posing)
     wake = min((t for t in (recheck, expires) if t is not None), default=None)
     return failed(p.resource, p.now, reason, message, wake, retire)
 

@@ -37,6 +37,7 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.reconcile.state_mac import StateKey
 from credsmith.reconcile.trust import hash_is_trusted
 from credsmith.registry import DOCUMENT_FILE, DOCUMENT_KIND
 
@@ -69,10 +70,10 @@ class RegistryContents:
 
 
 def registry_entry(
-    client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime
+    client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime, state_key: StateKey
 ) -> dict[str, Any] | None:
     """One client's clients.json entry (see `_record`)."""
-    return _record(client, secret, now, htpasswd=False)[0]
+    return _record(client, secret, now, state_key, htpasswd=False)[0]
 
 
 def registry_formats(clients: Iterable[ResourceSnapshot]) -> frozenset[RegistryFormat]:
@@ -97,12 +98,17 @@ def fits_htpasswd(client: ResourceSnapshot) -> bool:
 
 
 def _record(
-    client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime, htpasswd: bool
+    client: ResourceSnapshot,
+    secret: SecretSnapshot | None,
+    now: datetime,
+    state_key: StateKey,
+    htpasswd: bool,
 ) -> tuple[dict[str, Any] | None, str | None]:
     """One client's entry and htpasswd line, or Nones unless its spec is valid, its Secret is
     its own (owner annotation, and ownerReference UID where it is owned), its credential
-    passes every check of trust.py and each hash is bound to that very value."""
-    checked = checked_credential(API_CLIENT, client, secret, now)
+    passes every check of trust.py (its state authenticated by the operator's MAC, or vouched
+    for by status) and each hash is bound to that very value."""
+    checked = checked_credential(API_CLIENT, client, secret, now, state_key=state_key)
     if checked is None or secret is None:
         return None, None
     spec, credential = checked
@@ -152,7 +158,9 @@ def _owned_by(secret: SecretSnapshot, client: ResourceSnapshot, spec: ApiClientS
     return any(ref.get("uid") == client.uid for ref in secret.owner_references)
 
 
-def registry_contents(members: Iterable[Member], now: datetime) -> RegistryContents:
+def registry_contents(
+    members: Iterable[Member], now: datetime, state_key: StateKey
+) -> RegistryContents:
     """One entry per client ID: the earliest client (creationTimestamp, then name) keeps
     it; later ones are left out and reported. Every client in each format the registry
     holds: one that cannot have an htpasswd line is reported."""
@@ -162,7 +170,7 @@ def registry_contents(members: Iterable[Member], now: datetime) -> RegistryConte
     duplicates: dict[str, str] = {}
     left_out: dict[str, Unpublished] = {}
     for client, secret in ordered:
-        entry, line = _record(client, secret, now, wants_htpasswd)
+        entry, line = _record(client, secret, now, state_key, wants_htpasswd)
         if entry is None:
             continue
         if (first := kept.get(entry["clientId"])) is not None:
@@ -203,11 +211,12 @@ def reconcile_registry(
     members: Iterable[Member],
     existing: SecretSnapshot | None,
     now: datetime,
+    state_key: StateKey,
 ) -> RegistryDecision:
     owner = f"{REGISTRY_KIND}/{name}"
     if existing is not None and not is_ours(existing.labels, existing.annotations, owner):
         return RegistryDecision(None, create=False, conflict=True, clients=0)
-    contents = registry_contents(members, now)
+    contents = registry_contents(members, now, state_key)
     entries, duplicates = contents.entries, contents.duplicates
     document = render_document(entries)
     data = {DOCUMENT_FILE: document}

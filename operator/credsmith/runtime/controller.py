@@ -29,6 +29,7 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.reconcile.state_mac import StateKey
 from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.consumers import Consumers
 from credsmith.runtime.documents import DOCUMENT_KINDS, Documents
@@ -67,6 +68,7 @@ class Controller:
         self,
         kube: Kube,
         kinds: list[KindConfig],
+        state_key: StateKey,
         workers: int = 16,
         metrics: Metrics | None = None,
         cache_sync_timeout: float = CACHE_SYNC_TIMEOUT,
@@ -103,6 +105,7 @@ class Controller:
             self.resource,
             self.secret,
             self._remember_secret,
+            state_key,
         )
 
     # ---- watching -----------------------------------------------------------------

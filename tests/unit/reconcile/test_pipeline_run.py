@@ -16,7 +16,7 @@ SA = {"serviceAccount": "billing-exporter"}
 
 
 def start(w) -> Pass:
-    return Pass(w.rules, w.snapshot(), w.secret_snapshot(), w.now, w.generate)
+    return Pass(w.rules, w.snapshot(), w.secret_snapshot(), w.now, w.generate, w.state_key)
 
 
 def test_the_last_stage_always_decides(world):
@@ -69,7 +69,12 @@ def test_the_pipeline_is_what_reconcile_runs(world):
     w.advance(timedelta(hours=1))
     via_run = run(start(w), STAGES)
     via_reconcile = reconcile(
-        w.rules, w.snapshot(), w.secret_snapshot(), w.now, generate=w.generate
+        w.rules,
+        w.snapshot(),
+        w.secret_snapshot(),
+        w.now,
+        generate=w.generate,
+        state_key=w.state_key,
     )
     assert via_run == via_reconcile
 

@@ -29,7 +29,9 @@ HOUR = timedelta(hours=1)
 
 
 def start(w: Any, seen: ConsumersSeen | None = None) -> Pass:
-    return Pass(w.rules, w.snapshot(), w.secret_snapshot(), w.now, w.generate, seen=seen)
+    return Pass(
+        w.rules, w.snapshot(), w.secret_snapshot(), w.now, w.generate, w.state_key, seen=seen
+    )
 
 
 def upto(w: Any, last: Any, seen: ConsumersSeen | None = None) -> Pass:

@@ -7,7 +7,6 @@ import pytest
 
 from credsmith.api.status import format_timestamp
 from credsmith.issuing.fingerprint import fingerprint
-from credsmith.reconcile.consumers import rotation_spread
 from credsmith.reconcile.kinds import API_CLIENT, SERVICE_ACCOUNT_CREDENTIAL
 
 SA = {"serviceAccount": "billing-exporter"}
@@ -233,8 +232,10 @@ def test_lost_annotations_do_not_change_the_value(world):
     w.converge()
 
 
-def test_lost_annotations_and_status_do_not_make_a_rotation_due(world):
-    """With no record of when the value was made, it counts as made now, not in 1970."""
+def test_lost_annotations_and_status_are_a_conflict(world):
+    """With neither its MAC nor status, nothing says the operator made that Secret: it is
+    what a Secret planted before its owner looks like (behaviour 13), so it is not adopted
+    and not changed."""
     w = world({**SA, "rotation": {"period": "2h"}})
     w.step()
     data = w.data()
@@ -248,11 +249,8 @@ def test_lost_annotations_and_status_do_not_make_a_rotation_due(world):
     w.lose_status()
     decision = w.step(timedelta(hours=1))
     assert w.data() == data
-    assert decision.events == ()
-    assert w.status["rotatedAt"] == format_timestamp(w.now)
-    spread = rotation_spread(w.uid, timedelta(hours=2))
-    assert w.status["nextRotationAt"] == format_timestamp(w.now + timedelta(hours=2) + spread)
-    w.converge()
+    assert decision.secret is None
+    assert w.condition()["reason"] == "SecretConflict"
 
 
 def test_lost_revision_annotation_reissues_with_a_warning(world):
@@ -301,10 +299,11 @@ def test_api_client_id_survives_a_lost_annotation(world):
 
 
 def test_api_client_id_of_an_adopted_secret_without_one(world):
-    """Status and the id annotation both gone: a new id, written down, then stable."""
+    """Status and the id annotation both gone (the id from a Secret an earlier operator
+    authenticated without one): a new id, written down, then stable."""
     w = world({"displayName": "Reporting"}, rules=API_CLIENT)
     w.step()
-    w.edit_secret(lambda s: s["metadata"]["annotations"].pop("credsmith.io/id"))
+    w.edit_secret_as_operator(lambda s: s["metadata"]["annotations"].pop("credsmith.io/id"))
     w.lose_status()
     w.converge()
     client_uuid = w.status["id"]

@@ -19,6 +19,7 @@ from credsmith.reconcile.registry import (
     reconcile_registry,
     registry_formats,
 )
+from tests.state_key import TEST_STATE_KEY
 
 HTPASSWD = {
     "displayName": "Gateway client",
@@ -30,7 +31,7 @@ NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 def registry_of(w: Any) -> dict[str, str]:
     decision = reconcile_registry(
-        "team-a", "reg", [(w.snapshot(), w.secret_snapshot())], None, w.now
+        "team-a", "reg", [(w.snapshot(), w.secret_snapshot())], None, w.now, TEST_STATE_KEY
     )
     assert decision.secret is not None
     return {k: base64.b64decode(v).decode() for k, v in decision.secret["data"].items()}
@@ -121,7 +122,7 @@ PLAIN = {"displayName": "Plain client", "registry": {"name": "reg"}}
 
 def registry_of_all(*worlds: Any) -> Any:
     members = [(w.snapshot(), w.secret_snapshot()) for w in worlds]
-    return reconcile_registry("team-a", "reg", members, None, worlds[0].now)
+    return reconcile_registry("team-a", "reg", members, None, worlds[0].now, TEST_STATE_KEY)
 
 
 def test_formats_are_the_registrys_the_union_of_what_clients_ask(world):

@@ -16,6 +16,7 @@ from credsmith.reconcile.jwks import (
     reconcile_jwks,
 )
 from credsmith_verify import JwkSet
+from tests.state_key import TEST_STATE_KEY
 
 SPEC = {
     "serviceAccount": "a",
@@ -26,7 +27,9 @@ SPEC = {
 
 
 def jwks(w) -> dict:
-    decision = reconcile_jwks("team-a", "keys", [(w.snapshot(), w.secret_snapshot())], None, w.now)
+    decision = reconcile_jwks(
+        "team-a", "keys", [(w.snapshot(), w.secret_snapshot())], None, w.now, TEST_STATE_KEY
+    )
     assert decision.config_map is not None
     return json.loads(decision.config_map["data"][JWKS_FILE])
 
@@ -53,30 +56,30 @@ def test_a_swapped_public_key_or_a_foreign_secret_publishes_nothing(world):
     w.converge()
     stranger = world({**SPEC, "serviceAccount": "b"}, name="stranger")
     # The stranger names the same JWK Set but reads another's Secret: not its own.
-    assert public_keys(stranger.snapshot(), w.secret_snapshot(), w.now) == []
+    assert public_keys(stranger.snapshot(), w.secret_snapshot(), w.now, TEST_STATE_KEY) == []
     w.edit_secret(lambda s: s["data"].update({"public_jwk.json": s["data"]["public_key.pem"]}))
-    assert public_keys(w.snapshot(), w.secret_snapshot(), w.now) == []
+    assert public_keys(w.snapshot(), w.secret_snapshot(), w.now, TEST_STATE_KEY) == []
 
 
 def test_unchanged_sets_are_no_write_and_foreign_config_maps_are_a_conflict(world):
     w = world(SPEC)
     w.converge()
     members = [(w.snapshot(), w.secret_snapshot())]
-    written = reconcile_jwks("team-a", "keys", members, None, w.now).config_map
+    written = reconcile_jwks("team-a", "keys", members, None, w.now, TEST_STATE_KEY).config_map
     assert written is not None
     ours = ConfigMapSnapshot.from_api(
         {**written, "metadata": {**written["metadata"], "resourceVersion": "3"}}
     )
-    assert reconcile_jwks("team-a", "keys", members, ours, w.now).config_map is None
+    assert reconcile_jwks("team-a", "keys", members, ours, w.now, TEST_STATE_KEY).config_map is None
     foreign = ConfigMapSnapshot.from_api({"metadata": {"name": "keys", "namespace": "team-a"}})
-    decision = reconcile_jwks("team-a", "keys", members, foreign, w.now)
+    decision = reconcile_jwks("team-a", "keys", members, foreign, w.now, TEST_STATE_KEY)
     assert decision.conflict
     assert decision.config_map is None
 
 
 def decide(*worlds):
     members = [(w.snapshot(), w.secret_snapshot()) for w in worlds]
-    return reconcile_jwks("team-a", "keys", members, None, worlds[0].now)
+    return reconcile_jwks("team-a", "keys", members, None, worlds[0].now, TEST_STATE_KEY)
 
 
 def created(w, moment: str):

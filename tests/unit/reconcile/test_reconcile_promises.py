@@ -37,7 +37,16 @@ def _step_with(monkeypatch: pytest.MonkeyPatch, world: Any) -> None:
         if advance is not None:
             w.advance(advance)
         resource, secret = w.snapshot(), w.secret_snapshot()
-        decision = reconcile(w.rules, resource, secret, w.now, None, seen, generate=w._recording())
+        decision = reconcile(
+            w.rules,
+            resource,
+            secret,
+            w.now,
+            None,
+            seen,
+            generate=w._recording(),
+            state_key=w.state_key,
+        )
         w._check(decision, resource, secret)
         w._apply(decision)
         return decision
@@ -264,11 +273,27 @@ def plant_last_revision(secret: dict[str, Any]) -> None:
     notes[FINGERPRINT] = fingerprint("not the value")
 
 
+def test_a_planted_last_revision_is_not_followed(world):
+    """Written by someone else (no valid MAC): re-issued once, at the revision status
+    records + 1, and then settled: no loop."""
+    w = world(NO_OVERLAP)
+    w.step()
+    w.edit_secret(plant_last_revision)
+    w.step(SECOND)
+    assert w.status["revision"] == 2
+    writes = w.secret_writes
+    for _ in range(5):
+        assert w.step(SECOND).secret is None
+    assert w.secret_writes == writes
+    assert condition(w, "Ready")["status"] == "True"
+
+
 def test_the_last_revision_with_a_wrong_fingerprint_stalls_instead_of_looping(world):
+    """Even a state the operator authenticated (a bug, a restored backup) cannot loop."""
     w = world(NO_OVERLAP)
     w.step()
     value = w.data()["client_secret"]
-    w.edit_secret(plant_last_revision)
+    w.edit_secret_as_operator(plant_last_revision)
     writes = w.secret_writes
     for _ in range(5):
         decision = w.step(SECOND)
@@ -286,7 +311,7 @@ def test_the_last_revision_with_a_wrong_fingerprint_stalls_instead_of_looping(wo
 def test_deleting_the_secret_recovers_from_the_last_revision(world):
     w = world(NO_OVERLAP)
     w.step()
-    w.edit_secret(plant_last_revision)
+    w.edit_secret_as_operator(plant_last_revision)
     w.step(SECOND)
     w.delete_secret()
     w.step(SECOND)
@@ -301,7 +326,7 @@ def test_a_rotation_past_the_last_revision_stalls(world):
     def last(secret: dict[str, Any]) -> None:
         secret["metadata"]["annotations"][REVISION] = str(MAX_REVISION)
 
-    w.edit_secret(last)
+    w.edit_secret_as_operator(last)
     w.lose_status()  # so that status agrees: the state is believed as it is
     w.step(SECOND)
     assert w.status["revision"] == MAX_REVISION

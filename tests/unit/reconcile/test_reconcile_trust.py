@@ -19,6 +19,7 @@ from credsmith.issuing.keypair import new_key_pair
 from credsmith.reconcile.credential import reconcile
 from credsmith.reconcile.kinds import API_CLIENT
 from credsmith.reconcile.registry import registry_entry
+from tests.state_key import TEST_STATE_KEY
 
 SA = {"serviceAccount": "billing-exporter"}
 REGISTERED = {"displayName": "Reports", "registry": {"name": "reg"}}
@@ -33,10 +34,12 @@ def set_value(w, key, value, **annotations):
     w.edit_secret(change)
 
 
-def reissued(w, decision, before_revision, word):
+def reissued(w, decision, before_revision, word, untrusted=False):
+    """`untrusted`: the state failed the belief rule (state_mac.py), which a Warning
+    Untrusted names besides the Reissued one."""
     assert w.status["revision"] == before_revision + 1
     warnings = [e for e in decision.events if e.type == "Warning"]
-    assert [e.reason for e in warnings] == ["Reissued"]
+    assert [e.reason for e in warnings] == ["Reissued", "Untrusted"][: 1 + untrusted]
     assert word in warnings[0].message
     return warnings[0].message
 
@@ -70,7 +73,8 @@ def test_a_forged_fingerprint_does_not_get_past_status(world):
     w = world(SA)
     w.converge()
     set_value(w, "client_secret", CHOSEN, **{"credsmith.io/fingerprint": fingerprint(CHOSEN)})
-    reissued(w, w.step(), 1, "status records for revision 1")
+    # Its MAC no longer verifies, and status disagrees with the fingerprint.
+    reissued(w, w.step(), 1, "fingerprint disagree with status", untrusted=True)
     assert w.data()["client_secret"] != CHOSEN
 
 
@@ -83,7 +87,8 @@ def test_a_revision_that_does_not_follow_status_is_reissued(world):
         CHOSEN,
         **{"credsmith.io/fingerprint": fingerprint(CHOSEN), "credsmith.io/revision": "7"},
     )
-    reissued(w, w.step(), 7, "does not follow revision 1")
+    # The planted revision is not believed, so not followed either: status's is.
+    reissued(w, w.step(), 1, "revision, fingerprint disagree with status", untrusted=True)
 
 
 def test_a_crash_between_secret_and_status_is_still_adopted(world):
@@ -144,10 +149,10 @@ def test_a_forged_hash_is_never_believed_and_is_made_anew(world):
         lambda s: s["metadata"]["annotations"].update({"credsmith.io/secret-hash": forged})
     )
     # Before the operator's next pass, the registry already ignores the forged hash.
-    assert registry_entry(w.snapshot(), w.secret_snapshot(), w.now) is None
+    assert registry_entry(w.snapshot(), w.secret_snapshot(), w.now, TEST_STATE_KEY) is None
     decision = w.step()
     assert [(e.type, e.reason) for e in decision.events] == [("Warning", "Untrusted")]
-    entry = registry_entry(w.snapshot(), w.secret_snapshot(), w.now)
+    entry = registry_entry(w.snapshot(), w.secret_snapshot(), w.now, TEST_STATE_KEY)
     assert entry is not None
     assert verify_secret(secret, entry["secret"]["hash"])
     assert not verify_secret(CHOSEN, entry["secret"]["hash"])
@@ -201,7 +206,14 @@ def test_a_templated_key_holding_the_expired_previous_value_goes_with_it(world):
 def test_a_duplicate_client_id_is_not_ready_and_says_whose_it_is(world):
     w = world(REGISTERED, rules=API_CLIENT)
     w.converge()
-    decision = reconcile(API_CLIENT, w.snapshot(), w.secret_snapshot(), w.now, "alice")
+    decision = reconcile(
+        API_CLIENT,
+        w.snapshot(),
+        w.secret_snapshot(),
+        w.now,
+        "alice",
+        state_key=TEST_STATE_KEY,
+    )
     ready = next(c for c in decision.status["conditions"] if c["type"] == "Ready")
     stalled = next(c for c in decision.status["conditions"] if c["type"] == "Stalled")
     assert (ready["status"], ready["reason"]) == ("False", "DuplicateClientId")
