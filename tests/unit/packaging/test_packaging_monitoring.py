@@ -202,5 +202,14 @@ def test_tenant_roles_aggregate_into_the_built_in_roles(bin_dir: Path) -> None:
             "verbs": ["create", "update", "patch", "delete"],
         }
     ]
-    off = render(bin_dir, "--set=rbac.tenantRoles=false")
-    assert not [d for d in off if d["metadata"]["name"] in roles]
+    # Default: with the chart's own cluster-wide RBAC only, so that a namespaced install
+    # needs no cluster-scoped rights; true or false: always or never.
+    for args, expected in (
+        (["--set=rbac.tenantRoles=false"], False),
+        (["--set=watchNamespaces={team-a}"], False),
+        (["--set=rbac.create=false"], False),
+        (["--set=watchNamespaces={team-a}", "--set=rbac.tenantRoles=true"], True),
+    ):
+        names = {d["metadata"]["name"] for d in render(bin_dir, *args)}
+        assert (set(roles) <= names) is expected, args
+        assert bool(set(roles) & names) is expected, args
