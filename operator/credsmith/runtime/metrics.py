@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from prometheus_client import (
     REGISTRY,
@@ -81,12 +82,16 @@ class Metrics:
                 self.issued.labels(kind).inc()
             elif event.reason == "Rotated":
                 self.rotated.labels(kind).inc()
+        self.show(key, decision.status)
+
+    def show(self, key: Key, status: Mapping[str, Any]) -> None:
+        """The gauges of a resource, from the status it now has."""
         ready = any(
             c.get("type") == "Ready" and c.get("status") == "True"
-            for c in decision.status.get("conditions") or ()
+            for c in status.get("conditions") or ()
         )
         self._set_ready(key, ready)
-        self.resources.set(key, series_of(ready, decision.status))
+        self.resources.set(key, series_of(ready, status))
 
     def failed(self, key: Key) -> None:
         self.errors.labels(key[0]).inc()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from prometheus_client import CollectorRegistry
 
+from credsmith.api.status import Reason
 from credsmith.reconcile.snapshots import Decision, Event
 from credsmith.runtime.metrics import Metrics
+from credsmith.runtime.refusals import Refusal, refused_status
 
 KEY = ("ServiceAccountCredential", "ns", "a")
 
@@ -123,3 +127,26 @@ def test_per_resource_series_can_be_switched_off() -> None:
     names = {m.name for m in registry.collect()}
     assert not names & {n.removesuffix("_total") for n in PER_RESOURCE}
     assert value(registry, "credsmith_ready", kind=KEY[0]) == 1
+
+
+def test_a_refused_write_shows_per_resource_with_the_status_it_left() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.record(KEY, Decision(status=rotated_status()), 0.01)
+    refusal = Refusal(Reason.QUOTA_EXCEEDED, "exceeded quota", permanent=True)
+    before = rotated_status()
+    before["conditions"] = [
+        {
+            "type": "Ready",
+            "status": "True",
+            "observedGeneration": 1,
+            "lastTransitionTime": "2026-12-21T21:08:52Z",
+            "reason": "Rotated",
+            "message": "Rotated to revision 2",
+        }
+    ]
+    refused = refused_status(before, 1, refusal, datetime.now(UTC))
+    metrics.show(KEY, refused)
+    assert value(registry, "credsmith_credential_ready", **LABELS) == 0
+    assert value(registry, "credsmith_not_ready", kind=KEY[0]) == 1
+    assert value(registry, PER_RESOURCE[2], **LABELS) == 1797973732 - 86400  # kept
