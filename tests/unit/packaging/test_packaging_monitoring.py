@@ -85,7 +85,8 @@ def served_metrics() -> set[str]:
     }
     metrics.record(("ApiClient", "ns", "a"), Decision(status=status), 0.1)
     text = generate_latest(registry).decode()
-    return set(re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE))
+    names = set(re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE))
+    return {name for name in names if not name.endswith("_created")}  # prometheus-client's
 
 
 def metric_names(text: str) -> set[str]:
