@@ -78,7 +78,9 @@ def test_per_resource_series_follow_status_rotation_and_deletion(
 
     try:
         body = manifest(
-            KIND, "watched", {"serviceAccount": "watched", "rotation": {"overlap": "15s"}}
+            KIND,
+            "watched",
+            {"serviceAccount": "watched", "rotation": {"period": "720h", "overlap": "15s"}},
         )
         other = manifest(KIND, "other", {"serviceAccount": "other"})
         for obj in (body, other):
@@ -213,7 +215,7 @@ def test_tenants_edit_and_view_through_the_built_in_roles(cluster: Cluster, name
         assert "forbidden" in refused.stderr.lower(), refused.stderr
         viewer = f"--as={accounts['view']}"
         listed = cluster.kubectl("get", viewer, *ns, "sacred", "-o", "name")
-        assert listed.stdout.strip() == f"{PLURAL}.{GROUP}/tenant"
+        assert listed.stdout.strip() == f"serviceaccountcredential.{GROUP}/tenant"
         denied = cluster.kubectl("delete", viewer, *ns, "sacred/tenant", check=False)
         assert denied.returncode != 0
         assert "forbidden" in denied.stderr.lower(), denied.stderr
