@@ -475,6 +475,9 @@ async def bulk(ctx: Context, n: int, concurrency: int) -> dict[str, Any]:
     since_start = sorted(watch.ready[name] - started for name in wanted)
     settled = await settle(ctx)
     requests = _flow_delta(requests_before, await operator_requests(ctx.api))
+    # With --operator-metrics, one scrape before the memory is read: the per-resource
+    # samples are made at scrape time, so the peak includes what a scrape costs.
+    scrape = await asyncio.to_thread(ctx.operator.scrape)
     return {
         "n": n,
         "namespace": namespace,
@@ -491,6 +494,7 @@ async def bulk(ctx: Context, n: int, concurrency: int) -> dict[str, Any]:
         "operator_requests": requests,
         "operator_requests_per_resource": {k: round(v / n, 2) for k, v in requests.items()},
         "settle_s": round(settled, 1),
+        "metrics_scrape": scrape,
         "memory": ctx.operator.memory(),
         "profile": profile,
     }

@@ -134,6 +134,12 @@ def _operator_flags(parser: argparse.ArgumentParser, *, for_dev: bool = False) -
         "--metrics-port", type=int, default=0 if for_dev else 8080, help="0 disables"
     )
     parser.add_argument(
+        "--no-resource-metrics",
+        dest="resource_metrics",
+        action="store_false",
+        help="serve only the per-kind metrics, not the credsmith_credential_* series",
+    )
+    parser.add_argument(
         "--liveness-port", type=int, default=0 if for_dev else 8081, help="0 disables"
     )
     parser.add_argument(
@@ -158,6 +164,7 @@ def _run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         workers=args.workers,
         metrics_port=args.metrics_port or None,
+        resource_metrics=args.resource_metrics,
         liveness_port=args.liveness_port or None,
         leader_elect=args.leader_elect,
         leader_election_namespace=args.leader_election_namespace,

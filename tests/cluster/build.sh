@@ -50,6 +50,8 @@ build verify-go "$here/../verify-go" . ""  # tests/unit/verifier: hash strings c
 # The TCP fault proxy of the e2e fault tests (tests/e2e/faults.py).
 build toxiproxy-server "$here/toxiproxy" github.com/Shopify/toxiproxy/v2/cmd/server ""
 build kstatus "$here/../kstatus" . ""  # sigs.k8s.io/cli-utils' kstatus, for the e2e tests
+# promtool: checks the chart's PrometheusRule and the operator's /metrics (tests).
+build promtool "$here/promtool" github.com/prometheus/prometheus/cmd/promtool ""
 # Simulated nodes (pods Running and Ready without containers); `serve` runs it.
 build kwok "$here/kwok" sigs.k8s.io/kwok/cmd/kwok ""
 # Its stages (kwok has no built-in defaults), from the same pinned module: kwokctl's

@@ -73,6 +73,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
+Whether to create the tenants' ClusterRoles (rbac.tenantRoles): null, when the chart creates
+cluster-wide RBAC anyway (rbac.create, no watchNamespaces), so that a namespaced install
+needs no cluster-scoped rights; true or false: always or never.
+*/}}
+{{- define "credsmith.tenantRoles" -}}
+{{- if kindIs "bool" .Values.rbac.tenantRoles }}
+{{- if .Values.rbac.tenantRoles }}true{{ end }}
+{{- else if and .Values.rbac.create (not .Values.watchNamespaces) }}true
+{{- end }}
+{{- end }}
+
+{{/*
 What the operator does with the API, and nothing more (granted cluster-wide by the
 ClusterRole, or per watched namespace by a Role):
 - its resources: list and watch (the operator's informers and caches); it never writes them...

@@ -96,6 +96,7 @@ async def _operate(cluster: LocalCluster, args: argparse.Namespace, examples: Pa
         kubeconfig=str(cluster.kubeconfig),
         workers=args.workers,
         metrics_port=args.metrics_port or None,
+        resource_metrics=args.resource_metrics,
         liveness_port=args.liveness_port or None,
         stop_flag=stop,
     )

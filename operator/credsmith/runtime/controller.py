@@ -258,6 +258,8 @@ class Controller:
         try:
             if status != current:
                 await self._patch_status(key, self.kinds[key[0]], current, status)
+            if self.metrics is not None:
+                self.metrics.show(key, status)  # Ready=False shows per resource too
             if refusal.permanent and self._events.allow(key, refusal.reason.value):
                 await self._post_event(resource, "Warning", refusal.reason.value, refusal.message)
         except ApiError as exc:

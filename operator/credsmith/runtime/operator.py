@@ -39,6 +39,7 @@ class OperatorOptions:
     workers: int = 16
     liveness_port: int | None = 8081
     metrics_port: int | None = 8080
+    resource_metrics: bool = True  # the credsmith_credential_* series, one per resource
     # Lease-based leader election: one replica acts, the others wait.
     leader_elect: bool = False
     leader_election_namespace: str = "default"
@@ -87,7 +88,7 @@ async def run_operator(options: OperatorOptions, kinds: list[KindConfig] | None 
     kube = Kube(load_config(options.kubeconfig), pool_size=options.workers + 4)
     health = Health(probe_api=kube.probe)
     # Served by standbys too, so Prometheus sees every replica (credsmith_leader says which).
-    metrics = Metrics() if options.metrics_port else None
+    metrics = Metrics(per_resource=options.resource_metrics) if options.metrics_port else None
     if options.metrics_port:
         start_metrics_server(options.metrics_port)
     runner = await health.serve(options.liveness_port) if options.liveness_port else None
