@@ -47,6 +47,8 @@ VALUE_KEY, PREVIOUS_KEY = "client_secret", "client_secret_previous"
 EXTRA_KEY, EXTRA_PREVIOUS_KEY = "signing", "signing_previous"
 LENGTHS = (32, 48, 64)
 FAR_FUTURE = "2099-01-01T00:00:00Z"
+PERIOD, OVERLAP = timedelta(hours=1), timedelta(minutes=20)
+MAX_SPREAD = PERIOD / 10  # rotations are spread by UID over up to a tenth of the period
 
 
 def _spec(length: int = 48, template: str = "v1") -> dict[str, Any]:
@@ -92,6 +94,7 @@ class CredentialLifecycle(RuleBasedStateMachine):
         self._check_values()
         self._check_promises()
         self._check_revision()
+        self._check_schedule()
         self._check_quiet_second_pass()
 
     # ---- what users and time do ------------------------------------------------------
@@ -272,7 +275,7 @@ class CredentialLifecycle(RuleBasedStateMachine):
             if "previousSecret" in entry:
                 hashes.append(entry["previousSecret"]["hash"])
                 expires = parse_timestamp(entry["previousSecret"]["expiresAt"])
-                assert expires <= self.world.now + timedelta(minutes=40), "previous kept too long"
+                assert expires <= self.world.now + 2 * OVERLAP, "previous kept too long"
             for hashed in hashes:
                 issued = any(verify_secret(v, hashed) for v in generated)
                 assert issued, "the registry verifies a value nobody issued"
@@ -293,6 +296,14 @@ class CredentialLifecycle(RuleBasedStateMachine):
             if previous is not None and previous in self._generated():
                 until = parse_timestamp(expires)
                 self.promises[previous] = max(until, self.promises.get(previous, until))
+
+    def _check_schedule(self) -> None:
+        """A scheduled rotation is never put off past one period (with its spread and a
+        wait for a promised value): no annotation moves the schedule."""
+        next_at = self.world.status.get("nextRotationAt")
+        if next_at and not self._left_alone():
+            latest = self.world.now + PERIOD + MAX_SPREAD + 2 * OVERLAP
+            assert parse_timestamp(next_at) <= latest, "the next rotation was put off"
 
     def _check_revision(self) -> None:
         revision = int(self.world.status.get("revision") or 0)
