@@ -98,9 +98,12 @@ class ConsumerPlan:
 def rotation_spread(uid: str, period: timedelta) -> timedelta:
     """The delay after `period` at which a credential's scheduled rotation happens: the same
     for the same resource every time, spread evenly over ROTATION_SPREAD of the period (at
-    most ROTATION_SPREAD_MAX)."""
+    most ROTATION_SPREAD_MAX). Whole seconds: timestamps are written with whole seconds, so
+    a fraction would make the pass that rotates and the one after it disagree about
+    nextRotationAt by a second (a needless status write)."""
     fraction = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8]) / 2**64
-    return min(period * ROTATION_SPREAD, ROTATION_SPREAD_MAX) * fraction
+    spread = min(period * ROTATION_SPREAD, ROTATION_SPREAD_MAX) * fraction
+    return timedelta(seconds=int(spread.total_seconds()))
 
 
 def follow_consumers(p: Pass) -> Pass:

@@ -269,7 +269,9 @@ class CredentialLifecycle(RuleBasedStateMachine):
         for extra in status.get("extraSecrets", ()):
             assert extra["fingerprint"] in fingerprints, "status shows an extra nobody issued"
         snapshot = self.world.snapshot()
-        contents = registry_contents([(snapshot, self.world.secret_snapshot())], self.world.now)
+        contents = registry_contents(
+            [(snapshot, self.world.secret_snapshot())], self.world.now, self.world.state_key
+        )
         for entry in contents.entries:
             hashes = [entry["secret"]["hash"]]
             if "previousSecret" in entry:
