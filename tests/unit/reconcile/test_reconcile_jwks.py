@@ -7,7 +7,6 @@ import re
 from datetime import timedelta
 
 import pytest
-
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -151,9 +150,7 @@ def _config_map_key_ok(key: str) -> bool:
 
 
 @pytest.mark.parametrize("client_id", ["..data", "..", ".", "..x"])
-def test_a_client_id_that_would_start_a_key_with_two_dots_does_not_refuse_the_set(
-    world, client_id
-):
+def test_a_client_id_that_would_start_a_key_with_two_dots_does_not_refuse_the_set(world, client_id):
     """clientId.value is anyone's choice: `..x.jwks.json` is a key the API server refuses,
     and the whole ConfigMap with it, every other client's keys included."""
     assert client_jwks_file(client_id) is None
