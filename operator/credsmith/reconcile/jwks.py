@@ -7,9 +7,9 @@ ID), and beside `jwks.json` the ConfigMap holds `<clientId>.jwks.json`, that cli
 alone (what a server configures as the client's `jwks_uri`). A client ID that cannot be a
 ConfigMap key ([-._a-zA-Z0-9]+, with the suffix at most 253 characters, not starting with
 "..": every generated one can) has no document of its own; its keys are in `jwks.json`,
-bound by `client_id`. One client ID, one credential: the earliest (creationTimestamp, then name) keeps it, later
-ones are left out and reported as duplicates, so no credential can publish a key for
-another's client by choosing its clientId.value.
+bound by `client_id`. One client ID, one credential: the earliest (creationTimestamp, then
+name) keeps it, later ones are left out and reported as duplicates, so no credential can
+publish a key for another's client by choosing its clientId.value.
 
 What a server verifying `private_key_jwt` client assertions (RFC 7523) or signed requests
 reads. Rebuilt from the whole set every time (level-based), like the registry, so no update
