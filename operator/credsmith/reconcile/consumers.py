@@ -185,7 +185,7 @@ def retirement(
     held = bool(lagging) or refused is not None
     if held and expires < latest and now < latest:
         if lagging:
-            names = ", ".join(f"{w.ref} ({w.progress})" for w in lagging)
+            names = _some([f"{w.ref} ({w.progress})" for w in lagging])
             why = f"{names} has not finished rolling out to revision {state.revision}"
         else:
             why = f"the consumers cannot be seen rolling out to revision {state.revision}"
@@ -285,7 +285,7 @@ def _condition(
         if forbidden:
             return False, Reason.CONSUMERS_FORBIDDEN, f"consumers cannot be rolled: {seen.refused}"
         return False, Reason.CONSUMERS_FAILED, f"consumers cannot be rolled: {seen.refused}"
-    names = ", ".join(f"{w.ref} ({w.progress})" for w in plan.lagging)
+    names = _some([f"{w.ref} ({w.progress})" for w in plan.lagging])
     expires = state.previous_expires_at
     if plan.lagging and held and expires is not None:
         return (

@@ -1027,3 +1027,52 @@ def test_a_long_server_message_is_cut_to_what_status_holds(world):
     [entry] = w.status["consumers"]
     assert len(entry["message"]) == MAX_CONSUMER_MESSAGE
     assert entry["message"].endswith("...")
+
+
+# ---- hundreds of workloads: what status says stays within what the CRD admits ----------
+
+LONG = 240  # a Deployment's name may have 253 characters
+
+
+def many(world: Any, count: int) -> tuple[Any, Fleet]:
+    w = world(
+        {**SA, "consumers": [{"kind": "Deployment", "selector": {"matchLabels": {"a": "b"}}}]}
+    )
+    fleet = Fleet()
+    for i in range(count):
+        fleet.add(f"{i:03d}-" + "w" * LONG, w.now - HOUR)
+    step(w, fleet)
+    return w, fleet
+
+
+def test_hundreds_of_lagging_workloads_fit_in_the_condition(world):
+    """Each lagging workload was named in the ConsumersRolledOut message: 150 long names
+    passed the 32768 characters a condition's message may have, and the pass raised (no
+    status, no retirement Event) on every look while they lagged."""
+    w, fleet = many(world, 150)
+    rotate(w, fleet)
+    rotated_at = parse_timestamp(w.status["rotatedAt"])
+    step(w, fleet, SECOND)
+    assert len(fleet.patches) == 150
+    w.now = rotated_at + HOUR  # previousExpiresAt: every one still lags
+    step(w, fleet)
+    status, reason, message = consumers_condition(w)
+    assert (status, reason) == ("False", "ConsumersLagging")
+    assert len(message) <= 32768
+    assert "and 145 more" in message
+    w.now = rotated_at + 2 * HOUR
+    step(w, fleet)
+    assert consumers_condition(w)[1] == "PreviousRetiredWhileLagging"
+    assert len(consumers_condition(w)[2]) <= 32768
+
+
+def test_hundreds_of_refused_workloads_fit_in_the_condition(world):
+    """An admission policy refusing every rollout, with a long message each time."""
+    w, fleet = many(world, 150)
+    fleet.refused = "denied by policy no-restarts: " + "x" * 300
+    rotate(w, fleet)
+    step(w, fleet, SECOND)
+    status, reason, message = consumers_condition(w)
+    assert (status, reason) == ("False", "ConsumersForbidden")
+    assert len(message) <= 32768
+    assert "more" in message
