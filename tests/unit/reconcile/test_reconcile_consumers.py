@@ -1076,3 +1076,27 @@ def test_hundreds_of_refused_workloads_fit_in_the_condition(world):
     assert (status, reason) == ("False", "ConsumersForbidden")
     assert len(message) <= 32768
     assert "more" in message
+
+
+@pytest.mark.parametrize("left", [None, 1], ids=["annotation removed", "rolled back"])
+def test_a_workload_whose_annotation_is_undone_is_not_rolled_again(world, left):
+    """`kubectl rollout undo`, a `kubectl replace` or a GitOps sync that replaces the pod
+    template takes our annotation away (or back to the revision before) after we rolled
+    it: its pods restart anyway, reading the Secret as it is. Status recorded the rollout:
+    rolling it again would be a second restart for one revision."""
+    w, fleet = started(world(SA), "web")
+    rotate(w, fleet)
+    step(w, fleet, SECOND)
+    assert fleet.patches == [("Deployment/web", 2)]
+    fleet.workloads["Deployment/web"] = replace(fleet.get(), rolled_to=left, complete=False)
+    for _ in range(3):
+        again = step(w, fleet, ROLLOUT_POLL)
+        assert again.rollouts == ()
+    assert fleet.patches == [("Deployment/web", 2)]
+    fleet.finish()
+    step(w, fleet, ROLLOUT_POLL)
+    assert consumers_condition(w)[:2] == ("True", "RolledOut")
+    # The next revision rolls it, once.
+    rotate(w, fleet, "r2")
+    step(w, fleet, SECOND)
+    assert fleet.patches[1:] == [("Deployment/web", 3)]
