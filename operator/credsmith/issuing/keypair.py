@@ -18,6 +18,9 @@ from credsmith.api.enums import KeyAlgorithm
 
 RSA_PUBLIC_EXPONENT = 65537
 
+# The longest private key PEM the operator writes (an RSA-4096 PKCS#8 PEM is 3272 bytes),
+# with room to spare; a longer one is no key of ours.
+MAX_PRIVATE_KEY_PEM = 4096
 _RSA_SIZES: dict[KeyAlgorithm, int] = {
     KeyAlgorithm.RSA_2048: 2048,
     KeyAlgorithm.RSA_3072: 3072,
@@ -165,6 +168,10 @@ def _public_jwk_members(key: _PrivateKey, algorithm: KeyAlgorithm) -> dict[str, 
 
 
 def _load_private_key(pem: str) -> _PrivateKey:
+    if len(pem.encode("utf-8")) > MAX_PRIVATE_KEY_PEM:
+        # Not parsed at all: loading checks the key, and a planted RSA key of 8192 bits or
+        # more takes seconds to minutes to check (on every pass, before any fingerprint).
+        raise ValueError("not a private key of a supported size")
     try:
         key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
