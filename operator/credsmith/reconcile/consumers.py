@@ -10,9 +10,10 @@ Rules:
 - Only a workload whose pod template uses the credential's Secret is rolled (rollouts.py
   uses_secret: its owner's consent); any other one matched is listed as not using it, left
   alone, and holds no previous value.
-- A workload is rolled once per revision, and only while the previous value is still in the
-  Secret (so that its old pods keep working while new ones start), and only once the Secret
-  holds the new value (a pass that writes the Secret rolls nothing; the next one does).
+- A workload is rolled once per revision (status.consumers remembers it, should its
+  annotation be undone), and only while the previous value is still in the Secret (so that
+  its old pods keep working while new ones start), and only once the Secret holds the new
+  value (a pass that writes the Secret rolls nothing; the next one does).
 - A workload created after the current value was issued (CREATION_MARGIN after, for clocks
   and whole seconds) started with it: it is recorded without a restart. So is every workload
   when there is no previous value to move off.
@@ -173,7 +174,9 @@ def plan_consumers(
             continue
         failure = seen.roll_failures.get(workload.key)
         message = None
-        if workload.rolled_to == revision:
+        # Rolled once per revision: by its annotation, or by status when someone took the
+        # annotation away since (`kubectl rollout undo`, a replace): its pods restart anyway.
+        if workload.rolled_to == revision or recorded.get(workload.key) == revision:
             entry = _status(workload, revision, workload.complete)
             if not workload.complete:
                 lagging.append(workload)
@@ -233,7 +236,7 @@ def retirement(
     held = bool(lagging) or refused is not None
     if held and expires < latest and now < latest:
         if lagging:
-            names = ", ".join(f"{w.ref} ({w.progress})" for w in lagging)
+            names = _some([f"{w.ref} ({w.progress})" for w in lagging])
             why = f"{names} has not finished rolling out to revision {state.revision}"
         else:
             why = f"the consumers cannot be seen rolling out to revision {state.revision}"
@@ -333,7 +336,7 @@ def _condition(
         if forbidden:
             return False, Reason.CONSUMERS_FORBIDDEN, f"consumers cannot be rolled: {seen.refused}"
         return False, Reason.CONSUMERS_FAILED, f"consumers cannot be rolled: {seen.refused}"
-    names = ", ".join(f"{w.ref} ({w.progress})" for w in plan.lagging)
+    names = _some([f"{w.ref} ({w.progress})" for w in plan.lagging])
     expires = state.previous_expires_at
     if plan.lagging and held and expires is not None:
         return (

@@ -5,11 +5,11 @@ key during a rotation overlap. Pure.
 Each key is bound to its client: it carries a `client_id` member (the credential's client
 ID), and beside `jwks.json` the ConfigMap holds `<clientId>.jwks.json`, that client's keys
 alone (what a server configures as the client's `jwks_uri`). A client ID that cannot be a
-ConfigMap key ([-._a-zA-Z0-9]+, with the suffix at most 253 characters: every generated
-one can) has no document of its own; its keys are in `jwks.json`, bound by `client_id`.
-One client ID, one credential: the earliest (creationTimestamp, then name) keeps it, later
-ones are left out and reported as duplicates, so no credential can publish a key for
-another's client by choosing its clientId.value.
+ConfigMap key ([-._a-zA-Z0-9]+, with the suffix at most 253 characters, not starting with
+"..": every generated one can) has no document of its own; its keys are in `jwks.json`,
+bound by `client_id`. One client ID, one credential: the earliest (creationTimestamp, then
+name) keeps it, later ones are left out and reported as duplicates, so no credential can
+publish a key for another's client by choosing its clientId.value.
 
 What a server verifying `private_key_jwt` client assertions (RFC 7523) or signed requests
 reads. Rebuilt from the whole set every time (level-based), like the registry, so no update
@@ -80,9 +80,11 @@ class JwksDecision:
 
 
 def client_jwks_file(client_id: str) -> str | None:
-    """The ConfigMap key of one client's JWK Set, or None if its ID cannot be part of one."""
+    """The ConfigMap key of one client's JWK Set, or None if its ID cannot be part of one.
+    The API server also refuses a key that starts with ".." (kubelet's own names in a
+    mounted ConfigMap), and the whole ConfigMap with it: every client's keys."""
     key = client_id + CLIENT_JWKS_SUFFIX
-    return key if _CONFIG_MAP_KEY.fullmatch(key) else None
+    return key if _CONFIG_MAP_KEY.fullmatch(key) and not key.startswith("..") else None
 
 
 def public_keys(

@@ -50,6 +50,19 @@ from credsmith.reconcile.secret_state import (
 )
 from credsmith.reconcile.snapshots import ResourceSnapshot, SecretSnapshot
 from credsmith.reconcile.state_mac import StateKey
+from credsmith_verify.hashes import CostClass, cost_class
+
+# The costs of the hashes credsmith 0.1.0 wrote, the only hashes without a binding there are.
+# Any other unbound string is not verified: one planted with a verifier's largest costs
+# (PBKDF2 10^7 iterations, Argon2id 1 GiB x 64 passes) would cost the operator seconds to
+# minutes of CPU and a GiB of memory per string, the registry's on its event loop.
+_VERSION_1_COSTS: frozenset[CostClass] = frozenset(
+    {
+        ("sha256", 0, 0, 0, 32),
+        ("pbkdf2-sha256", 600_000, 0, 0, 32),
+        ("argon2id", 2, 19_456, 1, 32),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -179,7 +192,7 @@ def hash_is_trusted(made: VerifierHash, value: str, algorithm: str) -> bool:
         return False
     if made.binding is not None:
         return made.is_bound_to(value)
-    return _verifies(value, made.hash)
+    return cost_class(made.hash) in _VERSION_1_COSTS and _verifies(value, made.hash)
 
 
 @lru_cache(maxsize=4096)

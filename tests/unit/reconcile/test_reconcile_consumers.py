@@ -691,7 +691,10 @@ def test_spread_is_deterministic_and_bounded():
         spreads = [rotation_spread(uid, period) for uid in uids]
         assert all(timedelta(0) <= s <= bound for s in spreads)
         assert spreads == [rotation_spread(uid, period) for uid in uids]
-        assert len(set(spreads)) > 190
+        # Whole seconds: as many distinct delays as the bound allows (200 UIDs over 3600 s
+        # collide a few times).
+        assert all(s == timedelta(seconds=int(s.total_seconds())) for s in spreads)
+        assert len(set(spreads)) >= min(180, int(bound.total_seconds()))
     # A long period: spread up to an hour, not a tenth of it.
     assert max(rotation_spread(uid, 90 * 24 * HOUR) for uid in uids) > 50 * timedelta(minutes=1)
 
@@ -1062,3 +1065,77 @@ def test_a_long_server_message_is_cut_to_what_status_holds(world):
     [entry] = w.status["consumers"]
     assert len(entry["message"]) == MAX_CONSUMER_MESSAGE
     assert entry["message"].endswith("...")
+
+
+# ---- hundreds of workloads: what status says stays within what the CRD admits ----------
+
+LONG = 240  # a Deployment's name may have 253 characters
+
+
+def many(world: Any, count: int) -> tuple[Any, Fleet]:
+    w = world(
+        {**SA, "consumers": [{"kind": "Deployment", "selector": {"matchLabels": {"a": "b"}}}]}
+    )
+    fleet = Fleet()
+    for i in range(count):
+        fleet.add(f"{i:03d}-" + "w" * LONG, w.now - HOUR)
+    step(w, fleet)
+    return w, fleet
+
+
+def test_hundreds_of_lagging_workloads_fit_in_the_condition(world):
+    """Each lagging workload was named in the ConsumersRolledOut message: 150 long names
+    passed the 32768 characters a condition's message may have, and the pass raised (no
+    status, no retirement Event) on every look while they lagged."""
+    w, fleet = many(world, 150)
+    rotate(w, fleet)
+    rotated_at = parse_timestamp(w.status["rotatedAt"])
+    step(w, fleet, SECOND)
+    assert len(fleet.patches) == 150
+    w.now = rotated_at + HOUR  # previousExpiresAt: every one still lags
+    step(w, fleet)
+    status, reason, message = consumers_condition(w)
+    assert (status, reason) == ("False", "ConsumersLagging")
+    assert len(message) <= 32768
+    assert "and 145 more" in message
+    w.now = rotated_at + 2 * HOUR
+    step(w, fleet)
+    assert consumers_condition(w)[1] == "PreviousRetiredWhileLagging"
+    assert len(consumers_condition(w)[2]) <= 32768
+
+
+def test_hundreds_of_refused_workloads_fit_in_the_condition(world):
+    """An admission policy refusing every rollout, with a long message each time."""
+    w, fleet = many(world, 150)
+    fleet.refused = "denied by policy no-restarts: " + "x" * 300
+    rotate(w, fleet)
+    step(w, fleet, SECOND)
+    status, reason, message = consumers_condition(w)
+    assert (status, reason) == ("False", "ConsumersForbidden")
+    assert len(message) <= 32768
+    assert "more" in message
+
+
+@pytest.mark.parametrize("left", [None, 1], ids=["annotation removed", "rolled back"])
+def test_a_workload_whose_annotation_is_undone_is_not_rolled_again(world, left):
+    """`kubectl rollout undo`, a `kubectl replace` or a GitOps sync that replaces the pod
+    template takes our annotation away (or back to the revision before) after we rolled
+    it: its pods restart anyway, reading the Secret as it is. Status recorded the rollout:
+    rolling it again would be a second restart for one revision."""
+    w, fleet = started(world(SA), "web")
+    rotate(w, fleet)
+    step(w, fleet, SECOND)
+    assert fleet.patches == [("Deployment/web", 2)]
+    fleet.workloads["Deployment/web"] = replace(fleet.get(), rolled_to=left, complete=False)
+    for _ in range(3):
+        again = step(w, fleet, ROLLOUT_POLL)
+        assert again.rollouts == ()
+    assert fleet.patches == [("Deployment/web", 2)]
+    fleet.finish()
+    step(w, fleet, ROLLOUT_POLL)
+    assert consumers_condition(w)[:2] == ("True", "RolledOut")
+    # The next revision (once the previous value's promise has ended) rolls it, once.
+    step(w, fleet, HOUR)
+    rotate(w, fleet, "r2")
+    step(w, fleet, SECOND)
+    assert fleet.patches[1:] == [("Deployment/web", 3)]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -137,3 +139,27 @@ def test_a_client_id_that_cannot_be_a_config_map_key_is_only_in_the_shared_set(w
     assert list(data) == [JWKS_FILE]
     [key] = json.loads(data[JWKS_FILE])["keys"]
     assert key["client_id"] == "urn:client/one"
+
+
+def _config_map_key_ok(key: str) -> bool:
+    """The API server's IsConfigMapKey (k8s.io/apimachinery validation): the characters and
+    length, and no "." or ".." or leading ".." (kubelet's atomic writer owns those names)."""
+    return (
+        re.fullmatch(r"[-._a-zA-Z0-9]{1,253}", key) is not None
+        and key not in (".", "..")
+        and not key.startswith("..")
+    )
+
+
+@pytest.mark.parametrize("client_id", ["..data", "..", ".", "..x"])
+def test_a_client_id_that_would_start_a_key_with_two_dots_does_not_refuse_the_set(world, client_id):
+    """clientId.value is anyone's choice: `..x.jwks.json` is a key the API server refuses,
+    and the whole ConfigMap with it, every other client's keys included."""
+    assert client_jwks_file(client_id) is None
+    odd = world({**SPEC, "clientId": {"value": client_id}}, name="odd")
+    other = world({**SPEC, "serviceAccount": "b"}, name="other")
+    odd.converge()
+    other.converge()
+    data = decide(odd, other).config_map["data"]
+    assert all(_config_map_key_ok(key) for key in data)
+    assert client_jwks_file(other.data()["client_id"]) in data
