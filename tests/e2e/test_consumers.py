@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from credsmith.reconcile.consumers import CREATION_MARGIN, rotation_spread
@@ -347,6 +348,7 @@ def test_statefulsets_and_daemonsets_roll_too(
     )
 
 
+@pytest.mark.serial  # cordons every node: no other test's pod could be scheduled
 def test_a_stuck_rollout_keeps_the_previous_value_until_twice_the_overlap(
     cluster: Cluster,
     core: client.CoreV1Api,
@@ -525,6 +527,7 @@ def _deny_deployment_updates(name: str, namespace: str) -> str:
     return deny_policy(name, namespace, rule, "no rollouts here", reason="Forbidden")
 
 
+@pytest.mark.serial  # counts the API server's deployment requests, from every client
 def test_two_hundred_rotations_are_spread_and_idle_between(
     cluster: Cluster,
     custom: client.CustomObjectsApi,

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from credsmith.registry import ClientRegistry
@@ -175,6 +176,7 @@ def test_operator_down_across_a_due_rotation_rotates_once_on_start(
     assert [e.reason for e in events.items].count("Rotated") == 1
 
 
+@pytest.mark.serial  # counts the API server's writes to Secrets and Events, from every client
 def test_idle_operator_makes_no_writes(
     cluster: Cluster,
     custom: client.CustomObjectsApi,
