@@ -21,11 +21,15 @@ select=${1:-}
 narrowed() { if [[ -n $select ]]; then echo "($select) and ($1)"; else echo "$1"; fi; }
 
 serial_log=$(mktemp "${TMPDIR:-/tmp}/credsmith-serial-tests.XXXXXX.log")
-"$pytest" -m "$(narrowed serial)" >"$serial_log" 2>&1 &
+# A script's background job starts with SIGINT ignored; the shim restores it, so that a
+# Ctrl-C (or the INT sent on TERM below) unwinds pytest's fixtures and stops the serial
+# session's control plane (SIGTERM would kill pytest and leave the control plane running).
+"${pytest%/*}/python" -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execv(sys.argv[1], sys.argv[1:])' "$pytest" -m "$(narrowed serial)" >"$serial_log" 2>&1 &
 serial_pid=$!
-# Ctrl-C or a CI timeout: let the serial session stop its control plane too (SIGINT
-# unwinds pytest's fixtures; SIGTERM would leave the control plane running).
-trap 'kill -INT "$serial_pid" 2>/dev/null; wait "$serial_pid"; exit 130' INT TERM
+trap 'wait "$serial_pid"; exit 130' INT  # Ctrl-C reached both sessions: let it unwind
+trap 'kill -INT "$serial_pid" 2>/dev/null; wait "$serial_pid"; exit 143' TERM
 echo "serial tests: running meanwhile in a session of their own, output in $serial_log"
 
 "$pytest" -n "$workers" --dist loadgroup --durations=15 -m "$(narrowed 'not serial')"
