@@ -13,14 +13,23 @@ controller never loads tests/e2e/conftest.py: it collects nothing.)
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from tests.e2e.cluster import EXPOSURE, OPERATOR_LOGS, Exposure
 
 WORKER_RECORDS: list[dict[str, Any]] = []
+
+# Hypothesis's deadline is wall time per example; under pytest-xdist six workers share
+# two cores, so it measures the neighbours, not the code (tests that set a deadline of
+# their own keep it).
+settings.register_profile("xdist", deadline=None)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    settings.load_profile("xdist")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

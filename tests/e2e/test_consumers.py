@@ -527,7 +527,10 @@ def _deny_deployment_updates(name: str, namespace: str) -> str:
     return deny_policy(name, namespace, rule, "no rollouts here", reason="Forbidden")
 
 
-@pytest.mark.serial  # counts the API server's deployment requests, from every client
+# It counts the API server's deployment requests from every client, and each rollout
+# must come within seconds of its time: run alone, on a CPU not busy with other tests.
+@pytest.mark.serial
+@pytest.mark.timing
 def test_two_hundred_rotations_are_spread_and_idle_between(
     cluster: Cluster,
     custom: client.CustomObjectsApi,
