@@ -420,9 +420,20 @@ def test_a_stuck_rollout_keeps_the_previous_value_until_twice_the_overlap(
             what="retired at twice the overlap",
         )
         assert time.time() >= rotated_at + 2 * overlap - 1
-        final = client_status()
-        assert condition(final, "ConsumersRolledOut")["reason"] == "PreviousRetiredWhileLagging"
-        assert events(core, namespace, "stuck-client", "PreviousRetiredWhileLagging")
+        # The operator writes the Secret, then the status, then the Event: wait for each.
+        wait_for(
+            lambda: (
+                condition(client_status(), "ConsumersRolledOut").get("reason")
+                == "PreviousRetiredWhileLagging"
+            ),
+            30,
+            what="PreviousRetiredWhileLagging in status",
+        )
+        wait_for(
+            lambda: events(core, namespace, "stuck-client", "PreviousRetiredWhileLagging"),
+            30,
+            what="the PreviousRetiredWhileLagging Event",
+        )
         wait_for(
             lambda: "previousSecret" not in registry_entry(core, namespace, "stuck-registry"),
             30,
