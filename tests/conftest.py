@@ -19,10 +19,34 @@ from typing import Any
 
 import pytest
 from hypothesis import settings
+from xdist.scheduler import LoadGroupScheduling
 
 from tests.e2e.cluster import EXPOSURE, OPERATOR_LOGS, Exposure
 
 WORKER_RECORDS: list[dict[str, Any]] = []
+
+# Modules whose tests share an expensive module-scoped fixture (checkov's scans, the
+# image build) or one that writes a shared path: every test of one goes to one xdist
+# worker. (xdist's own `xdist_group` marker is lost with pytest 9, which no longer reads
+# the node id xdist rewrites; and the controller sees node ids, not markers.)
+ONE_WORKER_MODULES = {
+    "tests/unit/packaging/test_packaging_checkov.py",
+    "tests/e2e/test_image.py",
+}
+
+
+class OneWorkerModules(LoadGroupScheduling):
+    """xdist's loadgroup: each test is its own unit of work, except the modules above."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        return module if module in ONE_WORKER_MODULES else super()._split_scope(nodeid)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    return OneWorkerModules(config, log) if config.getvalue("dist") == "loadgroup" else None
+
 
 # Hypothesis's deadline is wall time per example; under pytest-xdist six workers share
 # two cores, so it measures the neighbours, not the code (tests that set a deadline of

@@ -62,7 +62,6 @@ pytestmark = [
         "(apt-get install buildah debootstrap; .ci/run does)",
     ),
     pytest.mark.skipif(os.geteuid() != 0, reason="buildah, chroot and mounts need root"),
-    pytest.mark.xdist_group("image"),  # one worker: the image is built once, by one build
 ]
 
 

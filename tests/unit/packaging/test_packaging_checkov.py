@@ -35,8 +35,6 @@ CHART = ROOT / "charts" / "credsmith"
 CONFIG = ROOT / ".checkov.yaml"
 CHECKOV = "checkov==3.3.30"
 DIGEST = "sha256:" + "0123456789abcdef" * 4
-# One xdist worker runs this module: its fixture installs checkov into a shared path.
-pytestmark = pytest.mark.xdist_group("checkov")
 
 INHERENT = {"CKV_K8S_11", "CKV_K8S_38"}  # see the chart's README
 # No digest (so the pull policy is flagged too), no NetworkPolicy.
