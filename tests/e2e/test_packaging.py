@@ -392,6 +392,7 @@ def test_namespaced_rbac_works_in_its_namespace_and_nowhere_else(
         assert ours.items == []
 
 
+@pytest.mark.serial  # its operator watches every namespace: it would serve other tests'
 def test_cluster_rbac_works_in_any_namespace(
     cluster: Cluster,
     core: client.CoreV1Api,

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from credsmith.reconcile.consumers import rotation_spread
@@ -192,6 +193,7 @@ def test_operator_down_across_a_due_rotation_rotates_once_on_start(
     assert [e.reason for e in events.items].count("Rotated") == 1
 
 
+@pytest.mark.serial  # counts the API server's writes to Secrets and Events, from every client
 def test_idle_operator_makes_no_writes(
     cluster: Cluster,
     custom: client.CustomObjectsApi,
@@ -309,6 +311,10 @@ def status_of_client(custom: client.CustomObjectsApi, namespace: str) -> dict[st
     return status
 
 
+# The expiry must come within 5 s of its time across a restart of the operator: a busy
+# CPU stretches the restart (Python's imports alone took 9 s at a load of 20).
+@pytest.mark.serial
+@pytest.mark.timing
 def test_restart_during_an_overlap_still_removes_the_previous_value_on_time(
     cluster: Cluster,
     core: client.CoreV1Api,

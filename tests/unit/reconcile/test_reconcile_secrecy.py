@@ -44,6 +44,8 @@ def test_scanner_finds_a_value(leaks, text):
         repr(PEM),
         base64.b64encode(PEM.encode()).decode(),
     ],
+    # Fixed ids: PEM is new each run, and xdist workers must collect the same names.
+    ids=["pem", "a-line", "repr", "base64"],
 )
 def test_scanner_finds_a_private_key(leaks, text):
     assert leaks([PEM], {"place": text}) != []

@@ -1,4 +1,4 @@
-"""The work queue's scheduler: superseded entries do not pile up (issue 21)."""
+"""The work queue's scheduler heap stays bounded however often a key is re-scheduled."""
 
 from __future__ import annotations
 
@@ -7,40 +7,62 @@ import time
 
 from credsmith.runtime.workqueue import WorkQueue
 
-
-def test_a_key_moved_earlier_again_and_again_leaves_no_pile_of_entries() -> None:
-    queue: WorkQueue[str] = WorkQueue()
-    far = time.time() + 10**6
-    for retry in range(10_000):  # each retry or poll schedules the key a little earlier
-        queue.add_at("k", far - retry)
-    assert queue.scheduled == 1
-    assert queue.entries <= 2 * queue.scheduled + 64 + 1
+FAR = 3600.0  # a rotation an hour away
 
 
-def test_many_keys_keep_their_earliest_wake_up_through_a_compaction() -> None:
-    queue: WorkQueue[str] = WorkQueue()
-    far = time.time() + 10**6
-    keys = [f"k{i}" for i in range(100)]
-    for retry in range(50):
-        for key in keys:
-            queue.add_at(key, far - retry)
-    assert queue.scheduled == 100
-    assert queue.entries <= 2 * 100 + 64 + 1
-    queue.add_at("k7", time.time() - 1)  # due now: ready at once
-    assert len(queue) == 1
-
-
-def test_the_earliest_entry_still_comes_due_after_a_compaction() -> None:
-    async def run() -> str:
+def test_earlier_wake_ups_of_one_key_do_not_pile_up() -> None:
+    async def scenario() -> tuple[int, int]:
         queue: WorkQueue[str] = WorkQueue()
-        far = time.time() + 10**6
-        for retry in range(500):
-            queue.add_at("late", far - retry)
-        queue.add_at("soon", time.time() + 0.05)
-        scheduler = asyncio.create_task(queue.run_scheduler())
-        try:
-            return await asyncio.wait_for(queue.get(), 5)
-        finally:
-            scheduler.cancel()
+        now = time.time()
+        for i in range(5000):  # each one earlier than the last: each supersedes one
+            queue.add_at("k", now + FAR - i * 0.1)
+        return queue.heap_entries, queue.scheduled
 
-    assert asyncio.run(run()) == "soon"
+    entries, scheduled = asyncio.run(scenario())
+    assert scheduled == 1
+    assert entries <= 100
+
+
+def test_failures_of_a_key_with_a_far_rotation_leave_no_entries_behind() -> None:
+    """Each retry supersedes the rotation's wake-up; after the retry the rotation is
+    scheduled again. Without compaction, one stale far-future entry per failure."""
+
+    async def scenario() -> tuple[int, int, list[str]]:
+        queue: WorkQueue[str] = WorkQueue()
+        scheduler = asyncio.create_task(queue.run_scheduler())
+        queue.add_at("other", time.time() + FAR)  # a live entry that must survive
+        for _ in range(300):
+            queue.add_at("k", time.time() + FAR)  # the next rotation
+            queue.add_after("k", 0.001)  # a failure: retry soon
+            key = await asyncio.wait_for(queue.get(), 5)
+            queue.done(key)
+        queue.add_at("k", time.time() + FAR)
+        entries, scheduled = queue.heap_entries, queue.scheduled
+        queue.add_at("other", time.time())  # "other" is still scheduled and still fires
+        fired = [await asyncio.wait_for(queue.get(), 5)]
+        scheduler.cancel()
+        return entries, scheduled, fired
+
+    entries, scheduled, fired = asyncio.run(scenario())
+    assert scheduled == 2
+    assert entries <= 100
+    assert fired == ["other"]
+
+
+def test_compaction_keeps_every_key_due_at_its_time() -> None:
+    async def scenario() -> list[str]:
+        queue: WorkQueue[str] = WorkQueue()
+        scheduler = asyncio.create_task(queue.run_scheduler())
+        start = time.time()
+        for i in range(500):  # many supersessions of "a", compacted on the way
+            queue.add_at("a", start + FAR - i)
+        queue.add_at("a", start + 0.2)
+        queue.add_at("b", start + 0.1)
+        queue.add_at("c", start + FAR)  # not due during the test
+        order = [await asyncio.wait_for(queue.get(), 5) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        assert len(queue) == 0  # nothing else came due: no stale entry fired
+        scheduler.cancel()
+        return order
+
+    assert asyncio.run(scenario()) == ["b", "a"]
