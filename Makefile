@@ -6,19 +6,23 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test unit e2e lint format crds cluster image venv bench clean
+.PHONY: run test unit e2e lint format crds cluster tools image venv bench clean
+
+# Parallel pytest workers (README, Development): e2e tests mostly wait, so more than cores.
+PYTEST_WORKERS ?= 6
+export PYTEST_WORKERS
 
 run: $(INSTALLED) cluster  ## the operator end to end on the local control plane
 	$(BIN)/credsmith dev
 
-test: $(INSTALLED) cluster  ## every test: unit and e2e (starts the local control plane)
-	$(BIN)/pytest
+test: $(INSTALLED) tools  ## every test: unit and e2e, in parallel (tests/run-tests.sh)
+	PYTEST=$(BIN)/pytest tests/run-tests.sh
 
 unit: $(INSTALLED)  ## tests that need no cluster
-	$(BIN)/pytest -m "not e2e"
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not e2e"
 
-e2e: $(INSTALLED) cluster
-	$(BIN)/pytest -m e2e
+e2e: $(INSTALLED) tools
+	PYTEST=$(BIN)/pytest tests/run-tests.sh e2e
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -37,7 +41,10 @@ crds: $(INSTALLED)  ## regenerate crds/ from the API models, and the chart's and
 bench: $(INSTALLED) cluster  ## benchmarks (bench/README.md); BENCH_ARGS=--quick for a short run
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-cluster:  ## build the control plane binary and helm (skipped when current)
+cluster:  ## build the control plane and kwok, what `make run` needs (skipped when current)
+	tests/cluster/build.sh --dev >/dev/null
+
+tools:  ## the control plane and the tools the tests run: helm, toxiproxy, kstatus, verify-go
 	tests/cluster/build.sh >/dev/null
 
 # The operator image from the Dockerfile, built with buildah (no Docker engine) on a

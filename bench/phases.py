@@ -142,12 +142,14 @@ def _floor_items(resources: list[dict[str, Any]], events: bool) -> list[FloorIte
     from credsmith.reconcile.credential import reconcile
     from credsmith.reconcile.kinds import SERVICE_ACCOUNT_CREDENTIAL
     from credsmith.reconcile.snapshots import ResourceSnapshot
+    from credsmith.reconcile.state_mac import StateKey
 
     now = datetime.now(UTC)
+    state_key = StateKey.generate()  # the floor writes what the operator would, MAC included
     items = []
     for body in resources:
         snapshot = ResourceSnapshot.from_api(body)
-        decision = reconcile(SERVICE_ACCOUNT_CREDENTIAL, snapshot, None, now)
+        decision = reconcile(SERVICE_ACCOUNT_CREDENTIAL, snapshot, None, now, state_key=state_key)
         assert decision.secret is not None
         event = None
         if events:
@@ -473,6 +475,9 @@ async def bulk(ctx: Context, n: int, concurrency: int) -> dict[str, Any]:
     since_start = sorted(watch.ready[name] - started for name in wanted)
     settled = await settle(ctx)
     requests = _flow_delta(requests_before, await operator_requests(ctx.api))
+    # With --operator-metrics, one scrape before the memory is read: the per-resource
+    # samples are made at scrape time, so the peak includes what a scrape costs.
+    scrape = await asyncio.to_thread(ctx.operator.scrape)
     return {
         "n": n,
         "namespace": namespace,
@@ -489,6 +494,7 @@ async def bulk(ctx: Context, n: int, concurrency: int) -> dict[str, Any]:
         "operator_requests": requests,
         "operator_requests_per_resource": {k: round(v / n, 2) for k, v in requests.items()},
         "settle_s": round(settled, 1),
+        "metrics_scrape": scrape,
         "memory": ctx.operator.memory(),
         "profile": profile,
     }

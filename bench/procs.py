@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +95,10 @@ class OperatorProcess:
     kubeconfig: Path
     log_dir: Path
     workers: int | None = None
+    # off (--metrics-port=0, as the recorded results), aggregate (--no-resource-metrics)
+    # or per-resource (the default of `credsmith run`).
+    metrics: str = "off"
+    metrics_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     starts: int = 0
@@ -112,10 +118,16 @@ class OperatorProcess:
             "credsmith.cli",
             "run",
             f"--kubeconfig={self.kubeconfig}",
-            "--metrics-port=0",
             "--liveness-port=0",
             "--log-level=INFO",
         ]
+        if self.metrics == "off":
+            args.append("--metrics-port=0")
+        else:
+            self.metrics_port = _free_port()
+            args.append(f"--metrics-port={self.metrics_port}")
+            if self.metrics == "aggregate":
+                args.append("--no-resource-metrics")
         if self.workers:
             args.append(f"--workers={self.workers}")
         log = (self.log_dir / f"operator-{self.starts:02d}.log").open("wb")
@@ -148,6 +160,18 @@ class OperatorProcess:
 
     def memory(self) -> dict[str, int]:
         return memory(self.pid) if self.process else {}
+
+    def scrape(self) -> dict[str, int]:
+        """One scrape of /metrics, as Prometheus would (its size and credential series)."""
+        if self.metrics == "off" or self.process is None:
+            return {}
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=60) as response:
+            text = response.read().decode()
+        per_resource = sum(
+            1 for line in text.splitlines() if line.startswith("credsmith_credential_")
+        )
+        return {"bytes": len(text), "credential_samples": per_resource}
 
     # ---- py-spy (optional: --profile) --------------------------------------------
 
@@ -190,3 +214,10 @@ class OperatorProcess:
         except subprocess.TimeoutExpired:
             profiler.kill()
             profiler.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

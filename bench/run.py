@@ -142,6 +142,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="unrelated Deployments in the consumers phase's namespace (default 5000; "
         "500 with --quick)",
     )
+    parser.add_argument(
+        "--operator-metrics",
+        choices=["off", "aggregate", "per-resource"],
+        default="off",
+        help="the operator's /metrics: off (--metrics-port=0, as in the recorded results), "
+        "aggregate (--no-resource-metrics) or per-resource; scraped once before the memory "
+        "of each bulk size is read",
+    )
     parser.add_argument("--ready-timeout", type=float, default=900)
     parser.add_argument(
         "--profile",
@@ -250,7 +258,9 @@ async def bench(args: argparse.Namespace, cluster: Any, results: dict[str, Any])
         operator_kubeconfig = await cluster_setup.operator_identity(api, cluster.state_dir)
         waited = await cluster_setup.wait_for_garbage_collector(api)
         log(f"garbage collector watches the custom resources ({waited:.0f}s)")
-        operator = OperatorProcess(operator_kubeconfig, log_dir, args.workers)
+        operator = OperatorProcess(
+            operator_kubeconfig, log_dir, args.workers, metrics=args.operator_metrics
+        )
         ctx = phases.Context(
             credentials=credentials,
             admin_kubeconfig=cluster.kubeconfig,
@@ -535,11 +545,20 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 _check(mem.get("VmHWM", 0) / MB, target) if n == 5000 else "",
                 "",
                 f"settled {_mb(mem.get('VmRSS'))}; idle before the bulk {_mb(base.get('VmRSS'))}: "
-                f"+{per / 1024:.1f} KiB per resource",
+                f"+{per / 1024:.1f} KiB per resource" + _scraped(run.get("metrics_scrape")),
             )
         )
     rows += consumers_rss.rows(results.get("consumers_rss"))
     return rows
+
+
+def _scraped(scrape: dict[str, int] | None) -> str:
+    if not scrape:
+        return ""
+    return (
+        f"; /metrics {scrape['bytes'] / 1024:.0f} KiB, "
+        f"{scrape['credential_samples']} credsmith_credential_* samples"
+    )
 
 
 def table(results: dict[str, Any]) -> str:
@@ -574,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     log(
         f"credsmith bench: sizes {args.sizes}, memory {args.memory_sizes}, "
+        f"operator metrics {args.operator_metrics}, "
         f"load {results['load_before']}"
     )
     started = time.monotonic()

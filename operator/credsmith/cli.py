@@ -110,6 +110,20 @@ def _operator_flags(parser: argparse.ArgumentParser, *, for_dev: bool = False) -
             help="seconds a standby waits on an unrenewed Lease before taking over",
         )
         parser.add_argument(
+            "--state-key-namespace",
+            default=os.environ.get("POD_NAMESPACE", "default"),
+            help=(
+                "namespace of the Secret holding the key that authenticates the state on "
+                "credential Secrets; created there on first start (default: $POD_NAMESPACE, "
+                "else default)"
+            ),
+        )
+        parser.add_argument(
+            "--state-key-name",
+            default="credsmith-state-key",
+            help="name of that Secret (the operator needs get and create on it)",
+        )
+        parser.add_argument(
             "--cache-sync-timeout",
             type=float,
             default=120.0,
@@ -118,6 +132,12 @@ def _operator_flags(parser: argparse.ArgumentParser, *, for_dev: bool = False) -
     parser.add_argument("--workers", type=int, default=16, help="concurrent reconciles")
     parser.add_argument(
         "--metrics-port", type=int, default=0 if for_dev else 8080, help="0 disables"
+    )
+    parser.add_argument(
+        "--no-resource-metrics",
+        dest="resource_metrics",
+        action="store_false",
+        help="serve only the per-kind metrics, not the credsmith_credential_* series",
     )
     parser.add_argument(
         "--liveness-port", type=int, default=0 if for_dev else 8081, help="0 disables"
@@ -144,11 +164,14 @@ def _run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         workers=args.workers,
         metrics_port=args.metrics_port or None,
+        resource_metrics=args.resource_metrics,
         liveness_port=args.liveness_port or None,
         leader_elect=args.leader_elect,
         leader_election_namespace=args.leader_election_namespace,
         leader_election_id=args.leader_election_id,
         lease_duration=args.lease_duration,
+        state_key_namespace=args.state_key_namespace,
+        state_key_name=args.state_key_name,
         cache_sync_timeout=args.cache_sync_timeout,
         identity=os.environ.get("POD_NAME") or socket.gethostname(),
     )

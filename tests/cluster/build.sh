@@ -1,15 +1,34 @@
 #!/usr/bin/env bash
 # Builds the local control plane (credsmith-cluster, which is also kubectl; `serve`
-# runs the kwok built next to it for simulated nodes) and helm into
-# $CREDSMITH_CACHE/bin, and skips each build when its sources and go.sum are
-# unchanged. Go's module and build caches stay in their usual places outside the
-# checkout, so a rebuild after a small change is quick. Prints the bin directory.
+# runs the kwok built next to it for simulated nodes) and the tools the tests run
+# (helm, verify-go, toxiproxy, kstatus, promtool) into $CREDSMITH_CACHE/bin, and skips each
+# build when its sources and go.sum are unchanged. Go's module and build caches stay
+# in their usual places outside the checkout, so a rebuild after a small change is
+# quick. Prints the bin directory.
+#
+#   build.sh        everything (make test)
+#   build.sh --dev  only the control plane and kwok (make run, `credsmith dev`)
+#
+# Runs sharing the cache (two `make test` at once, pytest workers) take turns on a
+# lock in the cache directory; the second finds the binaries current and skips.
 set -euo pipefail
+
+what=all
+case ${1:-} in
+  --dev) what=dev ;;
+  "") ;;
+  *) echo "usage: $0 [--dev]" >&2; exit 2 ;;
+esac
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${CREDSMITH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/credsmith}
 bin=$cache/bin
 mkdir -p "$bin"
+exec 9>"$cache/build.lock"
+if ! flock -n 9; then
+  echo "waiting for another build in $cache" >&2
+  flock 9
+fi
 # readonly: go.sum pins every module; a build never rewrites go.mod.
 export GOFLAGS="-buildvcs=false -mod=readonly"
 
@@ -37,19 +56,16 @@ build() { # build NAME MODULE_DIR PACKAGE LDFLAGS
   fi
   echo "$name: building (a cold build takes many minutes)" >&2
   local start=$SECONDS
-  (cd "$dir" && go build -trimpath -ldflags="-s -w $ldflags" -o "$bin/$name.tmp" "$pkg")
-  mv "$bin/$name.tmp" "$bin/$name"
-  echo "$stamp" >"$bin/$name.stamp"
+  # Names of this process only, renamed into place: a reader never sees half a file.
+  (cd "$dir" && go build -trimpath -ldflags="-s -w $ldflags" -o "$bin/$name.tmp.$$" "$pkg")
+  mv "$bin/$name.tmp.$$" "$bin/$name"
+  echo "$stamp" >"$bin/$name.stamp.tmp.$$"
+  mv "$bin/$name.stamp.tmp.$$" "$bin/$name.stamp"
   echo "$name: built in $((SECONDS - start))s, $(du -h "$bin/$name" | cut -f1)" >&2
 }
 
+# What `credsmith dev` runs: the control plane (also kubectl) and kwok with its stages.
 build credsmith-cluster "$here" . "$version_flags"
-helm_version=$(awk '$1 == "helm.sh/helm/v4" {print $2}' "$here/helm/go.mod")
-build helm "$here/helm" helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.version=$helm_version"
-build verify-go "$here/../verify-go" . ""  # tests/unit/verifier: hash strings checked in Go
-# The TCP fault proxy of the e2e fault tests (tests/e2e/faults.py).
-build toxiproxy-server "$here/toxiproxy" github.com/Shopify/toxiproxy/v2/cmd/server ""
-build kstatus "$here/../kstatus" . ""  # sigs.k8s.io/cli-utils' kstatus, for the e2e tests
 # Simulated nodes (pods Running and Ready without containers); `serve` runs it.
 build kwok "$here/kwok" sigs.k8s.io/kwok/cmd/kwok ""
 # Its stages (kwok has no built-in defaults), from the same pinned module: kwokctl's
@@ -61,7 +77,20 @@ for stage in node/fast/node-initialize node/heartbeat/node-heartbeat pod/fast/po
   pod/fast/pod-complete pod/fast/pod-delete; do
   echo "---"
   cat "$kwok_stages/$stage.yaml"
-done >"$bin/kwok-stages.yaml.tmp"
-mv "$bin/kwok-stages.yaml.tmp" "$bin/kwok-stages.yaml"
-ln -sf credsmith-cluster "$bin/kubectl"
+done >"$bin/kwok-stages.yaml.tmp.$$"
+mv "$bin/kwok-stages.yaml.tmp.$$" "$bin/kwok-stages.yaml"
+ln -sfn credsmith-cluster "$bin/kubectl.tmp.$$"
+mv -T "$bin/kubectl.tmp.$$" "$bin/kubectl"
+
+if [[ $what == all ]]; then  # the tools only the tests run
+  helm_version=$(awk '$1 == "helm.sh/helm/v4" {print $2}' "$here/helm/go.mod")
+  build helm "$here/helm" helm.sh/helm/v4/cmd/helm \
+    "-X helm.sh/helm/v4/internal/version.version=$helm_version"
+  build verify-go "$here/../verify-go" . ""  # tests/unit/verifier: hash strings checked in Go
+  # The TCP fault proxy of the e2e fault tests (tests/e2e/faults.py).
+  build toxiproxy-server "$here/toxiproxy" github.com/Shopify/toxiproxy/v2/cmd/server ""
+  build kstatus "$here/../kstatus" . ""  # sigs.k8s.io/cli-utils' kstatus, for the e2e tests
+  # promtool: checks the chart's PrometheusRule and the operator's /metrics (tests).
+  build promtool "$here/promtool" github.com/prometheus/prometheus/cmd/promtool ""
+fi
 echo "$bin"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client, config
 
 GROUP, VERSION = "credsmith.io", "v1alpha1"
@@ -61,7 +62,19 @@ class Cluster:
         return client.ApiClient(configuration)
 
 
-OPERATOR_ARGS = ("--metrics-port=0", "--liveness-port=0")
+# The state key Secret (runtime/state_key.py) in `default`: every operator process of a test
+# session shares it, as the replicas of one installation do.
+STATE_KEY_NAMESPACE = "default"
+STATE_KEY_NAME = "credsmith-state-key"
+OPERATOR_ARGS = (
+    "--metrics-port=0",
+    "--liveness-port=0",
+    f"--state-key-namespace={STATE_KEY_NAMESPACE}",
+)
+# Where a session keeps its Exposure and its operator's log directory (tests/conftest.py
+# hands them from xdist workers to the controller for the secrecy check).
+EXPOSURE = pytest.StashKey["Exposure"]()
+OPERATOR_LOGS = pytest.StashKey[Path]()
 
 
 @dataclass
@@ -73,6 +86,8 @@ class Operator:
     extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    # Given to every start (the `operator` fixture: the test's namespace), before `args`.
+    default_args: tuple[str, ...] = ()
 
     @property
     def log_files(self) -> list[Path]:
@@ -90,6 +105,7 @@ class Operator:
                 "run",
                 "--log-level=DEBUG",
                 *OPERATOR_ARGS,
+                *self.default_args,
                 *args,
             ],
             env=self.cluster.env(**self.extra_env, **(env or {})),
@@ -113,6 +129,17 @@ class Operator:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+    def wait_watching(self, timeout: float = 120) -> None:
+        """Until this start's caches hold their first listings ("Watching:" is logged)."""
+        log = self.log_dir / f"operator-{self.starts:03d}.log"
+
+        def watching() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"the operator exited early:\n{log.read_text()[-3000:]}")
+            return "Watching:" in log.read_text(errors="replace")
+
+        wait_for(watching, timeout, interval=0.1, what="the operator watching")
 
     def logs(self) -> str:
         return "".join(p.read_text(errors="replace") for p in self.log_files)

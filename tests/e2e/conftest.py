@@ -1,9 +1,17 @@
 """Fixtures for tests against a real API server.
 
 By default the session starts the local control plane (tests/cluster, built from
-Go modules) once; `--kubeconfig` or $CREDSMITH_TEST_KUBECONFIG point the tests at
-an existing cluster instead, and `--kind-cluster` creates one with pytest-kind.
-Each test gets its own namespace. The operator runs as a separate process.
+Go modules) once; under pytest-xdist (`make test`) all workers share one, started by
+the first that needs it (tests/e2e/shared.py). `--kubeconfig` or
+$CREDSMITH_TEST_KUBECONFIG point the tests at an existing cluster instead, and
+`--kind-cluster` creates one with pytest-kind.
+
+Each test gets its own namespace, and `operator` is an operator process (`credsmith
+run`) watching only that namespace, started for the test and stopped after it: tests
+running at the same time never meet each other's operator, and a test may stop, kill
+or restart its own. A test that needs the cluster to itself (it changes what every
+namespace sees, or measures the whole API server) is marked `serial`: `make test`
+runs those in a second pytest session, on its own control plane.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from kubernetes import client
 
 from credsmith.api.crd import render_crds_yaml
 from credsmith.dev.cluster import LocalCluster, build_binaries
-from tests.e2e.cluster import Cluster, Exposure, Operator
+from tests.e2e.cluster import EXPOSURE, OPERATOR_LOGS, Cluster, Exposure, Operator
+from tests.e2e.shared import shared_control_plane
 
 E2E_DIR = Path(__file__).parent
 
@@ -38,6 +47,12 @@ def local_cluster(
     """The local control plane, or None when the tests use another cluster."""
     if _external_kubeconfig(request) or request.config.getoption("--kind-cluster"):
         yield None
+        return
+    if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+        # The workers' basetemps (popen-gwN) share a parent that is new for each run.
+        shared = tmp_path_factory.getbasetemp().parent / "control-plane"
+        with shared_control_plane(shared, build_binaries(), worker) as local:
+            yield local
         return
     local = LocalCluster(build_binaries(), tmp_path_factory.mktemp("control-plane"))
     local.start()
@@ -99,9 +114,11 @@ def custom(api: client.ApiClient) -> client.CustomObjectsApi:
 
 
 @pytest.fixture(scope="session")
-def exposure() -> Exposure:
+def exposure(request: pytest.FixtureRequest) -> Exposure:
     """Every issued value and everything the operator showed, for the secrecy test."""
-    return Exposure()
+    found = Exposure()
+    request.config.stash[EXPOSURE] = found
+    return found
 
 
 @pytest.fixture
@@ -115,24 +132,33 @@ def namespace(
     core.create_namespace({"metadata": {"name": name}})
     yield name
     exposure.record_namespace(cluster, name)
-    core.delete_namespace(name)
+    try:
+        core.delete_namespace(name)
+    except client.ApiException as error:
+        if error.status not in (404, 409):  # the test deleted it itself (gone, going)
+            raise
 
 
 @pytest.fixture(scope="session")
 def operator_process(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
+    """The session's operator, started for each test by `operator`; its log directory
+    keeps one file per start, for the secrecy test."""
     process = Operator(cluster, tmp_path_factory.mktemp("operator-logs"))
-    process.start()
+    request.config.stash[OPERATOR_LOGS] = process.log_dir
     yield process
     process.stop()
 
 
 @pytest.fixture
-def operator(operator_process: Operator) -> Iterator[Operator]:
-    """The running operator; a test that stops it gets it restarted afterwards."""
-    if operator_process.process is None or operator_process.process.poll() is not None:
-        operator_process.start()
+def operator(operator_process: Operator, namespace: str) -> Iterator[Operator]:
+    """The operator, watching only this test's namespace and caught up with it (so a
+    test that gives it time to act really does); stopped after the test. The test may
+    stop, kill and start it: each start watches the namespace again."""
+    operator_process.stop()
+    operator_process.default_args = (f"--namespace={namespace}",)
+    operator_process.start()
+    operator_process.wait_watching()
     yield operator_process
-    if operator_process.process is None or operator_process.process.poll() is not None:
-        operator_process.start()
+    operator_process.stop()

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from credsmith.reconcile.consumers import CREATION_MARGIN, rotation_spread
@@ -369,6 +370,7 @@ def test_statefulsets_and_daemonsets_roll_too(
     )
 
 
+@pytest.mark.serial  # cordons every node: no other test's pod could be scheduled
 def test_a_stuck_rollout_keeps_the_previous_value_until_twice_the_overlap(
     cluster: Cluster,
     core: client.CoreV1Api,
@@ -440,9 +442,20 @@ def test_a_stuck_rollout_keeps_the_previous_value_until_twice_the_overlap(
             what="retired at twice the overlap",
         )
         assert time.time() >= rotated_at + 2 * overlap - 1
-        final = client_status()
-        assert condition(final, "ConsumersRolledOut")["reason"] == "PreviousRetiredWhileLagging"
-        assert events(core, namespace, "stuck-client", "PreviousRetiredWhileLagging")
+        # The operator writes the Secret, then the status, then the Event: wait for each.
+        wait_for(
+            lambda: (
+                condition(client_status(), "ConsumersRolledOut").get("reason")
+                == "PreviousRetiredWhileLagging"
+            ),
+            30,
+            what="PreviousRetiredWhileLagging in status",
+        )
+        wait_for(
+            lambda: events(core, namespace, "stuck-client", "PreviousRetiredWhileLagging"),
+            30,
+            what="the PreviousRetiredWhileLagging Event",
+        )
         wait_for(
             lambda: "previousSecret" not in registry_entry(core, namespace, "stuck-registry"),
             30,
@@ -547,6 +560,10 @@ def _deny_deployment_updates(name: str, namespace: str) -> str:
     return deny_policy(name, namespace, rule, "no rollouts here", reason="Forbidden")
 
 
+# It counts the API server's deployment requests from every client, and each rollout
+# must come within seconds of its time: run alone, on a CPU not busy with other tests.
+@pytest.mark.serial
+@pytest.mark.timing
 def test_two_hundred_rotations_are_spread_and_idle_between(
     cluster: Cluster,
     custom: client.CustomObjectsApi,

@@ -230,6 +230,7 @@ def test_concurrent_label_edits_during_three_rotations(
     print(f"{edits[0]} label edits; rotations took {', '.join(f'{t:.1f}s' for t in took)}")
 
 
+@pytest.mark.serial  # a cluster-wide FlowSchema that throttles writes to Secrets
 def test_apf_throttling_429s_are_retried_after_retry_after_and_everything_converges(
     local_cluster: LocalCluster | None,
     cluster: Cluster,

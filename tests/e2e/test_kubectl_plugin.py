@@ -217,10 +217,11 @@ def test_rotate_by_name_selector_and_all(
 
     everything = plugin("rotate", "--all", "-n", namespace).stdout.splitlines()
     assert len(everything) == 3
-    wait_for(lambda: revisions() == [3, 3, 2], what="all rotated")
+    # Requested rotations obey the 1m floor: a and b rotate again a minute after the last.
+    wait_for(lambda: revisions() == [3, 3, 2], 90, what="all rotated")
     # A second request by name: a new value, written over the last (--overwrite).
     plugin("rotate", "c", "-n", namespace)
-    wait_for(lambda: revisions() == [3, 3, 3], what="c rotated again")
+    wait_for(lambda: revisions() == [3, 3, 3], 90, what="c rotated again")
     time.sleep(3)  # and no second rotation for the same request
     assert revisions() == [3, 3, 3]
 

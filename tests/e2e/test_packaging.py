@@ -171,6 +171,11 @@ def restricted_operator(
         extra_env={"KUBECONFIG": str(kubeconfig), "POD_NAME": pod_name},
     )
     args = ["--kubeconfig", str(kubeconfig), *[f"--namespace={n}" for n in watch]]
+    # The chart's state key Secret and the Role that grants it (its release namespace).
+    args += [
+        f"--state-key-namespace={release_namespace}",
+        f"--state-key-name={release}-credsmith-state-key",
+    ]
     lease = f"{release}-credsmith-operator"
     if leader_election_supported():
         args += [
@@ -232,11 +237,12 @@ def test_helm_lint_and_template(cluster: Cluster) -> None:
         assert "1 chart(s) linted, 0 chart(s) failed" in lint.stdout
         rendered = docs_of(helm(cluster, "template", "credsmith", str(CHART), *values).stdout)
         kinds = sorted(doc["kind"] for doc in rendered)
+        # Beside the operator's rules: the Lease's Role and the state key's Role.
         if values:
-            assert kinds.count("Role") == 3
+            assert kinds.count("Role") == 4
             assert "ClusterRole" not in kinds
         else:
-            assert kinds.count("Role") == 1
+            assert kinds.count("Role") == 2
             assert "ClusterRole" in kinds
         assert "Deployment" in kinds
 
@@ -386,6 +392,7 @@ def test_namespaced_rbac_works_in_its_namespace_and_nowhere_else(
         assert ours.items == []
 
 
+@pytest.mark.serial  # its operator watches every namespace: it would serve other tests'
 def test_cluster_rbac_works_in_any_namespace(
     cluster: Cluster,
     core: client.CoreV1Api,

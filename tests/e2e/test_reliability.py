@@ -127,7 +127,7 @@ def test_two_replicas_one_acts_and_the_standby_takes_over(
         replica = Operator(cluster, tmp_path / identity, extra_env={"POD_NAME": identity})
         replica.start(
             "--leader-elect", f"--leader-election-namespace={namespace}",
-            f"--leader-election-id={lease}", "--lease-duration=6",
+            f"--leader-election-id={lease}", "--lease-duration=6", f"--namespace={namespace}",
         )  # fmt: skip
         replicas.append(replica)
     leader = wait_for(lambda: lease_holder(cluster, namespace, lease), 30, what="a leader")
@@ -217,6 +217,7 @@ def probe(port: int, path: str) -> int:
         return 0
 
 
+@pytest.mark.serial  # stops and restarts the control plane every test uses
 def test_api_server_outage_during_a_bulk_apply(
     local_cluster: LocalCluster | None,
     cluster: Cluster,

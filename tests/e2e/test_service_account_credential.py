@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import string
 import time
-import uuid
 from typing import Any
 
 import pytest
@@ -374,9 +373,8 @@ def test_a_namespace_being_deleted_gets_no_retries(
     core: client.CoreV1Api,
     custom: client.CustomObjectsApi,
     operator: Operator,
+    namespace: str,
 ) -> None:
-    namespace = f"terminating-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": namespace}})
     held = sacred("held")
     # The test's own finalizer keeps the resource while its namespace goes.
     held["metadata"]["finalizers"] = ["test.credsmith.io/hold"]

@@ -1,6 +1,8 @@
-"""An upgrade is invisible (issue 11, finding 6): resources and Secrets exactly as credsmith
-0.1.0 wrote them (state version 1, tests/fixtures/state_v1) are read by this operator with no
-write to them, no status write and no rotation."""
+"""An upgrade is invisible (issue 11, finding 6; issue 21): resources and Secrets exactly as
+credsmith 0.1.0 wrote them (state version 1, tests/fixtures/state_v1) and as main d4f13bf
+wrote them (state version 2 without the state MAC, tests/fixtures/state_v2) are read by this
+operator with no write to them, no status write and no rotation: believed once because
+status agrees with them. The MAC is added on the next write for another reason."""
 
 from __future__ import annotations
 
@@ -10,30 +12,38 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from kubernetes import client
 
 from credsmith.registry import ClientRegistry
 from tests.e2e.cluster import GROUP, PLURALS, VERSION, Exposure, Operator, decode_data, wait_for
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "state_v1"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+COUNTS = {"state_v1": 7, "state_v2": 8}
+# What each version wrote in credsmith.io/state-version (none in version 1).
+STATE_VERSION = {"state_v1": None, "state_v2": "2"}
+STATE_MAC = "credsmith.io/state-mac"
 
 
-def load_fixtures() -> list[dict[str, Any]]:
-    cases = [yaml.safe_load(p.read_text()) for p in sorted(FIXTURES.glob("*.yaml"))]
-    assert len(cases) == 7, "a fixture is missing"
+def load_fixtures(version: str) -> list[dict[str, Any]]:
+    paths = sorted((FIXTURES / version).glob("*.yaml"))
+    cases = [yaml.safe_load(p.read_text()) for p in paths]
+    assert len(cases) == COUNTS[version], "a fixture is missing"
     return cases
 
 
-def test_state_version_1_is_adopted_with_no_write_and_no_rotation(
+@pytest.mark.parametrize("version", sorted(COUNTS))
+def test_state_written_before_is_adopted_with_no_write_and_no_rotation(
     core: client.CoreV1Api,
     custom: client.CustomObjectsApi,
     exposure: Exposure,
     operator: Operator,
     namespace: str,
     tmp_path: Path,
+    version: str,
 ) -> None:
-    cases = load_fixtures()
+    cases = load_fixtures(version)
     operator.stop()  # the previous release's objects are there before the new one starts
 
     resources: dict[str, tuple[str, str]] = {}  # name -> (plural, resourceVersion)
@@ -65,7 +75,9 @@ def test_state_version_1_is_adopted_with_no_write_and_no_rotation(
             ref["uid"] = created["metadata"]["uid"]
         made = core.create_namespaced_secret(namespace, secret)
         exposure.record_secret(secret)  # its values are searched for in logs and Events
-        assert "credsmith.io/state-version" not in (made.metadata.annotations or {})
+        notes = made.metadata.annotations or {}
+        assert notes.get("credsmith.io/state-version") == STATE_VERSION[version]
+        assert STATE_MAC not in notes
         secrets[smeta["name"]] = made.metadata.resource_version
 
     logs_before = len(operator.log_files)
@@ -90,13 +102,13 @@ def test_state_version_1_is_adopted_with_no_write_and_no_rotation(
     )
     time.sleep(5)
 
-    for name, version in secrets.items():
+    for name, written in secrets.items():
         found = core.read_namespaced_secret(name, namespace)
-        assert found.metadata.resource_version == version, f"Secret {name} was written"
-        assert "credsmith.io/state-version" not in (found.metadata.annotations or {})
-    for name, (plural, version) in resources.items():
+        assert found.metadata.resource_version == written, f"Secret {name} was written"
+        assert STATE_MAC not in (found.metadata.annotations or {})
+    for name, (plural, written) in resources.items():
         obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
-        assert obj["metadata"]["resourceVersion"] == version, f"{name}: status was written"
+        assert obj["metadata"]["resourceVersion"] == written, f"{name}: status was written"
     reasons = [
         (e.involved_object.name, e.reason) for e in core.list_namespaced_event(namespace).items
     ]
@@ -129,6 +141,36 @@ def test_state_version_1_is_adopted_with_no_write_and_no_rotation(
             if key in data:
                 found = registry.verify(data["client_id"], data[key])
                 assert found is not None, f"{case['resource']['metadata']['name']}: {key} refused"
+
+    # The next write for another reason (a template label: a re-render, no new value) adds
+    # the state MAC, and keeps every value.
+    for case in cases:
+        name, kind = case["resource"]["metadata"]["name"], case["resource"]["kind"]
+        template = dict(case["resource"]["spec"].get("secretTemplate") or {})
+        labels = {**(template.get("labels") or {}), "upgraded": "yes"}
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURALS[kind], name,
+            {"spec": {"secretTemplate": {**template, "labels": labels}}},
+        )  # fmt: skip
+
+    def sealed(name: str) -> bool:
+        found = core.read_namespaced_secret(name, namespace)
+        return STATE_MAC in (found.metadata.annotations or {})
+
+    for case in cases:
+        name = case["secret"]["metadata"]["name"]
+        wait_for(lambda name=name: sealed(name), 60, what=f"the state MAC on {name}")
+        found = client.ApiClient().sanitize_for_serialization(
+            core.read_namespaced_secret(name, namespace)
+        )
+        before, after = decode_data(case["secret"]), decode_data(found)
+        kept = all(after.get(k) == v for k, v in before.items())
+        assert kept, f"Secret {name}: a value changed"
+        assert found["metadata"]["resourceVersion"] != secrets[name]
+    reasons = [
+        (e.involved_object.name, e.reason) for e in core.list_namespaced_event(namespace).items
+    ]
+    assert [r for r in reasons if r[1] in ("Rotated", "Reissued", "Issued", "Untrusted")] == []
 
 
 def _registry_exists(core: client.CoreV1Api, namespace: str) -> bool:

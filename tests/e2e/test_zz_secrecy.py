@@ -13,6 +13,7 @@ import pytest
 from tests.e2e.cluster import Exposure, Operator
 
 
+@pytest.mark.serial  # needs the whole session's records (xdist: tests/conftest.py checks them)
 def test_no_issued_value_in_logs_events_or_status(
     exposure: Exposure, operator_process: Operator
 ) -> None:

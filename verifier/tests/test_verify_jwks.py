@@ -297,6 +297,10 @@ def test_an_assertion_signed_by_another_clients_key_is_refused(tmp_path: Path) -
         {"exp": None},
         {"exp": True},
         {"exp": "soon"},
+        {"exp": float("inf")},  # "Infinity": Python's json reads it, JSON has no such number
+        {"exp": float("nan")},
+        {"iat": float("-inf")},
+        {"exp": 10**400},  # an integer no float holds: refused, not raised
         {"nbf": NOW + 61},
         {"iat": NOW + 61},
     ],

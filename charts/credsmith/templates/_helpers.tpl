@@ -51,6 +51,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-operator" (include "credsmith.fullname" .)) .Values.leaderElection.id }}
 {{- end }}
 
+{{/* The Secret holding the operator's state key (runtime/state_key.py). */}}
+{{- define "credsmith.stateKeyName" -}}
+{{- default (printf "%s-state-key" (include "credsmith.fullname" .)) .Values.stateKey.name }}
+{{- end }}
+
 {{/* repository@digest when a digest is given (immutable), else repository:tag. */}}
 {{- define "credsmith.image" -}}
 {{- if .Values.image.digest }}
@@ -64,6 +69,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if kindIs "bool" .Values.podDisruptionBudget.enabled }}
 {{- if .Values.podDisruptionBudget.enabled }}true{{ end }}
 {{- else if gt (int .Values.replicaCount) 1 }}true
+{{- end }}
+{{- end }}
+
+{{/*
+Whether to create the tenants' ClusterRoles (rbac.tenantRoles): null, when the chart creates
+cluster-wide RBAC anyway (rbac.create, no watchNamespaces), so that a namespaced install
+needs no cluster-scoped rights; true or false: always or never.
+*/}}
+{{- define "credsmith.tenantRoles" -}}
+{{- if kindIs "bool" .Values.rbac.tenantRoles }}
+{{- if .Values.rbac.tenantRoles }}true{{ end }}
+{{- else if and .Values.rbac.create (not .Values.watchNamespaces) }}true
 {{- end }}
 {{- end }}
 
@@ -116,5 +133,22 @@ Leader election: get and update its own Lease only (resourceNames), and create i
   verbs: ["get", "update"]
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
+  verbs: ["create"]
+{{- end }}
+
+{{/*
+The state key (docs/threat-model.md): get its one Secret by name, and create it on first
+start. RBAC cannot restrict create by name (the authorizer sees no name on a create), so
+create is granted on Secrets of the release namespace only, where nothing else of credsmith
+lives; a Role, so in namespaced mode too. No update, no delete: the operator never changes
+or rotates the key.
+*/}}
+{{- define "credsmith.stateKeyRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: [{{ include "credsmith.stateKeyName" . | quote }}]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["secrets"]
   verbs: ["create"]
 {{- end }}

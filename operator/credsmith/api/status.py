@@ -65,6 +65,12 @@ class Reason(StrEnum):
     API_SERVER_UNAVAILABLE = "ApiServerUnavailable"
     WRITE_CONFLICT = "WriteConflict"
     TRANSIENT_ERROR = "TransientError"
+    # Reconciling=True (Ready stays True): a rotation came due while the previous value is
+    # still promised (previousExpiresAt), or a requested one within the 1m floor; it waits.
+    ROTATION_WAITING = "RotationWaiting"
+    # Stalled=True: the revision cannot go past 2^31 - 1 (what the Secret's state accepts);
+    # issuing again would make a value the next pass rejects, so nothing is issued.
+    REVISION_EXHAUSTED = "RevisionExhausted"
     # ConsumersRolledOut's reasons (they never touch Ready).
     ROLLED_OUT = "RolledOut"
     ROLLING_OUT = "RollingOut"
@@ -240,4 +246,12 @@ class CredentialStatus(WireModel):
     last_rotate_request: Annotated[str, Field(max_length=4096)] | None = Field(
         None,
         description=f"The last value of the {ROTATE_ANNOTATION} annotation acted upon.",
+    )
+    pending_rotate_request: Annotated[str, Field(max_length=4096)] | None = Field(
+        None,
+        description=(
+            f"A value of the {ROTATE_ANNOTATION} annotation seen while a rotation waits "
+            "(Reconciling, RotationWaiting): the rotation happens once when the wait ends, "
+            "even if the annotation is removed meanwhile."
+        ),
     )

@@ -10,6 +10,7 @@ kwok's log goes into the same cluster.log.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -38,10 +39,14 @@ def find_checkout(start: Path | None = None) -> Path:
     )
 
 
-def build_binaries(checkout: Path | None = None) -> Path:
-    """Build (or reuse, when current) the cluster binary, kwok and helm; return their directory."""
+@functools.cache
+def build_binaries(checkout: Path | None = None, *, dev_only: bool = False) -> Path:
+    """Build (or reuse, when current) the cluster binary and kwok, and unless `dev_only`
+    the tools the tests run (helm, toxiproxy, ...); return their directory. Once per
+    process: the build script's up-to-date check is not free, and tests call this often."""
     script = (checkout or find_checkout()) / "tests" / "cluster" / "build.sh"
-    result = subprocess.run(["bash", str(script)], check=False, stdout=subprocess.PIPE, text=True)
+    command = ["bash", str(script), *(["--dev"] if dev_only else [])]
+    result = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
         raise ClusterError(f"{script} failed with exit code {result.returncode}")
     return Path(result.stdout.strip().splitlines()[-1])

@@ -67,7 +67,7 @@ def _run_dev(args: argparse.Namespace) -> int:
     if args.fresh and state_dir.exists():
         shutil.rmtree(state_dir)
     print("credsmith dev: building the local control plane (skipped when current)")
-    bin_dir = build_binaries(checkout)
+    bin_dir = build_binaries(checkout, dev_only=True)  # no helm: dev never runs it
     cluster = LocalCluster(bin_dir, state_dir)
     print(f"credsmith dev: starting the control plane (state in {state_dir})")
     with cluster:
@@ -75,7 +75,7 @@ def _run_dev(args: argparse.Namespace) -> int:
         print(
             "credsmith dev: ready. In another terminal:\n"
             f"  export KUBECONFIG={cluster.kubeconfig}\n"
-            f"  export PATH={bin_dir}:$PATH   # kubectl and helm, built here\n"
+            f"  export PATH={bin_dir}:$PATH   # kubectl, built here\n"
             "  kubectl get sacred,apiclients"
         )
         if args.no_operator:
@@ -96,6 +96,7 @@ async def _operate(cluster: LocalCluster, args: argparse.Namespace, examples: Pa
         kubeconfig=str(cluster.kubeconfig),
         workers=args.workers,
         metrics_port=args.metrics_port or None,
+        resource_metrics=args.resource_metrics,
         liveness_port=args.liveness_port or None,
         stop_flag=stop,
     )

@@ -9,15 +9,20 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from credsmith.api.enums import KeyAlgorithm
 
 RSA_PUBLIC_EXPONENT = 65537
 
+# The longest private key PEM the operator writes (an RSA-4096 PKCS#8 PEM is 3272 bytes),
+# with room to spare; a longer one is no key of ours.
+MAX_PRIVATE_KEY_PEM = 4096
 _RSA_SIZES: dict[KeyAlgorithm, int] = {
     KeyAlgorithm.RSA_2048: 2048,
     KeyAlgorithm.RSA_3072: 3072,
@@ -164,12 +169,24 @@ def _public_jwk_members(key: _PrivateKey, algorithm: KeyAlgorithm) -> dict[str, 
     }
 
 
-def _load_private_key(pem: str) -> _PrivateKey:
+@lru_cache(maxsize=1024)
+def _loaded(pem: str) -> PrivateKeyTypes | None:
+    """The key, loaded once per process: loading checks it, and an RSA-4096 key took 0.1 to
+    0.5 s to check, three times per pass and per JWK Set rebuild (key objects are
+    immutable; the PEMs are in the Secret cache anyway)."""
     try:
-        key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
+        return serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         # Our own words, and no exception chaining: cryptography's message is not needed.
-        key = None
+        return None
+
+
+def _load_private_key(pem: str) -> _PrivateKey:
+    if len(pem.encode("utf-8")) > MAX_PRIVATE_KEY_PEM:
+        # Not parsed at all: loading checks the key, and a planted RSA key of 8192 bits or
+        # more takes seconds to minutes to check (on every pass, before any fingerprint).
+        raise ValueError("not a private key of a supported size")
+    key = _loaded(pem)
     if key is None:
         raise ValueError("not an unencrypted PEM private key")
     if not isinstance(

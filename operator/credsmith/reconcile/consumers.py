@@ -10,9 +10,10 @@ Rules:
 - Only a workload whose pod template uses the credential's Secret is rolled (rollouts.py
   uses_secret: its owner's consent); any other one matched is listed as not using it, left
   alone, and holds no previous value.
-- A workload is rolled once per revision, and only while the previous value is still in the
-  Secret (so that its old pods keep working while new ones start), and only once the Secret
-  holds the new value (a pass that writes the Secret rolls nothing; the next one does).
+- A workload is rolled once per revision (status.consumers remembers it, should its
+  annotation be undone), and only while the previous value is still in the Secret (so that
+  its old pods keep working while new ones start), and only once the Secret holds the new
+  value (a pass that writes the Secret rolls nothing; the next one does).
 - A workload created after the current value was issued (CREATION_MARGIN after, for clocks
   and whole seconds) started with it: it is recorded without a restart. So is every workload
   when there is no previous value to move off.
@@ -33,11 +34,12 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from credsmith.api.consumers import MAX_CONSUMER_MESSAGE, MAX_CONSUMER_STATUSES
 from credsmith.api.status import Reason, format_timestamp
 from credsmith.reconcile.consumers_seen import FORBIDDEN, ConsumersSeen, Failure, Unread
+from credsmith.reconcile.pass_state import Pass
 from credsmith.reconcile.rollouts import Workload
 from credsmith.reconcile.secret_state import SecretState
 from credsmith.reconcile.snapshots import Event
@@ -56,6 +58,8 @@ __all__ = [
     "retirement",
     "rotation_spread",
 ]
+if TYPE_CHECKING:
+    from credsmith.reconcile.trust import Credential
 
 ROTATION_SPREAD = 0.1
 ROTATION_SPREAD_MAX = timedelta(hours=1)
@@ -95,9 +99,54 @@ class ConsumerPlan:
 def rotation_spread(uid: str, period: timedelta) -> timedelta:
     """The delay after `period` at which a credential's scheduled rotation happens: the same
     for the same resource every time, spread evenly over ROTATION_SPREAD of the period (at
-    most ROTATION_SPREAD_MAX)."""
+    most ROTATION_SPREAD_MAX). Whole seconds: timestamps are written with whole seconds, so
+    a fraction would make the pass that rotates and the one after it disagree about
+    nextRotationAt by a second (a needless status write)."""
     fraction = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8]) / 2**64
-    return min(period * ROTATION_SPREAD, ROTATION_SPREAD_MAX) * fraction
+    spread = min(period * ROTATION_SPREAD, ROTATION_SPREAD_MAX) * fraction
+    return timedelta(seconds=int(spread.total_seconds()))
+
+
+def follow_consumers(p: Pass) -> Pass:
+    """The stage: which consumers to roll, and the previous value held while they lag."""
+    credential = p.credential
+    had_previous = credential.previous is not None
+    if p.seen is None:
+        return replace(p, had_previous=had_previous)
+    # Rolled only once the Secret already holds this value (a pass that issues it rolls
+    # nothing: the next one, set off by the Secret's change, does).
+    settled = p.checked is not None and p.change is None
+    recorded = recorded_revisions(p.resource.status)
+    followers = plan_consumers(p.seen, credential.state, had_previous, settled, recorded)
+    held: tuple[Event, ...] = ()
+    if had_previous:
+        overlap, lagging = p.spec.rotation.overlap_duration, followers.lagging
+        state, held = retirement(credential.state, overlap, lagging, p.now, p.seen.refused)
+        credential = replace(credential, state=state)
+    return replace(
+        p,
+        credential_=credential,
+        had_previous=had_previous,
+        followers=followers,
+        events=p.with_events(*held),
+    )
+
+
+def held_until(p: Pass, credential: Credential) -> datetime | None:
+    """When the previous value retires if this pass
+    does not rotate: previousExpiresAt, moved out while consumers lag (retirement)."""
+    state = credential.state
+    if credential.previous is None or state.previous_expires_at is None:
+        return None
+    if p.seen is None:
+        return state.previous_expires_at
+    # As follow_consumers would plan it for a pass that keeps the value in the Secret.
+    settled = p.checked is not None
+    recorded = recorded_revisions(p.resource.status)
+    plan = plan_consumers(p.seen, state, True, settled, recorded)
+    overlap = p.spec.rotation.overlap_duration
+    held, _ = retirement(state, overlap, plan.lagging, p.now, p.seen.refused)
+    return held.previous_expires_at
 
 
 def plan_consumers(
@@ -125,7 +174,9 @@ def plan_consumers(
             continue
         failure = seen.roll_failures.get(workload.key)
         message = None
-        if workload.rolled_to == revision:
+        # Rolled once per revision: by its annotation, or by status when someone took the
+        # annotation away since (`kubectl rollout undo`, a replace): its pods restart anyway.
+        if workload.rolled_to == revision or recorded.get(workload.key) == revision:
             entry = _status(workload, revision, workload.complete)
             if not workload.complete:
                 lagging.append(workload)
@@ -185,7 +236,7 @@ def retirement(
     held = bool(lagging) or refused is not None
     if held and expires < latest and now < latest:
         if lagging:
-            names = ", ".join(f"{w.ref} ({w.progress})" for w in lagging)
+            names = _some([f"{w.ref} ({w.progress})" for w in lagging])
             why = f"{names} has not finished rolling out to revision {state.revision}"
         else:
             why = f"the consumers cannot be seen rolling out to revision {state.revision}"
@@ -285,7 +336,7 @@ def _condition(
         if forbidden:
             return False, Reason.CONSUMERS_FORBIDDEN, f"consumers cannot be rolled: {seen.refused}"
         return False, Reason.CONSUMERS_FAILED, f"consumers cannot be rolled: {seen.refused}"
-    names = ", ".join(f"{w.ref} ({w.progress})" for w in plan.lagging)
+    names = _some([f"{w.ref} ({w.progress})" for w in plan.lagging])
     expires = state.previous_expires_at
     if plan.lagging and held and expires is not None:
         return (

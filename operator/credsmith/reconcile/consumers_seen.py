@@ -14,6 +14,9 @@ from credsmith.reconcile.rollouts import Workload
 # HTTP statuses of a refusal: RBAC (403) or an admission policy's denial (403, or 422 with
 # its message). Any other error is a failure of its own (e.g. 400 for a selector).
 FORBIDDEN = (403, 422)
+# `refused` names this many failures, each cut to MAX_FAILURE characters, and counts the rest.
+REFUSALS_SHOWN = 5
+MAX_FAILURE = 1024
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,17 @@ class ConsumersSeen:
         failures += [
             f"{kind}/{name}: {f.message}" for (kind, name), f in self.roll_failures.items()
         ]
-        return "; ".join(failures) or None
+        if not failures:
+            return None
+        # Bounded: a selector's hundreds of refused rollouts, each with the API server's
+        # message, would pass what a condition's message may hold (and fail the pass).
+        shown = [_cut(failure) for failure in failures[:REFUSALS_SHOWN]]
+        more = len(failures) - len(shown)
+        return "; ".join(shown) + (f"; and {more} more" if more else "")
 
     def with_roll_failures(self, failures: Mapping[tuple[str, str], Failure]) -> ConsumersSeen:
         return replace(self, roll_failures={**self.roll_failures, **failures})
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_FAILURE else text[: MAX_FAILURE - 3] + "..."

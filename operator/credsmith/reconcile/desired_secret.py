@@ -15,24 +15,76 @@ from typing import Any
 
 from credsmith.api.common import CredentialSpec
 from credsmith.api.enums import DeletionPolicy
-from credsmith.reconcile.layout import LAYOUTS
+from credsmith.api.status import Reason
+from credsmith.issuing.templates import TemplateError, render_templates
+from credsmith.reconcile.extras import extras_data
+from credsmith.reconcile.layout import (
+    LAYOUTS,
+    SECRET_VARIABLES,
+    credential_data,
+    extra_variables,
+    previous_data,
+    template_context,
+    template_placeholders,
+)
+from credsmith.reconcile.pass_state import Pass
+from credsmith.reconcile.readiness import stop
 from credsmith.reconcile.secret_state import (
     SecretState,
+    StateScope,
     annotations_of,
     equivalent,
     is_state_annotation,
     read_state,
+    sealed,
 )
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    Decision,
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.reconcile.state_mac import StateKey
 
 # read_state needs a time only to assume missing timestamps of version 1, which then count
 # as different anyway; any fixed time does.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def render(p: Pass) -> Pass | Decision:
+    """The stage: the Secret's data: the credential's keys, the extras and the templates."""
+    type_, credential, extras = p.valid.type, p.credential, p.extras
+    data = credential_data(type_, credential.client_id, credential.value)
+    if credential.previous is not None:
+        data.update(previous_data(type_, credential.previous))
+    # The context is made before the extras join the data: they are reached as extra.<key>.
+    context = template_context(type_, data)
+    has_previous = credential.previous is not None
+    placeholders = template_placeholders(type_, p.valid.parameters, has_previous)
+    secret_names = set(SECRET_VARIABLES)
+    for name, (value, stand_in) in extra_variables(p.spec.extra_secrets, extras).items():
+        context[name], placeholders[name] = value, stand_in
+        secret_names.add(name)
+    data.update(extras_data(extras))
+    templates = p.spec.secret_template.data
+    try:
+        data.update(render_templates(templates, context, secret_names, placeholders))
+    except TemplateError as exc:
+        return stop(p, Reason.INVALID_TEMPLATE, str(exc))
+    return replace(p, data=data)
+
+
+def write_secret(p: Pass) -> Pass:
+    """The stage: the Secret manifest, and whether it differs from the one read."""
+    secret = p.secret
+    manifest, state = desired_secret(
+        p.resource, p.spec, p.valid.secret_name, p.credential.state, p.data, secret, p.state_key
+    )
+    write = secret is None or differs(secret, manifest, state)
+    if write and secret is not None:
+        manifest["metadata"]["resourceVersion"] = secret.resource_version
+    return replace(p, manifest=manifest, written=state, write=write)
 
 
 def desired_secret(
@@ -42,8 +94,11 @@ def desired_secret(
     state: SecretState,
     data: Mapping[str, str],
     existing: SecretSnapshot | None,
+    state_key: StateKey,
 ) -> tuple[dict[str, Any], SecretState]:
-    """The manifest to write, and the state it records (template keys filled in)."""
+    """The manifest to write, and the state it records (template keys filled in), with the
+    state's MAC. A Secret whose state is equivalent is not written for a MAC alone (see
+    `differs`): one written before the MAC existed gets it on its next write."""
     template = spec.secret_template
     template_annotations = {
         k: v for k, v in template.annotations.items() if not is_state_annotation(k)
@@ -54,11 +109,16 @@ def desired_secret(
         template_annotations=tuple(sorted(template_annotations)),
     )
     labels, annotations = _foreign_metadata(existing)
+    scope = StateScope(resource.kind, resource.namespace, resource.name, secret_name)
     metadata: dict[str, Any] = {
         "name": secret_name,
         "namespace": resource.namespace,
         "labels": {**labels, **template.labels, MANAGED_BY_LABEL: MANAGED_BY},
-        "annotations": {**annotations, **template_annotations, **annotations_of(state)},
+        "annotations": {
+            **annotations,
+            **template_annotations,
+            **sealed(annotations_of(state), state_key, scope),
+        },
     }
     if spec.deletion_policy is DeletionPolicy.DELETE:
         metadata["ownerReferences"] = [

@@ -10,12 +10,13 @@ fingerprint is replaced, with a Warning naming the key (never the value).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from credsmith.api.extra_secrets import ExtraSecret, previous_key
 from credsmith.api.status import Reason
 from credsmith.issuing.fingerprint import fingerprint
 from credsmith.issuing.random_secret import shape_problem
+from credsmith.reconcile.pass_state import Pass, untrusted
 from credsmith.reconcile.secret_state import ExtraState, SecretState
 from credsmith.reconcile.snapshots import Event, SecretSnapshot
 
@@ -29,6 +30,23 @@ class Extras:
     # Keys whose value failed its checks (-> what was wrong): replaced on this pass.
     untrusted: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+
+
+def settle(p: Pass) -> Pass:
+    """The stage: the extra values found (if the credential was believed) settled against
+    spec.extraSecrets and the change this pass makes to the credential."""
+    checked = p.checked
+    found = read_extras(p.secret, checked.state) if checked and p.secret else Extras()
+    extras, events = settle_extras(
+        p.spec.extra_secrets,
+        found,
+        checked.state.extras if checked else (),
+        p.change,
+        p.credential.previous is not None,
+        p.generate.extra,
+    )
+    warnings = untrusted(p.valid.secret_name, found.warnings)
+    return replace(p, extras_=extras, events=p.with_events(*warnings, *events))
 
 
 def read_extras(secret: SecretSnapshot, state: SecretState) -> Extras:

@@ -5,11 +5,11 @@ key during a rotation overlap. Pure.
 Each key is bound to its client: it carries a `client_id` member (the credential's client
 ID), and beside `jwks.json` the ConfigMap holds `<clientId>.jwks.json`, that client's keys
 alone (what a server configures as the client's `jwks_uri`). A client ID that cannot be a
-ConfigMap key ([-._a-zA-Z0-9]+, with the suffix at most 253 characters: every generated
-one can) has no document of its own; its keys are in `jwks.json`, bound by `client_id`.
-One client ID, one credential: the earliest (creationTimestamp, then name) keeps it, later
-ones are left out and reported as duplicates, so no credential can publish a key for
-another's client by choosing its clientId.value.
+ConfigMap key ([-._a-zA-Z0-9]+, with the suffix at most 253 characters, not starting with
+"..": every generated one can) has no document of its own; its keys are in `jwks.json`,
+bound by `client_id`. One client ID, one credential: the earliest (creationTimestamp, then
+name) keeps it, later ones are left out and reported as duplicates, so no credential can
+publish a key for another's client by choosing its clientId.value.
 
 What a server verifying `private_key_jwt` client assertions (RFC 7523) or signed requests
 reads. Rebuilt from the whole set every time (level-based), like the registry, so no update
@@ -39,6 +39,7 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.reconcile.state_mac import StateKey
 
 JWKS_KIND = "JWKS"  # the owner annotation's kind for JWK Set ConfigMaps
 JWKS_FILE = "jwks.json"
@@ -82,17 +83,21 @@ class JwksDecision:
 
 
 def client_jwks_file(client_id: str) -> str | None:
-    """The ConfigMap key of one client's JWK Set, or None if its ID cannot be part of one."""
+    """The ConfigMap key of one client's JWK Set, or None if its ID cannot be part of one.
+    The API server also refuses a key that starts with ".." (kubelet's own names in a
+    mounted ConfigMap), and the whole ConfigMap with it: every client's keys."""
     key = client_id + CLIENT_JWKS_SUFFIX
-    return key if _CONFIG_MAP_KEY.fullmatch(key) else None
+    return key if _CONFIG_MAP_KEY.fullmatch(key) and not key.startswith("..") else None
 
 
 def public_keys(
-    resource: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime
+    resource: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime, state_key: StateKey
 ) -> list[dict[str, str]]:
     """The public JWKs one credential contributes, each naming its client: current, and
     previous until it expires."""
-    checked = checked_credential(SERVICE_ACCOUNT_CREDENTIAL, resource, secret, now)
+    checked = checked_credential(
+        SERVICE_ACCOUNT_CREDENTIAL, resource, secret, now, state_key=state_key
+    )
     if checked is None or secret is None:
         return []
     spec, credential = checked
@@ -120,6 +125,7 @@ def render_jwks(keys: Iterable[Mapping[str, str]]) -> str:
 def keys_by_client(
     members: Iterable[tuple[ResourceSnapshot, SecretSnapshot | None]],
     now: datetime,
+    state_key: StateKey,
     limit: int = DATA_LIMIT,
 ) -> tuple[dict[str, list[dict[str, str]]], dict[str, str], tuple[str, ...]]:
     """Public keys by client ID, one credential per client ID (the earliest); the later
@@ -132,7 +138,7 @@ def keys_by_client(
     # jwks.json's keys are separated by ", ": one less than there are keys.
     budget = SizeBudget(len(render_jwks([])) - len(", "), limit)
     for resource, secret in sorted(members, key=lambda m: (m[0].creation_timestamp, m[0].name)):
-        keys = public_keys(resource, secret, now)
+        keys = public_keys(resource, secret, now, state_key)
         if not keys:
             continue
         client_id = keys[0][CLIENT_ID_MEMBER]
@@ -162,12 +168,13 @@ def reconcile_jwks(
     members: Iterable[tuple[ResourceSnapshot, SecretSnapshot | None]],
     existing: ConfigMapSnapshot | None,
     now: datetime,
+    state_key: StateKey,
     limit: int = DATA_LIMIT,
 ) -> JwksDecision:
     owner = f"{JWKS_KIND}/{name}"
     if existing is not None and not is_ours(existing.labels, existing.annotations, owner):
         return JwksDecision(None, create=False, conflict=True, keys=0)
-    by_client, duplicates, full = keys_by_client(members, now, limit)
+    by_client, duplicates, full = keys_by_client(members, now, state_key, limit)
     document = render_jwks(key for keys in by_client.values() for key in keys)
     data = {JWKS_FILE: document}
     for client_id, keys in by_client.items():

@@ -23,14 +23,18 @@ from credsmith.issuing.hashing import hash_secret
 from credsmith.issuing.htpasswd import htpasswd_hash
 from credsmith.issuing.keypair import new_key_pair
 from credsmith.issuing.random_secret import new_secret
+from credsmith.reconcile.consumers import rotation_spread
 from credsmith.reconcile.layout import LAYOUTS
 from credsmith.reconcile.parameters import GenerationParameters
+from credsmith.reconcile.pass_state import Pass, untrusted
+from credsmith.reconcile.promises import pending_or, rotation_wait
 from credsmith.reconcile.secret_state import BCRYPT, SecretState, VerifierHash
-from credsmith.reconcile.snapshots import SecretSnapshot
+from credsmith.reconcile.snapshots import Event, SecretSnapshot
 from credsmith.reconcile.trust import Credential, Untrusted, hash_is_trusted
 
 # A rotation request annotation is remembered verbatim up to this size, else by digest.
 MAX_REMEMBERED_REQUEST = 256
+REQUESTED = f"requested with the {ROTATE_ANNOTATION} annotation"
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,72 @@ class Plan:
 
     reason: Reason | None  # ISSUED, REISSUED or ROTATED; None: the value stays
     why: str = ""  # for a rotation or a re-issue: the cause, never the value
+
+
+def decide_value(p: Pass) -> Pass:
+    """The stage: the value this pass leaves in the Secret: the one found, a rotation of it,
+    or a new one (first issue, or a re-issue of a value lost or not believed)."""
+    spec, valid = p.spec, p.valid
+    request = remembered_request(p.resource.annotations.get(ROTATE_ANNOTATION))
+    period = spec.rotation.period_duration
+    # Scheduled rotations happen a little after their period, spread by UID.
+    spread = rotation_spread(p.resource.uid, period) if period else timedelta(0)
+    found = p.found
+    if not isinstance(found, Credential):
+        credential, plan = issue(
+            p.owner,
+            spec,
+            valid.parameters,
+            found,
+            p.secret,
+            p.resource.status,
+            p.now,
+            request,
+            p.rules.has_client_uuid,
+            p.generate,
+        )
+        events = [issue_event(found, valid.secret_name, credential.state.revision)]
+        if found is not None and found.unauthenticated:  # what failed the belief rule
+            events += untrusted(valid.secret_name, (found.problem,))
+        return replace(
+            p,
+            request=request,
+            spread=spread,
+            credential_=credential,
+            change=plan.reason,
+            events=p.with_events(*events),
+        )
+    credential = found
+    request = pending_or(request, credential.state, p.resource.status)
+    if p.rules.has_client_uuid and credential.state.client_uuid is None:
+        uuid_ = p.resource.status.get("id") or p.generate.client_uuid()
+        credential = replace(credential, state=replace(credential.state, client_uuid=uuid_))
+    p = replace(p, request=request, spread=spread, credential_=credential)
+    if why := rotation_due(credential, spec, valid.parameters, request, p.now, spread):
+        if waiting := rotation_wait(p, credential, why, requested=why == REQUESTED):
+            return replace(p, waiting=waiting)
+        new_value = p.generate.value(spec, valid.type, valid.parameters.algorithm)
+        credential = rotate(credential, new_value, spec, valid.parameters, p.now, request)
+        revision = credential.state.revision
+        event = Event("Normal", "Rotated", f"Rotated to revision {revision}: {why}")
+        return replace(
+            p, credential_=credential, change=Reason.ROTATED, events=p.with_events(event)
+        )
+    return p
+
+
+def issue_event(found: Untrusted | None, secret_name: str, revision: int) -> Event:
+    if revision == 1:
+        return Event("Normal", "Issued", f"Issued revision 1 into Secret {secret_name}")
+    if found is None or found.lost:
+        cause = "was deleted or lost its keys"
+    else:
+        cause = f"could not be trusted ({found.problem})"
+    return Event(
+        "Warning",
+        "Reissued",
+        f"Secret {secret_name} {cause}: issued a new credential (revision {revision})",
+    )
 
 
 def issue(
@@ -136,7 +206,7 @@ def rotation_due(
     if state.parameters != parameters:
         return "generation parameters changed"
     if request is not None and request != state.rotate_request:
-        return f"requested with the {ROTATE_ANNOTATION} annotation"
+        return REQUESTED
     period = spec.rotation.period_duration
     if period is not None and state.rotated_at + period + spread <= now:
         return f"rotation.period {spec.rotation.period} elapsed"
@@ -194,6 +264,18 @@ def with_fingerprints(credential: Credential) -> Credential:
             previous_fingerprint=fingerprint(previous) if previous is not None else None,
         ),
     )
+
+
+def hash_verifiers(p: Pass) -> Pass:
+    """The stage: the registry's and htpasswd file's hashes of the values held."""
+    credential, warnings = with_verifier_hashes(
+        p.credential,
+        p.rules.verifier_hash(p.spec),
+        p.checked,
+        p.rules.htpasswd(p.spec) or p.registry_htpasswd,
+    )
+    events = untrusted(p.valid.secret_name, warnings)
+    return replace(p, credential_=credential, events=p.with_events(*events))
 
 
 def with_verifier_hashes(

@@ -25,8 +25,12 @@ from credsmith.api.status import (
     set_condition,
 )
 from credsmith.issuing.fingerprint import fingerprint
-from credsmith.reconcile.consumers import Report
+from credsmith.reconcile.consumers import Report, report
+from credsmith.reconcile.expiry import expire_without_spec
+from credsmith.reconcile.extras import extras_status
 from credsmith.reconcile.layout import key_id_of
+from credsmith.reconcile.pass_state import Pass
+from credsmith.reconcile.policy import next_rotation
 from credsmith.reconcile.snapshots import Decision, Event, ResourceSnapshot
 from credsmith.reconcile.trust import Credential
 
@@ -35,6 +39,91 @@ _READY_MESSAGES = {
     Reason.ROTATED: "Rotated to revision {revision} in Secret {secret}",
     Reason.REISSUED: "Re-issued revision {revision} into Secret {secret}",
 }
+
+
+def conclude(p: Pass) -> Decision:
+    """The last stage: status, Events, the next look and the rollouts, around the Secret to
+    write (desired_secret.write_secret)."""
+    spec, valid, credential, written = p.spec, p.valid, p.credential, p.written
+    # A rotation that waits happens when the wait ends: that is the next rotation.
+    rotation_at = p.waiting.until if p.waiting else next_rotation(credential, spec, p.spread)
+    status = ready_status(
+        p.resource, spec, p.now, valid.secret_name, valid.type, credential, p.change, rotation_at
+    )
+    if p.waiting is not None:
+        status = _with_waiting(p.resource, status, p.now, p.waiting.message)
+        if p.request is not None and p.request != credential.state.rotate_request:
+            status["pendingRotateRequest"] = p.request  # remembered until it is acted on
+    previous_expires_at = written.previous_expires_at if written is not None else None
+    wake = [t for t in (rotation_at, previous_expires_at) if t is not None]
+    status, events, poll = _with_followers(p, status)
+    wake += [poll] if poll is not None else []
+    status.update(p.rules.extra_status(spec))
+    if written is not None and written.extras:
+        status["extraSecrets"] = extras_status(written.extras)
+    if p.duplicate_of is not None:
+        status, duplicate_events = not_ready(
+            p.resource,
+            status,
+            p.now,
+            Reason.DUPLICATE_CLIENT_ID,
+            f"client ID {credential.client_id} is also used by {p.resource.kind} "
+            f"{p.duplicate_of}, created earlier, in the same registry: only that one is listed "
+            "in it",
+        )
+        events += duplicate_events
+    return Decision(
+        status=status,
+        secret=p.manifest if p.write else None,
+        create=p.secret is None,
+        events=events,
+        requeue_at=min(wake) if wake else None,
+        summary=events[0].message if events else ("Secret updated" if p.write else ""),
+        rollouts=p.followers.rollouts if p.seen is not None and p.followers is not None else (),
+    )
+
+
+def _with_followers(
+    p: Pass, status: dict[str, Any]
+) -> tuple[dict[str, Any], tuple[Event, ...], datetime | None]:
+    """status.consumers and its condition, the consumers' Events and when to poll them."""
+    if p.seen is None or p.followers is None:
+        return status, p.events, None
+    credential = p.credential
+    followed = report(
+        p.seen,
+        p.followers,
+        credential.state,
+        p.spec.rotation.overlap_duration,
+        p.had_previous,
+        credential.previous is not None,
+        p.now,
+    )
+    status = with_consumers(p.resource, status, p.now, followed)
+    return status, (*p.events, *followed.events), followed.wake
+
+
+def _with_waiting(
+    resource: ResourceSnapshot, status: dict[str, Any], now: datetime, message: str
+) -> dict[str, Any]:
+    """Reconciling=True while a rotation waits; Ready stays as it is (the credential in the
+    Secret is fine). lastTransitionTime is kept from the stored condition while it holds."""
+    stored = find_condition(conditions_of(resource), ConditionType.RECONCILING)
+    conditions = [Condition.model_validate(c) for c in status["conditions"]]
+    if stored is not None and stored.reason == Reason.ROTATION_WAITING.value:
+        conditions.append(stored)
+    conditions = _set(
+        conditions, resource, now, ConditionType.RECONCILING, True, Reason.ROTATION_WAITING, message
+    )
+    return {**status, "conditions": [c.to_wire() for c in conditions]}
+
+
+def stop(p: Pass, reason: Reason, message: str, recheck: datetime | None = None) -> Decision:
+    """A pass ends early: Ready=False (failed), and an expired previous value still retires
+    (expiry.expire_without_spec)."""
+    retire, expires = expire_without_spec(p.secret, p.owner, p.now, p.state_key, p.scope, p.posing)
+    wake = min((t for t in (recheck, expires) if t is not None), default=None)
+    return failed(p.resource, p.now, reason, message, wake, retire)
 
 
 def ready_status(
@@ -52,8 +141,9 @@ def ready_status(
     reason = change or _settled_reason(conditions, state.revision, resource.status)
     message = _READY_MESSAGES[reason].format(revision=state.revision, secret=secret_name)
     conditions = _set(conditions, resource, now, ConditionType.READY, True, reason, message)
-    # ConsumersRolledOut is set again by with_consumers while there are consumers.
-    gone = (ConditionType.STALLED, ConditionType.CONSUMERS_ROLLED_OUT)
+    # ConsumersRolledOut is set again by with_consumers while there are consumers, and
+    # Reconciling by _with_waiting while a rotation waits (the runtime drops its own).
+    gone = (ConditionType.STALLED, ConditionType.CONSUMERS_ROLLED_OUT, ConditionType.RECONCILING)
     conditions = [c for c in conditions if c.type not in gone]
     status: dict[str, Any] = {
         "observedGeneration": resource.generation,
@@ -118,6 +208,8 @@ def not_ready(
     before = find_condition(conditions, ConditionType.READY)
     conditions = _set(conditions, resource, now, ConditionType.READY, False, reason, message)
     conditions = _set(conditions, resource, now, ConditionType.STALLED, True, reason, message)
+    # A rotation waits no more: the pass stopped before deciding one.
+    conditions = [c for c in conditions if c.reason != Reason.ROTATION_WAITING.value]
     failed = dict(status)
     failed["observedGeneration"] = resource.generation
     failed["conditions"] = [c.to_wire() for c in conditions]

@@ -38,6 +38,7 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.reconcile.state_mac import StateKey
 from credsmith.reconcile.trust import hash_is_trusted
 from credsmith.registry import DOCUMENT_FILE, DOCUMENT_KIND
 
@@ -72,10 +73,10 @@ class RegistryContents:
 
 
 def registry_entry(
-    client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime
+    client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime, state_key: StateKey
 ) -> dict[str, Any] | None:
     """One client's clients.json entry (see `_record`)."""
-    return _record(client, secret, now, htpasswd=False)[0]
+    return _record(client, secret, now, state_key, htpasswd=False)[0]
 
 
 def registry_formats(clients: Iterable[ResourceSnapshot]) -> frozenset[RegistryFormat]:
@@ -100,12 +101,17 @@ def fits_htpasswd(client: ResourceSnapshot) -> bool:
 
 
 def _record(
-    client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime, htpasswd: bool
+    client: ResourceSnapshot,
+    secret: SecretSnapshot | None,
+    now: datetime,
+    state_key: StateKey,
+    htpasswd: bool,
 ) -> tuple[dict[str, Any] | None, str | None]:
     """One client's entry and htpasswd line, or Nones unless its spec is valid, its Secret is
     its own (owner annotation, and ownerReference UID where it is owned), its credential
-    passes every check of trust.py and each hash is bound to that very value."""
-    checked = checked_credential(API_CLIENT, client, secret, now)
+    passes every check of trust.py (its state authenticated by the operator's MAC, or vouched
+    for by status) and each hash is bound to that very value."""
+    checked = checked_credential(API_CLIENT, client, secret, now, state_key=state_key)
     if checked is None or secret is None:
         return None, None
     spec, credential = checked
@@ -172,9 +178,13 @@ class CheckedEntry:
 
 
 def checked_entry(
-    client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime, htpasswd: bool
+    client: ResourceSnapshot,
+    secret: SecretSnapshot | None,
+    now: datetime,
+    state_key: StateKey,
+    htpasswd: bool,
 ) -> CheckedEntry:
-    entry, line = _record(client, secret, now, htpasswd)
+    entry, line = _record(client, secret, now, state_key, htpasswd)
     text = "" if entry is None else entry_text(entry)
     unfit = htpasswd and line is None and entry is not None and not fits_htpasswd(client)
     return CheckedEntry(entry, line, text, not unfit)
@@ -195,18 +205,23 @@ class EntryMemo:
         self.checks = 0  # how many entries were checked, not found here (for tests)
 
     def get(
-        self, client: ResourceSnapshot, secret: SecretSnapshot | None, now: datetime, ht: bool
+        self,
+        client: ResourceSnapshot,
+        secret: SecretSnapshot | None,
+        now: datetime,
+        state_key: StateKey,
+        ht: bool,
     ) -> CheckedEntry:
         if not client.resource_version:
             self.checks += 1
-            return checked_entry(client, secret, now, ht)
+            return checked_entry(client, secret, now, state_key, ht)
         secret_key = ("", "") if secret is None else (secret.name, secret.resource_version)
         key = (client.uid, client.resource_version, *secret_key, ht)
         found = self._entries.get(client.name)
         if found is not None and found[0] == key:
             return found[1]
         self.checks += 1
-        checked = checked_entry(client, secret, now, ht)
+        checked = checked_entry(client, secret, now, state_key, ht)
         self._entries[client.name] = (key, checked)
         return checked
 
@@ -221,7 +236,11 @@ class EntryMemo:
 
 
 def registry_contents(
-    members: Iterable[Member], now: datetime, name: str = "", memo: EntryMemo | None = None
+    members: Iterable[Member],
+    now: datetime,
+    state_key: StateKey,
+    name: str = "",
+    memo: EntryMemo | None = None,
 ) -> RegistryContents:
     """One entry per client ID: the earliest client (creationTimestamp, then name) keeps
     it; later ones are left out and reported. Every client in each format the registry
@@ -235,7 +254,7 @@ def registry_contents(
     left_out: dict[str, Unpublished] = {}
     budget = SizeBudget(len(render_texts([])) + _FIRST_ENTRY)
     for client, secret in ordered:
-        checked = memo.get(client, secret, now, wants_htpasswd)
+        checked = memo.get(client, secret, now, state_key, wants_htpasswd)
         if checked.entry is None:
             continue
         if (first := kept.get(checked.entry["clientId"])) is not None:
@@ -301,12 +320,13 @@ def reconcile_registry(
     members: Iterable[Member],
     existing: SecretSnapshot | None,
     now: datetime,
+    state_key: StateKey,
     memo: EntryMemo | None = None,
 ) -> RegistryDecision:
     owner = f"{REGISTRY_KIND}/{name}"
     if existing is not None and not is_ours(existing.labels, existing.annotations, owner):
         return RegistryDecision(None, create=False, conflict=True, clients=0)
-    contents = registry_contents(members, now, name, memo)
+    contents = registry_contents(members, now, state_key, name, memo)
     entries, duplicates = contents.entries, contents.duplicates
     document = render_texts(contents.texts)
     data = {DOCUMENT_FILE: document}

@@ -14,6 +14,12 @@ Versions:
 A Secret of version 1 is never rewritten only to upgrade it: `equivalent` compares what the
 two versions can both say, so an upgrade causes no write; the next write for another reason
 writes version 2.
+
+Authentication: every state the operator writes carries `credsmith.io/state-mac`, a MAC
+(state_mac.py) over all the state annotations above and the scope they belong to (owner
+kind, namespace and name, and the Secret's name). Secrets written before the MAC existed
+(version 1, and version 2 without it) have none; the next write for another reason adds it.
+Whether a state without a valid MAC is believed is trust.py's decision.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from credsmith import GROUP
 from credsmith.api.enums import HashAlgorithm, SecretAlphabet
 from credsmith.api.status import format_timestamp, parse_timestamp
 from credsmith.reconcile.parameters import GenerationParameters
+from credsmith.reconcile.state_mac import StateKey
 
 PREFIX = f"{GROUP}/"
 OWNER = f"{GROUP}/owner"
@@ -56,6 +63,8 @@ HTPASSWD_HASH_BINDING = f"{GROUP}/htpasswd-hash-binding"
 BCRYPT = "Bcrypt"  # the algorithm name recorded in the htpasswd hash's binding
 # spec.extraSecrets as issued: per key its parameters and fingerprints (JSON).
 EXTRA_SECRETS = f"{GROUP}/extra-secrets"
+# The MAC of the state record (see `state_message`): the operator's word for all of the above.
+STATE_MAC = f"{GROUP}/state-mac"
 # Version 1 only: "<algorithm>:<fingerprint of the hashed value>".
 LEGACY_SECRET_HASH_OF = f"{GROUP}/secret-hash-of"
 LEGACY_PREVIOUS_SECRET_HASH_OF = f"{GROUP}/previous-secret-hash-of"
@@ -242,6 +251,68 @@ def equivalent(found: SecretState, desired: SecretState) -> bool:
         version=found.version,
     )
     return digest_ok and hashes_ok and comparable == found and not found.assumed
+
+
+@dataclass(frozen=True)
+class StateScope:
+    """What a state record belongs to, bound into its MAC: a record made for one resource's
+    Secret verifies on no other (another kind, namespace, name or Secret). Not the UID: a
+    Secret made for an earlier resource of the same name (Orphan, a GitOps delete and
+    re-create) is the same resource's, and is adopted."""
+
+    kind: str
+    namespace: str
+    name: str
+    secret_name: str
+
+
+# Every annotation annotations_of may write: the record the MAC covers. One that is absent is
+# absent from the record too, so adding one (a planted previous value) breaks the MAC.
+_SEALED = (
+    OWNER,
+    STATE_VERSION,
+    REVISION,
+    ISSUED_AT,
+    ROTATED_AT,
+    PARAMETERS,
+    ROTATE_REQUEST,
+    CLIENT_UUID,
+    FINGERPRINT,
+    PREVIOUS_FINGERPRINT,
+    PREVIOUS_EXPIRES_AT,
+    SECRET_HASH,
+    PREVIOUS_SECRET_HASH,
+    SECRET_HASH_BINDING,
+    PREVIOUS_SECRET_HASH_BINDING,
+    HTPASSWD_HASH,
+    HTPASSWD_HASH_BINDING,
+    EXTRA_SECRETS,
+    TEMPLATE_KEYS,
+)
+
+
+def state_message(annotations: Mapping[str, str], scope: StateScope) -> bytes:
+    """The bytes the MAC is computed over: the scope and the state annotations, in one
+    canonical JSON document (fingerprints of the current value, the previous value and the
+    extras are among those annotations; trust.py checks each value against them)."""
+    record = {key: annotations[key] for key in _SEALED if key in annotations}
+    document = {
+        "v": 1,
+        "owner": [scope.kind, scope.namespace, scope.name],
+        "secret": scope.secret_name,
+        "state": record,
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def sealed(notes: Mapping[str, str], key: StateKey, scope: StateScope) -> dict[str, str]:
+    """`notes` (from annotations_of) with their MAC."""
+    return {**notes, STATE_MAC: key.tag(state_message(notes, scope))}
+
+
+def is_sealed(annotations: Mapping[str, str], key: StateKey, scope: StateScope) -> bool:
+    """Whether the state annotations carry a MAC made with `key` for `scope`."""
+    return key.verifies(state_message(annotations, scope), annotations.get(STATE_MAC))
 
 
 def is_state_annotation(key: str) -> bool:

@@ -29,6 +29,7 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.reconcile.state_mac import StateKey
 from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.consumers import Consumers
 from credsmith.runtime.documents import DOCUMENT_KINDS, Documents
@@ -67,6 +68,7 @@ class Controller:
         self,
         kube: Kube,
         kinds: list[KindConfig],
+        state_key: StateKey,
         workers: int = 16,
         metrics: Metrics | None = None,
         cache_sync_timeout: float = CACHE_SYNC_TIMEOUT,
@@ -103,6 +105,7 @@ class Controller:
             self.resource,
             self.secret,
             self._remember_secret,
+            state_key,
         )
 
     # ---- watching -----------------------------------------------------------------
@@ -255,6 +258,8 @@ class Controller:
         try:
             if status != current:
                 await self._patch_status(key, self.kinds[key[0]], current, status)
+            if self.metrics is not None:
+                self.metrics.show(key, status)  # Ready=False shows per resource too
             if refusal.permanent and self._events.allow(key, refusal.reason.value):
                 await self._post_event(resource, "Warning", refusal.reason.value, refusal.message)
         except ApiError as exc:

@@ -37,6 +37,7 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.reconcile.state_mac import StateKey
 from credsmith.runtime.failures import RecheckLater
 from credsmith.runtime.informer import Informer, ObjectKey
 from credsmith.runtime.kinds import Key, KindConfig
@@ -80,8 +81,11 @@ class Documents:
         resource: Callable[[Key], ResourceSnapshot | None],
         secret: Callable[[str, str], SecretSnapshot | None],
         remember_secret: Callable[[SecretSnapshot], None],
+        state_key: StateKey,
     ) -> None:
         self.kube, self.kinds, self.queue = kube, kinds, queue
+        # The registry and JWK Sets publish only credentials whose state it authenticates.
+        self._state_key = state_key
         self._resource, self._secret = resource, secret
         self._remember_secret = remember_secret
         self.members = {REGISTRY_KIND: RegistryMembership(), JWKS_KIND: RegistryMembership()}
@@ -287,7 +291,9 @@ class Documents:
         if kind == REGISTRY_KIND:
             assert existing is None or isinstance(existing, SecretSnapshot)
             memo = self._memos.setdefault((kind, namespace, name), EntryMemo())
-            registry = reconcile_registry(namespace, name, members, existing, now, memo)
+            registry = reconcile_registry(
+                namespace, name, members, existing, now, self._state_key, memo
+            )
             memo.retain(resource.name for resource, _ in members)
             if not members:
                 self._memos.pop((kind, namespace, name), None)
@@ -301,7 +307,7 @@ class Documents:
                 registry.left_out,
             )
         assert existing is None or isinstance(existing, ConfigMapSnapshot)
-        jwks = reconcile_jwks(namespace, name, members, existing, now)
+        jwks = reconcile_jwks(namespace, name, members, existing, now, self._state_key)
         left_out = {
             member: Unpublished(
                 Reason.DUPLICATE_CLIENT_ID,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from prometheus_client import (
     REGISTRY,
@@ -16,12 +15,11 @@ from prometheus_client import (
 )
 
 from credsmith.reconcile.snapshots import Decision
-
-Key = tuple[str, str, str]  # (kind, namespace, name)
+from credsmith.runtime.resource_metrics import Key, ResourceSeries, series_of
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+    def __init__(self, registry: CollectorRegistry = REGISTRY, per_resource: bool = True) -> None:
         self.issued = Counter(
             "credsmith_issued_total",
             "Credentials issued: first issue and re-issue after loss",
@@ -55,12 +53,10 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
-        self.next_rotation = Gauge(
-            "credsmith_next_rotation_timestamp_seconds",
-            "When each credential rotates next (Unix time)",
-            ["kind", "namespace", "name"],
-            registry=registry,
-        )
+        # One row per resource, turned into samples at scrape time (resource_metrics.py);
+        # per_resource=False keeps only the aggregates (and the older next-rotation series).
+        self.resources = ResourceSeries(per_resource)
+        registry.register(self.resources)
         self.queue_depth = Gauge(
             "credsmith_queue_depth", "Keys waiting for a worker", registry=registry
         )
@@ -86,17 +82,16 @@ class Metrics:
                 self.issued.labels(kind).inc()
             elif event.reason == "Rotated":
                 self.rotated.labels(kind).inc()
+        self.show(key, decision.status)
+
+    def show(self, key: Key, status: Mapping[str, Any]) -> None:
+        """The gauges of a resource, from the status it now has."""
         ready = any(
             c.get("type") == "Ready" and c.get("status") == "True"
-            for c in decision.status.get("conditions") or ()
+            for c in status.get("conditions") or ()
         )
         self._set_ready(key, ready)
-        next_rotation = decision.status.get("nextRotationAt")
-        if next_rotation:
-            moment = datetime.fromisoformat(next_rotation).timestamp()
-            self.next_rotation.labels(*key).set(moment)
-        else:
-            self._remove_next_rotation(key)
+        self.resources.set(key, series_of(ready, status))
 
     def failed(self, key: Key) -> None:
         self.errors.labels(key[0]).inc()
@@ -106,7 +101,7 @@ class Metrics:
         was_ready = self._ready_state.pop(key, None)
         if was_ready is not None:
             (self.ready if was_ready else self.not_ready).labels(key[0]).dec()
-        self._remove_next_rotation(key)
+        self.resources.forget(key)
 
     def _set_ready(self, key: Key, ready: bool) -> None:
         before = self._ready_state.get(key)
@@ -116,10 +111,6 @@ class Metrics:
             (self.ready if before else self.not_ready).labels(key[0]).dec()
         (self.ready if ready else self.not_ready).labels(key[0]).inc()
         self._ready_state[key] = ready
-
-    def _remove_next_rotation(self, key: Key) -> None:
-        with contextlib.suppress(KeyError):
-            self.next_rotation.remove(*key)
 
 
 def start_metrics_server(port: int) -> None:

@@ -1,4 +1,10 @@
-"""`credsmith run`: health, metrics, leader election, and the controller with its watches."""
+"""`credsmith run`: health, metrics, the state key, leader election, and the controller with
+its watches.
+
+Order: the state key (runtime/state_key.py) is loaded, or created, before leader election,
+so that no reconcile can ever start without it and a standby that takes over has it ready;
+a replica that cannot load it (RBAC, a malformed key Secret) fails at start, visibly, not
+when it becomes leader."""
 
 from __future__ import annotations
 
@@ -13,12 +19,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from credsmith.reconcile.state_mac import StateKey
 from credsmith.runtime.controller import Controller
 from credsmith.runtime.health import Health
 from credsmith.runtime.kinds import KindConfig
 from credsmith.runtime.kube import Kube, load_config
 from credsmith.runtime.leader import LeaderElector, LeaseConfig
 from credsmith.runtime.metrics import Metrics, start_metrics_server
+from credsmith.runtime.state_key import DEFAULT_NAME as STATE_KEY_NAME
+from credsmith.runtime.state_key import wait_for_state_key
 
 log = logging.getLogger("credsmith")
 
@@ -30,18 +39,22 @@ class OperatorOptions:
     workers: int = 16
     liveness_port: int | None = 8081
     metrics_port: int | None = 8080
+    resource_metrics: bool = True  # the credsmith_credential_* series, one per resource
     # Lease-based leader election: one replica acts, the others wait.
     leader_elect: bool = False
     leader_election_namespace: str = "default"
     leader_election_id: str = "credsmith-operator"
     lease_duration: float = 15.0
+    # The Secret holding the key that authenticates the state on credential Secrets.
+    state_key_namespace: str = "default"
+    state_key_name: str = STATE_KEY_NAME
     # Exit when the first listings take longer (controller-runtime's CacheSyncTimeout).
     cache_sync_timeout: float = 120.0
     identity: str = field(default_factory=lambda: socket.gethostname())
     stop_flag: asyncio.Event | None = field(default=None, repr=False)
 
 
-def default_kinds() -> list[KindConfig]:
+def default_kinds(state_key: StateKey) -> list[KindConfig]:
     from functools import partial
 
     from credsmith.reconcile.credential import reconcile
@@ -58,7 +71,7 @@ def default_kinds() -> list[KindConfig]:
         KindConfig(
             rules.kind,
             PLURALS[rules.kind],
-            partial(reconcile, rules),
+            partial(reconcile, rules, state_key=state_key),
             secret_name_of,
             registry_of=registry_name_of if rules is API_CLIENT else None,
             jwks_of=jwks_name_of if rules is SERVICE_ACCOUNT_CREDENTIAL else None,
@@ -75,7 +88,7 @@ async def run_operator(options: OperatorOptions, kinds: list[KindConfig] | None 
     kube = Kube(load_config(options.kubeconfig), pool_size=options.workers + 4)
     health = Health(probe_api=kube.probe)
     # Served by standbys too, so Prometheus sees every replica (credsmith_leader says which).
-    metrics = Metrics() if options.metrics_port else None
+    metrics = Metrics(per_resource=options.resource_metrics) if options.metrics_port else None
     if options.metrics_port:
         start_metrics_server(options.metrics_port)
     runner = await health.serve(options.liveness_port) if options.liveness_port else None
@@ -98,11 +111,13 @@ async def _lead_or_operate(
     kinds: list[KindConfig] | None,
     metrics: Metrics | None,
 ) -> None:
+    state_key = await wait_for_state_key(kube, options.state_key_namespace, options.state_key_name)
+
     async def lead() -> None:
         health.role = "leader"
         if metrics is not None:
             metrics.leader.set(1)
-        await _operate(options, kube, health, kinds, metrics)
+        await _operate(options, kube, health, kinds, metrics, state_key)
 
     if not options.leader_elect:
         await lead()
@@ -126,9 +141,15 @@ async def _operate(
     health: Health,
     kinds: list[KindConfig] | None,
     metrics: Metrics | None,
+    state_key: StateKey,
 ) -> None:
     controller = Controller(
-        kube, kinds or default_kinds(), options.workers, metrics, options.cache_sync_timeout
+        kube,
+        kinds or default_kinds(state_key),
+        state_key,
+        options.workers,
+        metrics,
+        options.cache_sync_timeout,
     )
     health.liveness = controller.liveness_problem
     health.synced = lambda: controller.synced

@@ -149,10 +149,15 @@ def refused_status(
 
 
 def without_reconciling(status: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A completed pass ends any Reconciling condition (the reconcilers never set it;
-    it is the runtime's, from a transient failure)."""
+    """A completed pass ends the runtime's Reconciling condition (from a transient failure);
+    the reconcilers' own (a rotation that waits, RotationWaiting) stays."""
     conditions = status.get("conditions") or ()
-    kept = [c for c in conditions if c.get("type") != ConditionType.RECONCILING.value]
+    kept = [
+        c
+        for c in conditions
+        if c.get("type") != ConditionType.RECONCILING.value
+        or c.get("reason") == Reason.ROTATION_WAITING.value
+    ]
     if len(kept) == len(conditions):
         return status
     return {**status, "conditions": kept}

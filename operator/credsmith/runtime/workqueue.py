@@ -19,6 +19,9 @@ from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
+# Superseded heap entries tolerated beyond as many as there are live ones.
+_COMPACT_SLACK = 64
+
 
 class WorkQueue(Generic[K]):
     def __init__(self) -> None:
@@ -27,6 +30,9 @@ class WorkQueue(Generic[K]):
         self._processing: set[K] = set()
         self._dirty: set[K] = set()
         # (due wall-clock time, tiebreak, key); _due keeps each key's earliest entry.
+        # An entry superseded by an earlier one for the same key stays in the heap
+        # (a heap cannot drop it cheaply) and is skipped when it comes due; the heap
+        # is rebuilt from _due when such stale entries outnumber the live ones.
         self._heap: list[tuple[float, int, K]] = []
         self._due: dict[K, float] = {}
         self._counter = itertools.count()
@@ -64,7 +70,18 @@ class WorkQueue(Generic[K]):
             return  # an earlier wake-up is already scheduled; it reconciles everything due
         self._due[key] = when
         heapq.heappush(self._heap, (when, next(self._counter), key))
+        self._compact()
         self._wakeup.set()
+
+    def _compact(self) -> None:
+        """Drop superseded entries once they are most of the heap. Each failure of a key
+        with a far-future wake-up (a rotation) leaves one behind, so without this the
+        heap grows with failures until those far times come. Rebuilding costs O(live)
+        and happens only after as many stale pushes: amortised O(1) per push."""
+        if len(self._heap) <= 2 * len(self._due) + _COMPACT_SLACK:
+            return
+        self._heap = [(when, next(self._counter), key) for key, when in self._due.items()]
+        heapq.heapify(self._heap)
 
     def add_after(self, key: K, delay: float) -> None:
         self.add_at(key, time.time() + delay)
@@ -88,6 +105,11 @@ class WorkQueue(Generic[K]):
     @property
     def scheduled(self) -> int:
         return len(self._due)
+
+    @property
+    def heap_entries(self) -> int:
+        """Entries in the scheduler's heap, superseded ones included (memory use)."""
+        return len(self._heap)
 
     async def run_scheduler(self) -> None:
         """Move due keys to the ready queue; sleeps until the earliest due time."""

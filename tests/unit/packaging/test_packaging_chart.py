@@ -161,8 +161,12 @@ def test_defaults_render_cluster_mode(helm: Path) -> None:
         ("ServiceAccount", "credsmith"),
         ("ClusterRole", "credsmith"),
         ("ClusterRoleBinding", "credsmith"),
+        ("ClusterRole", "credsmith-view"),  # tenants' roles (test_packaging_monitoring.py)
+        ("ClusterRole", "credsmith-edit"),
         ("Role", "credsmith-leader-election"),
         ("RoleBinding", "credsmith-leader-election"),
+        ("Role", "credsmith-state-key"),
+        ("RoleBinding", "credsmith-state-key"),
         ("Service", "credsmith-metrics"),
         ("Deployment", "credsmith"),
     }
@@ -201,6 +205,8 @@ def test_deployment(helm: Path) -> None:
         "--leader-election-namespace=$(POD_NAMESPACE)",
         "--leader-election-id=credsmith-operator",
         "--lease-duration=15",
+        "--state-key-namespace=$(POD_NAMESPACE)",
+        "--state-key-name=credsmith-state-key",
     ]
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in main["env"]}
     assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
@@ -260,6 +266,7 @@ def test_namespaced_mode(helm: Path) -> None:
         ("team-a", "credsmith"),
         ("team-b", "credsmith"),
         (NAMESPACE, "credsmith-leader-election"),
+        (NAMESPACE, "credsmith-state-key"),
     }
     for binding in find(docs, "RoleBinding"):
         assert binding["roleRef"]["name"] == binding["metadata"]["name"]
@@ -288,9 +295,9 @@ def test_rbac_is_least_privilege(helm: Path, watch: list[str], consumers: bool) 
     docs = render(helm, *args)
     for value in walk([d.get("rules") for d in docs]):
         assert value != "*", "no wildcards"
-    operator_roles = find(docs, "ClusterRole") + [
-        r for r in find(docs, "Role") if r["metadata"]["namespace"] != NAMESPACE
-    ]
+    tenants = ("credsmith-view", "credsmith-edit")  # test_packaging_monitoring.py
+    operator_roles = [r for r in find(docs, "ClusterRole") if r["metadata"]["name"] not in tenants]
+    operator_roles += [r for r in find(docs, "Role") if r["metadata"]["namespace"] != NAMESPACE]
     assert len(operator_roles) == (len(watch) or 1)
     for role in operator_roles:
         expected = OPERATOR_RULES | (CONSUMER_RULES if consumers else {})
@@ -310,6 +317,31 @@ def test_rbac_is_least_privilege(helm: Path, watch: list[str], consumers: bool) 
             "verbs": ["get", "update"],
         },
     ]
+
+
+@pytest.mark.parametrize("watch", [[], ["team-a"]], ids=["cluster", "namespaced"])
+def test_the_state_key_secret_is_got_by_name_and_created_in_the_release_namespace(
+    helm: Path, watch: list[str]
+) -> None:
+    args = ["--set", "watchNamespaces={" + ",".join(watch) + "}"] if watch else []
+    docs = render(helm, *args)
+    role = next(r for r in find(docs, "Role") if r["metadata"]["name"] == "credsmith-state-key")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert sorted(role["rules"], key=lambda r: r["verbs"]) == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["credsmith-state-key"],
+            "verbs": ["get"],
+        },
+    ]
+    # Never templated: the operator creates it, so no upgrade can replace the key.
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    docs = render(helm, "--set", "stateKey.name=my-key")
+    assert "--state-key-name=my-key" in container(docs)["args"]
+    role = next(r for r in find(docs, "Role") if r["metadata"]["name"] == "credsmith-state-key")
+    assert [r.get("resourceNames") for r in role["rules"]] == [["my-key"], None]
 
 
 def test_leader_election_id_follows_the_release(helm: Path) -> None:

@@ -112,7 +112,9 @@ def test_same_rbac_rules(
     kustomized: dict[Key, dict[str, Any]], charted: dict[Key, dict[str, Any]]
 ) -> None:
     assert _rules(kustomized) == _rules(charted)
-    assert len(_rules(charted)) == 2  # the ClusterRole and the Lease Role
+    # the ClusterRole, the Lease Role, the state key Role and the tenants' credsmith-view
+    # and credsmith-edit
+    assert len(_rules(charted)) == 5
     for kind in ("ClusterRoleBinding", "RoleBinding"):
         for key, binding in charted.items():
             if key[0] == kind:

@@ -19,6 +19,7 @@ from credsmith.issuing.templates import TemplateError, render_templates
 from credsmith.reconcile.credential import reconcile
 from credsmith.reconcile.kinds import API_CLIENT, SERVICE_ACCOUNT_CREDENTIAL
 from credsmith.reconcile.snapshots import ResourceSnapshot, SecretSnapshot
+from tests.state_key import TEST_STATE_KEY
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -100,7 +101,9 @@ def resource(
 def test_reconcile_never_raises_on_any_spec(spec: dict[str, Any], annotation: str | None) -> None:
     for rules in (SERVICE_ACCOUNT_CREDENTIAL, API_CLIENT):
         notes = {"credsmith.io/rotate": annotation} if annotation is not None else {}
-        decision = reconcile(rules, resource(rules.kind, spec, notes), None, NOW)
+        decision = reconcile(
+            rules, resource(rules.kind, spec, notes), None, NOW, state_key=TEST_STATE_KEY
+        )
         ready = next(c for c in decision.status["conditions"] if c["type"] == "Ready")
         if ready["status"] == "True":
             assert decision.secret is not None
@@ -138,6 +141,7 @@ def test_reconcile_never_raises_on_a_garbled_secret_of_ours(
         resource("ServiceAccountCredential", {"serviceAccount": "a"}),
         garbled,
         NOW,
+        state_key=TEST_STATE_KEY,
     )
     assert decision.status["conditions"]
 

@@ -32,8 +32,10 @@ import pytest
 from credsmith import API_VERSION
 from credsmith.api.alphabets import ALPHABETS
 from credsmith.api.api_client import ApiClientStatus
+from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.api.enums import CredentialType, KeyAlgorithm
 from credsmith.api.service_account_credential import ServiceAccountCredentialStatus
+from credsmith.api.status import parse_timestamp
 from credsmith.issuing.random_secret import with_checksum
 from credsmith.reconcile.credential import (
     DEFAULT_GENERATORS,
@@ -43,6 +45,7 @@ from credsmith.reconcile.credential import (
 )
 from credsmith.reconcile.kinds import API_CLIENT, SERVICE_ACCOUNT_CREDENTIAL, secret_name_of
 from credsmith.reconcile.layout import LAYOUTS
+from credsmith.reconcile.secret_state import STATE_MAC, StateScope, sealed
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -51,6 +54,8 @@ from credsmith.reconcile.snapshots import (
     ResourceSnapshot,
     SecretSnapshot,
 )
+from credsmith.reconcile.state_mac import StateKey
+from tests.state_key import TEST_STATE_KEY
 
 # Not on a whole second: timestamps are written with second precision, which must not
 # make a converged pass differ from the one before it.
@@ -148,6 +153,8 @@ class World:
     resource_version: int = 100
     # What the runtime says of the registry: it holds Htpasswd for this client.
     registry_htpasswd: bool = False
+    # The key the operator holds (a test may swap it: a lost key, a restarted operator).
+    state_key: StateKey = TEST_STATE_KEY
 
     def __repr__(self) -> str:  # short, and without the Secrets
         return f"World({self.rules.kind}, now={self.now.isoformat()})"
@@ -216,6 +223,14 @@ class World:
         change(self.spec)
         self.resource["metadata"]["generation"] += 1
 
+    def request_rotation(self, value: str | None) -> None:
+        """A person sets the rotate annotation, once the 1m floor since the last rotation
+        allows one (a request within it waits: test_reconcile_promises.py)."""
+        rotated = self.status.get("rotatedAt")
+        if rotated and self.now < parse_timestamp(rotated) + timedelta(minutes=1):
+            self.advance(timedelta(minutes=1))
+        self.annotate(ROTATE_ANNOTATION, value)
+
     def annotate(self, key: str, value: str | None) -> None:
         """Annotations are metadata: no new generation."""
         notes = self.resource["metadata"].setdefault("annotations", {})
@@ -256,6 +271,20 @@ class World:
         change(stored)
         self.store_secret(stored)
 
+    def edit_secret_as_operator(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """An edit with the state's MAC made anew under the operator's key: what an operator
+        (an earlier version, another replica) could have written."""
+
+        def sealed_change(secret: dict[str, Any]) -> None:
+            change(secret)
+            scope = StateScope(
+                self.rules.kind, NAMESPACE, self.resource["metadata"]["name"], self.secret_name
+            )
+            notes = secret["metadata"]["annotations"]
+            notes[STATE_MAC] = sealed(notes, self.state_key, scope)[STATE_MAC]
+
+        self.edit_secret(sealed_change)
+
     def remove_keys(self, *keys: str) -> None:
         """Someone removes data keys from the Secret."""
 
@@ -284,6 +313,7 @@ class World:
             self.now,
             generate=self._recording(),
             registry_htpasswd=self.registry_htpasswd,
+            state_key=self.state_key,
         )
         assert (resource, secret) == (self.snapshot(), self.secret_snapshot())
         assert before == (self.resource, self.secret), "reconcile changed its input"

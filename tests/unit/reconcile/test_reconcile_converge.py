@@ -5,10 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.api.status import format_timestamp
 from credsmith.issuing.fingerprint import fingerprint
-from credsmith.reconcile.consumers import rotation_spread
 from credsmith.reconcile.kinds import API_CLIENT, SERVICE_ACCOUNT_CREDENTIAL
 
 SA = {"serviceAccount": "billing-exporter"}
@@ -113,7 +111,7 @@ def test_crash_before_status_of_a_rotation(world):
     w = world({**SA, "rotation": {"overlap": "1h"}})
     w.step()
     before = copy.deepcopy(w.status)
-    w.annotate(ROTATE_ANNOTATION, "2025-03-01")
+    w.request_rotation("2025-03-01")
     w.step()
     rotated = copy.deepcopy(w.secret)
     w.resource["status"] = before  # the status write was lost
@@ -234,8 +232,10 @@ def test_lost_annotations_do_not_change_the_value(world):
     w.converge()
 
 
-def test_lost_annotations_and_status_do_not_make_a_rotation_due(world):
-    """With no record of when the value was made, it counts as made now, not in 1970."""
+def test_lost_annotations_and_status_are_a_conflict(world):
+    """With neither its MAC nor status, nothing says the operator made that Secret: it is
+    what a Secret planted before its owner looks like (behaviour 13), so it is not adopted
+    and not changed."""
     w = world({**SA, "rotation": {"period": "2h"}})
     w.step()
     data = w.data()
@@ -249,11 +249,8 @@ def test_lost_annotations_and_status_do_not_make_a_rotation_due(world):
     w.lose_status()
     decision = w.step(timedelta(hours=1))
     assert w.data() == data
-    assert decision.events == ()
-    assert w.status["rotatedAt"] == format_timestamp(w.now)
-    spread = rotation_spread(w.uid, timedelta(hours=2))
-    assert w.status["nextRotationAt"] == format_timestamp(w.now + timedelta(hours=2) + spread)
-    w.converge()
+    assert decision.secret is None
+    assert w.condition()["reason"] == "SecretConflict"
 
 
 def test_lost_revision_annotation_reissues_with_a_warning(world):
@@ -261,9 +258,9 @@ def test_lost_revision_annotation_reissues_with_a_warning(world):
     replaced, and the revision still counts on from status."""
     w = world(SA)
     w.step()
-    w.annotate(ROTATE_ANNOTATION, "a")
+    w.request_rotation("a")
     w.step()
-    w.annotate(ROTATE_ANNOTATION, "b")
+    w.request_rotation("b")
     w.step()
     assert w.status["revision"] == 3
     value = w.data()["client_secret"]
@@ -302,10 +299,11 @@ def test_api_client_id_survives_a_lost_annotation(world):
 
 
 def test_api_client_id_of_an_adopted_secret_without_one(world):
-    """Status and the id annotation both gone: a new id, written down, then stable."""
+    """Status and the id annotation both gone (the id from a Secret an earlier operator
+    authenticated without one): a new id, written down, then stable."""
     w = world({"displayName": "Reporting"}, rules=API_CLIENT)
     w.step()
-    w.edit_secret(lambda s: s["metadata"]["annotations"].pop("credsmith.io/id"))
+    w.edit_secret_as_operator(lambda s: s["metadata"]["annotations"].pop("credsmith.io/id"))
     w.lose_status()
     w.converge()
     client_uuid = w.status["id"]
@@ -403,7 +401,7 @@ def test_foreign_labels_and_annotations_are_kept_and_cause_no_write(world):
 def test_template_annotations_cannot_pose_as_bookkeeping(world):
     w = world({**SA, "secretTemplate": {"annotations": {"credsmith.io/rotate-request": "x"}}})
     w.converge()
-    w.annotate(ROTATE_ANNOTATION, "x")
+    w.request_rotation("x")
     w.converge()
     assert w.status["revision"] == 2  # the request was new: the template did not swallow it
 

@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 
-from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.issuing.fingerprint import fingerprint
 
 EXTRAS = [
@@ -43,7 +42,7 @@ def test_a_rotation_renews_every_extra_and_keeps_the_previous_ones_for_the_overl
     w = world(SPEC)
     w.converge()
     before = extras_of(w)
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     w.step()
     after = extras_of(w)
     assert w.status["revision"] == 2

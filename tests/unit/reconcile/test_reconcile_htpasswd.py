@@ -10,7 +10,6 @@ from typing import Any
 import bcrypt
 import pytest
 
-from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.api.enums import RegistryFormat
 from credsmith.api.status import Reason
 from credsmith.reconcile.kinds import API_CLIENT
@@ -20,6 +19,7 @@ from credsmith.reconcile.registry import (
     reconcile_registry,
     registry_formats,
 )
+from tests.state_key import TEST_STATE_KEY
 
 HTPASSWD = {
     "displayName": "Gateway client",
@@ -31,7 +31,7 @@ NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 def registry_of(w: Any) -> dict[str, str]:
     decision = reconcile_registry(
-        "team-a", "reg", [(w.snapshot(), w.secret_snapshot())], None, w.now
+        "team-a", "reg", [(w.snapshot(), w.secret_snapshot())], None, w.now, TEST_STATE_KEY
     )
     assert decision.secret is not None
     return {k: base64.b64decode(v).decode() for k, v in decision.secret["data"].items()}
@@ -62,7 +62,7 @@ def test_the_hash_is_made_once_per_value_and_only_the_current_is_listed(world):
     w.converge()
     assert registry_of(w)[HTPASSWD_FILE] == first  # no new salt: no registry write
     old = w.data()["client_secret"]
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     w.step()
     auth = registry_of(w)[HTPASSWD_FILE]
     [made] = users(auth).values()
@@ -122,7 +122,7 @@ PLAIN = {"displayName": "Plain client", "registry": {"name": "reg"}}
 
 def registry_of_all(*worlds: Any) -> Any:
     members = [(w.snapshot(), w.secret_snapshot()) for w in worlds]
-    return reconcile_registry("team-a", "reg", members, None, worlds[0].now)
+    return reconcile_registry("team-a", "reg", members, None, worlds[0].now, TEST_STATE_KEY)
 
 
 def test_formats_are_the_registrys_the_union_of_what_clients_ask(world):

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 
-from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.reconcile.kinds import API_CLIENT
 
 SA = {"serviceAccount": "billing-exporter"}
@@ -119,7 +118,7 @@ def test_bad_template_holds_back_a_due_rotation(world):
     w.step()
     secret = copy.deepcopy(w.secret)
     w.edit_spec(lambda s: s.update(secretTemplate={"data": {"x": "{{ nope }}"}}))
-    w.annotate(ROTATE_ANNOTATION, "now")
+    w.request_rotation("now")
     decision = w.step(2 * timedelta(hours=1))
     check_failed(w, decision, "InvalidTemplate", untouched=secret)
     assert w.status["revision"] == 1

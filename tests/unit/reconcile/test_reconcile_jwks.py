@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.reconcile.jwks import (
     JWKS_FILE,
     ConfigMapSnapshot,
@@ -17,6 +18,7 @@ from credsmith.reconcile.jwks import (
     reconcile_jwks,
 )
 from credsmith_verify import JwkSet
+from tests.state_key import TEST_STATE_KEY
 
 SPEC = {
     "serviceAccount": "a",
@@ -27,7 +29,9 @@ SPEC = {
 
 
 def jwks(w) -> dict:
-    decision = reconcile_jwks("team-a", "keys", [(w.snapshot(), w.secret_snapshot())], None, w.now)
+    decision = reconcile_jwks(
+        "team-a", "keys", [(w.snapshot(), w.secret_snapshot())], None, w.now, TEST_STATE_KEY
+    )
     assert decision.config_map is not None
     return json.loads(decision.config_map["data"][JWKS_FILE])
 
@@ -37,7 +41,7 @@ def test_the_current_key_and_the_previous_one_until_it_expires(world):
     w.converge()
     first = w.data()["key_id"]
     assert [k["kid"] for k in jwks(w)["keys"]] == [first]
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     w.step()
     second = w.data()["key_id"]
     assert sorted(k["kid"] for k in jwks(w)["keys"]) == sorted([first, second])
@@ -54,30 +58,30 @@ def test_a_swapped_public_key_or_a_foreign_secret_publishes_nothing(world):
     w.converge()
     stranger = world({**SPEC, "serviceAccount": "b"}, name="stranger")
     # The stranger names the same JWK Set but reads another's Secret: not its own.
-    assert public_keys(stranger.snapshot(), w.secret_snapshot(), w.now) == []
+    assert public_keys(stranger.snapshot(), w.secret_snapshot(), w.now, TEST_STATE_KEY) == []
     w.edit_secret(lambda s: s["data"].update({"public_jwk.json": s["data"]["public_key.pem"]}))
-    assert public_keys(w.snapshot(), w.secret_snapshot(), w.now) == []
+    assert public_keys(w.snapshot(), w.secret_snapshot(), w.now, TEST_STATE_KEY) == []
 
 
 def test_unchanged_sets_are_no_write_and_foreign_config_maps_are_a_conflict(world):
     w = world(SPEC)
     w.converge()
     members = [(w.snapshot(), w.secret_snapshot())]
-    written = reconcile_jwks("team-a", "keys", members, None, w.now).config_map
+    written = reconcile_jwks("team-a", "keys", members, None, w.now, TEST_STATE_KEY).config_map
     assert written is not None
     ours = ConfigMapSnapshot.from_api(
         {**written, "metadata": {**written["metadata"], "resourceVersion": "3"}}
     )
-    assert reconcile_jwks("team-a", "keys", members, ours, w.now).config_map is None
+    assert reconcile_jwks("team-a", "keys", members, ours, w.now, TEST_STATE_KEY).config_map is None
     foreign = ConfigMapSnapshot.from_api({"metadata": {"name": "keys", "namespace": "team-a"}})
-    decision = reconcile_jwks("team-a", "keys", members, foreign, w.now)
+    decision = reconcile_jwks("team-a", "keys", members, foreign, w.now, TEST_STATE_KEY)
     assert decision.conflict
     assert decision.config_map is None
 
 
 def decide(*worlds):
     members = [(w.snapshot(), w.secret_snapshot()) for w in worlds]
-    return reconcile_jwks("team-a", "keys", members, None, worlds[0].now)
+    return reconcile_jwks("team-a", "keys", members, None, worlds[0].now, TEST_STATE_KEY)
 
 
 def created(w, moment: str):
@@ -143,20 +147,46 @@ def test_a_jwks_past_its_size_limit_leaves_out_the_latest_created(world):
         w.converge()
     members = [(w.snapshot(), w.secret_snapshot()) for w in worlds]
     now = worlds[0].now
-    whole = reconcile_jwks("team-a", "keys", members, None, now)
+    whole = reconcile_jwks("team-a", "keys", members, None, now, TEST_STATE_KEY)
     assert whole.config_map is not None
     assert whole.full == ()
-    two = reconcile_jwks("team-a", "keys", members[:2], None, now).config_map
+    two = reconcile_jwks("team-a", "keys", members[:2], None, now, TEST_STATE_KEY).config_map
     assert two is not None
     limit = sum(len(value.encode()) for value in two["data"].values())
-    decision = reconcile_jwks("team-a", "keys", members, None, now, limit=limit)
+    decision = reconcile_jwks("team-a", "keys", members, None, now, TEST_STATE_KEY, limit=limit)
     # The two created first fit exactly; the later ones are left out, and the document
     # holds the first two's keys alone (the count is exact: the limit is not passed).
     assert decision.full == ("c", "d")
     assert decision.config_map is not None
     assert decision.config_map["data"] == two["data"]
-    assert reconcile_jwks("team-a", "keys", members, None, now, limit=limit - 1).full == (
+    assert reconcile_jwks(
+        "team-a", "keys", members, None, now, TEST_STATE_KEY, limit=limit - 1
+    ).full == (
         "b",
         "c",
         "d",
     )
+
+
+def _config_map_key_ok(key: str) -> bool:
+    """The API server's IsConfigMapKey (k8s.io/apimachinery validation): the characters and
+    length, and no "." or ".." or leading ".." (kubelet's atomic writer owns those names)."""
+    return (
+        re.fullmatch(r"[-._a-zA-Z0-9]{1,253}", key) is not None
+        and key not in (".", "..")
+        and not key.startswith("..")
+    )
+
+
+@pytest.mark.parametrize("client_id", ["..data", "..", ".", "..x"])
+def test_a_client_id_that_would_start_a_key_with_two_dots_does_not_refuse_the_set(world, client_id):
+    """clientId.value is anyone's choice: `..x.jwks.json` is a key the API server refuses,
+    and the whole ConfigMap with it, every other client's keys included."""
+    assert client_jwks_file(client_id) is None
+    odd = world({**SPEC, "clientId": {"value": client_id}}, name="odd")
+    other = world({**SPEC, "serviceAccount": "b"}, name="other")
+    odd.converge()
+    other.converge()
+    data = decide(odd, other).config_map["data"]
+    assert all(_config_map_key_ok(key) for key in data)
+    assert client_jwks_file(other.data()["client_id"]) in data

@@ -181,7 +181,7 @@ def test_rotate_annotation_rotates_once_per_value(world):
     w.step()
     before = snapshot(w)
 
-    w.annotate(ROTATE_ANNOTATION, "2025-03-02")
+    w.request_rotation("2025-03-02")
     decision = w.step()
     rotated_once(w, decision, before)
     assert ROTATE_ANNOTATION in decision.events[0].message
@@ -192,17 +192,17 @@ def test_rotate_annotation_rotates_once_per_value(world):
     for delay in (timedelta(0), HOUR, 24 * HOUR):
         no_change(w, w.step(delay), before)
 
-    w.annotate(ROTATE_ANNOTATION, "2025-03-03")
+    w.request_rotation("2025-03-03")
     rotated_once(w, w.step(), before)
     assert w.status["revision"] == 3
     assert w.status["lastRotateRequest"] == "2025-03-03"
 
     # Removing the annotation, and putting the same value back, rotate nothing.
     before = snapshot(w)
-    w.annotate(ROTATE_ANNOTATION, None)
+    w.request_rotation(None)
     no_change(w, w.step(), before)
     assert w.status["lastRotateRequest"] == "2025-03-03"
-    w.annotate(ROTATE_ANNOTATION, "2025-03-03")
+    w.request_rotation("2025-03-03")
     no_change(w, w.step(), before)
     assert [e.reason for e in w.events] == ["Issued", "Rotated", "Rotated"]
 
@@ -220,7 +220,7 @@ def test_empty_rotate_annotation_is_no_request(world):
     w = world(SA)
     w.step()
     before = snapshot(w)
-    w.annotate(ROTATE_ANNOTATION, "")
+    w.request_rotation("")
     no_change(w, w.step(), before)
     assert "lastRotateRequest" not in w.status
 
@@ -230,13 +230,13 @@ def test_long_rotate_annotation_is_remembered_by_digest(world):
     w = world(SA)
     w.step()
     before = snapshot(w)
-    w.annotate(ROTATE_ANNOTATION, long)
+    w.request_rotation(long)
     rotated_once(w, w.step(), before)
     assert w.status["lastRotateRequest"] == fingerprint(long)
     assert w.secret["metadata"]["annotations"]["credsmith.io/rotate-request"] == fingerprint(long)
     before = snapshot(w)
     no_change(w, w.step(), before)
-    w.annotate(ROTATE_ANNOTATION, long + "y")
+    w.request_rotation(long + "y")
     rotated_once(w, w.step(), before)
 
 
@@ -244,7 +244,7 @@ def test_rotate_request_and_spec_change_together_rotate_once(world):
     w = world(SA)
     w.step()
     before = snapshot(w)
-    w.annotate(ROTATE_ANNOTATION, "now")
+    w.request_rotation("now")
     w.edit_spec(lambda s: s.update(secret={"length": 64}))
     rotated_once(w, w.step(), before)
     w.converge()
@@ -278,7 +278,7 @@ def test_overlap_keeps_the_previous_value_until_it_expires(world, type_):
     old = w.data()
     before = snapshot(w, value_key)
 
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     decision = w.step()
     rotated_once(w, decision, before, value_key)
     data = w.data()
@@ -317,7 +317,7 @@ def test_overlap_keeps_the_previous_value_until_it_expires(world, type_):
 def test_no_overlap_no_previous_keys(world):
     w = world(SA)
     w.step()
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     decision = w.step()
     assert set(w.data()) == {"client_id", "client_secret"}
     assert "previousExpiresAt" not in w.status
@@ -330,7 +330,7 @@ def test_template_sees_the_previous_value_during_the_overlap(world):
     w.step()
     old = w.data()["client_secret"]
     assert w.data()["both"] == f"{old} "
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     w.step()
     new = w.data()["client_secret"]
     assert w.data()["both"] == f"{new} {old}"
@@ -338,14 +338,21 @@ def test_template_sees_the_previous_value_during_the_overlap(world):
     assert w.data()["both"] == f"{new} "
 
 
-def test_second_rotation_during_overlap_keeps_only_the_last_value(world):
+def test_second_rotation_during_overlap_waits_for_the_first_promise(world):
     w = world({**SA, "rotation": {"overlap": "1h"}})
     w.step()
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    first = w.data()["client_secret"]
+    w.request_rotation("r1")
     w.step()
     middle = w.data()["client_secret"]
-    w.annotate(ROTATE_ANNOTATION, "r2")
+    promised = w.status["previousExpiresAt"]
+    w.request_rotation("r2")
     w.step(HOUR / 4)
+    assert w.data()["client_secret_previous"] == first
+    assert w.status["previousExpiresAt"] == promised
+    assert w.status["revision"] == 2
+    w.now = parse_timestamp(promised)
+    w.step()
     assert w.data()["client_secret_previous"] == middle
     assert w.status["previousExpiresAt"] == format_timestamp(w.now + HOUR)
     assert w.status["revision"] == 3
@@ -354,7 +361,7 @@ def test_second_rotation_during_overlap_keeps_only_the_last_value(world):
 def test_previous_value_stripped_during_overlap(world):
     w = world({**SA, "rotation": {"overlap": "1h"}})
     w.step()
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     w.step()
     before = snapshot(w)
     w.remove_keys("client_secret_previous")
@@ -368,7 +375,7 @@ def test_previous_value_stripped_during_overlap(world):
 def test_unreadable_previous_key_is_dropped(world):
     w = world({**SA, "type": "KeyPair", "rotation": {"overlap": "1h"}})
     w.step()
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     w.step()
     before = snapshot(w, "private_key.pem")
     w.edit_secret(lambda s: s["data"].update({"private_key_previous.pem": "Z2FyYmFnZQ=="}))
@@ -476,6 +483,6 @@ def test_previous_variables_render_empty_outside_an_overlap(world):
     first = w.data()["client_secret"]
     assert w.data()["both"] == f"{first},"
     assert w.condition()["status"] == "True"
-    w.annotate("credsmith.io/rotate", "now")
+    w.request_rotation("now")
     w.converge()
     assert w.data()["both"] == f"{w.data()['client_secret']},{first}"

@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 
-from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.api.enums import KeyAlgorithm
 from credsmith.issuing.keypair import new_key_pair
 from credsmith.reconcile.kinds import API_CLIENT, SERVICE_ACCOUNT_CREDENTIAL
@@ -45,6 +44,8 @@ def test_scanner_finds_a_value(leaks, text):
         repr(PEM),
         base64.b64encode(PEM.encode()).decode(),
     ],
+    # Fixed ids: PEM is new each run, and xdist workers must collect the same names.
+    ids=["pem", "a-line", "repr", "base64"],
 )
 def test_scanner_finds_a_private_key(leaks, text):
     assert leaks([PEM], {"place": text}) != []
@@ -130,7 +131,7 @@ def test_every_path_keeps_values_secret(world, leaks, case):
     }
     w = world(spec, rules=rules, real=True)
     w.step()
-    w.annotate(ROTATE_ANNOTATION, "one")
+    w.request_rotation("one")
     w.step()
     w.step(timedelta(hours=1))
     w.step(timedelta(hours=2))

@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import pytest
 
-from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.api.enums import HashAlgorithm, KeyAlgorithm
 from credsmith.issuing.fingerprint import fingerprint
 from credsmith.issuing.hashing import hash_secret, verify_secret
@@ -20,6 +19,7 @@ from credsmith.issuing.keypair import new_key_pair
 from credsmith.reconcile.credential import reconcile
 from credsmith.reconcile.kinds import API_CLIENT
 from credsmith.reconcile.registry import registry_entry
+from tests.state_key import TEST_STATE_KEY
 
 SA = {"serviceAccount": "billing-exporter"}
 REGISTERED = {"displayName": "Reports", "registry": {"name": "reg"}}
@@ -34,10 +34,12 @@ def set_value(w, key, value, **annotations):
     w.edit_secret(change)
 
 
-def reissued(w, decision, before_revision, word):
+def reissued(w, decision, before_revision, word, untrusted=False):
+    """`untrusted`: the state failed the belief rule (state_mac.py), which a Warning
+    Untrusted names besides the Reissued one."""
     assert w.status["revision"] == before_revision + 1
     warnings = [e for e in decision.events if e.type == "Warning"]
-    assert [e.reason for e in warnings] == ["Reissued"]
+    assert [e.reason for e in warnings] == ["Reissued", "Untrusted"][: 1 + untrusted]
     assert word in warnings[0].message
     return warnings[0].message
 
@@ -71,7 +73,8 @@ def test_a_forged_fingerprint_does_not_get_past_status(world):
     w = world(SA)
     w.converge()
     set_value(w, "client_secret", CHOSEN, **{"credsmith.io/fingerprint": fingerprint(CHOSEN)})
-    reissued(w, w.step(), 1, "status records for revision 1")
+    # Its MAC no longer verifies, and status disagrees with the fingerprint.
+    reissued(w, w.step(), 1, "fingerprint disagree with status", untrusted=True)
     assert w.data()["client_secret"] != CHOSEN
 
 
@@ -84,14 +87,15 @@ def test_a_revision_that_does_not_follow_status_is_reissued(world):
         CHOSEN,
         **{"credsmith.io/fingerprint": fingerprint(CHOSEN), "credsmith.io/revision": "7"},
     )
-    reissued(w, w.step(), 7, "does not follow revision 1")
+    # The planted revision is not believed, so not followed either: status's is.
+    reissued(w, w.step(), 1, "revision, fingerprint disagree with status", untrusted=True)
 
 
 def test_a_crash_between_secret_and_status_is_still_adopted(world):
     """The Secret one revision ahead of status is what a crash leaves: no re-issue."""
     w = world(SA)
     w.converge()
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     status = dict(w.status)
     w.step()
     value = w.data()["client_secret"]
@@ -145,10 +149,10 @@ def test_a_forged_hash_is_never_believed_and_is_made_anew(world):
         lambda s: s["metadata"]["annotations"].update({"credsmith.io/secret-hash": forged})
     )
     # Before the operator's next pass, the registry already ignores the forged hash.
-    assert registry_entry(w.snapshot(), w.secret_snapshot(), w.now) is None
+    assert registry_entry(w.snapshot(), w.secret_snapshot(), w.now, TEST_STATE_KEY) is None
     decision = w.step()
     assert [(e.type, e.reason) for e in decision.events] == [("Warning", "Untrusted")]
-    entry = registry_entry(w.snapshot(), w.secret_snapshot(), w.now)
+    entry = registry_entry(w.snapshot(), w.secret_snapshot(), w.now, TEST_STATE_KEY)
     assert entry is not None
     assert verify_secret(secret, entry["secret"]["hash"])
     assert not verify_secret(CHOSEN, entry["secret"]["hash"])
@@ -166,7 +170,7 @@ def test_a_forged_hash_is_never_believed_and_is_made_anew(world):
 def test_the_previous_value_retires_on_time_while_the_spec_is_broken(world, breakage):
     w = world({**SA, "rotation": {"overlap": "1h"}})
     w.converge()
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     w.step()
     value = w.data()["client_secret"]
     assert "client_secret_previous" in w.data()
@@ -190,7 +194,7 @@ def test_a_templated_key_holding_the_expired_previous_value_goes_with_it(world):
     template = {"data": {"old": "{{ clientSecretPrevious }}", "new": "{{ clientSecret }}"}}
     w = world({**SA, "rotation": {"overlap": "1h"}, "secretTemplate": template})
     w.converge()
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     w.step()
     assert w.data()["old"]
     w.edit_spec(lambda s: s.update(secret={"length": 3}))
@@ -202,7 +206,14 @@ def test_a_templated_key_holding_the_expired_previous_value_goes_with_it(world):
 def test_a_duplicate_client_id_is_not_ready_and_says_whose_it_is(world):
     w = world(REGISTERED, rules=API_CLIENT)
     w.converge()
-    decision = reconcile(API_CLIENT, w.snapshot(), w.secret_snapshot(), w.now, "alice")
+    decision = reconcile(
+        API_CLIENT,
+        w.snapshot(),
+        w.secret_snapshot(),
+        w.now,
+        "alice",
+        state_key=TEST_STATE_KEY,
+    )
     ready = next(c for c in decision.status["conditions"] if c["type"] == "Ready")
     stalled = next(c for c in decision.status["conditions"] if c["type"] == "Stalled")
     assert (ready["status"], ready["reason"]) == ("False", "DuplicateClientId")
@@ -243,7 +254,7 @@ def test_every_type_renders_its_secret_variables_through_placeholders(world, spe
     template = {"data": {"t": f"{{{{ {variable}|b64encode }}}}|{{{{ {previous}|tojson }}}}"}}
     w = world({**spec, "rotation": {"overlap": "1h"}, "secretTemplate": template})
     w.converge()
-    w.annotate(ROTATE_ANNOTATION, "r1")
+    w.request_rotation("r1")
     w.step()
     assert w.condition()["reason"] == "Rotated"
     current, _, previous_json = w.data()["t"].partition("|")

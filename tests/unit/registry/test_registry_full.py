@@ -20,6 +20,7 @@ from credsmith.reconcile.registry import (
 )
 from credsmith.reconcile.snapshots import ResourceSnapshot, SecretSnapshot
 from credsmith.registry import ClientRegistry
+from tests.state_key import TEST_STATE_KEY
 from tests.unit.registry.test_registry_verifier import NOW, client, issued, value_of
 
 # About 19 KB of clients.json per client: 1 MiB holds some 55 of them.
@@ -34,7 +35,7 @@ def created(member: tuple[ResourceSnapshot, SecretSnapshot], second: int) -> tup
 def test_rendered_from_memoised_texts_as_json_dumps_renders_the_whole_document() -> None:
     for count in (0, 1, 3):
         members = [issued(f"c{i}", value_of(f"v{i}")) for i in range(count)]
-        entries = registry_contents(members, NOW).entries
+        entries = registry_contents(members, NOW, TEST_STATE_KEY).entries
         whole = {
             "apiVersion": "credsmith.io/v1alpha1",
             "kind": "ClientRegistry",
@@ -49,7 +50,7 @@ def test_a_registry_past_the_limit_leaves_out_the_latest_created(tmp_path: Path)
         created(issued(f"c{i:03}", value_of(f"v{i}"), roles=LONG_ROLES), 59 - i % 60)
         for i in range(60)
     ]
-    decision = reconcile_registry("ns", "reg", members, None, NOW)
+    decision = reconcile_registry("ns", "reg", members, None, NOW, TEST_STATE_KEY)
     assert decision.secret is not None
     data = decision.secret["data"]
     size = sum(len(base64.b64decode(v)) for v in data.values())
@@ -73,34 +74,37 @@ def test_a_registry_past_the_limit_leaves_out_the_latest_created(tmp_path: Path)
 
 def test_one_client_more_than_fits_is_the_only_one_left_out() -> None:
     members = [issued(f"c{i:03}", value_of(f"v{i}"), roles=LONG_ROLES) for i in range(60)]
-    fits = registry_contents(members, NOW)
+    fits = registry_contents(members, NOW, TEST_STATE_KEY)
     kept = len(fits.entries)
-    decision = reconcile_registry("ns", "reg", members[: kept + 1], None, NOW)
+    decision = reconcile_registry("ns", "reg", members[: kept + 1], None, NOW, TEST_STATE_KEY)
     assert decision.clients == kept
     assert set(decision.left_out) == {members[kept][0].name}
     # Under the limit nothing is left out, and the size counted is the size written.
-    assert not reconcile_registry("ns", "reg", members[:kept], None, NOW).left_out
+    assert not reconcile_registry("ns", "reg", members[:kept], None, NOW, TEST_STATE_KEY).left_out
 
 
 def test_the_memo_checks_again_only_when_either_resource_version_changes() -> None:
     memo = EntryMemo()
     resource, secret = issued("a", value_of("a"))
     resource = replace(resource, resource_version="10")
-    first = registry_contents([(resource, secret)], NOW, memo=memo)
+    first = registry_contents([(resource, secret)], NOW, TEST_STATE_KEY, memo=memo)
     assert memo.checks == 1
-    assert registry_contents([(resource, secret)], NOW + timedelta(days=1), memo=memo) == first
+    assert (
+        registry_contents([(resource, secret)], NOW + timedelta(days=1), TEST_STATE_KEY, memo=memo)
+        == first
+    )
     assert memo.checks == 1
     # The resource changed (its spec: a new role), then its Secret changed.
     roles = [{"id": "r", "name": "R"}]
     changed = replace(resource, resource_version="11", spec={**resource.spec, "roles": roles})
-    found = registry_contents([(changed, secret)], NOW, memo=memo)
+    found = registry_contents([(changed, secret)], NOW, TEST_STATE_KEY, memo=memo)
     assert memo.checks == 2
     assert found.entries[0]["roles"] == [{"id": "r", "name": "R"}]
     lost = replace(secret, resource_version="99", data={})
-    assert registry_contents([(changed, lost)], NOW, memo=memo).entries == []
+    assert registry_contents([(changed, lost)], NOW, TEST_STATE_KEY, memo=memo).entries == []
     assert memo.checks == 3
     # A stale memo would publish a client whose Secret no longer holds its credential.
-    assert registry_contents([(changed, lost)], NOW, memo=memo).entries == []
+    assert registry_contents([(changed, lost)], NOW, TEST_STATE_KEY, memo=memo).entries == []
     assert memo.checks == 3
 
 
@@ -108,7 +112,7 @@ def test_the_memo_forgets_members_that_left() -> None:
     memo = EntryMemo()
     members = [issued(n, value_of(n)) for n in ("a", "b")]
     members = [(replace(r, resource_version="1"), s) for r, s in members]
-    registry_contents(members, NOW, memo=memo)
+    registry_contents(members, NOW, TEST_STATE_KEY, memo=memo)
     assert len(memo) == 2
     memo.retain(["a"])
     assert len(memo) == 1
@@ -118,16 +122,18 @@ def test_a_registry_of_unchanged_members_is_rebuilt_without_checking_them() -> N
     memo = EntryMemo()
     members = [issued(f"c{i}", value_of(f"v{i}")) for i in range(20)]
     members = [(replace(r, resource_version="1"), s) for r, s in members]
-    registry_contents(members, NOW, memo=memo)
+    registry_contents(members, NOW, TEST_STATE_KEY, memo=memo)
     assert memo.checks == 20
     new = issued("late", value_of("late"))
-    registry_contents([*members, (replace(new[0], resource_version="1"), new[1])], NOW, memo=memo)
+    registry_contents(
+        [*members, (replace(new[0], resource_version="1"), new[1])], NOW, TEST_STATE_KEY, memo=memo
+    )
     assert memo.checks == 21
 
 
 def test_a_client_is_not_checked_from_a_memo_without_resource_versions() -> None:
     memo = EntryMemo()
     members = [(client("x"), None)]
-    registry_contents(members, NOW, memo=memo)
-    registry_contents(members, NOW, memo=memo)
+    registry_contents(members, NOW, TEST_STATE_KEY, memo=memo)
+    registry_contents(members, NOW, TEST_STATE_KEY, memo=memo)
     assert memo.checks == 2

@@ -21,6 +21,7 @@ from credsmith.reconcile.registry import (
 )
 from credsmith.reconcile.snapshots import ResourceSnapshot, SecretSnapshot
 from credsmith.registry import ClientRegistry
+from tests.state_key import TEST_STATE_KEY
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -79,11 +80,20 @@ def issued(
         client_uuid=lambda: f"00000000-0000-4000-8000-{name.encode().hex()[:12]:0>12}",
     )
     resource = client(name, roles, algorithm)
-    decision = reconcile(API_CLIENT, resource, None, NOW - timedelta(minutes=1), generate=generate)
+    decision = reconcile(
+        API_CLIENT,
+        resource,
+        None,
+        NOW - timedelta(minutes=1),
+        generate=generate,
+        state_key=TEST_STATE_KEY,
+    )
     secret = _written(decision.secret, "1")
     if previous is not None:
         resource = client(name, roles, algorithm, dict(decision.status), rotate="now")
-        decision = reconcile(API_CLIENT, resource, secret, NOW, generate=generate)
+        decision = reconcile(
+            API_CLIENT, resource, secret, NOW, generate=generate, state_key=TEST_STATE_KEY
+        )
         secret = _written(decision.secret, "2")
     return client(name, roles, algorithm, dict(decision.status)), secret
 
@@ -96,7 +106,7 @@ def _written(manifest: Any, version: str) -> SecretSnapshot:
 
 
 def write_registry(path: Path, members: list[tuple[ResourceSnapshot, SecretSnapshot]]) -> None:
-    entries = registry_contents(members, NOW).entries
+    entries = registry_contents(members, NOW, TEST_STATE_KEY).entries
     path.write_text(render_document(entries))
 
 
@@ -157,19 +167,19 @@ def test_reloads_when_the_file_changes_and_deleted_clients_stop_verifying(tmp_pa
 def test_clients_without_an_issued_hash_are_left_out_and_documents_are_stable() -> None:
     done = issued("a", A)
     pending = (client("b"), None)
-    decision = reconcile_registry("ns", "reg", [pending, done], None, NOW)
+    decision = reconcile_registry("ns", "reg", [pending, done], None, NOW, TEST_STATE_KEY)
     assert decision.create
     assert decision.clients == 1
     written = SecretSnapshot.from_api(
         {**decision.secret, "metadata": {**decision.secret["metadata"], "resourceVersion": "7"}}
     )  # type: ignore[dict-item]
-    again = reconcile_registry("ns", "reg", [done, pending], written, NOW)
+    again = reconcile_registry("ns", "reg", [done, pending], written, NOW, TEST_STATE_KEY)
     assert again.secret is None  # same set, any order: no write
 
 
 def test_a_foreign_registry_secret_is_a_conflict() -> None:
     foreign = SecretSnapshot.from_api({"metadata": {"name": "reg", "namespace": "ns"}, "data": {}})
-    decision = reconcile_registry("ns", "reg", [issued("a", A)], foreign, NOW)
+    decision = reconcile_registry("ns", "reg", [issued("a", A)], foreign, NOW, TEST_STATE_KEY)
     assert decision.conflict
     assert decision.secret is None
 
@@ -186,7 +196,7 @@ def test_a_client_naming_anothers_secret_adds_no_entry() -> None:
         "spec": {**mallory.spec, "secretName": "alice"},
     }
     members = [alice, (ResourceSnapshot.from_api(mallory_body), alice[1])]
-    found = registry_contents(members, NOW)
+    found = registry_contents(members, NOW, TEST_STATE_KEY)
     entries, duplicates = found.entries, found.duplicates
     assert [e["name"] for e in entries] == ["alice"]
     assert entries[0]["roles"] == [{"id": "reports.read"}]
@@ -205,8 +215,8 @@ def test_a_secret_owned_by_another_uid_is_not_listed() -> None:
             "status": dict(resource.status),
         }
     )
-    assert registry_entry(resource, secret, NOW) is not None
-    assert registry_entry(recreated, secret, NOW) is None
+    assert registry_entry(resource, secret, NOW, TEST_STATE_KEY) is not None
+    assert registry_entry(recreated, secret, NOW, TEST_STATE_KEY) is None
 
 
 def test_one_entry_per_client_id_the_earlier_client_keeps_it() -> None:
@@ -233,7 +243,7 @@ def test_one_entry_per_client_id_the_earlier_client_keeps_it() -> None:
              "data": data}
         )  # fmt: skip
         clashing.append((ResourceSnapshot.from_api(body), shared))
-    found = registry_contents(clashing, NOW)
+    found = registry_contents(clashing, NOW, TEST_STATE_KEY)
     entries, duplicates = found.entries, found.duplicates
     assert [e["name"] for e in entries] == ["second"]  # created first
     assert duplicates == {"first": "second"}

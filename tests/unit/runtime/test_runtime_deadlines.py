@@ -11,6 +11,7 @@ import pytest
 
 from credsmith.runtime.controller import CacheSyncTimeout, Controller
 from credsmith.runtime.leader import LeaderElector, LeaseConfig, LostLeadership
+from tests.state_key import TEST_STATE_KEY
 
 
 class HangingKube:
@@ -102,7 +103,7 @@ class FakeSessions:
 
 def test_caches_that_never_sync_end_the_run() -> None:
     async def scenario() -> None:
-        controller = Controller(FakeSessions(), [], cache_sync_timeout=0.3)  # type: ignore[arg-type]
+        controller = Controller(FakeSessions(), [], TEST_STATE_KEY, cache_sync_timeout=0.3)  # type: ignore[arg-type]
         await controller.run([NeverSynced()])  # type: ignore[list-item]
 
     with pytest.raises(CacheSyncTimeout, match="/api/v1/secrets"):

@@ -126,6 +126,21 @@ def test_a_transient_failure_is_reconciling_and_leaves_ready_alone() -> None:
     assert without_reconciling(ready) is ready
 
 
+def test_a_completed_pass_keeps_the_reconcilers_own_reconciling() -> None:
+    """A rotation that waits for a promise (RotationWaiting) is the reconciler's, not a
+    transient failure's: it stays after the pass."""
+    waiting = {
+        "type": "Reconciling",
+        "status": "True",
+        "reason": "RotationWaiting",
+        "message": "rotation to revision 3 waits",
+        "lastTransitionTime": "2026-11-30T11:00:00Z",
+    }
+    ready = {"type": "Ready", "status": "True", "reason": "Rotated", "message": ""}
+    status = {"conditions": [ready, waiting]}
+    assert without_reconciling(status) is status
+
+
 @pytest.mark.parametrize(
     ("header", "seconds"), [("1", 1.0), (" 5 ", 5.0), ("", None), (None, None), ("-1", None),
                             ("Wed, 21 Oct 2015 07:28:00 GMT", None)],

@@ -15,6 +15,7 @@ from credsmith.reconcile.credential import reconcile
 from credsmith.reconcile.kinds import API_CLIENT, SERVICE_ACCOUNT_CREDENTIAL
 from credsmith.reconcile.registry import registry_contents
 from credsmith.reconcile.snapshots import ResourceSnapshot, SecretSnapshot
+from tests.state_key import TEST_STATE_KEY
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "state_v1"
 RULES = {r.kind: r for r in (SERVICE_ACCOUNT_CREDENTIAL, API_CLIENT)}
@@ -37,7 +38,7 @@ def test_every_kind_of_fixture_is_there() -> None:
 @pytest.mark.parametrize("name", CASES)
 def test_version_1_is_read_without_a_write_or_a_rotation(name: str) -> None:
     resource, secret = load(name)
-    decision = reconcile(RULES[resource.kind], resource, secret, LATER)
+    decision = reconcile(RULES[resource.kind], resource, secret, LATER, state_key=TEST_STATE_KEY)
     assert decision.secret is None
     assert decision.status == resource.status
     assert decision.events == ()
@@ -55,7 +56,7 @@ def test_the_next_write_upgrades_to_version_2_and_keeps_the_value(name: str) -> 
                       "generation": 2, "annotations": dict(resource.annotations)},
          "spec": spec, "status": dict(resource.status)}
     )  # fmt: skip
-    decision = reconcile(RULES[resource.kind], changed, secret, LATER)
+    decision = reconcile(RULES[resource.kind], changed, secret, LATER, state_key=TEST_STATE_KEY)
     assert decision.secret is not None
     written = SecretSnapshot.from_api(decision.secret)
     assert written.annotations["credsmith.io/state-version"] == "2"
@@ -66,7 +67,7 @@ def test_the_next_write_upgrades_to_version_2_and_keeps_the_value(name: str) -> 
 
 def test_registry_lists_version_1_clients_with_their_recorded_hashes() -> None:
     members = [load(c) for c in CASES if c.startswith("api-client")]
-    found = registry_contents(members, LATER)
+    found = registry_contents(members, LATER, TEST_STATE_KEY)
     entries, duplicates = found.entries, found.duplicates
     assert duplicates == {}
     assert len(entries) == len(members)

@@ -39,6 +39,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -275,10 +276,15 @@ def _claims_ok(claims: Mapping[str, Any], client_id: str, audience: str, now: fl
 
 
 def _number(value: object) -> float | None:
-    """A NumericDate (RFC 7519 section 2), or None."""
+    """A NumericDate (RFC 7519 section 2), or None. Finite: Python's json reads Infinity
+    and NaN, which JSON has not (an assertion with exp Infinity would never expire)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _verify(key: JsonWebKey, alg: str, data: bytes, signature: bytes) -> None:

@@ -80,11 +80,12 @@ class _Entry:
     hash: str
     previous_hash: str | None
     previous_expires_at: datetime | None
+    # The costs of `hash` and `previous_hash`, found when the document is read: parsing them
+    # on each call would make a known client's call slower than an unknown one's.
+    classes: tuple[CostClass | None, CostClass | None] = (None, None)
 
     def cost_classes(self) -> tuple[CostClass | None, CostClass | None]:
-        current = cost_class(self.hash)
-        previous = None if self.previous_hash is None else cost_class(self.previous_hash)
-        return current, previous
+        return self.classes
 
 
 @dataclass(frozen=True)
@@ -155,11 +156,16 @@ def _entry(item: Mapping[str, Any]) -> _Entry:
     expires_at = datetime.fromisoformat(expires) if expires else None
     if expires_at is not None and expires_at.tzinfo is None:
         raise ValueError("previousSecret.expiresAt has no time zone")
+    current_hash, previous_hash = str(item["secret"]["hash"]), previous.get("hash")
     return _Entry(
         client=client,
-        hash=str(item["secret"]["hash"]),
-        previous_hash=previous.get("hash"),
+        hash=current_hash,
+        previous_hash=previous_hash,
         previous_expires_at=expires_at,
+        classes=(
+            cost_class(current_hash),
+            None if previous_hash is None else cost_class(previous_hash),
+        ),
     )
 
 
