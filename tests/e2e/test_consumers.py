@@ -520,7 +520,12 @@ def test_a_refused_rollout_shows_in_status_holds_the_previous_value_and_recovers
         assert time.time() >= (rotated_at + timedelta(seconds=overlap)).timestamp() - 1
         assert condition(held, "ConsumersRolledOut")["reason"] == "ConsumersForbidden"
         assert "client_secret_previous" in secret_keys(core, namespace, "guarded-cred")
-        warnings = events(core, namespace, "guarded-cred", "ConsumersLagging")
+        # Events are posted after the status write that shows the hold.
+        warnings = wait_for(
+            lambda: events(core, namespace, "guarded-cred", "ConsumersLagging"),
+            30,
+            what="the ConsumersLagging Warning",
+        )
         assert len(warnings) == 1
         assert "Deployment/guarded (not rolled)" in warnings[0]
     finally:
