@@ -103,6 +103,9 @@ class ConsumerPlan:
     # of them have rolled out to this revision.
     followed: int = 0
     rolled_out: int = 0
+    # Rollouts held to be made with other credentials' (ConsumersSeen.roll_held): look
+    # again when the first of them is due.
+    held_until: datetime | None = None
 
 
 def follow_consumers(p: Pass) -> Pass:
@@ -165,12 +168,14 @@ def plan_consumers(
     followed: list[dict[str, Any]] = []
     lagging: list[Workload] = []
     deferred = False
+    held_until: datetime | None = None
     for workload in sorted(seen.workloads, key=lambda w: (w.kind.value, w.name)):
         if not workload.uses_secret:
             # No consent: never rolled, and it holds no previous value.
             statuses.append(_status(workload, 0, False, _not_using(seen.secret_name)))
             continue
         failure = seen.roll_failures.get(workload.key)
+        held = seen.roll_held.get(workload.key)
         message = None
         # Rolled once per revision: by its annotation, or by status when someone took the
         # annotation away since (`kubectl rollout undo`, a replace): its pods restart anyway.
@@ -183,17 +188,28 @@ def plan_consumers(
         ):
             # It may hold an older value: during an overlap, or (no overlap, or a re-issue)
             # when status last saw it at an older revision.
-            if settled and failure is None:
+            if settled and failure is None and held is None:
                 rollouts.append(Rollout(workload, revision))
                 # Rolled now, so not finished: the previous value stays for it.
                 lagging.append(replace(workload, complete=False, progress="rolling out now"))
                 entry = _status(workload, revision, False)
             else:
-                deferred = deferred or failure is None
+                deferred = deferred or (failure is None and held is None)
                 if failure is not None:
                     # Refused, so not rolled: it has not finished either.
                     lagging.append(replace(workload, complete=False, progress="not rolled"))
                     message = f"not rolled: {failure.message}"
+                elif held is not None:
+                    # Held to roll once with other credentials: not rolled yet, so it lags.
+                    when = format_timestamp(held)
+                    lagging.append(
+                        replace(workload, complete=False, progress=f"to be rolled by {when}")
+                    )
+                    message = (
+                        f"to be rolled by {when}, at once with the other credentials that use "
+                        "it and rotate now"
+                    )
+                    held_until = held if held_until is None else min(held_until, held)
                 known = recorded.get(workload.key) or workload.rolled_to or 0
                 entry = _status(workload, known, False, message)
         else:
@@ -210,6 +226,7 @@ def plan_consumers(
         deferred,
         followed=len(followed),
         rolled_out=sum(1 for s in followed if s["rolledOut"]),
+        held_until=held_until,
     )
 
 

@@ -133,6 +133,8 @@ def poll_at(
         return None
     if plan.deferred:
         return now + ROLLOUT_SOON
+    if plan.held_until is not None:
+        return max(plan.held_until, now)  # rolled then (or sooner, by another's pass)
     if has_previous:
         return now + ROLLOUT_POLL
     since = max(now - state.rotated_at, timedelta(0))
