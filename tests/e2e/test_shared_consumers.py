@@ -12,7 +12,6 @@ from typing import Any
 
 from kubernetes import client
 
-from credsmith.runtime.consumers import SHARED_ROLLOUT_MANAGER
 from tests.e2e.cluster import Cluster, Operator, deny_policy, wait_for
 from tests.e2e.test_consumers import (
     apply,
@@ -27,6 +26,8 @@ from tests.e2e.test_consumers import (
 )
 
 NAMES = ("alpha", "beta", "gamma")
+# The field manager of the one write (README: Consumers follow rotation).
+SHARED_ROLLOUT_MANAGER = "credsmith-shared-rollout"
 
 
 def _complete(
