@@ -329,8 +329,7 @@ class Controller:
                     await self._write_secret(namespace, secret_name, decision)
         if decision.rollouts and consumers is not None:
             # Made now, or held a moment to be made once with other credentials' (shared).
-            rolls = await self.shared_rollouts.roll(resource, decision.rollouts, _now())
-            failures, held = rolls
+            failures, held = await self.shared_rollouts.roll(resource, decision.rollouts, _now())
             if failures or held:
                 # Deciding again with the refusals (and the held) known changes only status
                 # and Events: the Secret (the value, or the previous one held for the
