@@ -62,6 +62,7 @@ def default_kinds(state_key: StateKey) -> list[KindConfig]:
         API_CLIENT,
         PLURALS,
         SERVICE_ACCOUNT_CREDENTIAL,
+        is_light,
         jwks_name_of,
         registry_name_of,
         secret_name_of,
@@ -75,6 +76,7 @@ def default_kinds(state_key: StateKey) -> list[KindConfig]:
             secret_name_of,
             registry_of=registry_name_of if rules is API_CLIENT else None,
             jwks_of=jwks_name_of if rules is SERVICE_ACCOUNT_CREDENTIAL else None,
+            light=is_light,
         )
         for rules in (SERVICE_ACCOUNT_CREDENTIAL, API_CLIENT)
     ]
