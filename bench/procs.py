@@ -179,7 +179,13 @@ class OperatorProcess:
         per_resource = sum(
             1 for line in text.splitlines() if line.startswith("credsmith_credential_")
         )
-        return {"bytes": len(text), "credential_samples": per_resource}
+        # Reconcile passes so far (each pass is observed once by the duration histogram).
+        passes = sum(
+            float(line.rpartition(" ")[2])
+            for line in text.splitlines()
+            if line.startswith("credsmith_reconcile_duration_seconds_count")
+        )
+        return {"bytes": len(text), "credential_samples": per_resource, "passes": int(passes)}
 
     # ---- py-spy (optional: --profile) --------------------------------------------
 

@@ -24,12 +24,14 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cluster_setup import operator_requests
 from kubeclient import Api, parse_request_totals, sac_path
 from phases import Context, _wait, names, run_pool, sac
+
+from credsmith.reconcile.consumers import rotation_spread
 
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "APPLY")
 
@@ -53,6 +55,7 @@ class RevisionWatch:
         self.namespace = namespace
         self.rotated: dict[int, dict[str, int]] = {1: {}, 2: {}}
         self.seen: dict[int, dict[str, float]] = {1: {}, 2: {}}
+        self.uids: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -65,6 +68,7 @@ class RevisionWatch:
         if revision not in self.rotated or not isinstance(rotated_at, str):
             return
         name = obj["metadata"]["name"]
+        self.uids[name] = obj["metadata"]["uid"]
         if name not in self.rotated[revision]:
             self.rotated[revision][name] = _seconds(rotated_at)
             self.seen[revision][name] = time.time()
@@ -196,6 +200,15 @@ async def rotation_storm(
     storm = histogram(rotated)
     delays = Counter(rotated[k] - issued[k] - period_s for k in rotated if k in issued)
     lag = [watch.seen[2][k] - rotated[k] for k in rotated]
+    # The operator's spread of each (by UID, consumers.rotation_spread), and how late each
+    # rotation was past its own scheduled second: the spread alone, as if all had been
+    # issued in one second, and the operator's lag behind its schedule.
+    period_td = timedelta(seconds=period_s)
+    spreads = {
+        k: int(rotation_spread(uid, period_td).total_seconds()) for k, uid in watch.uids.items()
+    }
+    by_spread = Counter(spreads.get(k, 0) for k in rotated)
+    late = sorted(rotated[k] - issued[k] - period_s - spreads[k] for k in rotated if k in issued)
     return {
         "n": n,
         "namespace": namespace,
@@ -206,6 +219,13 @@ async def rotation_storm(
         "rotated": storm,
         # rotatedAt(2) - rotatedAt(1) - period, in whole seconds: spread + the operator's lag
         "delay_after_period": dict(sorted(delays.items())),
+        # per second of spread (0, 1, ...): how many; as if issued in one second
+        "spread_by_uid": [by_spread.get(t, 0) for t in range(max(by_spread) + 1)],
+        "late_after_schedule_s": {
+            "median": late[len(late) // 2],
+            "p90": late[int(len(late) * 0.9)],
+            "max": late[-1],
+        },
         "seen_after_rotated_at_s": {
             "median": round(sorted(lag)[len(lag) // 2], 1),
             "max": round(max(lag), 1),
@@ -235,6 +255,15 @@ def rows(result: dict[str, Any] | None) -> list[tuple[str, str, str, str, str]]:
             f"period {result['period']}, rotatedAt over {storm['seconds_with_any']} seconds, "
             f"busiest second {storm['max_in_one_second']} ({100 * storm['max_share']:.1f}%); "
             f"issued over {issued['span_s']} s (busiest {issued['max_in_one_second']})",
+        ),
+        (
+            f"  by the spread alone N={n}",
+            f"{len(result['spread_by_uid'])} s",
+            "",
+            "",
+            f"as if all were issued in one second: busiest second "
+            f"{max(result['spread_by_uid'])} ({100 * max(result['spread_by_uid']) / n:.1f}%); "
+            f"rotations late after their scheduled second (s): {result['late_after_schedule_s']}",
         ),
         (
             f"  writes while rotating N={n}",
