@@ -90,7 +90,7 @@ class ApiSession:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self.pool_size),
                 json_serialize=json.dumps,
-                # The API server sets no cookies: no jar to filter on every request.
+                # No cookies, as client-go keeps none: no jar to filter on every request.
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
