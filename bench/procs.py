@@ -103,6 +103,11 @@ class OperatorProcess:
     started_at: float = 0.0
     starts: int = 0
     profiler: subprocess.Popen[bytes] | None = None
+    # py-spy samples per second (--profile-rate)
+    profile_rate: int = 100
+    # --operator-source: run the operator from this checkout's operator/ (PYTHONPATH), e.g.
+    # an exported earlier commit, for before/after runs with one bench
+    source: Path | None = None
 
     @property
     def pid(self) -> int:
@@ -132,8 +137,11 @@ class OperatorProcess:
             args.append(f"--workers={self.workers}")
         log = (self.log_dir / f"operator-{self.starts:02d}.log").open("wb")
         self.started_at = time.monotonic()
+        env = None
+        if self.source is not None:
+            env = {**os.environ, "PYTHONPATH": str(self.source / "operator")}
         self.process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         )
         log.close()
 
@@ -171,7 +179,13 @@ class OperatorProcess:
         per_resource = sum(
             1 for line in text.splitlines() if line.startswith("credsmith_credential_")
         )
-        return {"bytes": len(text), "credential_samples": per_resource}
+        # Reconcile passes so far (each pass is observed once by the duration histogram).
+        passes = sum(
+            float(line.rpartition(" ")[2])
+            for line in text.splitlines()
+            if line.startswith("credsmith_reconcile_duration_seconds_count")
+        )
+        return {"bytes": len(text), "credential_samples": per_resource, "passes": int(passes)}
 
     # ---- py-spy (optional: --profile) --------------------------------------------
 
@@ -190,7 +204,7 @@ class OperatorProcess:
                 "--pid",
                 str(self.pid),
                 "--rate",
-                "100",
+                str(self.profile_rate),
                 "--gil",
                 "--format",
                 "raw",

@@ -43,6 +43,37 @@ def package_of(file: str) -> str:
     return "other: " + file.rsplit("/", 1)[-1]
 
 
+# --where: each sample to the first of these its stack passes through (else "other"), the
+# parts of an issuing pass in the controller (bench/README.md, "Operator CPU per credential").
+WHERE = (
+    ("the reconcile pass (pure)", ("credsmith/reconcile/credential.py",)),
+    (
+        "the hand-off to a thread and back",
+        ("to_thread (asyncio/threads.py", "concurrent/futures", "threading.py", "_chain_future"),
+    ),
+    ("Secret create", ("Controller._write_secret",)),
+    ("status patch", ("Controller._patch_status",)),
+    ("Event post", ("Controller._post_event",)),
+    ("the rest of Controller.reconcile", ("Controller.reconcile", "Controller._worker")),
+    ("informers", ("Informer.",)),
+    ("responses and watch streams arriving", ("sslproto.py", "selector_events.py", "aiohttp/")),
+)
+
+
+def where(path: Path) -> str:
+    stacks = parse(path)
+    total = sum(count for _, count in stacks) or 1
+    shares: Counter[str] = Counter()
+    for frames, count in stacks:
+        stack = ";".join(frames)
+        name = next((n for n, marks in WHERE if any(m in stack for m in marks)), "other")
+        shares[name] += count
+    lines = [f"{path}: {total} samples, by where in the controller"]
+    for name in [n for n, _ in WHERE] + ["other"]:
+        lines.append(f"  {100 * shares[name] / total:5.1f}%  {name}")
+    return "\n".join(lines)
+
+
 def parse(path: Path) -> list[tuple[list[str], int]]:
     stacks = []
     for line in path.read_text(errors="replace").splitlines():
@@ -98,9 +129,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("profiles", nargs="+", type=Path)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--where", action="store_true", help="shares by part of a pass")
     args = parser.parse_args()
     for path in args.profiles:
-        print(summarise(path, args.top))
+        print(where(path) if args.where else summarise(path, args.top))
         print()
     return 0
 

@@ -13,6 +13,8 @@ runs the operator as a separate process and measures, in this order:
             is Ready, and writes made to the existing ones
   consumers the operator's RSS with and without spec.consumers, in a namespace of
             5000 unrelated Deployments (consumers_rss.py)
+  storm     only with --storm-size N: N credentials with a short period created at
+            once, and how their first rotations spread (storm.py)
 
 Prints one table and writes bench/results/latest.json. See bench/README.md.
 """
@@ -35,8 +37,11 @@ from typing import Any
 import cluster_setup
 import consumers_rss
 import phases
+import storm
 from kubeclient import Api, Credentials
 from procs import OperatorProcess
+
+from credsmith.api.durations import parse_go_duration
 
 BENCH_DIR = Path(__file__).resolve().parent
 CHECKOUT = BENCH_DIR.parent
@@ -150,12 +155,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "aggregate (--no-resource-metrics) or per-resource; scraped once before the memory "
         "of each bulk size is read",
     )
+    parser.add_argument(
+        "--storm-size",
+        type=int,
+        default=0,
+        help="the rotation storm phase: N credentials with period --storm-period created "
+        "at once, and when each rotates (storm.py); 0 (default): not run",
+    )
+    parser.add_argument("--storm-period", default="2m", help="the storm's rotation.period")
     parser.add_argument("--ready-timeout", type=float, default=900)
     parser.add_argument(
         "--profile",
         action="store_true",
         help="sample the operator with py-spy during latency and bulk issue "
         "(pip install py-spy into the venv); raw stacks in results/profiles/",
+    )
+    parser.add_argument(
+        "--profile-rate", type=int, default=100, help="py-spy samples per second (--profile)"
+    )
+    parser.add_argument(
+        "--operator-source",
+        type=Path,
+        default=None,
+        help="run the operator from DIR/operator (PYTHONPATH) instead of this checkout, "
+        "e.g. `git archive COMMIT operator verifier | tar -x -C DIR`: before/after runs "
+        "with one bench",
     )
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "results" / "latest.json")
     parser.add_argument(
@@ -259,7 +283,12 @@ async def bench(args: argparse.Namespace, cluster: Any, results: dict[str, Any])
         waited = await cluster_setup.wait_for_garbage_collector(api)
         log(f"garbage collector watches the custom resources ({waited:.0f}s)")
         operator = OperatorProcess(
-            operator_kubeconfig, log_dir, args.workers, metrics=args.operator_metrics
+            operator_kubeconfig,
+            log_dir,
+            args.workers,
+            metrics=args.operator_metrics,
+            profile_rate=args.profile_rate,
+            source=args.operator_source,
         )
         ctx = phases.Context(
             credentials=credentials,
@@ -366,6 +395,21 @@ async def _phases(args: argparse.Namespace, ctx: phases.Context, results: dict[s
     # 4. Memory with spec.consumers among many unrelated Deployments, fresh operators.
     if "consumers" not in args.skip:
         results["consumers_rss"] = await consumers_rss.measure(ctx, args.consumers_unrelated)
+    # 5. Rotation storm (only when asked: it waits a period), on a fresh operator.
+    if args.storm_size:
+        await phases.start_operator(ctx)
+        period = args.storm_period
+        result = await storm.rotation_storm(
+            ctx, args.storm_size, period, int(parse_go_duration(period).total_seconds())
+        )
+        results["storm"] = result
+        rotated = result["rotated"]
+        log(
+            f"rotation storm N={args.storm_size}: rotatedAt over {rotated['span_s']} s, "
+            f"busiest second {rotated['max_in_one_second']}"
+        )
+        ctx.operator.stop()
+        result["cleanup_seconds"] = round(await ctx.api.delete_namespace(result["namespace"]), 1)
     results["profiles"] = ctx.profiles
 
 
@@ -549,6 +593,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             )
         )
     rows += consumers_rss.rows(results.get("consumers_rss"))
+    rows += storm.rows(results.get("storm"))
     return rows
 
 
@@ -566,7 +611,8 @@ def table(results: dict[str, Any]) -> str:
     rows = _rows(results)
     header = (
         f"credsmith bench  {m['date']}  commit {m['commit'][:12]}"
-        f"{' (+ uncommitted changes)' if m['tracked_changes'] else ''}\n"
+        f"{' (+ uncommitted changes)' if m['tracked_changes'] else ''}"
+        f"{_operator_source(results)}\n"
         f"machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, "
         f"Python {m['python']}; load avg before {results['load_before']}, "
         f"after {results.get('load_after')}; run took {results.get('wall_s', 0) / 60:.1f} min\n"
@@ -581,6 +627,11 @@ def table(results: dict[str, Any]) -> str:
     for name, value, ok, others, detail in rows:
         lines.append(f"{name:<{width[0]}}  {value:>{width[1]}}  {ok:<3}  {others:>6}  {detail}")
     return header + "\n".join(lines)
+
+
+def _operator_source(results: dict[str, Any]) -> str:
+    source = results.get("args", {}).get("operator_source")
+    return f"; the operator from {source}" if source else ""
 
 
 def main(argv: list[str] | None = None) -> int:

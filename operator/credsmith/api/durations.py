@@ -7,6 +7,7 @@ Go's syntax because Kubernetes users know it (kubectl, cert-manager) and CEL's
 import re
 from datetime import timedelta
 from fractions import Fraction
+from functools import lru_cache
 
 # The units of Go's time.ParseDuration; "µs" is U+00B5 and "μs" U+03BC, Go takes both.
 _UNIT_SECONDS: dict[str, Fraction] = {
@@ -28,6 +29,9 @@ _MAX_NANOSECONDS = 2**63 - 1
 GO_DURATION_PATTERN = rf"^(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)({_UNITS}))+)$"
 
 
+# Cached: every pass reads the same few strings ("720h", "24h") several times, and the
+# exact arithmetic (Fraction) costs ~20 us a call. A timedelta is immutable.
+@lru_cache(maxsize=512)
 def parse_go_duration(value: str) -> timedelta:
     """Parse a Go duration string, e.g. "720h", "1h30m", "1.5h", "20s", "-5m" or "0".
 

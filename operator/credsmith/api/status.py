@@ -8,6 +8,7 @@ secret value: only its fingerprint.
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field
@@ -85,6 +86,8 @@ class Reason(StrEnum):
     CONSUMERS_FAILED = "ConsumersFailed"
 
 
+# Cached: a pass formats the same few instants (issuedAt, rotatedAt, now) several times.
+@lru_cache(maxsize=4096)
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with second precision, as metav1.Time writes it."""
     if moment.tzinfo is None:

@@ -1,10 +1,10 @@
 """Client IDs: public identifiers, unique rather than secret, but still unguessable."""
 
-import secrets
 import uuid
 
 from credsmith.api.alphabets import ALPHABETS
 from credsmith.api.enums import ClientIdFormat, SecretAlphabet
+from credsmith.issuing.random_secret import uniform_choices
 
 # 22 base62 characters carry 22 * log2(62) ≈ 131 bits: as unguessable as a UUIDv4 (122 bits),
 # shorter, and free of dashes so it survives double-click selection and URL userinfo.
@@ -20,7 +20,7 @@ def new_client_id(format: ClientIdFormat, prefix: str | None = None) -> str:
     if format is ClientIdFormat.UUID:
         body = str(uuid.uuid4())
     elif format is ClientIdFormat.TOKEN:
-        body = "".join(secrets.choice(_BASE62) for _ in range(TOKEN_LENGTH))
+        body = uniform_choices(_BASE62, TOKEN_LENGTH)
     else:  # pragma: no cover - exhaustive over the enum
         raise ValueError(f"unknown client ID format: {format!r}")
     return (prefix or "") + body

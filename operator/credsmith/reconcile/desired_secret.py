@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +17,7 @@ from credsmith.api.enums import DeletionPolicy
 from credsmith.api.status import Reason
 from credsmith.issuing.templates import TemplateError, render_templates
 from credsmith.reconcile.extras import extras_data
+from credsmith.reconcile.frozen import replace
 from credsmith.reconcile.layout import (
     LAYOUTS,
     SECRET_VARIABLES,

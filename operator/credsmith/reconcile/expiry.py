@@ -10,12 +10,12 @@ a templated key that holds the previous value itself.
 from __future__ import annotations
 
 import base64
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from credsmith.api.extra_secrets import previous_key
 from credsmith.reconcile.extras import expired, extra_states
+from credsmith.reconcile.frozen import replace
 from credsmith.reconcile.layout import LAYOUTS
 from credsmith.reconcile.pass_state import Pass
 from credsmith.reconcile.policy import expire_previous, with_fingerprints

@@ -10,12 +10,13 @@ fingerprint is replaced, with a Warning naming the key (never the value).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from credsmith.api.extra_secrets import ExtraSecret, previous_key
 from credsmith.api.status import Reason
 from credsmith.issuing.fingerprint import fingerprint
 from credsmith.issuing.random_secret import shape_problem
+from credsmith.reconcile.frozen import replace
 from credsmith.reconcile.pass_state import Pass, untrusted
 from credsmith.reconcile.secret_state import ExtraState, SecretState
 from credsmith.reconcile.snapshots import Event, SecretSnapshot

@@ -7,8 +7,8 @@ from typing import Any
 
 from credsmith.api import api_client, service_account_credential
 from credsmith.api.api_client import ApiClientSpec
-from credsmith.api.enums import CredentialType, RegistryFormat
-from credsmith.api.service_account_credential import ServiceAccountCredentialSpec
+from credsmith.api.enums import CredentialType, HashAlgorithm, RegistryFormat
+from credsmith.api.service_account_credential import DEFAULT_TYPE, ServiceAccountCredentialSpec
 from credsmith.reconcile.credential import KindRules
 from credsmith.reconcile.snapshots import ResourceSnapshot
 
@@ -58,3 +58,32 @@ def jwks_name_of(body: Mapping[str, Any]) -> str | None:
     jwks = key_pair.get("jwks") if isinstance(key_pair, Mapping) else None
     name = jwks.get("name") if isinstance(jwks, Mapping) else None
     return name if isinstance(name, str) and name else None
+
+
+# Types whose values are random strings: made, read and checked in microseconds.
+_LIGHT_TYPES = frozenset(t.value for t in CredentialType if t is not CredentialType.KEY_PAIR)
+
+
+def is_light(resource: ResourceSnapshot, registry_htpasswd: bool = False) -> bool:
+    """Whether a pass over `resource` can do nothing slow, so the runtime may run it on the
+    event loop rather than hand it to a thread: no key pair to make or read (RSA-4096 takes
+    seconds) and no slow hash to make or verify (Argon2id, PBKDF2, bcrypt; a hash of another
+    algorithm found on the Secret is not verified, trust.hash_is_trusted). Read from the raw
+    spec, conservatively: what is not plainly light (a KeyPair or unknown type, a registry
+    hashing with anything but SHA256 or writing Htpasswd) is not. `registry_htpasswd`: the
+    registry holds Htpasswd for another client, so this one keeps a bcrypt hash too."""
+    spec = resource.spec
+    if registry_htpasswd or spec.get("keyPair") is not None:
+        return False
+    if spec.get("type", DEFAULT_TYPE.value) not in _LIGHT_TYPES:
+        return False
+    registry = spec.get("registry")
+    if registry is None:
+        return True
+    if not isinstance(registry, Mapping):
+        return False
+    formats = registry.get("formats") or [RegistryFormat.CLIENTS_JSON.value]
+    hash_ = registry.get("hash", api_client.DEFAULT_HASH.value)
+    return hash_ == HashAlgorithm.SHA256.value and (
+        isinstance(formats, list) and all(f == RegistryFormat.CLIENTS_JSON.value for f in formats)
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from credsmith.issuing.htpasswd import htpasswd_hash
 from credsmith.issuing.keypair import new_key_pair
 from credsmith.issuing.random_secret import new_secret
 from credsmith.reconcile.consumers import rotation_spread
+from credsmith.reconcile.frozen import replace
 from credsmith.reconcile.layout import LAYOUTS
 from credsmith.reconcile.parameters import GenerationParameters
 from credsmith.reconcile.pass_state import Pass, untrusted

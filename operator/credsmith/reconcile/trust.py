@@ -21,7 +21,7 @@ state is believed for what comes next either (not its revision: `Untrusted.state
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -34,6 +34,7 @@ from credsmith.issuing.hashing import verify_secret
 from credsmith.issuing.keypair import key_algorithm_of, key_pair_from_private_pem
 from credsmith.issuing.random_secret import shape_problem
 from credsmith.reconcile.consumers import bounded_expiry
+from credsmith.reconcile.frozen import replace
 from credsmith.reconcile.layout import LAYOUTS, PUBLIC_KEYS, public_parts
 from credsmith.reconcile.parameters import GenerationParameters
 from credsmith.reconcile.pass_state import Pass, untrusted

@@ -7,13 +7,13 @@ Secret as it was (behaviour 5); only an expired previous value still retires (ex
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 
 from pydantic import ValidationError
 
 from credsmith.api.enums import CredentialType
 from credsmith.api.status import Reason
 from credsmith.issuing.templates import TemplateError, check_templates
+from credsmith.reconcile.frozen import replace
 from credsmith.reconcile.layout import SECRET_VARIABLES, extra_variable_names, reserved_keys
 from credsmith.reconcile.parameters import GenerationParameters
 from credsmith.reconcile.pass_state import Pass, Valid

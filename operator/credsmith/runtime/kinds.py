@@ -40,3 +40,6 @@ class KindConfig:
     registry_of: Callable[[Mapping[str, Any]], str | None] | None = None
     # For kinds whose public keys go to a JWK Set ConfigMap (KeyPair): the one a body names.
     jwks_of: Callable[[Mapping[str, Any]], str | None] | None = None
+    # (resource, its registry holds Htpasswd) -> nothing in its pass can be slow, so it may
+    # run on the event loop (reconcile.kinds.is_light); by default every pass takes a thread.
+    light: Callable[[ResourceSnapshot, bool], bool] = lambda resource, registry_htpasswd: False

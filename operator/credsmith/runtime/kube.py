@@ -113,7 +113,10 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        await self.session.request("POST", f"/api/v1/namespaces/{namespace}/events", body=body)
+        # The created Event is not read: its body is not decoded.
+        await self.session.request(
+            "POST", f"/api/v1/namespaces/{namespace}/events", body=body, decode=False
+        )
 
     async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:

@@ -66,6 +66,7 @@ def default_kinds(state_key: StateKey) -> list[KindConfig]:
         API_CLIENT,
         PLURALS,
         SERVICE_ACCOUNT_CREDENTIAL,
+        is_light,
         jwks_name_of,
         registry_name_of,
         secret_name_of,
@@ -79,6 +80,7 @@ def default_kinds(state_key: StateKey) -> list[KindConfig]:
             secret_name_of,
             registry_of=registry_name_of if rules is API_CLIENT else None,
             jwks_of=jwks_name_of if rules is SERVICE_ACCOUNT_CREDENTIAL else None,
+            light=is_light,
         )
         for rules in (SERVICE_ACCOUNT_CREDENTIAL, API_CLIENT)
     ]
@@ -86,8 +88,9 @@ def default_kinds(state_key: StateKey) -> list[KindConfig]:
 
 async def run_operator(options: OperatorOptions, kinds: list[KindConfig] | None = None) -> None:
     loop = asyncio.get_running_loop()
-    # Reconcile passes run in this pool (issuing an RSA-4096 key or an Argon2id hash
-    # takes a while): one thread per worker, and a few spare.
+    # Reconcile passes that may be slow run in this pool (issuing an RSA-4096 key or an
+    # Argon2id hash takes a while; the others run on the loop, kinds.is_light): one thread
+    # per worker, and a few spare.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=options.workers + 4))
     kube = Kube(load_config(options.kubeconfig), pool_size=options.workers + 4)
     health = Health(probe_api=kube.probe)

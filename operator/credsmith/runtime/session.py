@@ -13,6 +13,7 @@ requests and the Lease must never queue for the same connections.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import ssl
 import time
@@ -89,6 +90,8 @@ class ApiSession:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self.pool_size),
                 json_serialize=json.dumps,
+                # No cookies, as client-go keeps none: no jar to filter on every request.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
@@ -126,7 +129,9 @@ class ApiSession:
         params: Mapping[str, str] | None = None,
         content_type: str = JSON,
         timeout: float = 30.0,
+        decode: bool = True,
     ) -> dict[str, Any]:
+        """The response's JSON body; {} when `decode` is False (the caller needs none)."""
         data = json.dumps(body).encode() if body is not None else None
         try:
             async with self.session.request(
@@ -135,7 +140,7 @@ class ApiSession:
                 data=data,
                 params=params,
                 headers=self._headers(content_type if data is not None else None),
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=_timeout(timeout),
             ) as response:
                 payload = await response.read()
                 if response.status == 401:
@@ -144,7 +149,7 @@ class ApiSession:
                     raise _error(response.status, response.reason or "", payload, response.headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ApiError(0, "Unreachable", type(exc).__name__) from None
-        result: dict[str, Any] = json.loads(payload) if payload else {}
+        result: dict[str, Any] = json.loads(payload) if payload and decode else {}
         return result
 
     async def watch(
@@ -178,6 +183,12 @@ class ApiSession:
                         yield json.loads(line)
                 if start < len(chunk):
                     parts.append(chunk[start:])
+
+
+@functools.cache
+def _timeout(total: float) -> aiohttp.ClientTimeout:
+    """One (immutable) ClientTimeout per total, rather than a new one per request."""
+    return aiohttp.ClientTimeout(total=total)
 
 
 def _error(

@@ -9,7 +9,7 @@ import pytest
 
 from credsmith.api.alphabets import ALPHABETS, CHECKSUM_LENGTH, MAX_LENGTH, MIN_LENGTH, min_length
 from credsmith.api.enums import SecretAlphabet
-from credsmith.issuing.random_secret import has_valid_checksum, new_secret
+from credsmith.issuing.random_secret import has_valid_checksum, new_secret, uniform_choices
 
 BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 
@@ -151,3 +151,24 @@ def test_undecorated_and_degenerate_tokens_fail_the_check() -> None:
     assert not has_valid_checksum("sk_" + crc_suffix("sk_"), "sk_")  # no random part
     body = "sk_x"
     assert has_valid_checksum(body + crc_suffix(body), "sk_")
+
+
+def test_uniform_choices_draw_without_modulo_bias() -> None:
+    # 100 characters: 256 % 100 = 56, so a plain `byte % 100` would draw the first 56
+    # characters 3 times in 256 and the other 44 twice: 1.5 times as often.
+    alphabet = "".join(chr(0x100 + i) for i in range(100))
+    drawn = uniform_choices(alphabet, 200_000)
+    assert len(drawn) == 200_000
+    assert set(drawn) <= set(alphabet)
+    counts = Counter(drawn)
+    low = sum(counts[c] for c in alphabet[:56]) / 56
+    high = sum(counts[c] for c in alphabet[56:]) / 44
+    assert 0.95 < low / high < 1.05
+
+
+def test_uniform_choices_refuses_an_alphabet_a_byte_cannot_index() -> None:
+    with pytest.raises(ValueError, match="1 to 256"):
+        uniform_choices("x" * 257, 4)
+    with pytest.raises(ValueError, match="1 to 256"):
+        uniform_choices("", 4)
+    assert uniform_choices("ab", 0) == ""
