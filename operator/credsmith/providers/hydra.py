@@ -248,7 +248,7 @@ class HydraClient:
         message = f"{method} {url}: {status}" + (f" {text}" if text else "")
         if secret:  # Hydra does not echo secrets; should a version ever, it ends here.
             message = message.replace(secret, "***")
-        raise ProviderError(_reason_of(status), message)
+        raise ProviderError(reason_of(status), message)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -256,7 +256,7 @@ class HydraClient:
         return self._session
 
 
-def _reason_of(status: int) -> ProviderReason:
+def reason_of(status: int) -> ProviderReason:
     if status == 401:
         return ProviderReason.LOGIN_REFUSED
     if status == 403:
