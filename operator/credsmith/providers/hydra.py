@@ -219,6 +219,10 @@ class HydraClient:
                     **(headers or {}),
                 },
                 ssl=self._ssl,
+                timeout=self._timeout,
+                # A redirect is an answer, not a new address: the operator's allow-list of
+                # provider URLs holds for the URL called, not for where it points.
+                allow_redirects=False,
             ) as response:
                 payload = await _json_or_none(response)
                 following = response.links.get("next")
