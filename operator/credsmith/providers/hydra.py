@@ -140,9 +140,10 @@ class HydraClient:
         await self._call("DELETE", _client_path(client_id), missing_ok=True)
 
     async def close(self) -> None:
+        """Closes the session it made (one given to it is its owner's to close)."""
         if self._owns_session and self._session is not None:
             await self._session.close()
-        self._session = None
+            self._session = None
 
     # -- calls --------------------------------------------------------------------------
 
