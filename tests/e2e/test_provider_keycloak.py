@@ -337,6 +337,13 @@ def test_nothing_listening_is_unreachable_with_the_address(keycloak_realm: Keycl
     assert url in error.message
 
 
+def test_tls_to_a_plain_http_port_is_a_tls_error(keycloak_realm: KeycloakRealm) -> None:
+    url = keycloak_realm.url.replace("http://", "https://")
+    error = failure(keycloak_realm, lambda client: client.check(), url=url)
+    assert error.reason is ProviderReason.TLS_ERROR
+    assert url in error.message
+
+
 def test_a_wrong_admin_secret_is_login_refused(keycloak_realm: KeycloakRealm) -> None:
     error = failure(keycloak_realm, lambda client: client.check(), admin_client_secret="not-it")
     assert error.reason is ProviderReason.LOGIN_REFUSED
