@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from credsmith.providers import keycloak as keycloak_module
+from credsmith.providers import keycloak_rep
 from credsmith.providers.base import DesiredClient, Marker, Owner, ProviderError, ProviderReason
 from credsmith.providers.keycloak import KeycloakClient
 from tests.providers.keycloak import (
@@ -169,6 +170,26 @@ def test_scope_and_audience_edited_in_keycloak_are_put_back(keycloak_realm: Keyc
     status, body = token_with_secret(keycloak_realm.token_url, client_id, "s")
     assert scope not in body["scope"].split()
     assert "profile" in body["scope"].split()
+
+
+def test_every_supported_grant_type_is_held_and_compared(keycloak_realm: KeycloakRealm) -> None:
+    client_id = new_id()
+    grants = tuple(keycloak_rep.GRANT_SWITCHES)
+    assert ensure(keycloak_realm, secret_client(client_id, "s", grant_types=grants)) == ("client",)
+    assert ensure(keycloak_realm, secret_client(client_id, "s", grant_types=grants)) == ()
+    held = keycloak_realm.client(client_id)
+    assert held is not None
+    assert held["directAccessGrantsEnabled"] is True
+    assert held["attributes"]["standard.token.exchange.enabled"] == "true"
+    assert held["attributes"]["oauth2.device.authorization.grant.enabled"] == "true"
+    assert held["attributes"]["client_credentials.use_refresh_token"] == "true"
+    assert "refresh_token" in token_with_secret(keycloak_realm.token_url, client_id, "s")[1]
+    narrowed = secret_client(client_id, "s")
+    assert ensure(keycloak_realm, narrowed) == ("grantTypes",)
+    held = keycloak_realm.client(client_id)
+    assert held is not None
+    assert held["directAccessGrantsEnabled"] is False
+    assert "refresh_token" not in token_with_secret(keycloak_realm.token_url, client_id, "s")[1]
 
 
 def test_a_client_deleted_in_keycloak_is_created_again(keycloak_realm: KeycloakRealm) -> None:
