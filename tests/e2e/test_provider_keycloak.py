@@ -29,8 +29,6 @@ from tests.providers.keycloak import (
     token_with_secret,
 )
 
-pytestmark = pytest.mark.xdist_group("keycloak")  # one Keycloak per run (fixture docstring)
-
 T = TypeVar("T")
 PROVIDER_UID = "provider-uid-1"
 

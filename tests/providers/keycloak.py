@@ -8,10 +8,10 @@ Fixtures (import keycloak_server_fixture and keycloak_realm_fixture into the tes
 or a conftest; they are named without `_fixture`, so a test's parameter shadows no import):
 
 - `keycloak_server`: one Keycloak per pytest process. It starts in 15 s on a quiet
-  machine and over a minute on a busy one, so the tests that use it are put in one xdist
-  group (`xdist_group("keycloak")`, `make test` runs with --dist loadgroup): one worker
-  runs them all and one Keycloak starts per run. A test elsewhere in another worker gets
-  a Keycloak of its own (free ports, its own database), which is safe, only slow.
+  machine and in one to two and a half minutes on this busy one, so the test modules that
+  use it are listed in tests/conftest.py's ONE_WORKER_MODULES: under xdist (`make test`)
+  one worker runs them all, and one Keycloak starts per run. Another worker that needs
+  one gets its own (free ports, its own database): safe, only slow.
 - `keycloak_realm`: a realm of that server with credsmith's admin client.
 
 $CREDSMITH_TEST_KEYCLOAK_URL points the fixtures at a running Keycloak instead (its
