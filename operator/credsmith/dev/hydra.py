@@ -119,20 +119,32 @@ class LocalHydra:
         self.stop()
 
 
+# Hydra's own default ports, so that examples/identity-providers/hydra.yaml names them.
+DEV_PUBLIC_PORT = 4444
+DEV_ADMIN_PORT = 4445
+# What `credsmith dev --identity-provider hydra` applies, and the credential its token
+# command uses.
+HYDRA_EXAMPLE = Path("examples/identity-providers/hydra.yaml")
+TOKEN_EXAMPLE = ("reports-exporter", "reports.read")
+
+
 def hydra_banner(hydra: LocalHydra) -> str:
-    """What `credsmith dev --identity-provider hydra` prints: where Hydra is, and a token
-    in one command (a client registered by hand here; an IdentityProvider naming
-    `hydra.adminURL` registers the credentials that name it)."""
-    client = (
-        '{"client_id":"demo","client_secret":"demo-secret","grant_types":["client_credentials"]}'
-    )
+    """Where the dev Hydra is (the IdentityProvider of HYDRA_EXAMPLE names these URLs)."""
     return (
         "credsmith dev: Ory Hydra is running (in memory: gone when dev stops)\n"
         f"  admin API (hydra.adminURL):  {hydra.admin_url}\n"
-        f"  public (issuer, token):      {hydra.public_url}\n"
-        "  A client and a token:\n"
-        f"  curl -s {hydra.admin_url}/admin/clients -d '{client}' >/dev/null &&\n"
-        f"    curl -s -u demo:demo-secret -d grant_type=client_credentials {hydra.token_url}"
+        f"  public (issuer, token):      {hydra.public_url}"
+    )
+
+
+def token_command(hydra: LocalHydra) -> str:
+    """One shell line that gets a token from Hydra with what the example's Secret holds:
+    the value is read by the user's kubectl, never printed by us."""
+    secret, scope = TOKEN_EXAMPLE
+    read = "kubectl get secret " + secret + " -o jsonpath='{.data.%s}' | base64 -d"
+    return (
+        f'curl -s -u "$({read % "client_id"}):$({read % "client_secret"})" '
+        f"-d grant_type=client_credentials -d scope={scope} {hydra.token_url}"
     )
 
 
