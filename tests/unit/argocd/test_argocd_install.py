@@ -30,7 +30,8 @@ _README_BLOCK = re.compile(re.escape(BEGIN) + r"\n```yaml\n(.*?)```\n" + re.esca
 
 _PATCH_HEADER = f"""\
 # Argo CD health checks for credsmith.io ServiceAccountCredential, ApiClient,
-# IdentityProvider and ClusterIdentityProvider, as a patch of the argocd-cm ConfigMap (see README.md beside this file):
+# IdentityProvider and ClusterIdentityProvider, as a patch of the argocd-cm ConfigMap
+# (see README.md beside this file):
 #   kubectl -n argocd patch configmap argocd-cm --patch-file deploy/argocd/argocd-cm-patch.yaml
 # Generated from resource_customizations/credsmith.io/*/health.lua by
 #   {REGENERATE}
