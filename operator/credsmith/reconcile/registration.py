@@ -21,10 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from credsmith.api.enums import CredentialType
-from credsmith.api.identity_provider import (
-    ClusterIdentityProviderSpec,
-    IdentityProviderSpec,
-)
+from credsmith.api.identity_provider import ClusterIdentityProviderSpec, IdentityProviderSpec
 from credsmith.api.provider_ref import IdentityProviderRef, ProviderKind
 from credsmith.api.status import (
     Condition,
@@ -123,19 +120,22 @@ def register(p: Pass) -> Pass | Decision:
         return p
     provider = p.provider
     if provider is None:
-        where = "" if wanted.kind is ProviderKind.CLUSTER_IDENTITY_PROVIDER else " in namespace "
-        where += p.resource.namespace if where else ""
-        return refuse(
-            p, Reason.PROVIDER_NOT_FOUND, f"{wanted.kind.value} {wanted.name}{where} not found"
+        where = ""
+        if wanted.kind is ProviderKind.IDENTITY_PROVIDER:
+            where = f" in namespace {p.resource.namespace}"
+        message = f"{wanted.kind.value} {wanted.name}{where} not found"
+        return refuse(p, Reason.PROVIDER_NOT_FOUND, message)
+    if not serves(provider, p.resource.namespace):
+        allowed = getattr(provider.spec, "allowed_namespaces", None)
+        because = (
+            f"its {describe(allowed)} does not select it"
+            if provider.kind is ProviderKind.CLUSTER_IDENTITY_PROVIDER
+            else "it serves its own namespace only"
         )
-    if isinstance(provider.spec, ClusterIdentityProviderSpec) and not selects(
-        provider.spec.allowed_namespaces, provider.namespace_labels
-    ):
         return refuse(
             p,
             Reason.PROVIDER_NOT_ALLOWED,
-            f"{provider.ref} does not allow namespace {p.resource.namespace}: its "
-            f"{describe(provider.spec.allowed_namespaces)} does not select it",
+            f"{provider.ref} does not allow namespace {p.resource.namespace}: {because}",
         )
     if provider.ready_reason == Reason.URL_NOT_ALLOWED.value:
         return refuse(
@@ -178,6 +178,16 @@ def register(p: Pass) -> Pass | Decision:
         provider.ref, desired, changes_value, p.resource, p.now, overlap=overlap
     )
     return replace(p, registration=registration)
+
+
+def serves(provider: ProviderSeen, namespace: str) -> bool:
+    """Whether a credential of `namespace` may name the provider: an IdentityProvider of its
+    own namespace (the runtime finds no other), or a ClusterIdentityProvider whose
+    allowedNamespaces selects the namespace's labels (absent: none)."""
+    if provider.kind is ProviderKind.IDENTITY_PROVIDER:
+        return provider.namespace == namespace
+    allowed = getattr(provider.spec, "allowed_namespaces", None)
+    return selects(allowed, provider.namespace_labels)
 
 
 def refuse(p: Pass, reason: Reason, message: str) -> Decision:

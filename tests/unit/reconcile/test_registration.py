@@ -132,6 +132,20 @@ def test_a_cluster_provider_that_selects_the_namespace_registers(world, allowed)
     assert w.registrations[0].provider.kind is ProviderKind.CLUSTER_IDENTITY_PROVIDER
 
 
+def test_an_identity_provider_of_another_namespace_is_refused(world):
+    # The runtime looks one up in the credential's namespace only; should it ever hand
+    # over another namespace's, the pass still refuses it.
+    other = hydra()
+    other = type(other)(**{**other.__dict__, "namespace": "team-b"})
+    w = named(world, provider=other)
+    w.step()
+    assert w.secret is None
+    assert w.registrations == []
+    registered = w.condition("Registered")
+    assert registered["reason"] == "ProviderNotAllowed"
+    assert "it serves its own namespace only" in registered["message"]
+
+
 def test_a_provider_outside_the_url_allow_list_is_never_asked(world):
     w = named(world, provider=hydra(ready=False, ready_reason="URLNotAllowed"))
     w.step()
