@@ -11,7 +11,11 @@ from credsmith.api.provider_ref import ProviderKind
 from credsmith.issuing.keypair import key_pair_from_private_pem
 from credsmith.providers.base import ProviderError, ProviderReason
 from credsmith.reconcile.kinds import API_CLIENT
-from credsmith.reconcile.registration import ProviderSeen, RegistrationOutcome
+from credsmith.reconcile.registration import (
+    ProviderSeen,
+    RegistrationOutcome,
+    desired_fingerprint,
+)
 
 NAMESPACE = "team-a"  # conftest.NAMESPACE, where the harness puts its resources
 
@@ -387,3 +391,18 @@ def test_removing_identity_provider_drops_its_status(world):
     assert w.condition("Registered") is None
     assert "identityProvider" not in w.status
     assert w.condition()["status"] == "True"
+
+
+def test_the_fingerprint_changes_with_what_the_provider_must_hold(world):
+    w = named(world, {"rotation": {"period": "24h"}})
+    w.step()
+    w.step()
+    first, same = (desired_fingerprint(r.desired) for r in w.registrations[-2:])
+    assert first == same  # nothing changed: nothing to send before the resync
+    w.step(advance=25 * HOUR)  # a rotation: another secret, another revision
+    rotated = desired_fingerprint(w.registrations[-1].desired)
+    assert rotated != first
+    w.edit_spec(lambda s: s["identityProvider"].update(client={"scope": ["read"]}))
+    w.step()
+    assert desired_fingerprint(w.registrations[-1].desired) != rotated
+    assert w.data()["client_secret"] not in rotated
