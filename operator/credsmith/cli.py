@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 from credsmith import __version__
 
@@ -137,6 +138,16 @@ def _operator_flags(parser: argparse.ArgumentParser, *, for_dev: bool = False) -
         )
     parser.add_argument("--workers", type=int, default=16, help="concurrent reconciles")
     parser.add_argument(
+        "--consumer-roll-window",
+        type=_roll_window,
+        default="10s",
+        metavar="DURATION",
+        help=(
+            "credentials that share a consumer and rotate within this window roll it once "
+            "(a Go duration; 0 rolls each at once)"
+        ),
+    )
+    parser.add_argument(
         "--metrics-port", type=int, default=0 if for_dev else 8080, help="0 disables"
     )
     parser.add_argument(
@@ -151,6 +162,18 @@ def _operator_flags(parser: argparse.ArgumentParser, *, for_dev: bool = False) -
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+
+
+def _roll_window(value: str) -> timedelta:
+    from credsmith.api.durations import parse_go_duration
+
+    try:
+        window = parse_go_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if window < timedelta(0) or window > timedelta(minutes=10):
+        raise argparse.ArgumentTypeError(f"{value!r}: between 0 and 10m")
+    return window
 
 
 def _setup_logging(level: str) -> None:
@@ -179,6 +202,7 @@ def _run(args: argparse.Namespace) -> int:
         state_key_namespace=args.state_key_namespace,
         state_key_name=args.state_key_name,
         cache_sync_timeout=args.cache_sync_timeout,
+        consumer_roll_window=args.consumer_roll_window,
         identity=os.environ.get("POD_NAME") or socket.gethostname(),
     )
     from credsmith.runtime.controller import CacheSyncTimeout

@@ -128,6 +128,7 @@ async def _operate(
     options = OperatorOptions(
         kubeconfig=str(cluster.kubeconfig),
         workers=args.workers,
+        consumer_roll_window=args.consumer_roll_window,
         metrics_port=args.metrics_port or None,
         resource_metrics=args.resource_metrics,
         liveness_port=args.liveness_port or None,

@@ -22,30 +22,48 @@ Rules:
   they may all still run it), it stays, but never past twice rotation.overlap after the
   rotation. The extension is written to the Secret (previousExpiresAt), so the registry and
   JWK Set, which follow the Secret, keep the previous hash or key exactly as long.
-- Rotations that fall due together are spread: every scheduled rotation happens a
-  deterministic delay after its period, a fraction of the period (ROTATION_SPREAD, at most
-  ROTATION_SPREAD_MAX) chosen by its UID, so that a thousand credentials created by one
-  `kubectl apply` neither rotate nor roll their consumers in the same second.
+- Credentials that share a workload and rotate within a short window roll it once: the
+  runtime may hold a rollout (ConsumersSeen.roll_held, decided in shared_rollouts.py); a
+  held workload is not rolled yet, lags (so it holds the previous value), and keeps its
+  last recorded revision in status, so that a restart loses nothing.
+- The report (status.consumers, the condition, the next look) is consumers_report.py; the
+  spread of scheduled rotations is rotation_spread.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from credsmith.api.consumers import MAX_CONSUMER_MESSAGE, MAX_CONSUMER_STATUSES
+from credsmith.api.consumers import MAX_CONSUMER_MESSAGE
 from credsmith.api.status import Reason, format_timestamp
-from credsmith.reconcile.consumers_seen import FORBIDDEN, ConsumersSeen, Failure, Unread
+from credsmith.reconcile.consumers_report import (
+    ROLLOUT_POLL,
+    ROLLOUT_POLL_MAX,
+    ROLLOUT_SOON,
+    some_names,
+)
+from credsmith.reconcile.consumers_seen import ConsumersSeen, Failure, Unread
 from credsmith.reconcile.pass_state import Pass
 from credsmith.reconcile.rollouts import Workload
+from credsmith.reconcile.rotation_spread import (
+    ROTATION_SPREAD,
+    ROTATION_SPREAD_MAX,
+    rotation_spread,
+)
 from credsmith.reconcile.secret_state import SecretState
 from credsmith.reconcile.snapshots import Event
 
-# The types of what the runtime saw live in consumers_seen.py; importers may name them here.
+# The types of what the runtime saw live in consumers_seen.py, the constants of the polls in
+# consumers_report.py and the spread in rotation_spread.py; importers may name them here.
 __all__ = [
+    "ROLLOUT_POLL",
+    "ROLLOUT_POLL_MAX",
+    "ROLLOUT_SOON",
+    "ROTATION_SPREAD",
+    "ROTATION_SPREAD_MAX",
     "ConsumerPlan",
     "ConsumersSeen",
     "Failure",
@@ -54,21 +72,12 @@ __all__ = [
     "bounded_expiry",
     "plan_consumers",
     "recorded_revisions",
-    "report",
     "retirement",
     "rotation_spread",
 ]
 if TYPE_CHECKING:
     from credsmith.reconcile.trust import Credential
 
-ROTATION_SPREAD = 0.1
-ROTATION_SPREAD_MAX = timedelta(hours=1)
-# While a rollout is in flight its workload is read again this often (no watch on workloads:
-# the operator caches none), then less and less often once the previous value is gone.
-ROLLOUT_POLL = timedelta(seconds=10)
-# After the pass that wrote a new value (its Secret's echo sets off no pass of its own).
-ROLLOUT_SOON = timedelta(seconds=1)
-ROLLOUT_POLL_MAX = timedelta(minutes=10)
 # A workload's creationTimestamp has whole seconds and the API server's clock; rotatedAt has
 # whole seconds and ours. One created up to this long after the rotation may still have
 # started with the previous value, so it is rolled: a needless restart costs less than a pod
@@ -94,17 +103,9 @@ class ConsumerPlan:
     # of them have rolled out to this revision.
     followed: int = 0
     rolled_out: int = 0
-
-
-def rotation_spread(uid: str, period: timedelta) -> timedelta:
-    """The delay after `period` at which a credential's scheduled rotation happens: the same
-    for the same resource every time, spread evenly over ROTATION_SPREAD of the period (at
-    most ROTATION_SPREAD_MAX). Whole seconds: timestamps are written with whole seconds, so
-    a fraction would make the pass that rotates and the one after it disagree about
-    nextRotationAt by a second (a needless status write)."""
-    fraction = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8]) / 2**64
-    spread = min(period * ROTATION_SPREAD, ROTATION_SPREAD_MAX) * fraction
-    return timedelta(seconds=int(spread.total_seconds()))
+    # Rollouts held to be made with other credentials' (ConsumersSeen.roll_held): look
+    # again when the first of them is due.
+    held_until: datetime | None = None
 
 
 def follow_consumers(p: Pass) -> Pass:
@@ -167,12 +168,14 @@ def plan_consumers(
     followed: list[dict[str, Any]] = []
     lagging: list[Workload] = []
     deferred = False
+    held_until: datetime | None = None
     for workload in sorted(seen.workloads, key=lambda w: (w.kind.value, w.name)):
         if not workload.uses_secret:
             # No consent: never rolled, and it holds no previous value.
             statuses.append(_status(workload, 0, False, _not_using(seen.secret_name)))
             continue
         failure = seen.roll_failures.get(workload.key)
+        held = seen.roll_held.get(workload.key)
         message = None
         # Rolled once per revision: by its annotation, or by status when someone took the
         # annotation away since (`kubectl rollout undo`, a replace): its pods restart anyway.
@@ -185,17 +188,28 @@ def plan_consumers(
         ):
             # It may hold an older value: during an overlap, or (no overlap, or a re-issue)
             # when status last saw it at an older revision.
-            if settled and failure is None:
+            if settled and failure is None and held is None:
                 rollouts.append(Rollout(workload, revision))
                 # Rolled now, so not finished: the previous value stays for it.
                 lagging.append(replace(workload, complete=False, progress="rolling out now"))
                 entry = _status(workload, revision, False)
             else:
-                deferred = deferred or failure is None
+                deferred = deferred or (failure is None and held is None)
                 if failure is not None:
                     # Refused, so not rolled: it has not finished either.
                     lagging.append(replace(workload, complete=False, progress="not rolled"))
                     message = f"not rolled: {failure.message}"
+                elif held is not None:
+                    # Held to roll once with other credentials: not rolled yet, so it lags.
+                    when = format_timestamp(held)
+                    lagging.append(
+                        replace(workload, complete=False, progress=f"to be rolled by {when}")
+                    )
+                    message = (
+                        f"to be rolled by {when}, at once with the other credentials that use "
+                        "it and rotate now"
+                    )
+                    held_until = held if held_until is None else min(held_until, held)
                 known = recorded.get(workload.key) or workload.rolled_to or 0
                 entry = _status(workload, known, False, message)
         else:
@@ -212,6 +226,7 @@ def plan_consumers(
         deferred,
         followed=len(followed),
         rolled_out=sum(1 for s in followed if s["rolledOut"]),
+        held_until=held_until,
     )
 
 
@@ -236,7 +251,7 @@ def retirement(
     held = bool(lagging) or refused is not None
     if held and expires < latest and now < latest:
         if lagging:
-            names = _some([f"{w.ref} ({w.progress})" for w in lagging])
+            names = some_names([f"{w.ref} ({w.progress})" for w in lagging])
             why = f"{names} has not finished rolling out to revision {state.revision}"
         else:
             why = f"the consumers cannot be seen rolling out to revision {state.revision}"
@@ -267,126 +282,6 @@ def bounded_expiry(state: SecretState, overlap: timedelta | None) -> tuple[Secre
         "rotation and was moved back"
     )
     return replace(state, previous_expires_at=latest), problem
-
-
-@dataclass(frozen=True)
-class Report:
-    """What status and the work queue are told of the consumers after a pass."""
-
-    statuses: tuple[dict[str, Any], ...]
-    ok: bool
-    reason: Reason
-    message: str
-    events: tuple[Event, ...]
-    wake: datetime | None
-
-
-def report(
-    seen: ConsumersSeen,
-    plan: ConsumerPlan,
-    state: SecretState,
-    overlap: timedelta | None,
-    had_previous: bool,
-    has_previous: bool,
-    now: datetime,
-) -> Report:
-    """status.consumers, the ConsumersRolledOut condition, Events and the next look, given the
-    state after retirement (`has_previous`: the previous value is still in the Secret)."""
-    events: list[Event] = []
-    if event := rollout_event(plan.rollouts):
-        events.append(event)
-    held = (
-        has_previous
-        and overlap is not None
-        and state.previous_expires_at is not None
-        and state.previous_expires_at > state.rotated_at + overlap
-    )
-    ok, reason, message = _condition(seen, plan, state, has_previous, held)
-    if had_previous and not has_previous and (plan.lagging or seen.refused is not None):
-        # While refused the condition says ConsumersForbidden; the Event says what retired.
-        retired = message
-        if seen.refused is not None:
-            retired = (
-                f"the previous value has retired while the consumers could not be rolled to "
-                f"revision {state.revision} ({seen.refused})"
-            )
-        events.append(Event("Warning", Reason.PREVIOUS_RETIRED_WHILE_LAGGING.value, retired))
-    # status.consumers is bounded: the rest are rolled all the same, and counted.
-    listed = plan.statuses[:MAX_CONSUMER_STATUSES]
-    return Report(
-        listed, ok, reason, message, tuple(events), poll_at(plan, state, has_previous, now)
-    )
-
-
-def _condition(
-    seen: ConsumersSeen, plan: ConsumerPlan, state: SecretState, has_previous: bool, held: bool
-) -> tuple[bool, Reason, str]:
-    revision = state.revision
-    found, done = plan.followed, plan.rolled_out
-    tail = ""
-    if seen.missing:
-        tail += f"; not found: {_some(seen.missing)}"
-    if unused := [w.ref for w in seen.workloads if not w.uses_secret]:
-        tail += f"; not using the Secret, so not rolled: {_some(unused)}"
-    if seen.refused is not None:
-        unread = [u for u in seen.unread if not u.missing]
-        forbidden = any(u.status in FORBIDDEN for u in unread) or any(
-            f.forbidden for f in seen.roll_failures.values()
-        )
-        if forbidden:
-            return False, Reason.CONSUMERS_FORBIDDEN, f"consumers cannot be rolled: {seen.refused}"
-        return False, Reason.CONSUMERS_FAILED, f"consumers cannot be rolled: {seen.refused}"
-    names = _some([f"{w.ref} ({w.progress})" for w in plan.lagging])
-    expires = state.previous_expires_at
-    if plan.lagging and held and expires is not None:
-        return (
-            False,
-            Reason.CONSUMERS_LAGGING,
-            f"{names} has not finished rolling out to revision {revision}: the previous value "
-            f"stays valid until {format_timestamp(expires)} at the latest{tail}",
-        )
-    if plan.lagging and not has_previous:
-        return (
-            False,
-            Reason.PREVIOUS_RETIRED_WHILE_LAGGING,
-            f"the previous value has retired while {names} had not finished rolling out to "
-            f"revision {revision}{tail}",
-        )
-    if done < found:
-        return (
-            False,
-            Reason.ROLLING_OUT,
-            f"{done} of {found} consumers rolled out to revision {revision}{tail}",
-        )
-    return True, Reason.ROLLED_OUT, f"{found} consumers rolled out to revision {revision}{tail}"
-
-
-def _some(refs: list[str] | tuple[str, ...], shown: int = 5) -> str:
-    """A few names, and how many more (a selector may match hundreds)."""
-    more = f" and {len(refs) - shown} more" if len(refs) > shown else ""
-    return ", ".join(refs[:shown]) + more
-
-
-def poll_at(
-    plan: ConsumerPlan, state: SecretState, has_previous: bool, now: datetime
-) -> datetime | None:
-    """When to read the workloads again: soon while a rollout is in flight and the previous
-    value is kept for it, then less often; never once every rollout has finished."""
-    if not plan.in_flight:
-        return None
-    if plan.deferred:
-        return now + ROLLOUT_SOON
-    if has_previous:
-        return now + ROLLOUT_POLL
-    since = max(now - state.rotated_at, timedelta(0))
-    return now + min(max(ROLLOUT_POLL, since / 4), ROLLOUT_POLL_MAX)
-
-
-def rollout_event(rollouts: tuple[Rollout, ...]) -> Event | None:
-    if not rollouts:
-        return None
-    names = ", ".join(r.workload.ref for r in rollouts)
-    return Event("Normal", "RollingOut", f"Rolling out {names} to revision {rollouts[0].revision}")
 
 
 def recorded_revisions(status: Mapping[str, Any]) -> dict[tuple[str, str], int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from credsmith.api.enums import WorkloadKind
 from credsmith.reconcile.rollouts import Workload
@@ -64,6 +65,9 @@ class ConsumersSeen:
     # The workloads the API server would not let us roll this pass: (kind, name) -> why.
     roll_failures: Mapping[tuple[str, str], Failure] = field(default_factory=dict)
     secret_name: str = ""  # the credential's Secret (what a workload must use to be rolled)
+    # The workloads whose rollout the runtime holds to make it at once with other credentials
+    # that use them and rotate now (shared_rollouts.py): (kind, name) -> rolled by then.
+    roll_held: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -88,6 +92,9 @@ class ConsumersSeen:
 
     def with_roll_failures(self, failures: Mapping[tuple[str, str], Failure]) -> ConsumersSeen:
         return replace(self, roll_failures={**self.roll_failures, **failures})
+
+    def with_roll_held(self, held: Mapping[tuple[str, str], datetime]) -> ConsumersSeen:
+        return replace(self, roll_held={**self.roll_held, **held})
 
 
 def _cut(text: str) -> str:

@@ -25,7 +25,7 @@ from credsmith.api.status import (
     set_condition,
 )
 from credsmith.issuing.fingerprint import fingerprint
-from credsmith.reconcile.consumers import Report, report
+from credsmith.reconcile.consumers_report import Report, report
 from credsmith.reconcile.expiry import expire_without_spec
 from credsmith.reconcile.extras import extras_status
 from credsmith.reconcile.layout import key_id_of

@@ -6,7 +6,8 @@ reconciled and, while its rollout is in flight, again on the credential's requeu
 consumers by GET, selected ones by a label-selected list. Rolling one is a server-side
 apply of one pod-template annotation under a field manager of the credential's own, so that
 the workload's manifest (kubectl diff, Argo CD) shows no drift and two credentials consumed
-by one workload each keep their own key.
+by one workload each keep their own key. Credentials that rotate together roll a workload
+they share once (roll_together; when, decided in reconcile/shared_rollouts.py).
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ from credsmith.reconcile.rollouts import (
     workload_of,
 )
 from credsmith.reconcile.snapshots import ResourceSnapshot
-from credsmith.runtime.session import APPLY_PATCH, ApiError, ApiSession
+from credsmith.runtime.session import APPLY_PATCH, MERGE_PATCH, ApiError, ApiSession
 
 log = logging.getLogger("credsmith.consumers")
 
 _CONSUMERS = TypeAdapter(list[Consumer])
+# The field manager of a rollout made at once for several credentials (roll_together).
+SHARED_ROLLOUT_MANAGER = "credsmith-shared-rollout"
 
 
 def consumers_of(resource: ResourceSnapshot) -> list[Consumer]:
@@ -130,6 +133,41 @@ class Consumers:
                 continue
             log.info("%s: rolled %s to revision %d", resource.ref, workload.ref, rollout.revision)
         return failures
+
+    async def roll_together(
+        self, namespace: str, workload: Workload, annotations: Mapping[str, str]
+    ) -> Failure | None:
+        """Roll one workload once for several credentials: one write that sets each one's
+        pod-template annotation (annotation key -> revision), so that the workload's
+        controller makes one new ReplicaSet (or revision), not one per credential. A merge
+        patch, not an apply: one apply cannot be made under several credentials' field
+        managers, and a shared manager that applied another set of keys the next time would
+        remove the keys it no longer lists. The patch removes nothing; each credential's own
+        apply takes its key back the next time it rolls alone. None: rolled (or deleted
+        since it was read: nothing left to roll)."""
+        path = f"/apis/apps/v1/namespaces/{namespace}/{PLURALS[workload.kind]}/{workload.name}"
+        body = {"spec": {"template": {"metadata": {"annotations": dict(annotations)}}}}
+        try:
+            await self.session.request(
+                "PATCH",
+                path,
+                body=body,
+                params={"fieldManager": SHARED_ROLLOUT_MANAGER},
+                content_type=MERGE_PATCH,
+            )
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            log.warning("%s: cannot roll %s: %s", namespace, workload.ref, exc)
+            return Failure(exc.status, _refusal(exc, "patch"))
+        log.info(
+            "%s/%s: rolled once for %d credentials (%s)",
+            namespace,
+            workload.ref,
+            len(annotations),
+            ", ".join(f"{k}={v}" for k, v in sorted(annotations.items())),
+        )
+        return None
 
 
 def _refusal(exc: ApiError, verb: str) -> str:

@@ -15,13 +15,14 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 from credsmith import GROUP, VERSION
 from credsmith.reconcile.published import with_unpublished
 from credsmith.reconcile.secret_state import OWNER as OWNER_ANNOTATION
+from credsmith.reconcile.shared_rollouts import DEFAULT_WINDOW
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -46,6 +47,7 @@ from credsmith.runtime.refusals import (
     secret_values,
     without_reconciling,
 )
+from credsmith.runtime.shared_rollouts import SharedRollouts
 from credsmith.runtime.workqueue import WorkQueue
 
 log = logging.getLogger("credsmith.controller")
@@ -72,6 +74,7 @@ class Controller:
         workers: int = 16,
         metrics: Metrics | None = None,
         cache_sync_timeout: float = CACHE_SYNC_TIMEOUT,
+        consumer_roll_window: timedelta = DEFAULT_WINDOW,
     ) -> None:
         self.kube = kube
         self.metrics = metrics
@@ -97,6 +100,10 @@ class Controller:
         self._crash_after_secret_write = bool(os.environ.get(CRASH_AFTER_SECRET_WRITE))
         # spec.consumers: the workloads read and rolled (no cache of them).
         self.consumers = Consumers(kube.session)
+        # A workload shared by credentials that rotate together is rolled once for them.
+        self.shared_rollouts = SharedRollouts(
+            self.consumers, self.resource, self.queue.add, self._post_event, consumer_roll_window
+        )
         # The registry Secrets and JWK Set ConfigMaps derived from the credentials.
         self.documents = Documents(
             kube,
@@ -159,6 +166,7 @@ class Controller:
         self, config: KindConfig, type_: str, body: Mapping[str, Any], resource: ResourceSnapshot
     ) -> None:
         key = (config.kind, resource.namespace, resource.name)
+        self.shared_rollouts.resource_changed(key, None if type_ == "DELETED" else resource)
         written = self._written_status.pop(key, None)
         if written is None or written[0] != resource.resource_version:
             self.queue.add(key)  # not merely the echo of our own status patch
@@ -320,13 +328,14 @@ class Controller:
                 if decision.secret is not None:
                     await self._write_secret(namespace, secret_name, decision)
         if decision.rollouts and consumers is not None:
-            failures = await self.consumers.roll(resource, decision.rollouts)
-            if failures:
-                # Deciding again with the refusals known changes only status and Events: the
-                # Secret (the value, or the previous one held for the workloads being rolled)
-                # was written above as it would be now, so it is not written twice. Its
-                # rollouts are not made again: the others were rolled just now.
-                consumers = consumers.with_roll_failures(failures)
+            # Made now, or held a moment to be made once with other credentials' (shared).
+            failures, held = await self.shared_rollouts.roll(resource, decision.rollouts, _now())
+            if failures or held:
+                # Deciding again with the refusals (and the held) known changes only status
+                # and Events: the Secret (the value, or the previous one held for the
+                # workloads being rolled) was written above as it would be now, so it is not
+                # written twice. Its rollouts are not made again: the others were just now.
+                consumers = consumers.with_roll_failures(failures).with_roll_held(held)
                 decide = partial(
                     config.reconcile,
                     resource,

@@ -17,8 +17,10 @@ import threading
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from credsmith.reconcile.shared_rollouts import DEFAULT_WINDOW
 from credsmith.reconcile.state_mac import StateKey
 from credsmith.runtime.controller import Controller
 from credsmith.runtime.health import Health
@@ -50,6 +52,8 @@ class OperatorOptions:
     state_key_name: str = STATE_KEY_NAME
     # Exit when the first listings take longer (controller-runtime's CacheSyncTimeout).
     cache_sync_timeout: float = 120.0
+    # Credentials that share a consumer and rotate within this window roll it once.
+    consumer_roll_window: timedelta = DEFAULT_WINDOW
     identity: str = field(default_factory=lambda: socket.gethostname())
     stop_flag: asyncio.Event | None = field(default=None, repr=False)
 
@@ -150,6 +154,7 @@ async def _operate(
         options.workers,
         metrics,
         options.cache_sync_timeout,
+        options.consumer_roll_window,
     )
     health.liveness = controller.liveness_problem
     health.synced = lambda: controller.synced

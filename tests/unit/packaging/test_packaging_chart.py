@@ -209,6 +209,7 @@ def test_deployment(helm: Path) -> None:
         "--metrics-port=8080",
         "--liveness-port=8081",
         "--workers=16",
+        "--consumer-roll-window=10s",
         "--log-level=INFO",
         "--leader-elect",
         "--leader-election-namespace=$(POD_NAMESPACE)",
@@ -474,6 +475,7 @@ def test_rbac_can_be_left_to_the_user(helm: Path) -> None:
         ("watchNamespaces={Team_A}", "/watchNamespaces/0"),
         ("logLevel=TRACE", "/logLevel"),
         ("workers=many", "/workers"),
+        ("consumerRollWindow=10", "/consumerRollWindow"),  # a duration needs its unit
         ("metrics.port=70000", "/metrics/port"),
         ("leaderElection.leaseDuration=1", "/leaderElection/leaseDuration"),
         ("podDisruptionBudget.enabled=maybe", "/podDisruptionBudget/enabled"),

@@ -60,6 +60,9 @@ class Fleet:
     # spec.consumers entries that could not be read.
     unread: list[Unread] = field(default_factory=list)
     patches: list[tuple[str, int]] = field(default_factory=list)  # every rollout made
+    # Rollouts the runtime holds to make them once with other credentials': ref -> until.
+    hold: dict[str, datetime] = field(default_factory=dict)
+    held: dict[tuple[str, str], datetime] = field(default_factory=dict)  # of the last pass
 
     def add(
         self,
@@ -87,8 +90,12 @@ class Fleet:
         """The runtime's patches, each on its own: the annotation set and the rollout begun
         (not complete), or the API server's refusal of that one."""
         failures: dict[tuple[str, str], Failure] = {}
+        self.held = {}
         for rollout in decision.rollouts:
             ref = rollout.workload.ref
+            if ref in self.hold:
+                self.held[rollout.workload.key] = self.hold[ref]
+                continue
             refusal = self.refusals.get(ref, self.refused)
             if refusal is not None:
                 failures[rollout.workload.key] = Failure(403, refusal)
@@ -133,21 +140,21 @@ def step(w: Any, fleet: Fleet | None, advance: timedelta | None = None) -> Decis
     w._check(decision, resource, secret)
     if fleet is not None and seen is not None and decision.rollouts:
         failures = fleet.roll(decision)
-        if failures:
+        if failures or fleet.held:
             again = reconcile(
                 w.rules,
                 resource,
                 secret,
                 w.now,
                 None,
-                seen.with_roll_failures(failures),
+                seen.with_roll_failures(failures).with_roll_held(fleet.held),
                 generate=w._recording(),
                 state_key=TEST_STATE_KEY,
             )
             w._check(again, resource, secret)
             # The controller does not write the Secret twice: it must not need to.
             assert again.secret == decision.secret
-            assert not {r.workload.key for r in again.rollouts} & failures.keys()
+            assert not {r.workload.key for r in again.rollouts} & (failures.keys() | fleet.held)
             decision = again
     assert before == (w.resource, w.secret), "reconcile changed its input"
     w._apply(decision)
@@ -1139,3 +1146,49 @@ def test_a_workload_whose_annotation_is_undone_is_not_rolled_again(world, left):
     rotate(w, fleet, "r2")
     step(w, fleet, SECOND)
     assert fleet.patches[1:] == [("Deployment/web", 3)]
+
+
+# ---- shared consumers rolled once (issue 24) ------------------------------------------
+
+
+def test_a_rollout_held_to_roll_with_others_lags_and_keeps_the_previous_value(world):
+    """The runtime holds a shared workload's rollout a moment (shared_rollouts.py): status
+    keeps the revision it was last rolled to (so that a restart asks again), the previous
+    value stays while it waits, and the pass looks again when the hold ends."""
+    w, fleet = started(world({**SA, "rotation": {"overlap": "5s"}}), "web")
+    rotate(w, fleet)
+    until = w.now + 8 * SECOND
+    fleet.hold["Deployment/web"] = until
+    held = step(w, fleet, SECOND)
+    assert held.rollouts == ()
+    assert fleet.patches == []
+    (entry,) = w.status["consumers"]
+    assert (entry["revision"], entry["rolledOut"]) == (1, False)
+    assert entry["message"].startswith(f"to be rolled by {format_timestamp(until)}")
+    assert consumers_condition(w)[:2] == ("False", "RollingOut")
+    assert held.requeue_at is not None
+    assert held.requeue_at <= until
+    assert [e.reason for e in held.events] == []  # no RollingOut before it is rolled
+    # Past the overlap while still held: the previous value stays (it lags).
+    step(w, fleet, 5 * SECOND)
+    assert has_previous_value(w)
+    assert previous_expiry(w) > w.now
+    # Rolled together by another credential's pass: its annotation is in place.
+    fleet.hold.clear()
+    fleet.workloads["Deployment/web"] = replace(fleet.get(), rolled_to=2, complete=False)
+    after = step(w, fleet, SECOND)
+    assert after.rollouts == ()
+    assert w.status["consumers"] == [
+        {"kind": "Deployment", "name": "web", "revision": 2, "rolledOut": False}
+    ]
+    fleet.finish()
+    step(w, fleet, SECOND)
+    assert consumers_condition(w)[:2] == ("True", "RolledOut")
+    assert not has_previous_value(w)  # it retires once the one rollout has finished
+
+
+def test_a_held_rollout_is_looked_at_again_when_its_hold_ends(world):
+    w, fleet = started(world(SA), "web")  # overlap 1h: nothing else due sooner
+    rotate(w, fleet)
+    fleet.hold["Deployment/web"] = until = w.now + 9 * SECOND
+    assert step(w, fleet, SECOND).requeue_at == until
