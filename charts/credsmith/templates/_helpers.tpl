@@ -98,11 +98,24 @@ separately, in the release namespace only (credsmith.leaderElectionRules).
 */}}
 {{- define "credsmith.rules" -}}
 - apiGroups: ["credsmith.io"]
-  resources: ["serviceaccountcredentials", "apiclients"]
+  resources: ["serviceaccountcredentials", "apiclients", "identityproviders"]
   verbs: ["list", "watch"]
 - apiGroups: ["credsmith.io"]
-  resources: ["serviceaccountcredentials/status", "apiclients/status"]
+  resources: ["serviceaccountcredentials/status", "apiclients/status", "identityproviders/status"]
   verbs: ["patch"]
+{{- if not .Values.watchNamespaces }}
+# ClusterIdentityProviders, and the namespaces' labels their allowedNamespaces select on
+# (cluster mode only: with watchNamespaces the operator runs --no-cluster-identity-providers).
+- apiGroups: ["credsmith.io"]
+  resources: ["clusteridentityproviders"]
+  verbs: ["list", "watch"]
+- apiGroups: ["credsmith.io"]
+  resources: ["clusteridentityproviders/status"]
+  verbs: ["patch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "update"]

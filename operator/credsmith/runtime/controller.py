@@ -39,6 +39,7 @@ from credsmith.runtime.informer import Informer, ObjectKey
 from credsmith.runtime.kinds import Key, KindConfig
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.metrics import Metrics
+from credsmith.runtime.providers import PROVIDER_KINDS, ProviderOptions, Providers
 from credsmith.runtime.refusals import (
     Refusal,
     SecretWriteRefused,
@@ -72,6 +73,7 @@ class Controller:
         workers: int = 16,
         metrics: Metrics | None = None,
         cache_sync_timeout: float = CACHE_SYNC_TIMEOUT,
+        provider_options: ProviderOptions | None = None,
     ) -> None:
         self.kube = kube
         self.metrics = metrics
@@ -107,6 +109,15 @@ class Controller:
             self._remember_secret,
             state_key,
         )
+        # IdentityProviders and ClusterIdentityProviders, and their admin clients.
+        self.providers = Providers(
+            kube,
+            self.queue.add,
+            self.queue.add_at,
+            self._live_owners,
+            provider_options or ProviderOptions(),
+            metrics.provider_ready if metrics is not None else None,
+        )
 
     # ---- watching -----------------------------------------------------------------
 
@@ -140,7 +151,11 @@ class Controller:
                 )
             )
             informers += self.documents.informers(scope, namespace)
-        return informers
+        return informers + self.providers.informers(namespaces)
+
+    def _live_owners(self) -> set[str]:
+        """The UIDs of every credential in the caches (whose provider clients are kept)."""
+        return {r.uid for cache in self.resources.values() for r in cache.values()}
 
     def _secret_changed(self, type_: str, body: Mapping[str, Any], secret: SecretSnapshot) -> None:
         namespace, name = secret.namespace, secret.name
@@ -163,6 +178,7 @@ class Controller:
         if written is None or written[0] != resource.resource_version:
             self.queue.add(key)  # not merely the echo of our own status patch
         self.documents.resource_changed(config, type_, body, key[1], key[2])
+        self.providers.credential_changed(key, type_, resource)
 
     # ---- workers -------------------------------------------------------------------
 
@@ -195,6 +211,7 @@ class Controller:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.providers.close()
 
     synced = False
 
@@ -277,6 +294,9 @@ class Controller:
         kind, namespace, _ = key
         if kind in DOCUMENT_KINDS:
             await self.documents.reconcile(key)
+            return
+        if kind in PROVIDER_KINDS:
+            await self.providers.reconcile(key)
             return
         resource = self.resource(key)
         if resource is None:

@@ -33,6 +33,14 @@ OPERATOR_RULES = {
     ("", "secrets"): {"get", "list", "watch", "create", "update"},
     ("", "configmaps"): {"get", "list", "watch", "create", "update"},
     ("", "events"): {"create"},
+    ("credsmith.io", "identityproviders"): {"list", "watch"},
+    ("credsmith.io", "identityproviders/status"): {"patch"},
+}
+# Cluster mode only: the operator runs --no-cluster-identity-providers with watchNamespaces.
+CLUSTER_PROVIDER_RULES = {
+    ("credsmith.io", "clusteridentityproviders"): {"list", "watch"},
+    ("credsmith.io", "clusteridentityproviders/status"): {"patch"},
+    ("", "namespaces"): {"list", "watch"},
 }
 LABELS = (
     "app.kubernetes.io/name",
@@ -301,7 +309,10 @@ def test_rbac_is_least_privilege(helm: Path, watch: list[str], consumers: bool) 
     assert len(operator_roles) == (len(watch) or 1)
     for role in operator_roles:
         expected = OPERATOR_RULES | (CONSUMER_RULES if consumers else {})
+        expected |= {} if watch else CLUSTER_PROVIDER_RULES
         assert rule_map(role["rules"]) == expected
+    args = container(docs)["args"]
+    assert ("--no-cluster-identity-providers" in args) is bool(watch)
     lease = next(r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-election"))
     assert lease["metadata"]["namespace"] == NAMESPACE
     assert sorted(lease["rules"], key=lambda r: r["verbs"]) == [
@@ -465,3 +476,15 @@ def test_notes_say_that_no_image_is_published(helm: Path) -> None:
     own = notes(helm, "--set", "image.repository=registry.example/ops/credsmith")
     assert "No credsmith image is published" not in own
     assert "Image: registry.example/ops/credsmith:0.1.0" in own
+
+
+def test_identity_provider_url_allow_list(helm: Path) -> None:
+    args = container(render(helm))["args"]
+    assert not [a for a in args if a.startswith("--identity-provider-url-allow")]
+    docs = render(
+        helm, "--set", "identityProviders.urlAllow={https://hydra.auth:4445,https://kc.auth}"
+    )
+    assert [a for a in container(docs)["args"] if a.startswith("--identity-provider")] == [
+        "--identity-provider-url-allow=https://hydra.auth:4445",
+        "--identity-provider-url-allow=https://kc.auth",
+    ]

@@ -1,0 +1,142 @@
+"""The provider controller's pure parts: the URL allow-list, provider status, the
+registration memo, and which provider a credential names."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from credsmith.providers.base import DesiredClient, Marker, Owner
+from credsmith.reconcile.snapshots import ResourceSnapshot
+from credsmith.runtime.provider_status import (
+    URL_NOT_ALLOWED,
+    disallowed_url,
+    provider_status,
+    url_allowed,
+)
+from credsmith.runtime.providers import provider_key_of, resync_of
+from credsmith.runtime.registration_memo import RegistrationMemo
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("url", "prefixes", "allowed"),
+    [
+        ("http://10.0.0.1:4445/admin", (), True),  # no allow-list: any URL
+        ("https://hydra.example/admin/clients", ("https://hydra.example",), True),
+        ("https://hydra.example", ("https://hydra.example/",), True),
+        ("https://HYDRA.example:443/x", ("https://hydra.example",), True),  # default port
+        ("https://hydra.example.evil.test/", ("https://hydra.example",), False),
+        ("https://hydra.example:8443/", ("https://hydra.example",), False),
+        ("http://hydra.example/", ("https://hydra.example",), False),
+        ("https://hydra.example/adminx", ("https://hydra.example/admin",), False),
+        ("https://hydra.example/admin/x", ("https://hydra.example/admin/",), True),
+        ("https://hydra.example/admin", ("https://hydra.example/admin",), True),
+        ("https://other/", ("https://hydra.example", "https://other"), True),
+        ("not a url", ("https://hydra.example",), False),
+        ("http://169.254.169.254/latest", ("https://hydra.example",), False),
+    ],
+)
+def test_url_allow_list_compares_by_parts(
+    url: str, prefixes: tuple[str, ...], allowed: bool
+) -> None:
+    assert url_allowed(url, prefixes) is allowed
+
+
+def test_every_url_of_a_provider_is_checked() -> None:
+    spec = {"hydra": {"adminURL": "https://ok/", "publicURL": "http://internal:4444/"}}
+    assert disallowed_url(spec, ("https://ok",)) == "http://internal:4444/"
+    assert disallowed_url(spec, ("https://ok", "http://internal:4444")) is None
+    keycloak = {"keycloak": {"url": "https://kc/", "realm": "r"}}
+    assert disallowed_url(keycloak, ("https://ok",)) == "https://kc/"
+
+
+def _conditions(status: dict[str, object]) -> dict[str, dict[str, object]]:
+    return {c["type"]: c for c in status["conditions"]}  # type: ignore[attr-defined,index]
+
+
+def test_provider_status_ready_and_failing() -> None:
+    ready = provider_status({}, 3, ready=True, reason="Connected", message="m", clients=2, now=NOW)
+    assert ready["observedGeneration"] == 3 and ready["clients"] == 2
+    conditions = _conditions(ready)
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions["Reconciling"]["status"] == "False"
+
+    down = provider_status(
+        ready, 3, ready=False, reason="ProviderUnreachable", message="x", clients=None, now=NOW
+    )
+    assert down["clients"] == 2  # the last count stays when none could be made
+    conditions = _conditions(down)
+    assert conditions["Ready"]["status"] == "False"
+    assert conditions["Ready"]["reason"] == "ProviderUnreachable"
+    assert conditions["Reconciling"]["status"] == "True"
+
+    refused = provider_status(
+        {}, 1, ready=False, reason=URL_NOT_ALLOWED, message="no", clients=None, now=NOW
+    )
+    assert _conditions(refused)["Reconciling"]["status"] == "False"  # needs a person
+    assert "clients" not in refused
+
+
+def test_provider_status_is_stable() -> None:
+    first = provider_status({}, 1, ready=True, reason="Connected", message="m", clients=0, now=NOW)
+    later = datetime(2026, 12, 6, 13, 0, tzinfo=UTC)
+    again = provider_status(
+        first, 1, ready=True, reason="Connected", message="m", clients=0, now=later
+    )
+    assert again == first  # no status write when nothing changed
+
+
+def _desired(secret: str = "s3cret", provider: str = "p-uid") -> DesiredClient:
+    owner = Owner("ApiClient", "ns", "name", "o-uid")
+    return DesiredClient("client", Marker(provider, owner, 1), "client_secret_basic", secret)
+
+
+def test_memo_calls_the_provider_on_change_and_at_resync() -> None:
+    clock = [1000.0]
+    memo = RegistrationMemo(clock=lambda: clock[0])
+    desired = _desired()
+    assert memo.due(desired, 60)  # never made by this process
+    memo.made(desired)
+    assert not memo.due(desired, 60)
+    assert memo.due(_desired("other"), 60)  # a new secret
+    assert memo.next_check(desired, 60) == 1060.0
+    clock[0] = 1059.5  # the requeue made for the resync comes a moment early: still due
+    assert memo.due(desired, 60)
+    memo.made(desired)
+    memo.forget_provider("p-uid")
+    assert memo.due(desired, 60)
+    memo.made(desired)
+    memo.forget(desired)
+    assert memo.due(desired, 60)
+
+
+def test_memo_holds_no_secret() -> None:
+    memo = RegistrationMemo()
+    memo.made(_desired("a-very-recognisable-secret"))
+    assert "a-very-recognisable-secret" not in repr(vars(memo))
+    # Keyed per process: two processes' fingerprints of one client differ.
+    other = RegistrationMemo()
+    assert other._fp(_desired()) != memo._fp(_desired())
+
+
+def _credential(spec: dict[str, object]) -> ResourceSnapshot:
+    return ResourceSnapshot(
+        "credsmith.io/v1alpha1", "ApiClient", "ns", "c", "uid", 1, {}, {}, spec, {}
+    )
+
+
+def test_provider_key_of_a_credential() -> None:
+    assert provider_key_of(_credential({})) is None
+    named = _credential({"identityProvider": {"name": "hydra"}})
+    assert provider_key_of(named) == ("IdentityProvider", "ns", "hydra")
+    cluster = _credential({"identityProvider": {"kind": "ClusterIdentityProvider", "name": "h"}})
+    assert provider_key_of(cluster) == ("ClusterIdentityProvider", "", "h")
+
+
+def test_resync_of_a_provider() -> None:
+    provider = _credential({"resync": "1m"})
+    assert resync_of(provider) == 60.0
+    assert resync_of(_credential({})) == 600.0
