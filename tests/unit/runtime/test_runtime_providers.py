@@ -59,7 +59,8 @@ def _conditions(status: dict[str, object]) -> dict[str, dict[str, object]]:
 
 def test_provider_status_ready_and_failing() -> None:
     ready = provider_status({}, 3, ready=True, reason="Connected", message="m", clients=2, now=NOW)
-    assert ready["observedGeneration"] == 3 and ready["clients"] == 2
+    assert ready["observedGeneration"] == 3
+    assert ready["clients"] == 2
     conditions = _conditions(ready)
     assert conditions["Ready"]["status"] == "True"
     assert conditions["Reconciling"]["status"] == "False"
@@ -89,7 +90,7 @@ def test_provider_status_is_stable() -> None:
     assert again == first  # no status write when nothing changed
 
 
-def _desired(secret: str = "s3cret", provider: str = "p-uid") -> DesiredClient:
+def _desired(secret: str = "s3cret", provider: str = "p-uid") -> DesiredClient:  # noqa: S107
     owner = Owner("ApiClient", "ns", "name", "o-uid")
     return DesiredClient("client", Marker(provider, owner, 1), "client_secret_basic", secret)
 
