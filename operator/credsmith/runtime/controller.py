@@ -34,12 +34,13 @@ from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.consumers import Consumers
 from credsmith.runtime.documents import DOCUMENT_KINDS, Documents
 from credsmith.runtime.eventlimit import EventLimiter
-from credsmith.runtime.failures import plan_retry
+from credsmith.runtime.failures import RecheckLater, plan_retry
 from credsmith.runtime.informer import Informer, ObjectKey
 from credsmith.runtime.kinds import Key, KindConfig
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.metrics import Metrics
 from credsmith.runtime.providers import PROVIDER_KINDS, ProviderOptions, Providers
+from credsmith.runtime.registration import provider_seen, register
 from credsmith.runtime.refusals import (
     Refusal,
     SecretWriteRefused,
@@ -53,6 +54,8 @@ log = logging.getLogger("credsmith.controller")
 
 
 CACHE_SYNC_TIMEOUT = 120.0
+# A failed identity provider call is retried at least this often (exponential below it).
+REGISTRATION_RETRY_CAP = 30.0
 
 
 class CacheSyncTimeout(Exception):
@@ -315,14 +318,17 @@ class Controller:
         duplicate_of = self.documents.duplicate_of(config, resource)
         htpasswd = self.documents.registry_htpasswd(config, resource)
         consumers = await self.consumers.observe(resource, secret_name)
+        provider = provider_seen(self.providers, resource)
         decide = partial(
             config.reconcile,
             resource,
             duplicate_of=duplicate_of,
             consumers=consumers,
             registry_htpasswd=htpasswd,
+            provider=provider,
         )
-        decision = await asyncio.to_thread(decide, secret, _now())
+        # Verifier first: the identity provider holds the value before the Secret does.
+        decision = await register(self.providers, await asyncio.to_thread(decide, secret, _now()))
 
         if decision.secret is not None:
             try:
@@ -337,6 +343,7 @@ class Controller:
                     raise
                 secret = SecretSnapshot.from_api(found)
                 decision = await asyncio.to_thread(decide, secret, _now())
+                decision = await register(self.providers, decision)
                 if decision.secret is not None:
                     await self._write_secret(namespace, secret_name, decision)
         if decision.rollouts and consumers is not None:
@@ -353,8 +360,12 @@ class Controller:
                     duplicate_of=duplicate_of,
                     consumers=consumers,
                     registry_htpasswd=htpasswd,
+                    provider=provider,
                 )
-                decision = replace(await asyncio.to_thread(decide, secret, _now()), secret=None)
+                decision = await register(
+                    self.providers, await asyncio.to_thread(decide, secret, _now())
+                )
+                decision = replace(decision, secret=None)
         # Not Ready where no server can check it: a registry or JWK Set that cannot be written.
         blocked = self.documents.unpublished(config, resource)
         decision = with_unpublished(resource, decision, blocked, _now())
@@ -371,6 +382,9 @@ class Controller:
         if decision.summary:
             log.info("%s: %s", resource.ref, decision.summary)
         log.debug("%s: reconciled in %.1f ms", resource.ref, elapsed * 1e3)
+        if decision.retry:
+            # An identity provider call failed: status says so; again on the key's backoff.
+            raise RecheckLater(REGISTRATION_RETRY_CAP)
 
     async def _patch_status(
         self, key: Key, config: KindConfig, old: Mapping[str, Any], new: Mapping[str, Any]
