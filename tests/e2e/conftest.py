@@ -30,6 +30,7 @@ from credsmith.api.crd import render_crds_yaml
 from credsmith.dev.cluster import LocalCluster, build_binaries
 from tests.e2e.cluster import EXPOSURE, OPERATOR_LOGS, Cluster, Exposure, Operator
 from tests.e2e.shared import shared_control_plane
+from tests.providers.hydra import fresh_hydra, hydra  # noqa: F401 - fixtures
 
 E2E_DIR = Path(__file__).parent
 
