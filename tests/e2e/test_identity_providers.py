@@ -273,8 +273,7 @@ def test_drift_in_hydra_is_put_back_within_resync(
         return [e.message for e in events if e.reason == "ProviderDrift"]
 
     # Someone edits the scope in Hydra: the token request with our scope fails until put back.
-    status, found = hydra_client(hydra, client_id)
-    assert status == 200
+    assert hydra_client(hydra, client_id)[0] == 200
     patch = [{"op": "replace", "path": "/scope", "value": "other"}]
     assert admin_call(hydra, "PATCH", f"/admin/clients/{client_id}", patch, patch=True)[0] == 200
     assert not works()

@@ -40,7 +40,6 @@ from credsmith.runtime.kinds import Key, KindConfig
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.metrics import Metrics
 from credsmith.runtime.providers import PROVIDER_KINDS, ProviderOptions, Providers
-from credsmith.runtime.registration import provider_seen, register
 from credsmith.runtime.refusals import (
     Refusal,
     SecretWriteRefused,
@@ -48,6 +47,7 @@ from credsmith.runtime.refusals import (
     secret_values,
     without_reconciling,
 )
+from credsmith.runtime.registration import provider_seen, register
 from credsmith.runtime.workqueue import WorkQueue
 
 log = logging.getLogger("credsmith.controller")

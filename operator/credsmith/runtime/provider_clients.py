@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import importlib
 import json
 import os
 from collections.abc import Mapping
@@ -84,15 +85,16 @@ class ClientFactory:
 
             hydra = inputs["hydra"]
             return HydraClient(str(hydra["adminURL"]), _optional(hydra.get("publicURL")))
-        from credsmith.providers.keycloak import KeycloakClient
-
+        # Imported by name until providers/keycloak.py is merged in (branch keycloak).
+        keycloak_module = importlib.import_module("credsmith.providers.keycloak")
         keycloak, credentials = inputs["keycloak"], inputs["credentials"]
-        return KeycloakClient(
+        client: IdentityProviderClient = keycloak_module.KeycloakClient(
             str(keycloak["url"]),
             str(keycloak["realm"]),
             credentials["clientIdKey"],
             credentials["clientSecretKey"],
         )
+        return client
 
 
 def _optional(value: object) -> str | None:
