@@ -96,6 +96,7 @@ def _install_crds(cluster: Cluster) -> None:
     cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s",
         "crd/serviceaccountcredentials.credsmith.io", "crd/apiclients.credsmith.io",
+        "crd/identityproviders.credsmith.io", "crd/clusteridentityproviders.credsmith.io",
     )  # fmt: skip
 
 

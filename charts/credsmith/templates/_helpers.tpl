@@ -98,24 +98,19 @@ separately, in the release namespace only (credsmith.leaderElectionRules).
 */}}
 {{- define "credsmith.rules" -}}
 - apiGroups: ["credsmith.io"]
-  resources: ["serviceaccountcredentials", "apiclients", "identityproviders"]
+  resources: ["serviceaccountcredentials", "apiclients"]
   verbs: ["list", "watch"]
 - apiGroups: ["credsmith.io"]
-  resources: ["serviceaccountcredentials/status", "apiclients/status", "identityproviders/status"]
+  resources: ["serviceaccountcredentials/status", "apiclients/status"]
   verbs: ["patch"]
-{{- if not .Values.watchNamespaces }}
-# ClusterIdentityProviders, and the namespaces' labels their allowedNamespaces select on
-# (cluster mode only: with watchNamespaces the operator runs --no-cluster-identity-providers).
+# IdentityProviders of the namespace: read, and their status written. Their admin
+# credentials (keycloak.credentialsSecretRef) are read by the Secrets rule below.
 - apiGroups: ["credsmith.io"]
-  resources: ["clusteridentityproviders"]
-  verbs: ["list", "watch"]
+  resources: ["identityproviders"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["credsmith.io"]
-  resources: ["clusteridentityproviders/status"]
+  resources: ["identityproviders/status"]
   verbs: ["patch"]
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["list", "watch"]
-{{- end }}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "update"]
@@ -133,6 +128,22 @@ separately, in the release namespace only (credsmith.leaderElectionRules).
   resources: ["deployments", "statefulsets", "daemonsets"]
   verbs: ["get", "list", "patch"]
 {{- end }}
+{{- end }}
+
+{{/*
+What only a ClusterRole can grant, whatever the mode: ClusterIdentityProviders (read,
+status written) and the namespaces' labels their allowedNamespaces select by.
+*/}}
+{{- define "credsmith.clusterRules" -}}
+- apiGroups: ["credsmith.io"]
+  resources: ["clusteridentityproviders"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["credsmith.io"]
+  resources: ["clusteridentityproviders/status"]
+  verbs: ["patch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
 {{- end }}
 
 {{/*

@@ -41,6 +41,7 @@ def install_crds(cluster: LocalCluster) -> None:
     kubectl(
         cluster, "wait", "--for=condition=Established", "--timeout=60s",
         "crd/serviceaccountcredentials.credsmith.io", "crd/apiclients.credsmith.io",
+        "crd/identityproviders.credsmith.io", "crd/clusteridentityproviders.credsmith.io",
     )  # fmt: skip
 
 

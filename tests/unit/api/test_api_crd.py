@@ -247,6 +247,8 @@ SAC_RULES = {
     "(has(self.type) ? self.type : 'ClientSecret') == "
     "(has(oldSelf.type) ? oldSelf.type : 'ClientSecret')",
     "!has(self.keyPair) || (has(self.type) && self.type == 'KeyPair')",
+    "!has(self.identityProvider) || (has(self.type) ? self.type : 'ClientSecret') in "
+    "['ClientSecret', 'KeyPair']",
 }
 API_CLIENT_RULES = {
     "!has(self.spec.registry) || self.spec.registry.name != "
@@ -337,7 +339,7 @@ def test_referenced_paths_helper() -> None:
     assert referenced_paths("self.all(k, k.matches('x')) && has(oldSelf.a.b)") == [[], ["a", "b"]]
 
 
-@pytest.mark.parametrize("kind", ["ServiceAccountCredential", "ApiClient"])
+@pytest.mark.parametrize("kind", [*CREDENTIAL_KINDS, *PROVIDER_KINDS])
 def test_every_rule_reads_fields_that_exist_and_says_which(kind: str) -> None:
     schema = root_schema(crd_by_kind()[kind])
     for path, node, entry in rules_by_location(schema):

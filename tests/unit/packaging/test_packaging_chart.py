@@ -30,17 +30,18 @@ OPERATOR_RULES = {
     ("credsmith.io", "apiclients"): {"list", "watch"},
     ("credsmith.io", "serviceaccountcredentials/status"): {"patch"},
     ("credsmith.io", "apiclients/status"): {"patch"},
+    ("credsmith.io", "identityproviders"): {"get", "list", "watch"},
+    ("credsmith.io", "identityproviders/status"): {"patch"},
     ("", "secrets"): {"get", "list", "watch", "create", "update"},
     ("", "configmaps"): {"get", "list", "watch", "create", "update"},
     ("", "events"): {"create"},
-    ("credsmith.io", "identityproviders"): {"list", "watch"},
-    ("credsmith.io", "identityproviders/status"): {"patch"},
 }
-# Cluster mode only: the operator runs --no-cluster-identity-providers with watchNamespaces.
-CLUSTER_PROVIDER_RULES = {
-    ("credsmith.io", "clusteridentityproviders"): {"list", "watch"},
+# Cluster-wide whatever the mode: ClusterIdentityProviders and the namespaces' labels their
+# allowedNamespaces select by.
+CLUSTER_RULES = {
+    ("credsmith.io", "clusteridentityproviders"): {"get", "list", "watch"},
     ("credsmith.io", "clusteridentityproviders/status"): {"patch"},
-    ("", "namespaces"): {"list", "watch"},
+    ("", "namespaces"): {"get", "list", "watch"},
 }
 LABELS = (
     "app.kubernetes.io/name",
@@ -267,15 +268,28 @@ def test_scheduling_values_reach_the_pod(helm: Path) -> None:
 
 def test_namespaced_mode(helm: Path) -> None:
     docs = render(helm, "--set", "watchNamespaces={team-a,team-b}")
-    assert find(docs, "ClusterRole") == []
-    assert find(docs, "ClusterRoleBinding") == []
+    # Only what is cluster-scoped: ClusterIdentityProviders and namespaces.
+    [cluster_role] = find(docs, "ClusterRole")
+    assert cluster_role["metadata"]["name"] == "credsmith-cluster-identity-providers"
+    assert rule_map(cluster_role["rules"]) == CLUSTER_RULES
+    [cluster_binding] = find(docs, "ClusterRoleBinding")
+    assert cluster_binding["roleRef"]["name"] == "credsmith-cluster-identity-providers"
+    assert cluster_binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "credsmith", "namespace": NAMESPACE}
+    ]
     roles = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in find(docs, "Role")}
     assert roles == {
         ("team-a", "credsmith"),
         ("team-b", "credsmith"),
         (NAMESPACE, "credsmith-leader-election"),
         (NAMESPACE, "credsmith-state-key"),
+        (NAMESPACE, "credsmith-provider-credentials"),
     }
+    credentials = next(
+        r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-credentials")
+    )
+    # A ClusterIdentityProvider's admin credentials: a Secret of the release namespace.
+    assert credentials["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
     for binding in find(docs, "RoleBinding"):
         assert binding["roleRef"]["name"] == binding["metadata"]["name"]
         assert binding["subjects"] == [
@@ -304,15 +318,16 @@ def test_rbac_is_least_privilege(helm: Path, watch: list[str], consumers: bool) 
     for value in walk([d.get("rules") for d in docs]):
         assert value != "*", "no wildcards"
     tenants = ("credsmith-view", "credsmith-edit")  # test_packaging_monitoring.py
-    operator_roles = [r for r in find(docs, "ClusterRole") if r["metadata"]["name"] not in tenants]
+    cluster = "credsmith-cluster-identity-providers"  # namespaced mode's cluster-wide part
+    operator_roles = [
+        r for r in find(docs, "ClusterRole") if r["metadata"]["name"] not in (*tenants, cluster)
+    ]
     operator_roles += [r for r in find(docs, "Role") if r["metadata"]["namespace"] != NAMESPACE]
     assert len(operator_roles) == (len(watch) or 1)
     for role in operator_roles:
         expected = OPERATOR_RULES | (CONSUMER_RULES if consumers else {})
-        expected |= {} if watch else CLUSTER_PROVIDER_RULES
+        expected |= {} if watch else CLUSTER_RULES
         assert rule_map(role["rules"]) == expected
-    args = container(docs)["args"]
-    assert ("--no-cluster-identity-providers" in args) is bool(watch)
     lease = next(r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-election"))
     assert lease["metadata"]["namespace"] == NAMESPACE
     assert sorted(lease["rules"], key=lambda r: r["verbs"]) == [

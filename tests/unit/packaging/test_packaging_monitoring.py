@@ -192,7 +192,8 @@ def test_tenant_roles_aggregate_into_the_built_in_roles(bin_dir: Path) -> None:
         aggregate + "edit",
         aggregate + "admin",
     }
-    kinds = ["serviceaccountcredentials", "apiclients"]
+    # IdentityProviders too: a namespace's own (ClusterIdentityProviders are the cluster's).
+    kinds = ["serviceaccountcredentials", "apiclients", "identityproviders"]
     assert view["rules"] == [
         {"apiGroups": ["credsmith.io"], "resources": kinds, "verbs": ["get", "list", "watch"]}
     ]
