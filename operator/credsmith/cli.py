@@ -49,6 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev.add_argument("--no-examples", action="store_true", help="do not apply examples/")
     dev.add_argument("--fresh", action="store_true", help="start from an empty cluster")
     dev.add_argument(
+        "--identity-provider",
+        choices=["hydra"],
+        default=None,
+        help="also start an identity provider on loopback (Ory Hydra, in memory)",
+    )
+    dev.add_argument(
         "--exit-when-ready",
         action="store_true",
         help="stop everything once the examples are Ready (a smoke test)",

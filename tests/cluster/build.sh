@@ -2,23 +2,27 @@
 # Builds the local control plane (credsmith-cluster, which is also kubectl; `serve`
 # runs the kwok built next to it for simulated nodes) and the tools the tests run
 # (helm, verify-go, toxiproxy, kstatus, promtool, hydra) into $CREDSMITH_CACHE/bin, and
-# skips each build when its sources and go.sum are unchanged. Go's module and build caches stay
-# in their usual places outside the checkout, so a rebuild after a small change is
-# quick. Prints the bin directory.
+# skips each build when its sources and go.sum are unchanged. Go's module and build
+# caches stay in their usual places outside the checkout, so a rebuild after a small
+# change is quick. Prints the bin directory.
 #
-#   build.sh        everything (make test)
-#   build.sh --dev  only the control plane and kwok (make run, `credsmith dev`)
+#   build.sh                everything (make test)
+#   build.sh --dev          only the control plane and kwok (make run, `credsmith dev`)
+#   build.sh --dev --hydra  and Ory Hydra (`credsmith dev --identity-provider hydra`)
 #
 # Runs sharing the cache (two `make test` at once, pytest workers) take turns on a
 # lock in the cache directory; the second finds the binaries current and skips.
 set -euo pipefail
 
 what=all
-case ${1:-} in
-  --dev) what=dev ;;
-  "") ;;
-  *) echo "usage: $0 [--dev]" >&2; exit 2 ;;
-esac
+with_hydra=no
+for arg in "$@"; do
+  case $arg in
+    --dev) what=dev ;;
+    --hydra) with_hydra=yes ;;
+    *) echo "usage: $0 [--dev] [--hydra]" >&2; exit 2 ;;
+  esac
+done
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${CREDSMITH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/credsmith}
@@ -97,6 +101,8 @@ if [[ $what == all ]]; then  # the tools only the tests run
   build kstatus "$here/../kstatus" . ""  # sigs.k8s.io/cli-utils' kstatus, for the e2e tests
   # promtool: checks the chart's PrometheusRule and the operator's /metrics (tests).
   build promtool "$here/promtool" github.com/prometheus/prometheus/cmd/promtool ""
+fi
+if [[ $what == all || $with_hydra == yes ]]; then
   hydra
 fi
 echo "$bin"

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -52,3 +59,38 @@ def test_dev_without_operator_installs_only_the_crds(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "control plane only" in result.stdout
     assert "the examples are Ready" not in result.stdout
+
+
+def test_dev_with_hydra_prints_a_token_command_that_works(tmp_path: Path) -> None:
+    """Two commands to a token: `credsmith dev --identity-provider hydra`, then what it
+    prints. Hydra stops with dev."""
+    state = tmp_path / "with-hydra"
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "credsmith.cli", "dev", f"--state-dir={state}", "--no-operator",
+         "--identity-provider=hydra"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert dev.stdout is not None
+    try:
+        printed: list[str] = []
+        for line in dev.stdout:
+            printed.append(line)
+            if "control plane only" in line:
+                break
+        banner = "".join(printed)
+        admin = re.search(r"admin API \(hydra.adminURL\):\s+(\S+)", banner)
+        assert admin, banner
+        command = banner[banner.index("  curl -s ") :].split("credsmith dev:")[0]
+        token = subprocess.run(
+            ["bash", "-c", command], capture_output=True, text=True, timeout=60, check=True
+        )
+        assert json.loads(token.stdout)["token_type"] == "bearer"
+    finally:
+        dev.send_signal(signal.SIGTERM)
+        remainder, _ = dev.communicate(timeout=120)
+    assert dev.returncode == 0, remainder
+    with pytest.raises(urllib.error.URLError, match="Connection refused"):
+        urllib.request.urlopen(f"{admin.group(1)}/health/ready", timeout=5)  # noqa: S310

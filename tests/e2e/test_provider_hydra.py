@@ -120,7 +120,9 @@ def test_created_client_gets_a_token_with_its_secret_and_none_with_another(
     assert secret_token(hydra, client_id, uuid.uuid4().hex) == (401, "invalid_client")
     status, body = token_with_secret(hydra.token_url, client_id, secret, scope="orders.read")
     assert (status, body.get("scope")) == (200, "orders.read")
+    written = held(hydra, client_id)["updated_at"]
     assert run(hydra, lambda hydra_client: hydra_client.ensure(desired)) == ()
+    assert held(hydra, client_id)["updated_at"] == written  # in place: nothing written
     assert secret not in caplog.text
     assert secret not in repr(desired)
 

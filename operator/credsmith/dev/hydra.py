@@ -119,6 +119,23 @@ class LocalHydra:
         self.stop()
 
 
+def hydra_banner(hydra: LocalHydra) -> str:
+    """What `credsmith dev --identity-provider hydra` prints: where Hydra is, and a token
+    in one command (a client registered by hand here; an IdentityProvider naming
+    `hydra.adminURL` registers the credentials that name it)."""
+    client = (
+        '{"client_id":"demo","client_secret":"demo-secret","grant_types":["client_credentials"]}'
+    )
+    return (
+        "credsmith dev: Ory Hydra is running (in memory: gone when dev stops)\n"
+        f"  admin API (hydra.adminURL):  {hydra.admin_url}\n"
+        f"  public (issuer, token):      {hydra.public_url}\n"
+        "  A client and a token:\n"
+        f"  curl -s {hydra.admin_url}/admin/clients -d '{client}' >/dev/null &&\n"
+        f"    curl -s -u demo:demo-secret -d grant_type=client_credentials {hydra.token_url}"
+    )
+
+
 def _ready(base_url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{base_url}/health/ready", timeout=2) as response:  # noqa: S310 - loopback

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from credsmith.dev.cluster import ClusterError, LocalCluster, build_binaries, find_checkout
+from credsmith.dev.hydra import HYDRA_BINARY, LocalHydra, hydra_banner
 
 
 def kubectl(cluster: LocalCluster, *args: str, stdin: str | None = None) -> str:
@@ -67,12 +68,19 @@ def _run_dev(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir) if args.state_dir else checkout / ".dev"
     if args.fresh and state_dir.exists():
         shutil.rmtree(state_dir)
+    with_hydra = getattr(args, "identity_provider", None) == "hydra"
     print("credsmith dev: building the local control plane (skipped when current)")
-    bin_dir = build_binaries(checkout, dev_only=True)  # no helm: dev never runs it
+    # No helm: dev never runs it.
+    bin_dir = build_binaries(checkout, dev_only=True, hydra=with_hydra)
     cluster = LocalCluster(bin_dir, state_dir)
     print(f"credsmith dev: starting the control plane (state in {state_dir})")
-    with cluster:
+    with cluster, contextlib.ExitStack() as providers:
         install_crds(cluster)
+        if with_hydra:
+            hydra = providers.enter_context(
+                LocalHydra(bin_dir / HYDRA_BINARY, state_dir / "hydra.log")
+            )
+            print(hydra_banner(hydra))
         print(
             "credsmith dev: ready. In another terminal:\n"
             f"  export KUBECONFIG={cluster.kubeconfig}\n"

@@ -140,9 +140,10 @@ class HydraClient:
         await self._call("DELETE", _client_path(client_id), missing_ok=True)
 
     async def close(self) -> None:
+        """Closes the session it made (one given to it is its owner's to close)."""
         if self._owns_session and self._session is not None:
             await self._session.close()
-        self._session = None
+            self._session = None
 
     # -- calls --------------------------------------------------------------------------
 
@@ -219,6 +220,10 @@ class HydraClient:
                     **(headers or {}),
                 },
                 ssl=self._ssl,
+                timeout=self._timeout,
+                # A redirect is an answer, not a new address: the operator's allow-list of
+                # provider URLs holds for the URL called, not for where it points.
+                allow_redirects=False,
             ) as response:
                 payload = await _json_or_none(response)
                 following = response.links.get("next")
@@ -248,7 +253,7 @@ class HydraClient:
         message = f"{method} {url}: {status}" + (f" {text}" if text else "")
         if secret:  # Hydra does not echo secrets; should a version ever, it ends here.
             message = message.replace(secret, "***")
-        raise ProviderError(_reason_of(status), message)
+        raise ProviderError(reason_of(status), message)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -256,7 +261,7 @@ class HydraClient:
         return self._session
 
 
-def _reason_of(status: int) -> ProviderReason:
+def reason_of(status: int) -> ProviderReason:
     if status == 401:
         return ProviderReason.LOGIN_REFUSED
     if status == 403:

@@ -99,6 +99,14 @@ def test_dev_builds_the_control_plane_and_kwok_only(tmp_path: Path) -> None:
     assert [line for line in flags if "tags=sqlite" in line] == [flags[-1]]
 
 
+def test_dev_with_hydra_builds_hydra_too(tmp_path: Path) -> None:
+    env = _environment(tmp_path, delay=0)
+    result = _run(env, "--dev", "--hydra")
+    assert result.returncode == 0, result.stderr
+    assert _built(tmp_path) == [".", "sigs.k8s.io/kwok/cmd/kwok", "github.com/ory/hydra/v2"]
+    assert _run(env, "--hydra", "--bogus").returncode == 2
+
+
 def test_two_runs_sharing_a_cache_both_succeed_and_build_once(tmp_path: Path) -> None:
     env = _environment(tmp_path, delay=0.5)
     runs = [
