@@ -25,7 +25,13 @@ from tests.e2e.cluster import (
     manifest,
     wait_for,
 )
+from tests.providers import keycloak as kc
 from tests.providers.hydra import admin_call, token_with_assertion, token_with_secret
+from tests.providers.keycloak import (
+    KeycloakRealm,
+    keycloak_realm_fixture,  # noqa: F401 (the fixture keycloak_realm)
+    keycloak_server_fixture,  # noqa: F401 (the fixture keycloak_server)
+)
 
 SACREDS = "serviceaccountcredentials"
 IDPS = "identityproviders"
@@ -417,3 +423,67 @@ def test_a_provider_outside_the_url_allow_list_is_never_called(
     assert status == 200
     owners = [c.get("metadata", {}) for c in found or ()]
     assert not any(namespace in json.dumps(o) for o in owners)
+
+
+@pytest.mark.xdist_group("keycloak")  # one Keycloak per run (tests/providers/keycloak.py)
+def test_keycloak_token_rotation_and_deletion(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    keycloak_realm: KeycloakRealm,
+) -> None:
+    realm = keycloak_realm
+    exposure.values.add(realm.admin_client_secret)  # never shown either
+    admin = {"client-id": realm.admin_client_id, "client-secret": realm.admin_client_secret}
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "keycloak-admin"}, "stringData": admin}
+    )
+    spec = {
+        "keycloak": {
+            "url": realm.url,
+            "realm": realm.realm,
+            "credentialsSecretRef": {
+                "name": "keycloak-admin",
+                "clientIdKey": "client-id",
+                "clientSecretKey": "client-secret",
+            },
+        },
+        "resync": "1m",
+    }
+    apply(cluster, namespace, manifest("IdentityProvider", "keycloak", spec))
+    apply(cluster, namespace, sacred("orders", "keycloak", identityProvider={"client": {}}))
+    wait_condition(custom, namespace, SACREDS, "orders", "Registered", "True", timeout=120)
+    wait_condition(custom, namespace, IDPS, "keycloak", "Ready", "True")
+    data = secret_data(core, exposure, namespace, "orders")
+    status, body = kc.token_with_secret(realm.token_url, data["client_id"], data["client_secret"])
+    assert status == 200, body
+    status, _ = kc.token_with_secret(realm.token_url, data["client_id"], "wrong-" * 8)
+    assert status == 401
+
+    # Rotation: the new value gets a token the moment the Secret holds it.
+    cluster.kubectl(
+        "annotate", "--overwrite", "-n", namespace, "sacred/orders", "credsmith.io/rotate=now-1"
+    )
+    after = wait_for(
+        lambda: (
+            (d := secret_data(core, exposure, namespace, "orders"))["client_secret"]
+            != data["client_secret"]
+            and d
+        ),
+        90,
+        interval=0.05,
+        what="a new secret",
+    )
+    status, body = kc.token_with_secret(realm.token_url, after["client_id"], after["client_secret"])
+    assert status == 200, body
+
+    # Deleting the credential deletes its client within a minute.
+    assert realm.client(data["client_id"]) is not None
+    cluster.kubectl("delete", "-n", namespace, "sacred/orders", "--wait=false")
+    wait_for(lambda: realm.client(data["client_id"]) is None, 60, interval=1, what="deleted")
+    shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
+    assert exposure.leaks(shown) == []
+    assert exposure.leaks(operator.logs()) == []

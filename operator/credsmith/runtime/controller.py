@@ -117,7 +117,7 @@ class Controller:
             kube,
             self.queue.add,
             self.queue.add_at,
-            self._live_owners,
+            self.resource,
             provider_options or ProviderOptions(),
             metrics.provider_ready if metrics is not None else None,
         )
@@ -155,10 +155,6 @@ class Controller:
             )
             informers += self.documents.informers(scope, namespace)
         return informers + self.providers.informers(namespaces)
-
-    def _live_owners(self) -> set[str]:
-        """The UIDs of every credential in the caches (whose provider clients are kept)."""
-        return {r.uid for cache in self.resources.values() for r in cache.values()}
 
     def _secret_changed(self, type_: str, body: Mapping[str, Any], secret: SecretSnapshot) -> None:
         namespace, name = secret.namespace, secret.name

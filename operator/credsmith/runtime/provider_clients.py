@@ -14,7 +14,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import importlib
 import json
 import os
 from collections.abc import Mapping
@@ -85,16 +84,15 @@ class ClientFactory:
 
             hydra = inputs["hydra"]
             return HydraClient(str(hydra["adminURL"]), _optional(hydra.get("publicURL")))
-        # Imported by name until providers/keycloak.py is merged in (branch keycloak).
-        keycloak_module = importlib.import_module("credsmith.providers.keycloak")
+        from credsmith.providers.keycloak import KeycloakClient
+
         keycloak, credentials = inputs["keycloak"], inputs["credentials"]
-        client: IdentityProviderClient = keycloak_module.KeycloakClient(
+        return KeycloakClient(
             str(keycloak["url"]),
             str(keycloak["realm"]),
             credentials["clientIdKey"],
             credentials["clientSecretKey"],
         )
-        return client
 
 
 def _optional(value: object) -> str | None:

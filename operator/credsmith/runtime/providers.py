@@ -24,6 +24,7 @@ from typing import Any
 from credsmith import GROUP, VERSION
 from credsmith.api.durations import parse_go_duration
 from credsmith.providers.base import IdentityProviderClient, ProviderError, ProviderReason
+from credsmith.providers.cleanup import clients_to_delete
 from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.informer import Informer, ObjectKey
@@ -119,13 +120,13 @@ class Providers:
         kube: Kube,
         queue_add: Callable[[Key], None],
         queue_add_at: Callable[[Key, float], None],
-        live_owners: Callable[[], set[str]],
+        credential: Callable[[Key], ResourceSnapshot | None],
         options: ProviderOptions,
         ready_gauge: Callable[[Key, bool | None], None] | None = None,
     ) -> None:
         self.kube = kube
         self._add, self._add_at = queue_add, queue_add_at
-        self._live_owners = live_owners
+        self._credential = credential
         self.url_allow = tuple(options.url_allow)
         self.watched_namespaces = frozenset(options.watched_namespaces)
         self.cluster_kinds = options.cluster_kinds
@@ -216,7 +217,8 @@ class Providers:
         if new is not None:
             self._named[key] = new
             self._credentials[new].add(key)
-        if type_ == "DELETED" and old is not None:
+        if old is not None and old != new:
+            # Deleted, or names another provider now: its client here goes.
             if (state := self._states.get(old)) is not None:
                 state.next_cleanup = 0.0
             self._add_at(old, time.time() + CLEANUP_DEBOUNCE)
@@ -324,25 +326,30 @@ class Providers:
     async def _clean_up(
         self, key: Key, resource: ResourceSnapshot, client: IdentityProviderClient
     ) -> int:
-        """Delete the clients of this provider whose owner no longer exists; return how
-        many are left. Only owners in namespaces this operator watches (another's may be
-        alive in a namespace we do not see)."""
+        """Delete the clients of this provider whose owner no longer exists or no longer
+        names it (providers/cleanup.py decides); return how many are left. Only called from
+        a worker, so after the informers synced (an empty cache would doom every client)."""
         marked = await client.list_marked(resource.uid)
-        live = self._live_owners()
-        orphans = [
-            m
-            for m in marked
-            if m.marker.owner.uid not in live
-            and (not self.watched_namespaces or m.marker.owner.namespace in self.watched_namespaces)
-        ]
-        for orphan in orphans:
-            await client.delete(orphan.client_id)
-            owner = orphan.marker.owner
+        live = {
+            found.uid
+            for credential in self.credentials_of(key)
+            if (found := self._credential(credential)) is not None
+        }
+        doomed = clients_to_delete(marked, resource.uid, live, self._watched)
+        owners = {m.client_id: m.marker.owner for m in marked}
+        for client_id in doomed:
+            await client.delete(client_id)
+            owner = owners[client_id]
             log.info(
-                "%s %s: deleted client %s (its %s %s/%s is gone)",
-                key[0], _name(key), orphan.client_id, owner.kind, owner.namespace, owner.name,
+                "%s %s: deleted client %s (its %s %s/%s is gone or names another provider)",
+                key[0], _name(key), client_id, owner.kind, owner.namespace, owner.name,
             )  # fmt: skip
-        return len(marked) - len(orphans)
+        return len({m.client_id for m in marked if m.marker.provider_uid == resource.uid}) - len(
+            doomed
+        )
+
+    def _watched(self, namespace: str) -> bool:
+        return not self.watched_namespaces or namespace in self.watched_namespaces
 
     async def _write_status(
         self,
