@@ -19,11 +19,11 @@ from credsmith.api.status import (
     Condition,
     ConditionStatus,
     ConditionType,
+    Reason,
     set_condition,
 )
 
-URL_NOT_ALLOWED = "URLNotAllowed"
-CONNECTED = "Connected"
+URL_NOT_ALLOWED = Reason.URL_NOT_ALLOWED.value
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -99,19 +99,22 @@ def provider_status(
         ),
         now,
     )
-    # kstatus: a provider being retried is in progress; URLNotAllowed needs a person.
-    retrying = not ready and reason != URL_NOT_ALLOWED
-    conditions = set_condition(
-        conditions,
-        Condition(
-            type=ConditionType.RECONCILING,
-            status=ConditionStatus.TRUE if retrying else ConditionStatus.FALSE,
-            observed_generation=generation,
-            reason="Retrying" if retrying else reason,
-            message=message if retrying else "",
-        ),
-        now,
-    )
+    # kstatus: a provider being retried is in progress (removed once a check passes, as on
+    # credentials); URLNotAllowed needs a person, not a retry.
+    if not ready and reason != URL_NOT_ALLOWED:
+        conditions = set_condition(
+            conditions,
+            Condition(
+                type=ConditionType.RECONCILING,
+                status=ConditionStatus.TRUE,
+                observed_generation=generation,
+                reason=reason,
+                message=message,
+            ),
+            now,
+        )
+    else:
+        conditions = [c for c in conditions if c.type != ConditionType.RECONCILING]
     status: dict[str, Any] = {
         **current,
         "observedGeneration": generation,

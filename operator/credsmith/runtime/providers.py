@@ -23,6 +23,7 @@ from typing import Any
 
 from credsmith import GROUP, VERSION
 from credsmith.api.durations import parse_go_duration
+from credsmith.api.status import Reason
 from credsmith.providers.base import IdentityProviderClient, ProviderError, ProviderReason
 from credsmith.providers.cleanup import clients_to_delete
 from credsmith.reconcile.snapshots import ResourceSnapshot
@@ -32,7 +33,6 @@ from credsmith.runtime.kinds import Key
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.provider_clients import Built, ClientFactory
 from credsmith.runtime.provider_status import (
-    CONNECTED,
     URL_NOT_ALLOWED,
     disallowed_url,
     provider_status,
@@ -291,7 +291,7 @@ class Providers:
                 if now >= state.next_cleanup:
                     clients = await self._clean_up(key, resource, built.client)
                     state.next_cleanup = now + resync
-                ready, reason, message = True, CONNECTED, _connected(resource)
+                ready, reason, message = True, Reason.PROVIDER_READY.value, _connected(resource)
             except ProviderError as exc:
                 ready, reason, message = False, exc.reason.value, exc.message
         changed = state.ready != ready or state.reason != reason

@@ -3,19 +3,27 @@ registration memo, and which provider a credential names."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
 
 from credsmith.providers.base import DesiredClient, Marker, Owner
 from credsmith.reconcile.snapshots import ResourceSnapshot
+from credsmith.runtime.kinds import Key
 from credsmith.runtime.provider_status import (
     URL_NOT_ALLOWED,
     disallowed_url,
     provider_status,
     url_allowed,
 )
-from credsmith.runtime.providers import provider_key_of, resync_of
+from credsmith.runtime.providers import (
+    CLEANUP_DEBOUNCE,
+    ProviderOptions,
+    Providers,
+    provider_key_of,
+    resync_of,
+)
 from credsmith.runtime.registration_memo import RegistrationMemo
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -63,7 +71,7 @@ def test_provider_status_ready_and_failing() -> None:
     assert ready["clients"] == 2
     conditions = _conditions(ready)
     assert conditions["Ready"]["status"] == "True"
-    assert conditions["Reconciling"]["status"] == "False"
+    assert "Reconciling" not in conditions
 
     down = provider_status(
         ready, 3, ready=False, reason="ProviderUnreachable", message="x", clients=None, now=NOW
@@ -73,11 +81,14 @@ def test_provider_status_ready_and_failing() -> None:
     assert conditions["Ready"]["status"] == "False"
     assert conditions["Ready"]["reason"] == "ProviderUnreachable"
     assert conditions["Reconciling"]["status"] == "True"
+    assert conditions["Reconciling"]["reason"] == "ProviderUnreachable"
+    back = provider_status(down, 3, ready=True, reason="Connected", message="", clients=1, now=NOW)
+    assert "Reconciling" not in _conditions(back)
 
     refused = provider_status(
         {}, 1, ready=False, reason=URL_NOT_ALLOWED, message="no", clients=None, now=NOW
     )
-    assert _conditions(refused)["Reconciling"]["status"] == "False"  # needs a person
+    assert "Reconciling" not in _conditions(refused)  # needs a person, not a retry
     assert "clients" not in refused
 
 
@@ -141,3 +152,37 @@ def test_resync_of_a_provider() -> None:
     provider = _credential({"resync": "1m"})
     assert resync_of(provider) == 60.0
     assert resync_of(_credential({})) == 600.0
+
+
+def test_a_deleted_credential_schedules_its_providers_clean_up_soon() -> None:
+    added: list[Key] = []
+    at: list[tuple[Key, float]] = []
+    providers = Providers(
+        None,  # type: ignore[arg-type]  # no API call in this test
+        added.append,
+        lambda key, when: at.append((key, when)),
+        lambda key: None,
+        ProviderOptions(),
+    )
+    key = ("ApiClient", "ns", "c")
+    credential = _credential({"identityProvider": {"name": "hydra"}})
+    provider = ("IdentityProvider", "ns", "hydra")
+    providers.credential_changed(key, "ADDED", credential)
+    assert providers.credentials_of(provider) == [key]
+    assert at == []  # nothing to clean up
+    before = time.time()
+    providers.credential_changed(key, "DELETED", credential)
+    assert providers.credentials_of(provider) == []
+    assert [k for k, _ in at] == [provider]
+    assert before + CLEANUP_DEBOUNCE - 1 <= at[0][1] <= time.time() + CLEANUP_DEBOUNCE
+    # Naming another provider lets the first one's client go, too.
+    at.clear()
+    providers.credential_changed(key, "ADDED", credential)
+    other = _credential({"identityProvider": {"kind": "ClusterIdentityProvider", "name": "h"}})
+    providers.credential_changed(key, "MODIFIED", other)
+    assert [k for k, _ in at] == [provider]
+    assert providers.credentials_of(("ClusterIdentityProvider", "", "h")) == [key]
+    # A change that keeps the provider schedules nothing.
+    at.clear()
+    providers.credential_changed(key, "MODIFIED", other)
+    assert at == []
