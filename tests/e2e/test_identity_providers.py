@@ -110,9 +110,10 @@ def registered(
     namespace: str,
     hydra: LocalHydra,
     name: str = "orders",
+    resync: str = "1m",
     **spec: Any,
 ) -> dict[str, Any]:
-    apply(cluster, namespace, hydra_provider("hydra", hydra))
+    apply(cluster, namespace, hydra_provider("hydra", hydra, resync))
     apply(cluster, namespace, sacred(name, "hydra", **spec))
     wait_condition(custom, namespace, SACREDS, name, "Registered", "True")
     return wait_condition(custom, namespace, SACREDS, name, "Ready", "True")
@@ -308,7 +309,8 @@ def test_deleting_the_credential_deletes_its_client(
     exposure: Exposure,
     hydra: LocalHydra,
 ) -> None:
-    registered(cluster, custom, namespace, hydra)
+    # A resync far off: the deletion itself, not the resync, makes the clean-up.
+    registered(cluster, custom, namespace, hydra, resync="10m")
     client_id = secret_data(core, exposure, namespace, "orders")["client_id"]
     assert hydra_client(hydra, client_id)[0] == 200
     cluster.kubectl("delete", "-n", namespace, "sacred/orders", "--wait=false")
