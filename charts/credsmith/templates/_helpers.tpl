@@ -131,6 +131,18 @@ separately, in the release namespace only (credsmith.leaderElectionRules).
 {{- end }}
 
 {{/*
+Whether to grant access to ClusterIdentityProviders (identityProviders.clusterProviders):
+null, when the chart creates cluster-wide RBAC anyway (rbac.create, no watchNamespaces);
+true or false: always or never.
+*/}}
+{{- define "credsmith.clusterProviders" -}}
+{{- if kindIs "bool" .Values.identityProviders.clusterProviders }}
+{{- if .Values.identityProviders.clusterProviders }}true{{ end }}
+{{- else if and .Values.rbac.create (not .Values.watchNamespaces) }}true
+{{- end }}
+{{- end }}
+
+{{/*
 What only a ClusterRole can grant, whatever the mode: ClusterIdentityProviders (read,
 status written) and the namespaces' labels their allowedNamespaces select by.
 */}}

@@ -46,7 +46,6 @@ AUTH_METHODS = {
     CredentialType.CLIENT_SECRET: "client_secret_basic",
     CredentialType.KEY_PAIR: "private_key_jwt",
 }
-DRIFT_EVENT = "ProviderDrift"
 CLIENT_CREATED = "client"  # what ensure() reports for a client it had to create
 
 
@@ -226,7 +225,7 @@ def apply_outcome(decision: Decision, outcome: RegistrationOutcome) -> Decision:
         events += (
             Event(
                 "Warning",
-                DRIFT_EVENT,
+                "ProviderDrift",
                 f"{registration.provider}: client {desired.client_id} had drifted "
                 f"({', '.join(drifted)}) and was put back",
             ),
@@ -239,7 +238,7 @@ def _failed(decision: Decision, registration: Registration, error: ProviderError
     stays what the Secret holds; Registered=False, Ready=False, Reconciling=True while the
     runtime retries with backoff."""
     resource, now = registration.resource, registration.now
-    reason, message = Reason(error.reason.value), error.message
+    failure, message = Reason(error.reason.value), error.message
     secret, create, events = decision.secret, decision.create, decision.events
     status: dict[str, Any] = dict(decision.status)
     if registration.changes_value:
@@ -250,17 +249,17 @@ def _failed(decision: Decision, registration: Registration, error: ProviderError
         status.setdefault("clientId", registration.desired.client_id)
         status["conditions"] = [c.to_wire() for c in conditions_of(resource)]
     stored = find_condition(conditions_of(resource), ConditionType.REGISTERED)
-    status = _with_registered(resource, status, now, False, reason, message)
+    status = _with_registered(resource, status, now, False, failure, message)
     conditions = [Condition.model_validate(c) for c in status["conditions"]]
     for type_ in (ConditionType.READY, ConditionType.RECONCILING):
         conditions = _put(
-            conditions, resource, now, type_, type_ is ConditionType.RECONCILING, reason, message
+            conditions, resource, now, type_, type_ is ConditionType.RECONCILING, failure, message
         )
     conditions = [c for c in conditions if c.type != ConditionType.STALLED]
     status["conditions"] = [c.to_wire() for c in conditions]
     status["identityProvider"] = _registration_status(resource.status, registered=False)
-    if stored is None or stored.reason != reason.value or stored.message != message:
-        events += (Event("Warning", reason.value, f"{registration.provider}: {message}"),)
+    if stored is None or stored.reason != failure.value or stored.message != message:
+        events += (Event("Warning", failure.value, f"{registration.provider}: {message}"),)
     return replace(
         decision,
         status=status,
@@ -269,7 +268,7 @@ def _failed(decision: Decision, registration: Registration, error: ProviderError
         events=events,
         retry=True,
         rollouts=() if registration.changes_value else decision.rollouts,
-        summary=f"{reason.value}: {message}",
+        summary=f"{failure.value}: {message}",
     )
 
 

@@ -268,28 +268,15 @@ def test_scheduling_values_reach_the_pod(helm: Path) -> None:
 
 def test_namespaced_mode(helm: Path) -> None:
     docs = render(helm, "--set", "watchNamespaces={team-a,team-b}")
-    # Only what is cluster-scoped: ClusterIdentityProviders and namespaces.
-    [cluster_role] = find(docs, "ClusterRole")
-    assert cluster_role["metadata"]["name"] == "credsmith-cluster-identity-providers"
-    assert rule_map(cluster_role["rules"]) == CLUSTER_RULES
-    [cluster_binding] = find(docs, "ClusterRoleBinding")
-    assert cluster_binding["roleRef"]["name"] == "credsmith-cluster-identity-providers"
-    assert cluster_binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "credsmith", "namespace": NAMESPACE}
-    ]
+    assert find(docs, "ClusterRole") == []
+    assert find(docs, "ClusterRoleBinding") == []
     roles = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in find(docs, "Role")}
     assert roles == {
         ("team-a", "credsmith"),
         ("team-b", "credsmith"),
         (NAMESPACE, "credsmith-leader-election"),
         (NAMESPACE, "credsmith-state-key"),
-        (NAMESPACE, "credsmith-provider-credentials"),
     }
-    credentials = next(
-        r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-credentials")
-    )
-    # A ClusterIdentityProvider's admin credentials: a Secret of the release namespace.
-    assert credentials["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
     for binding in find(docs, "RoleBinding"):
         assert binding["roleRef"]["name"] == binding["metadata"]["name"]
         assert binding["subjects"] == [
@@ -300,6 +287,46 @@ def test_namespaced_mode(helm: Path) -> None:
         "--namespace=team-a",
         "--namespace=team-b",
     ]
+
+
+def test_cluster_identity_providers_in_namespaced_mode_on_request(helm: Path) -> None:
+    docs = render(
+        helm,
+        "--set", "watchNamespaces={team-a}",
+        "--set", "identityProviders.clusterProviders=true",
+        "--set", "identityProviders.credentialsSecrets={keycloak-admin,hydra-admin}",
+    )  # fmt: skip
+    [cluster_role] = find(docs, "ClusterRole")
+    assert cluster_role["metadata"]["name"] == "credsmith-cluster-identity-providers"
+    assert rule_map(cluster_role["rules"]) == CLUSTER_RULES
+    [cluster_binding] = find(docs, "ClusterRoleBinding")
+    assert cluster_binding["roleRef"]["name"] == "credsmith-cluster-identity-providers"
+    assert cluster_binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "credsmith", "namespace": NAMESPACE}
+    ]
+    # Their admin credentials: Secrets of the release namespace, got by name only.
+    [credentials] = [
+        r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-credentials")
+    ]
+    assert credentials["metadata"]["namespace"] == NAMESPACE
+    assert credentials["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["keycloak-admin", "hydra-admin"],
+            "verbs": ["get"],
+        }
+    ]
+    # Cluster mode: in the ClusterRole (Secrets are read everywhere already), unless refused.
+    [operator_role] = [
+        r for r in find(render(helm), "ClusterRole") if r["metadata"]["name"] == "credsmith"
+    ]
+    assert CLUSTER_RULES.items() <= rule_map(operator_role["rules"]).items()
+    refused = render(helm, "--set", "identityProviders.clusterProviders=false")
+    [operator_role] = [
+        r for r in find(refused, "ClusterRole") if r["metadata"]["name"] == "credsmith"
+    ]
+    assert not CLUSTER_RULES.keys() & rule_map(operator_role["rules"]).keys()
 
 
 CONSUMER_RULES = {
@@ -318,10 +345,7 @@ def test_rbac_is_least_privilege(helm: Path, watch: list[str], consumers: bool) 
     for value in walk([d.get("rules") for d in docs]):
         assert value != "*", "no wildcards"
     tenants = ("credsmith-view", "credsmith-edit")  # test_packaging_monitoring.py
-    cluster = "credsmith-cluster-identity-providers"  # namespaced mode's cluster-wide part
-    operator_roles = [
-        r for r in find(docs, "ClusterRole") if r["metadata"]["name"] not in (*tenants, cluster)
-    ]
+    operator_roles = [r for r in find(docs, "ClusterRole") if r["metadata"]["name"] not in tenants]
     operator_roles += [r for r in find(docs, "Role") if r["metadata"]["namespace"] != NAMESPACE]
     assert len(operator_roles) == (len(watch) or 1)
     for role in operator_roles:
