@@ -527,3 +527,27 @@ def test_identity_provider_url_allow_list(helm: Path) -> None:
         "--identity-provider-url-allow=https://hydra.auth:4445",
         "--identity-provider-url-allow=https://kc.auth",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "watched"),
+    [
+        ((), True),
+        (("--set", "watchNamespaces={team-a}"), False),
+        (
+            (
+                "--set",
+                "watchNamespaces={team-a}",
+                "--set",
+                "identityProviders.clusterProviders=true",
+            ),
+            True,
+        ),
+        (("--set", "identityProviders.clusterProviders=false"), False),
+    ],
+)
+def test_cluster_identity_providers_are_watched_where_granted(
+    helm: Path, args: tuple[str, ...], watched: bool
+) -> None:
+    operator_args = container(render(helm, *args))["args"]
+    assert ("--no-cluster-identity-providers" not in operator_args) is watched
