@@ -23,21 +23,19 @@ from typing import Any
 
 from credsmith import GROUP, VERSION
 from credsmith.api.durations import parse_go_duration
+from credsmith.api.identity_provider import ClusterIdentityProviderSpec, IdentityProviderSpec
 from credsmith.api.status import Reason
 from credsmith.providers.base import IdentityProviderClient, ProviderError, ProviderReason
 from credsmith.providers.cleanup import clients_to_delete
+from credsmith.reconcile.provider_status import provider_status
 from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.informer import Informer, ObjectKey
 from credsmith.runtime.kinds import Key
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.provider_clients import Built, ClientFactory
-from credsmith.runtime.provider_status import (
-    URL_NOT_ALLOWED,
-    disallowed_url,
-    provider_status,
-)
 from credsmith.runtime.registration_memo import RegistrationMemo
+from credsmith.runtime.url_allow import URL_NOT_ALLOWED, disallowed_url
 
 log = logging.getLogger("credsmith.providers")
 
@@ -360,16 +358,24 @@ class Providers:
         message: str,
         clients: int | None,
     ) -> None:
+        model = (
+            ClusterIdentityProviderSpec
+            if key[0] == CLUSTER_IDENTITY_PROVIDER
+            else IdentityProviderSpec
+        )
+        try:
+            spec = model.model_validate(resource.spec)
+        except ValueError:
+            return  # the API server's schema refuses such a spec: a stale cache at most
         status = provider_status(
-            resource.status,
+            spec,
             resource.generation,
-            ready=ready,
-            reason=reason,
+            resource.status,
+            datetime.now(UTC),
+            reason=Reason(reason),
             message=message,
             clients=clients,
-            now=datetime.now(UTC),
         )
-        status["type"] = "Hydra" if resource.spec.get("hydra") else "Keycloak"
         if status == resource.status:
             return
         kind, namespace, name = key

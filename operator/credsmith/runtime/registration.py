@@ -21,16 +21,17 @@ from pydantic import ValidationError
 from credsmith.api.identity_provider import ClusterIdentityProviderSpec, IdentityProviderSpec
 from credsmith.api.provider_ref import ProviderKind
 from credsmith.providers.base import ProviderError
+from credsmith.reconcile.provider_status import is_ready
 from credsmith.reconcile.registration import ProviderSeen, RegistrationOutcome, apply_outcome
 from credsmith.reconcile.snapshots import Decision, ResourceSnapshot
 from credsmith.runtime.kinds import Key
-from credsmith.runtime.provider_status import URL_NOT_ALLOWED, disallowed_url
 from credsmith.runtime.providers import (
     CLUSTER_IDENTITY_PROVIDER,
     Providers,
     provider_key_of,
     resync_of,
 )
+from credsmith.runtime.url_allow import URL_NOT_ALLOWED, disallowed_url
 
 log = logging.getLogger("credsmith.registration")
 
@@ -51,6 +52,8 @@ def provider_seen(providers: Providers, credential: ResourceSnapshot) -> Provide
     except ValidationError:
         return None  # the API server's schema refuses such a spec; a stale cache at most
     ready, reason, _ = providers.readiness(key)
+    if ready is None:  # not checked by this process yet: what its status last said
+        ready = is_ready(found.status)
     if disallowed_url(found.spec, providers.url_allow) is not None:
         ready, reason = False, URL_NOT_ALLOWED  # known without waiting for its pass
     return ProviderSeen(

@@ -1,5 +1,6 @@
-"""The provider controller's pure parts: the URL allow-list, provider status, the
-registration memo, and which provider a credential names."""
+"""The provider controller's pure parts: the URL allow-list, the registration memo, which
+provider a credential names, and when a provider's clean-up is scheduled (its status:
+tests/unit/reconcile/test_provider_status.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,6 @@ import pytest
 from credsmith.providers.base import DesiredClient, Marker, Owner
 from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.kinds import Key
-from credsmith.runtime.provider_status import (
-    URL_NOT_ALLOWED,
-    disallowed_url,
-    provider_status,
-    url_allowed,
-)
 from credsmith.runtime.providers import (
     CLEANUP_DEBOUNCE,
     ProviderOptions,
@@ -25,6 +20,7 @@ from credsmith.runtime.providers import (
     resync_of,
 )
 from credsmith.runtime.registration_memo import RegistrationMemo
+from credsmith.runtime.url_allow import disallowed_url, url_allowed
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
@@ -59,46 +55,6 @@ def test_every_url_of_a_provider_is_checked() -> None:
     assert disallowed_url(spec, ("https://ok", "http://internal:4444")) is None
     keycloak = {"keycloak": {"url": "https://kc/", "realm": "r"}}
     assert disallowed_url(keycloak, ("https://ok",)) == "https://kc/"
-
-
-def _conditions(status: dict[str, object]) -> dict[str, dict[str, object]]:
-    return {c["type"]: c for c in status["conditions"]}  # type: ignore[attr-defined,index]
-
-
-def test_provider_status_ready_and_failing() -> None:
-    ready = provider_status({}, 3, ready=True, reason="Connected", message="m", clients=2, now=NOW)
-    assert ready["observedGeneration"] == 3
-    assert ready["clients"] == 2
-    conditions = _conditions(ready)
-    assert conditions["Ready"]["status"] == "True"
-    assert "Reconciling" not in conditions
-
-    down = provider_status(
-        ready, 3, ready=False, reason="ProviderUnreachable", message="x", clients=None, now=NOW
-    )
-    assert down["clients"] == 2  # the last count stays when none could be made
-    conditions = _conditions(down)
-    assert conditions["Ready"]["status"] == "False"
-    assert conditions["Ready"]["reason"] == "ProviderUnreachable"
-    assert conditions["Reconciling"]["status"] == "True"
-    assert conditions["Reconciling"]["reason"] == "ProviderUnreachable"
-    back = provider_status(down, 3, ready=True, reason="Connected", message="", clients=1, now=NOW)
-    assert "Reconciling" not in _conditions(back)
-
-    refused = provider_status(
-        {}, 1, ready=False, reason=URL_NOT_ALLOWED, message="no", clients=None, now=NOW
-    )
-    assert "Reconciling" not in _conditions(refused)  # needs a person, not a retry
-    assert "clients" not in refused
-
-
-def test_provider_status_is_stable() -> None:
-    first = provider_status({}, 1, ready=True, reason="Connected", message="m", clients=0, now=NOW)
-    later = datetime(2026, 12, 6, 13, 0, tzinfo=UTC)
-    again = provider_status(
-        first, 1, ready=True, reason="Connected", message="m", clients=0, now=later
-    )
-    assert again == first  # no status write when nothing changed
 
 
 def _desired(secret: str = "s3cret", provider: str = "p-uid") -> DesiredClient:  # noqa: S107

@@ -1,5 +1,4 @@
-"""Pure parts of the provider controller: the operator-wide URL allow-list, and the status an
-IdentityProvider/ClusterIdentityProvider gets from a check.
+"""The operator-wide allow-list of identity provider URLs (--identity-provider-url-allow). Pure.
 
 The allow-list is for clusters where tenants create IdentityProviders: without it a tenant
 could point the operator at any address it can reach (an internal admin API, the cloud's
@@ -11,17 +10,10 @@ text: `https://hydra.example` allows `https://hydra.example/admin` but not
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from credsmith.api.status import (
-    Condition,
-    ConditionStatus,
-    ConditionType,
-    Reason,
-    set_condition,
-)
+from credsmith.api.status import Reason
 
 URL_NOT_ALLOWED = Reason.URL_NOT_ALLOWED.value
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -71,55 +63,3 @@ def provider_urls(spec: Mapping[str, Any]) -> list[str]:
 def disallowed_url(spec: Mapping[str, Any], prefixes: Sequence[str]) -> str | None:
     """The first URL of the spec outside the allow-list, if any."""
     return next((u for u in provider_urls(spec) if not url_allowed(u, prefixes)), None)
-
-
-def provider_status(
-    current: Mapping[str, Any],
-    generation: int,
-    *,
-    ready: bool,
-    reason: str,
-    message: str,
-    clients: int | None,
-    now: datetime,
-) -> dict[str, Any]:
-    """The status after a check: Ready (and Reconciling while a failure is retried),
-    observedGeneration, and `clients` when they could be counted (else the last count)."""
-    conditions = [
-        Condition.model_validate(c) for c in current.get("conditions") or () if isinstance(c, dict)
-    ]
-    conditions = set_condition(
-        conditions,
-        Condition(
-            type=ConditionType.READY,
-            status=ConditionStatus.TRUE if ready else ConditionStatus.FALSE,
-            observed_generation=generation,
-            reason=reason,
-            message=message,
-        ),
-        now,
-    )
-    # kstatus: a provider being retried is in progress (removed once a check passes, as on
-    # credentials); URLNotAllowed needs a person, not a retry.
-    if not ready and reason != URL_NOT_ALLOWED:
-        conditions = set_condition(
-            conditions,
-            Condition(
-                type=ConditionType.RECONCILING,
-                status=ConditionStatus.TRUE,
-                observed_generation=generation,
-                reason=reason,
-                message=message,
-            ),
-            now,
-        )
-    else:
-        conditions = [c for c in conditions if c.type != ConditionType.RECONCILING]
-    status: dict[str, Any] = {
-        **current,
-        "observedGeneration": generation,
-        "conditions": [c.to_wire() for c in conditions],
-    }
-    if clients is not None:
-        status["clients"] = clients
-    return status
