@@ -15,16 +15,15 @@ an earlier spec.identityProvider left in status).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from credsmith.api.enums import CredentialType
-from credsmith.api.identity_provider import (
-    ClusterIdentityProviderSpec,
-    IdentityProviderSpec,
-)
+from credsmith.api.identity_provider import ClusterIdentityProviderSpec, IdentityProviderSpec
 from credsmith.api.provider_ref import IdentityProviderRef, ProviderKind
 from credsmith.api.status import (
     Condition,
@@ -115,6 +114,35 @@ class RegistrationOutcome:
         return cls((), None, holds_two_secrets)
 
 
+def desired_fingerprint(desired: DesiredClient) -> str:
+    """A digest of everything the provider must hold (the secrets included), for the
+    runtime's memo of what it last made the provider hold: equal digests, nothing to send
+    before the resync. SHA-256 of high-entropy values reveals nothing; never log it anyway."""
+    fields = {
+        "clientId": desired.client_id,
+        "marker": [
+            desired.marker.provider_uid,
+            desired.marker.owner.kind,
+            desired.marker.owner.namespace,
+            desired.marker.owner.name,
+            desired.marker.owner.uid,
+            desired.marker.revision,
+        ],
+        "authMethod": desired.auth_method,
+        "secret": desired.secret,
+        "previousSecret": desired.previous_secret,
+        "previousExpiresAt": (
+            desired.previous_expires_at.isoformat() if desired.previous_expires_at else None
+        ),
+        "jwks": [dict(key) for key in desired.jwks],
+        "grantTypes": list(desired.grant_types),
+        "scope": list(desired.scope),
+        "audience": list(desired.audience),
+    }
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def register(p: Pass) -> Pass | Decision:
     """The stage: with spec.identityProvider, the client the provider must hold; a provider
     that is missing or does not serve this namespace stops the pass, the Secret untouched."""
@@ -123,19 +151,22 @@ def register(p: Pass) -> Pass | Decision:
         return p
     provider = p.provider
     if provider is None:
-        where = "" if wanted.kind is ProviderKind.CLUSTER_IDENTITY_PROVIDER else " in namespace "
-        where += p.resource.namespace if where else ""
-        return refuse(
-            p, Reason.PROVIDER_NOT_FOUND, f"{wanted.kind.value} {wanted.name}{where} not found"
+        where = ""
+        if wanted.kind is ProviderKind.IDENTITY_PROVIDER:
+            where = f" in namespace {p.resource.namespace}"
+        message = f"{wanted.kind.value} {wanted.name}{where} not found"
+        return refuse(p, Reason.PROVIDER_NOT_FOUND, message)
+    if not serves(provider, p.resource.namespace):
+        allowed = getattr(provider.spec, "allowed_namespaces", None)
+        because = (
+            f"its {describe(allowed)} does not select it"
+            if provider.kind is ProviderKind.CLUSTER_IDENTITY_PROVIDER
+            else "it serves its own namespace only"
         )
-    if isinstance(provider.spec, ClusterIdentityProviderSpec) and not selects(
-        provider.spec.allowed_namespaces, provider.namespace_labels
-    ):
         return refuse(
             p,
             Reason.PROVIDER_NOT_ALLOWED,
-            f"{provider.ref} does not allow namespace {p.resource.namespace}: its "
-            f"{describe(provider.spec.allowed_namespaces)} does not select it",
+            f"{provider.ref} does not allow namespace {p.resource.namespace}: {because}",
         )
     if provider.ready_reason == Reason.URL_NOT_ALLOWED.value:
         return refuse(
@@ -178,6 +209,16 @@ def register(p: Pass) -> Pass | Decision:
         provider.ref, desired, changes_value, p.resource, p.now, overlap=overlap
     )
     return replace(p, registration=registration)
+
+
+def serves(provider: ProviderSeen, namespace: str) -> bool:
+    """Whether a credential of `namespace` may name the provider: an IdentityProvider of its
+    own namespace (the runtime finds no other), or a ClusterIdentityProvider whose
+    allowedNamespaces selects the namespace's labels (absent: none)."""
+    if provider.kind is ProviderKind.IDENTITY_PROVIDER:
+        return provider.namespace == namespace
+    allowed = getattr(provider.spec, "allowed_namespaces", None)
+    return selects(allowed, provider.namespace_labels)
 
 
 def refuse(p: Pass, reason: Reason, message: str) -> Decision:

@@ -11,7 +11,11 @@ from credsmith.api.provider_ref import ProviderKind
 from credsmith.issuing.keypair import key_pair_from_private_pem
 from credsmith.providers.base import ProviderError, ProviderReason
 from credsmith.reconcile.kinds import API_CLIENT
-from credsmith.reconcile.registration import ProviderSeen, RegistrationOutcome
+from credsmith.reconcile.registration import (
+    ProviderSeen,
+    RegistrationOutcome,
+    desired_fingerprint,
+)
 
 NAMESPACE = "team-a"  # conftest.NAMESPACE, where the harness puts its resources
 
@@ -130,6 +134,20 @@ def test_a_cluster_provider_that_selects_the_namespace_registers(world, allowed)
     w.step()
     assert w.condition("Registered")["status"] == "True"
     assert w.registrations[0].provider.kind is ProviderKind.CLUSTER_IDENTITY_PROVIDER
+
+
+def test_an_identity_provider_of_another_namespace_is_refused(world):
+    # The runtime looks one up in the credential's namespace only; should it ever hand
+    # over another namespace's, the pass still refuses it.
+    other = hydra()
+    other = type(other)(**{**other.__dict__, "namespace": "team-b"})
+    w = named(world, provider=other)
+    w.step()
+    assert w.secret is None
+    assert w.registrations == []
+    registered = w.condition("Registered")
+    assert registered["reason"] == "ProviderNotAllowed"
+    assert "it serves its own namespace only" in registered["message"]
 
 
 def test_a_provider_outside_the_url_allow_list_is_never_asked(world):
@@ -373,3 +391,18 @@ def test_removing_identity_provider_drops_its_status(world):
     assert w.condition("Registered") is None
     assert "identityProvider" not in w.status
     assert w.condition()["status"] == "True"
+
+
+def test_the_fingerprint_changes_with_what_the_provider_must_hold(world):
+    w = named(world, {"rotation": {"period": "24h"}})
+    w.step()
+    w.step()
+    first, same = (desired_fingerprint(r.desired) for r in w.registrations[-2:])
+    assert first == same  # nothing changed: nothing to send before the resync
+    w.step(advance=25 * HOUR)  # a rotation: another secret, another revision
+    rotated = desired_fingerprint(w.registrations[-1].desired)
+    assert rotated != first
+    w.edit_spec(lambda s: s["identityProvider"].update(client={"scope": ["read"]}))
+    w.step()
+    assert desired_fingerprint(w.registrations[-1].desired) != rotated
+    assert w.data()["client_secret"] not in rotated
