@@ -101,7 +101,6 @@ if [[ $what == all ]]; then  # the tools only the tests run
   build kstatus "$here/../kstatus" . ""  # sigs.k8s.io/cli-utils' kstatus, for the e2e tests
   # promtool: checks the chart's PrometheusRule and the operator's /metrics (tests).
   build promtool "$here/promtool" github.com/prometheus/prometheus/cmd/promtool ""
-  "$here/keycloak.sh" >/dev/null  # Keycloak for the identity-provider tests (no Go build)
 fi
 if [[ $what == all || $with_hydra == yes ]]; then
   hydra

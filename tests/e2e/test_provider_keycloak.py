@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from credsmith.providers import keycloak as keycloak_module
+from credsmith.providers import keycloak_rep
 from credsmith.providers.base import DesiredClient, Marker, Owner, ProviderError, ProviderReason
 from credsmith.providers.keycloak import KeycloakClient
 from tests.providers.keycloak import (
@@ -27,8 +28,6 @@ from tests.providers.keycloak import (
     token_with_assertion,
     token_with_secret,
 )
-
-pytestmark = pytest.mark.xdist_group("keycloak")  # one Keycloak per run (fixture docstring)
 
 T = TypeVar("T")
 PROVIDER_UID = "provider-uid-1"
@@ -169,6 +168,26 @@ def test_scope_and_audience_edited_in_keycloak_are_put_back(keycloak_realm: Keyc
     status, body = token_with_secret(keycloak_realm.token_url, client_id, "s")
     assert scope not in body["scope"].split()
     assert "profile" in body["scope"].split()
+
+
+def test_every_supported_grant_type_is_held_and_compared(keycloak_realm: KeycloakRealm) -> None:
+    client_id = new_id()
+    grants = tuple(keycloak_rep.GRANT_SWITCHES)
+    assert ensure(keycloak_realm, secret_client(client_id, "s", grant_types=grants)) == ("client",)
+    assert ensure(keycloak_realm, secret_client(client_id, "s", grant_types=grants)) == ()
+    held = keycloak_realm.client(client_id)
+    assert held is not None
+    assert held["directAccessGrantsEnabled"] is True
+    assert held["attributes"]["standard.token.exchange.enabled"] == "true"
+    assert held["attributes"]["oauth2.device.authorization.grant.enabled"] == "true"
+    assert held["attributes"]["client_credentials.use_refresh_token"] == "true"
+    assert "refresh_token" in token_with_secret(keycloak_realm.token_url, client_id, "s")[1]
+    narrowed = secret_client(client_id, "s")
+    assert ensure(keycloak_realm, narrowed) == ("grantTypes",)
+    held = keycloak_realm.client(client_id)
+    assert held is not None
+    assert held["directAccessGrantsEnabled"] is False
+    assert "refresh_token" not in token_with_secret(keycloak_realm.token_url, client_id, "s")[1]
 
 
 def test_a_client_deleted_in_keycloak_is_created_again(keycloak_realm: KeycloakRealm) -> None:
@@ -334,6 +353,13 @@ def test_nothing_listening_is_unreachable_with_the_address(keycloak_realm: Keycl
     url = f"http://127.0.0.1:{free_port()}"
     error = failure(keycloak_realm, lambda client: client.check(), url=url)
     assert error.reason is ProviderReason.UNREACHABLE
+    assert url in error.message
+
+
+def test_tls_to_a_plain_http_port_is_a_tls_error(keycloak_realm: KeycloakRealm) -> None:
+    url = keycloak_realm.url.replace("http://", "https://")
+    error = failure(keycloak_realm, lambda client: client.check(), url=url)
+    assert error.reason is ProviderReason.TLS_ERROR
     assert url in error.message
 
 

@@ -8,10 +8,10 @@ Fixtures (import keycloak_server_fixture and keycloak_realm_fixture into the tes
 or a conftest; they are named without `_fixture`, so a test's parameter shadows no import):
 
 - `keycloak_server`: one Keycloak per pytest process. It starts in 15 s on a quiet
-  machine and over a minute on a busy one, so the tests that use it are put in one xdist
-  group (`xdist_group("keycloak")`, `make test` runs with --dist loadgroup): one worker
-  runs them all and one Keycloak starts per run. A test elsewhere in another worker gets
-  a Keycloak of its own (free ports, its own database), which is safe, only slow.
+  machine and in one to two and a half minutes on this busy one, so the test modules that
+  use it are listed in tests/conftest.py's ONE_WORKER_MODULES: under xdist (`make test`)
+  one worker runs them all, and one Keycloak starts per run. Another worker that needs
+  one gets its own (free ports, its own database): safe, only slow.
 - `keycloak_realm`: a realm of that server with credsmith's admin client.
 
 $CREDSMITH_TEST_KEYCLOAK_URL points the fixtures at a running Keycloak instead (its
@@ -193,15 +193,19 @@ class KeycloakServer:
         )
 
     def stop(self) -> None:
+        """SIGTERM to kc.sh, which passes it on to its java and waits for it; after a minute
+        SIGKILL to every process of the session kc.sh leads (java runs in a process group
+        of its own, so a kill of kc.sh's group would miss it)."""
         if self.process is None or self.process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.kill(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(60)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+            for pid in _session_members(self.process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self.process.wait()
 
     def master_token(self) -> str:
@@ -223,6 +227,16 @@ class KeycloakServer:
         """A call of the master admin to /admin/realms{path} (setting up, tampering)."""
         headers = {"Authorization": f"Bearer {self.master_token()}"}
         return call(method, f"{self.url}/admin/realms{path}", json_body=json_body, headers=headers)
+
+
+def _session_members(session: int) -> list[int]:
+    """The processes of a session (the sixth field of /proc/PID/stat)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[3]) == session:
+                members.append(int(stat.parent.name))
+    return members
 
 
 @dataclass

@@ -272,9 +272,11 @@ class KeycloakClient:
                     body = None
                 return response.status, body
         except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
+            # The certificate's complaint (e.g. "self-signed certificate") where there is one.
+            certificate = getattr(exc, "certificate_error", None)
+            detail = getattr(certificate, "verify_message", None) or type(exc).__name__
             raise ProviderError(
-                ProviderReason.TLS_ERROR,
-                f"Keycloak at {self.url}: TLS failed: {type(exc).__name__}",
+                ProviderReason.TLS_ERROR, f"Keycloak at {self.url}: TLS failed: {detail}"
             ) from None
         except TimeoutError:
             raise ProviderError(
