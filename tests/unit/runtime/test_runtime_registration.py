@@ -6,6 +6,7 @@ proven against real ones (tests/e2e/test_provider_hydra.py, test_provider_keyclo
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from credsmith.providers.base import DesiredClient, MarkedClient, ProviderError, ProviderReason
@@ -132,3 +133,19 @@ def test_a_provider_outside_the_allow_list_is_not_called() -> None:
     )
     assert decision.registration is None  # refused by the pure stage, before any call
     assert recorder.ensured == []
+
+
+def test_after_a_failed_change_the_value_held_before_is_sent_again() -> None:
+    providers, recorder, credential = setup()
+    first = decide(providers, credential)
+    asyncio.run(register(providers, first))
+    assert first.registration is not None
+    # A rotation the provider fails half-way: what it holds now is unknown.
+    desired = replace(first.registration.desired, secret="another-value-of-48-characters")
+    rotated = replace(first, registration=replace(first.registration, desired=desired))
+    recorder.error = ProviderError(ProviderReason.ERROR, "http://hydra:4445: 500")
+    asyncio.run(register(providers, rotated))
+    # The next pass, with the Secret's value as before: sent again, not taken as held.
+    recorder.error = None
+    asyncio.run(register(providers, first))
+    assert len(recorder.ensured) == 3
