@@ -39,7 +39,8 @@ from credsmith.runtime.informer import Informer, ObjectKey
 from credsmith.runtime.kinds import Key, KindConfig
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.metrics import Metrics
-from credsmith.runtime.providers import PROVIDER_KINDS, ProviderOptions, Providers
+from credsmith.runtime.provider_kinds import PROVIDER_KINDS, ProviderOptions
+from credsmith.runtime.providers import Providers
 from credsmith.runtime.refusals import (
     Refusal,
     SecretWriteRefused,

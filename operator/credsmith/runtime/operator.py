@@ -26,7 +26,7 @@ from credsmith.runtime.kinds import KindConfig
 from credsmith.runtime.kube import Kube, load_config
 from credsmith.runtime.leader import LeaderElector, LeaseConfig
 from credsmith.runtime.metrics import Metrics, start_metrics_server
-from credsmith.runtime.providers import ProviderOptions
+from credsmith.runtime.provider_kinds import ProviderOptions
 from credsmith.runtime.state_key import DEFAULT_NAME as STATE_KEY_NAME
 from credsmith.runtime.state_key import wait_for_state_key
 

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from credsmith import GROUP, VERSION
-from credsmith.api.durations import parse_go_duration
 from credsmith.api.identity_provider import ClusterIdentityProviderSpec, IdentityProviderSpec
 from credsmith.api.status import Reason
 from credsmith.providers.base import IdentityProviderClient, ProviderError, ProviderReason
@@ -34,52 +33,25 @@ from credsmith.runtime.informer import Informer, ObjectKey
 from credsmith.runtime.kinds import Key
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.provider_clients import Built, ClientFactory
+from credsmith.runtime.provider_kinds import (
+    CLUSTER_IDENTITY_PROVIDER,
+    IDENTITY_PROVIDER,
+    PROVIDER_KINDS,
+    PROVIDER_PLURALS,
+    NamespaceSnapshot,
+    ProviderOptions,
+    provider_key_of,
+    resync_of,
+)
 from credsmith.runtime.registration_memo import RegistrationMemo
 from credsmith.runtime.url_allow import URL_NOT_ALLOWED, disallowed_url
 
 log = logging.getLogger("credsmith.providers")
 
-IDENTITY_PROVIDER = "IdentityProvider"
-CLUSTER_IDENTITY_PROVIDER = "ClusterIdentityProvider"
-PROVIDER_PLURALS = {
-    IDENTITY_PROVIDER: "identityproviders",
-    CLUSTER_IDENTITY_PROVIDER: "clusteridentityproviders",
-}
-PROVIDER_KINDS = frozenset(PROVIDER_PLURALS)
-DEFAULT_RESYNC = 600.0
 # Deletions of credentials within this many seconds make one clean-up.
 CLEANUP_DEBOUNCE = 5.0
 # A failing provider is checked again at most this far apart (and within its resync).
 RETRY_CAP = 60.0
-
-
-@dataclass(frozen=True)
-class ProviderOptions:
-    # URL prefixes a provider may point at (--identity-provider-url-allow); none: any.
-    url_allow: Sequence[str] = ()
-    # Where a ClusterIdentityProvider's admin Secret lives (the operator's namespace).
-    operator_namespace: str = "default"
-    # The namespaces this operator watches (none: all): only their owners are judged.
-    watched_namespaces: Sequence[str] = ()
-    # Watch ClusterIdentityProviders and namespaces (cluster-wide list and watch). Off
-    # where the operator has namespaced Roles only: a credential naming one then finds none.
-    cluster_kinds: bool = True
-
-
-@dataclass(frozen=True)
-class NamespaceSnapshot:
-    name: str
-    labels: Mapping[str, str]
-    resource_version: str = ""
-
-    @classmethod
-    def from_api(cls, obj: Mapping[str, Any]) -> NamespaceSnapshot:
-        meta = obj.get("metadata") or {}
-        return cls(
-            str(meta.get("name", "")),
-            dict(meta.get("labels") or {}),
-            str(meta.get("resourceVersion", "")),
-        )
 
 
 @dataclass
@@ -93,23 +65,6 @@ class _State:
     message: str = ""
     next_cleanup: float = 0.0  # wall clock; 0: at the next pass
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-def provider_key_of(credential: ResourceSnapshot) -> Key | None:
-    """The provider a credential's spec.identityProvider names (None: it names none)."""
-    ref = credential.spec.get("identityProvider")
-    if not isinstance(ref, Mapping) or not ref.get("name"):
-        return None
-    kind = str(ref.get("kind") or IDENTITY_PROVIDER)
-    namespace = credential.namespace if kind == IDENTITY_PROVIDER else ""
-    return (kind, namespace, str(ref["name"]))
-
-
-def resync_of(provider: ResourceSnapshot) -> float:
-    try:
-        return parse_go_duration(str(provider.spec.get("resync") or "10m")).total_seconds()
-    except ValueError:
-        return DEFAULT_RESYNC
 
 
 class Providers:

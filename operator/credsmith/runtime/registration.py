@@ -25,12 +25,8 @@ from credsmith.reconcile.provider_status import is_ready
 from credsmith.reconcile.registration import ProviderSeen, RegistrationOutcome, apply_outcome
 from credsmith.reconcile.snapshots import Decision, ResourceSnapshot
 from credsmith.runtime.kinds import Key
-from credsmith.runtime.providers import (
-    CLUSTER_IDENTITY_PROVIDER,
-    Providers,
-    provider_key_of,
-    resync_of,
-)
+from credsmith.runtime.provider_kinds import CLUSTER_IDENTITY_PROVIDER, provider_key_of, resync_of
+from credsmith.runtime.providers import Providers
 from credsmith.runtime.url_allow import URL_NOT_ALLOWED, disallowed_url
 
 log = logging.getLogger("credsmith.registration")

@@ -12,13 +12,8 @@ import pytest
 from credsmith.providers.base import DesiredClient, Marker, Owner
 from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.kinds import Key
-from credsmith.runtime.providers import (
-    CLEANUP_DEBOUNCE,
-    ProviderOptions,
-    Providers,
-    provider_key_of,
-    resync_of,
-)
+from credsmith.runtime.provider_kinds import ProviderOptions, provider_key_of, resync_of
+from credsmith.runtime.providers import CLEANUP_DEBOUNCE, Providers
 from credsmith.runtime.registration_memo import RegistrationMemo
 from credsmith.runtime.url_allow import disallowed_url, url_allowed
 

@@ -14,12 +14,12 @@ from credsmith.reconcile.credential import reconcile
 from credsmith.reconcile.kinds import SERVICE_ACCOUNT_CREDENTIAL
 from credsmith.reconcile.snapshots import Decision, ResourceSnapshot
 from credsmith.runtime.provider_clients import Built
-from credsmith.runtime.providers import ProviderOptions, Providers, _State
+from credsmith.runtime.provider_kinds import ProviderOptions
+from credsmith.runtime.providers import Providers, _State
 from credsmith.runtime.registration import provider_seen, register
 from tests.state_key import TEST_STATE_KEY
 
 PROVIDER = ("IdentityProvider", "ns", "hydra")
-NOW = datetime.now(UTC)
 
 
 class Recorder:
@@ -83,7 +83,12 @@ def decide(providers: Providers, credential: ResourceSnapshot) -> Decision:
     assert seen is not None
     assert seen.uid == "provider-uid"
     decision = reconcile(
-        SERVICE_ACCOUNT_CREDENTIAL, credential, None, NOW, state_key=TEST_STATE_KEY, provider=seen
+        SERVICE_ACCOUNT_CREDENTIAL,
+        credential,
+        None,
+        datetime.now(UTC),
+        state_key=TEST_STATE_KEY,
+        provider=seen,
     )
     assert decision.registration is not None
     return decision
@@ -96,13 +101,14 @@ def condition(decision: Decision, type_: str) -> dict[str, object]:
 def test_the_provider_is_called_before_the_write_and_then_only_when_due() -> None:
     providers, recorder, credential = setup()
     first = decide(providers, credential)
+    called = datetime.now(UTC)
     decided = asyncio.run(register(providers, first))
     assert len(recorder.ensured) == 1
     assert decided.secret is not None  # the first issue is written, after the provider took it
     assert condition(decided, "Registered")["status"] == "True"
     # Back within the resync (1m), so that drift in the provider is found.
     assert decided.requeue_at is not None
-    assert 0 < (decided.requeue_at - NOW).total_seconds() <= 61
+    assert 0 < (decided.requeue_at - called).total_seconds() <= 61
     # The same desired client again: no call until the resync is due.
     again = asyncio.run(register(providers, first))
     assert len(recorder.ensured) == 1
@@ -129,7 +135,12 @@ def test_a_provider_outside_the_allow_list_is_not_called() -> None:
     assert seen is not None
     assert seen.ready_reason == "URLNotAllowed"
     decision = reconcile(
-        SERVICE_ACCOUNT_CREDENTIAL, credential, None, NOW, state_key=TEST_STATE_KEY, provider=seen
+        SERVICE_ACCOUNT_CREDENTIAL,
+        credential,
+        None,
+        datetime.now(UTC),
+        state_key=TEST_STATE_KEY,
+        provider=seen,
     )
     assert decision.registration is None  # refused by the pure stage, before any call
     assert recorder.ensured == []
