@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from tests.e2e.cluster import (
     manifest,
     wait_for,
 )
+from tests.e2e.faults import free_port
 from tests.providers import keycloak as kc
 from tests.providers.hydra import admin_call, token_with_assertion, token_with_secret
 from tests.providers.keycloak import (
@@ -489,3 +491,40 @@ def test_keycloak_token_rotation_and_deletion(
     shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
     assert exposure.leaks(shown) == []
     assert exposure.leaks(operator.logs()) == []
+
+
+def test_metrics_show_the_provider_and_the_registration(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    fresh_hydra: LocalHydra,
+) -> None:
+    operator.stop()
+    metrics_port = free_port()
+    operator.start(f"--metrics-port={metrics_port}")
+    operator.wait_watching()
+    registered(cluster, custom, namespace, fresh_hydra)
+    provider = ("credsmith_identity_provider_ready", "IdentityProvider", "hydra")
+    credential = ("credsmith_credential_registered", "ServiceAccountCredential", "orders")
+
+    def sample(series: tuple[str, str, str]) -> float | None:
+        """The value of a series with these labels (in whatever order they come)."""
+        metric, kind, name = series
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        wanted = {f'kind="{kind}"', f'name="{name}"', f'namespace="{namespace}"'}
+        for line in text.splitlines():
+            if line.startswith(metric + "{"):
+                labels, _, value = line[len(metric) + 1 :].rpartition("} ")
+                if set(labels.split(",")) == wanted:
+                    return float(value)
+        return None
+
+    wait_for(lambda: sample(provider) == 1.0, 60, what="the provider ready")
+    wait_for(lambda: sample(credential) == 1.0, 60, what="the credential registered")
+    fresh_hydra.stop()
+    wait_for(lambda: sample(credential) == 0.0, DRIFT_TIMEOUT, interval=1, what="not registered")
+    wait_for(lambda: sample(provider) == 0.0, DRIFT_TIMEOUT, interval=1, what="the provider down")
+    cluster.kubectl("delete", "-n", namespace, "idp/hydra")
+    wait_for(lambda: sample(provider) is None, 60, what="the provider's series gone")
