@@ -27,6 +27,9 @@ class ProviderReason(StrEnum):
     CONFLICT = "ProviderConflict"  # 409, or a client of that ID that is not ours
     REJECTED = "ProviderRejected"  # a field it refuses (400/422: unknown scope, bad JWKS)
     ERROR = "ProviderError"  # 5xx or an answer we cannot read
+    # Set by the operator, not a provider: a URL outside --identity-provider-url-allow
+    # (no request is made to it).
+    URL_NOT_ALLOWED = "URLNotAllowed"
 
 
 class ProviderError(Exception):

@@ -517,3 +517,39 @@ def test_notes_say_that_no_image_is_published(helm: Path) -> None:
     own = notes(helm, "--set", "image.repository=registry.example/ops/credsmith")
     assert "No credsmith image is published" not in own
     assert "Image: registry.example/ops/credsmith:0.1.0" in own
+
+
+def test_identity_provider_url_allow_list(helm: Path) -> None:
+    args = container(render(helm))["args"]
+    assert not [a for a in args if a.startswith("--identity-provider-url-allow")]
+    docs = render(
+        helm, "--set", "identityProviders.urlAllow={https://hydra.auth:4445,https://kc.auth}"
+    )
+    assert [a for a in container(docs)["args"] if a.startswith("--identity-provider")] == [
+        "--identity-provider-url-allow=https://hydra.auth:4445",
+        "--identity-provider-url-allow=https://kc.auth",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "watched"),
+    [
+        ((), True),
+        (("--set", "watchNamespaces={team-a}"), False),
+        (
+            (
+                "--set",
+                "watchNamespaces={team-a}",
+                "--set",
+                "identityProviders.clusterProviders=true",
+            ),
+            True,
+        ),
+        (("--set", "identityProviders.clusterProviders=false"), False),
+    ],
+)
+def test_cluster_identity_providers_are_watched_where_granted(
+    helm: Path, args: tuple[str, ...], watched: bool
+) -> None:
+    operator_args = container(render(helm, *args))["args"]
+    assert ("--no-cluster-identity-providers" not in operator_args) is watched
