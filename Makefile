@@ -44,8 +44,9 @@ bench: $(INSTALLED) cluster  ## benchmarks (bench/README.md); BENCH_ARGS=--quick
 cluster:  ## build the control plane and kwok, what `make run` needs (skipped when current)
 	tests/cluster/build.sh --dev >/dev/null
 
-tools:  ## the control plane and the tools the tests run: helm, toxiproxy, kstatus, verify-go
+tools:  ## the control plane and the tools the tests run: helm, toxiproxy, kstatus, verify-go, promtool, Hydra, Keycloak
 	tests/cluster/build.sh >/dev/null
+	tests/cluster/keycloak.sh >/dev/null
 
 # The operator image from the Dockerfile, built with buildah (no Docker engine) on a
 # Debian base made by debootstrap; skipped when current. Needs root, buildah and

@@ -26,12 +26,13 @@ from tests.e2e.cluster import EXPOSURE, OPERATOR_LOGS, Exposure
 WORKER_RECORDS: list[dict[str, Any]] = []
 
 # Modules whose tests share an expensive module-scoped fixture (checkov's scans, the
-# image build) or one that writes a shared path: every test of one goes to one xdist
-# worker. (xdist's own `xdist_group` marker is lost with pytest 9, which no longer reads
+# image build, a Keycloak) or one that writes a shared path: every test of one goes to
+# one xdist worker. (xdist's own `xdist_group` marker is lost with pytest 9, which no longer reads
 # the node id xdist rewrites; and the controller sees node ids, not markers.)
 ONE_WORKER_MODULES = {
     "tests/unit/packaging/test_packaging_checkov.py",
     "tests/e2e/test_image.py",
+    "tests/e2e/test_provider_keycloak.py",  # one Keycloak per run (tests/providers/keycloak.py)
 }
 
 

@@ -50,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev.add_argument("--no-examples", action="store_true", help="do not apply examples/")
     dev.add_argument("--fresh", action="store_true", help="start from an empty cluster")
     dev.add_argument(
+        "--identity-provider",
+        choices=["hydra"],
+        default=None,
+        help="also start an identity provider on loopback (Ory Hydra, in memory)",
+    )
+    dev.add_argument(
         "--exit-when-ready",
         action="store_true",
         help="stop everything once the examples are Ready (a smoke test)",
@@ -123,6 +129,27 @@ def _operator_flags(parser: argparse.ArgumentParser, *, for_dev: bool = False) -
             "--state-key-name",
             default="credsmith-state-key",
             help="name of that Secret (the operator needs get and create on it)",
+        )
+        parser.add_argument(
+            "--identity-provider-url-allow",
+            action="append",
+            dest="identity_provider_url_allow",
+            default=[],
+            metavar="PREFIX",
+            help=(
+                "an identity provider's URLs must start with this prefix (scheme, host and "
+                "port equal, path under it; repeat for more; default: any URL). A provider "
+                "outside it is Ready=False, URLNotAllowed, and is never called"
+            ),
+        )
+        parser.add_argument(
+            "--cluster-identity-providers",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help=(
+                "watch ClusterIdentityProviders and the namespaces' labels (cluster-wide "
+                "list and watch; turn off where the operator has only namespaced Roles)"
+            ),
         )
         parser.add_argument(
             "--cache-sync-timeout",
@@ -203,6 +230,8 @@ def _run(args: argparse.Namespace) -> int:
         state_key_name=args.state_key_name,
         cache_sync_timeout=args.cache_sync_timeout,
         consumer_roll_window=args.consumer_roll_window,
+        identity_provider_url_allow=args.identity_provider_url_allow,
+        cluster_identity_providers=args.cluster_identity_providers,
         identity=os.environ.get("POD_NAME") or socket.gethostname(),
     )
     from credsmith.runtime.controller import CacheSyncTimeout

@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
 # Builds the local control plane (credsmith-cluster, which is also kubectl; `serve`
 # runs the kwok built next to it for simulated nodes) and the tools the tests run
-# (helm, verify-go, toxiproxy, kstatus, promtool) into $CREDSMITH_CACHE/bin, and skips each
-# build when its sources and go.sum are unchanged. Go's module and build caches stay
-# in their usual places outside the checkout, so a rebuild after a small change is
-# quick. Prints the bin directory.
+# (helm, verify-go, toxiproxy, kstatus, promtool, hydra) into $CREDSMITH_CACHE/bin, and
+# skips each build when its sources and go.sum are unchanged. Go's module and build
+# caches stay in their usual places outside the checkout, so a rebuild after a small
+# change is quick. Prints the bin directory.
 #
-#   build.sh        everything (make test)
-#   build.sh --dev  only the control plane and kwok (make run, `credsmith dev`)
+#   build.sh                everything (make test)
+#   build.sh --dev          only the control plane and kwok (make run, `credsmith dev`)
+#   build.sh --dev --hydra  and Ory Hydra (`credsmith dev --identity-provider hydra`)
 #
 # Runs sharing the cache (two `make test` at once, pytest workers) take turns on a
 # lock in the cache directory; the second finds the binaries current and skips.
 set -euo pipefail
 
 what=all
-case ${1:-} in
-  --dev) what=dev ;;
-  "") ;;
-  *) echo "usage: $0 [--dev]" >&2; exit 2 ;;
-esac
+with_hydra=no
+for arg in "$@"; do
+  case $arg in
+    --dev) what=dev ;;
+    --hydra) with_hydra=yes ;;
+    *) echo "usage: $0 [--dev] [--hydra]" >&2; exit 2 ;;
+  esac
+done
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${CREDSMITH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/credsmith}
@@ -47,9 +51,10 @@ stamp_of() { # the hash of a module's sources, the build flags and the toolchain
     find . -maxdepth 1 -name '*.go' -print0 | sort -z | xargs -0r cat) | sha256sum | cut -c1-32
 }
 
-build() { # build NAME MODULE_DIR PACKAGE LDFLAGS
-  local name=$1 dir=$2 pkg=$3 ldflags=$4 stamp
-  stamp=$(stamp_of "$dir" "$ldflags")
+build() { # build NAME MODULE_DIR PACKAGE LDFLAGS [TAGS]  (CGO_ENABLED from the caller)
+  local name=$1 dir=$2 pkg=$3 ldflags=$4 tags=${5:-} stamp
+  # Tags and cgo join the stamp only when given (the others' stamps stay as they were).
+  stamp=$(stamp_of "$dir" "$ldflags${tags:+ tags=$tags cgo=${CGO_ENABLED:-}}")
   if [[ -x $bin/$name && -f $bin/$name.stamp && $(cat "$bin/$name.stamp") == "$stamp" ]]; then
     echo "$name: up to date" >&2
     return
@@ -57,7 +62,7 @@ build() { # build NAME MODULE_DIR PACKAGE LDFLAGS
   echo "$name: building (a cold build takes many minutes)" >&2
   local start=$SECONDS
   # Names of this process only, renamed into place: a reader never sees half a file.
-  (cd "$dir" && go build -trimpath -ldflags="-s -w $ldflags" -o "$bin/$name.tmp.$$" "$pkg")
+  (cd "$dir" && go build -trimpath -tags="$tags" -ldflags="-s -w $ldflags" -o "$bin/$name.tmp.$$" "$pkg")
   mv "$bin/$name.tmp.$$" "$bin/$name"
   echo "$stamp" >"$bin/$name.stamp.tmp.$$"
   mv "$bin/$name.stamp.tmp.$$" "$bin/$name.stamp"
@@ -82,6 +87,10 @@ mv "$bin/kwok-stages.yaml.tmp.$$" "$bin/kwok-stages.yaml"
 ln -sfn credsmith-cluster "$bin/kubectl.tmp.$$"
 mv -T "$bin/kubectl.tmp.$$" "$bin/kubectl"
 
+hydra() { # Ory Hydra, the identity provider of tests/providers (needs cgo: gcc, for SQLite)
+  CGO_ENABLED=1 build hydra "$here/hydra" github.com/ory/hydra/v2 "" sqlite,sqlite_omit_load_extension
+}
+
 if [[ $what == all ]]; then  # the tools only the tests run
   helm_version=$(awk '$1 == "helm.sh/helm/v4" {print $2}' "$here/helm/go.mod")
   build helm "$here/helm" helm.sh/helm/v4/cmd/helm \
@@ -92,5 +101,8 @@ if [[ $what == all ]]; then  # the tools only the tests run
   build kstatus "$here/../kstatus" . ""  # sigs.k8s.io/cli-utils' kstatus, for the e2e tests
   # promtool: checks the chart's PrometheusRule and the operator's /metrics (tests).
   build promtool "$here/promtool" github.com/prometheus/prometheus/cmd/promtool ""
+fi
+if [[ $what == all || $with_hydra == yes ]]; then
+  hydra
 fi
 echo "$bin"

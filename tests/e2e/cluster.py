@@ -161,7 +161,7 @@ class Exposure:
         return data
 
     def record_namespace(self, cluster: Cluster, namespace: str) -> None:
-        for what in ("events", "serviceaccountcredentials", "apiclients"):
+        for what in ("events", "serviceaccountcredentials", "apiclients", "identityproviders"):
             result = cluster.kubectl("get", what, "-n", namespace, "-o", "json", check=False)
             self.shown.append(result.stdout)
         # Our Secrets too, to catch values issued by paths the test did not read.

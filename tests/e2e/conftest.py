@@ -30,6 +30,7 @@ from credsmith.api.crd import render_crds_yaml
 from credsmith.dev.cluster import LocalCluster, build_binaries
 from tests.e2e.cluster import EXPOSURE, OPERATOR_LOGS, Cluster, Exposure, Operator
 from tests.e2e.shared import shared_control_plane
+from tests.providers.hydra import fresh_hydra, hydra  # noqa: F401 - fixtures
 
 E2E_DIR = Path(__file__).parent
 
@@ -95,6 +96,7 @@ def _install_crds(cluster: Cluster) -> None:
     cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s",
         "crd/serviceaccountcredentials.credsmith.io", "crd/apiclients.credsmith.io",
+        "crd/identityproviders.credsmith.io", "crd/clusteridentityproviders.credsmith.io",
     )  # fmt: skip
 
 

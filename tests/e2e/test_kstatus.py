@@ -5,17 +5,25 @@ live objects: what Flux, kpt and cli-utils' own tools conclude about our resourc
 - a new generation not yet reconciled (the operator stopped while the spec changed)
   -> InProgress, then Current once the operator has caught up;
 - Stalled (a Secret conflict, an invalid template) -> Failed, and Current again once
-  the cause is gone.
+  the cause is gone;
+- a credential naming an identity provider that does not exist -> Failed;
+- an identity provider's status (reconcile/provider_status.py): Ready -> Current, a failure
+  retried -> InProgress, one that needs a person -> Failed.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from kubernetes import client
 
+from credsmith.api.identity_provider import IdentityProviderSpec
+from credsmith.api.status import Reason
+from credsmith.reconcile.provider_status import provider_status
 from tests.e2e.cluster import Cluster, Operator, manifest, wait_for
 
 FAILED_REASONS = ("SecretConflict", "InvalidTemplate")
@@ -127,3 +135,51 @@ def test_stalled_reads_failed_until_the_cause_goes(
         timeout=60,
         what="Current once the conflict is gone",
     )
+
+
+def test_a_credential_naming_a_missing_provider_reads_failed(
+    cluster: Cluster, operator: Operator, namespace: str
+) -> None:
+    spec = {"serviceAccount": "a", "identityProvider": {"name": "nowhere"}}
+    apply(cluster, namespace, manifest("ServiceAccountCredential", "orphan", spec))
+    wait_for(
+        lambda: status_is(cluster, namespace, "sacred/orphan", "Failed"),
+        timeout=60,
+        what="sacred/orphan Failed",
+    )
+    assert kstatus(cluster, namespace, "sacred/orphan")["reason"] == "ProviderNotFound"
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        (Reason.PROVIDER_READY, "Current"),
+        (Reason.PROVIDER_UNREACHABLE, "InProgress"),
+        (Reason.URL_NOT_ALLOWED, "Failed"),
+    ],
+)
+def test_provider_status_reads_as_kstatus_means_it(
+    cluster: Cluster, namespace: str, reason: Reason, expected: str
+) -> None:
+    spec = {"hydra": {"adminURL": "http://hydra-admin.auth:4445"}}
+    apply(cluster, namespace, manifest("IdentityProvider", "hydra", spec))
+    generation = int(
+        cluster.kubectl(
+            "get", "idp", "hydra", "-n", namespace, "-o", "jsonpath={.metadata.generation}"
+        ).stdout
+    )
+    status = provider_status(
+        IdentityProviderSpec.model_validate(spec),
+        generation,
+        {},
+        datetime.now(UTC),
+        reason=reason,
+        message="http://hydra-admin.auth:4445: what the provider controller saw",
+        clients=0,
+    )
+    cluster.kubectl(
+        "patch", "idp", "hydra", "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+    verdict = kstatus(cluster, namespace, "idp/hydra")
+    assert verdict["status"] == expected, verdict

@@ -122,7 +122,7 @@ def test_status_by_name_in_each_output(
     client_id = as_json["status"]["clientId"]
     assert rows[1].split()[4:6] == [client_id, "1"]
     wide = plugin("status", "x", "-n", namespace, "-o", "wide").stdout.splitlines()
-    assert wide[0].split()[-5:] == ["CONSUMERS", "SECRET", "PREVIOUS", "EXPIRES", "MESSAGE"]
+    assert wide[0].split()[-5:] == ["PROVIDER", "SECRET", "PREVIOUS", "EXPIRES", "MESSAGE"]
     assert as_json["status"]["secretName"] in wide[1].split()
 
     # -A adds a NAMESPACE column and other namespaces; --all-namespaces=false does not.

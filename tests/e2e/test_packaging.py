@@ -176,6 +176,8 @@ def restricted_operator(
         f"--state-key-namespace={release_namespace}",
         f"--state-key-name={release}-credsmith-state-key",
     ]
+    if watch:  # as the chart's Deployment: no ClusterIdentityProviders without their grant
+        args.append("--no-cluster-identity-providers")
     lease = f"{release}-credsmith-operator"
     if leader_election_supported():
         args += [

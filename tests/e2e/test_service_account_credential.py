@@ -151,6 +151,19 @@ def test_each_type_issues_exactly_its_keys(
         ({"serviceAccount": "a", "type": "Password"}, "spec.type"),
         ({"serviceAccount": "a", "keyPair": {"algorithm": "Ed25519"}}, "spec.keyPair"),
         ({"serviceAccount": "a", "clientId": {"prefix": "Bad Prefix"}}, "spec.clientId.prefix"),
+        # An identity provider holds client secrets and public keys, not these.
+        (
+            {"serviceAccount": "a", "type": "APIKey", "identityProvider": {"name": "hydra"}},
+            "spec.identityProvider",
+        ),
+        (
+            {"serviceAccount": "a", "type": "BasicAuth", "identityProvider": {"name": "hydra"}},
+            "spec.identityProvider",
+        ),
+        (
+            {"serviceAccount": "a", "identityProvider": {"kind": "Hydra", "name": "hydra"}},
+            "spec.identityProvider.kind",
+        ),
     ],
 )
 def test_schema_rejects_invalid_manifests_naming_the_field(

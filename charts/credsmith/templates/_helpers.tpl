@@ -103,6 +103,14 @@ separately, in the release namespace only (credsmith.leaderElectionRules).
 - apiGroups: ["credsmith.io"]
   resources: ["serviceaccountcredentials/status", "apiclients/status"]
   verbs: ["patch"]
+# IdentityProviders of the namespace: read, and their status written. Their admin
+# credentials (keycloak.credentialsSecretRef) are read by the Secrets rule below.
+- apiGroups: ["credsmith.io"]
+  resources: ["identityproviders"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["credsmith.io"]
+  resources: ["identityproviders/status"]
+  verbs: ["patch"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "update"]
@@ -120,6 +128,34 @@ separately, in the release namespace only (credsmith.leaderElectionRules).
   resources: ["deployments", "statefulsets", "daemonsets"]
   verbs: ["get", "list", "patch"]
 {{- end }}
+{{- end }}
+
+{{/*
+Whether to grant access to ClusterIdentityProviders (identityProviders.clusterProviders):
+null, when the chart creates cluster-wide RBAC anyway (rbac.create, no watchNamespaces);
+true or false: always or never.
+*/}}
+{{- define "credsmith.clusterProviders" -}}
+{{- if kindIs "bool" .Values.identityProviders.clusterProviders }}
+{{- if .Values.identityProviders.clusterProviders }}true{{ end }}
+{{- else if and .Values.rbac.create (not .Values.watchNamespaces) }}true
+{{- end }}
+{{- end }}
+
+{{/*
+What only a ClusterRole can grant, whatever the mode: ClusterIdentityProviders (read,
+status written) and the namespaces' labels their allowedNamespaces select by.
+*/}}
+{{- define "credsmith.clusterRules" -}}
+- apiGroups: ["credsmith.io"]
+  resources: ["clusteridentityproviders"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["credsmith.io"]
+  resources: ["clusteridentityproviders/status"]
+  verbs: ["patch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
 {{- end }}
 
 {{/*

@@ -38,6 +38,7 @@ from credsmith.api.extra_secrets import (
     ExtraSecret,
     key_collisions,
 )
+from credsmith.api.provider_ref import IdentityProviderRef
 
 # Setting this annotation to a new value (any string) rotates the credential once.
 ROTATE_ANNOTATION = f"{GROUP}/rotate"
@@ -376,6 +377,16 @@ class CredentialSpec(WireModel):
             "What happens to the Secret when this resource is deleted: Delete (default: "
             "the Secret is owned and garbage-collected) or Orphan (no ownerReference; the "
             "Secret survives)."
+        ),
+    )
+    identity_provider: IdentityProviderRef | None = Field(
+        None,
+        description=(
+            "Also register the credential as an OAuth2 client of this identity provider "
+            "(ClientSecret and KeyPair only): its client ID, its secret or public key "
+            "(private_key_jwt), grant types, scope and audience. The provider accepts a new "
+            "value before the Secret holds it; drift in the provider is put back every resync; "
+            "the client is deleted with the credential. Condition Registered says how it went."
         ),
     )
 

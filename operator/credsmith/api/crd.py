@@ -17,14 +17,20 @@ import yaml
 from credsmith import GROUP, VERSION
 from credsmith.api.api_client import KIND as API_CLIENT
 from credsmith.api.api_client import ApiClientSpec, ApiClientStatus
-from credsmith.api.common import CredentialSpec
+from credsmith.api.base import WireModel
+from credsmith.api.identity_provider import (
+    CLUSTER_IDENTITY_PROVIDER,
+    IDENTITY_PROVIDER,
+    ClusterIdentityProviderSpec,
+    IdentityProviderSpec,
+    IdentityProviderStatus,
+)
 from credsmith.api.schema import structural_schema
 from credsmith.api.service_account_credential import KIND as SERVICE_ACCOUNT_CREDENTIAL
 from credsmith.api.service_account_credential import (
     ServiceAccountCredentialSpec,
     ServiceAccountCredentialStatus,
 )
-from credsmith.api.status import CredentialStatus
 
 CATEGORY = "credsmith"
 HEADER = (
@@ -62,6 +68,29 @@ NEXT_ROTATION = _column(
     "Next Rotation", "string", ".status.nextRotationAt", "When the next scheduled rotation is due."
 )
 AGE = _column("Age", "date", ".metadata.creationTimestamp", "Time since creation.")
+PROVIDER = _column(
+    "Provider",
+    "string",
+    ".spec.identityProvider.name",
+    "The identity provider that also holds the credential.",
+    priority=1,
+)
+REGISTERED = _column(
+    "Registered",
+    "string",
+    '.status.conditions[?(@.type=="Registered")].status',
+    "Whether the identity provider holds the credential as the Secret does.",
+    priority=1,
+)
+PROVIDER_COLUMNS = (
+    _column("Type", "string", ".status.type", "Hydra or Keycloak."),
+    _column(
+        "Ready", "string", f"{_READY}.status", "Whether the provider is reached and authenticated."
+    ),
+    _column("Reason", "string", f"{_READY}.reason", "Why Ready is what it is.", priority=1),
+    _column("Clients", "integer", ".status.clients", "How many clients it holds for credentials."),
+    AGE,
+)
 
 
 @dataclass(frozen=True)
@@ -72,10 +101,11 @@ class KindDefinition:
     plural: str
     short_names: tuple[str, ...]
     description: str
-    spec: type[CredentialSpec]
-    status: type[CredentialStatus]
+    spec: type[WireModel]
+    status: type[WireModel]
     columns: tuple[dict[str, Any], ...]
     selectable_fields: tuple[str, ...]
+    scope: str = "Namespaced"
 
 
 KINDS = (
@@ -106,6 +136,8 @@ KINDS = (
                 "The identity the credential belongs to.",
                 priority=1,
             ),
+            PROVIDER,
+            REGISTERED,
             AGE,
         ),
         selectable_fields=(".spec.serviceAccount",),
@@ -130,9 +162,39 @@ KINDS = (
             NEXT_ROTATION,
             # kubectl prints only the first match of a [*] path, so a count, not the ids.
             _column("Roles", "integer", ".status.roleCount", "How many roles the client has."),
+            PROVIDER,
+            REGISTERED,
             AGE,
         ),
         selectable_fields=(".spec.displayName", ".spec.registry.name"),
+    ),
+    KindDefinition(
+        kind=IDENTITY_PROVIDER,
+        plural="identityproviders",
+        short_names=("idp",),
+        description=(
+            "IdentityProvider is an Ory Hydra or a Keycloak realm where the credentials of "
+            "its namespace that name it are also registered as OAuth2 clients."
+        ),
+        spec=IdentityProviderSpec,
+        status=IdentityProviderStatus,
+        columns=PROVIDER_COLUMNS,
+        selectable_fields=(),
+    ),
+    KindDefinition(
+        kind=CLUSTER_IDENTITY_PROVIDER,
+        plural="clusteridentityproviders",
+        short_names=("cidp",),
+        description=(
+            "ClusterIdentityProvider is an Ory Hydra or a Keycloak realm where credentials "
+            "of the namespaces its allowedNamespaces selects are also registered as OAuth2 "
+            "clients."
+        ),
+        spec=ClusterIdentityProviderSpec,
+        status=IdentityProviderStatus,
+        columns=PROVIDER_COLUMNS,
+        selectable_fields=(),
+        scope="Cluster",
     ),
 )
 
@@ -141,7 +203,7 @@ def _root_schema(kind: KindDefinition) -> dict[str, Any]:
     status = structural_schema(kind.status, "status")
     # Tolerate fields a newer operator writes: status is ours, not the user's.
     status["x-kubernetes-preserve-unknown-fields"] = True
-    return {
+    root: dict[str, Any] = {
         "type": "object",
         "description": kind.description,
         "required": ["spec"],
@@ -158,13 +220,26 @@ def _root_schema(kind: KindDefinition) -> dict[str, Any]:
             "spec": structural_schema(kind.spec, "spec"),
             "status": status,
         },
-        "x-kubernetes-validations": list(kind.spec.root_validations),
     }
+    # CEL rules for the root (they need metadata.name): the credential kinds have some.
+    if rules := getattr(kind.spec, "root_validations", ()):
+        root["x-kubernetes-validations"] = list(rules)
+    return root
 
 
 def build_crd(kind: KindDefinition) -> dict[str, Any]:
     """The CustomResourceDefinition of one kind."""
     singular = kind.kind.lower()
+    version: dict[str, Any] = {
+        "name": VERSION,
+        "served": True,
+        "storage": True,
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": list(kind.columns),
+        "schema": {"openAPIV3Schema": _root_schema(kind)},
+    }
+    if kind.selectable_fields:
+        version["selectableFields"] = [{"jsonPath": p} for p in kind.selectable_fields]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -179,24 +254,15 @@ def build_crd(kind: KindDefinition) -> dict[str, Any]:
                 "shortNames": list(kind.short_names),
                 "categories": [CATEGORY],
             },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": list(kind.columns),
-                    "selectableFields": [{"jsonPath": p} for p in kind.selectable_fields],
-                    "schema": {"openAPIV3Schema": _root_schema(kind)},
-                }
-            ],
+            "scope": kind.scope,
+            "versions": [version],
         },
     }
 
 
 def build_crds() -> list[dict[str, Any]]:
-    """Both CRDs: ServiceAccountCredential first, then ApiClient."""
+    """Every CRD: ServiceAccountCredential, ApiClient, IdentityProvider,
+    ClusterIdentityProvider."""
     return [build_crd(kind) for kind in KINDS]
 
 
@@ -222,7 +288,7 @@ def render_crd_yaml(crd: dict[str, Any]) -> str:
 
 
 def render_crds_yaml() -> str:
-    """Both CRDs as one multi-document YAML stream (what `credsmith crds` prints)."""
+    """Every CRD as one multi-document YAML stream (what `credsmith crds` prints)."""
     return "".join(render_crd_yaml(crd) for crd in build_crds())
 
 

@@ -34,6 +34,19 @@ KEY_PAIR_ONLY_FOR_KEY_PAIR = rule(
     field_path=".keyPair",
 )
 
+# The types an identity provider can hold: a client secret, or a public key in the client's
+# JWKS (private_key_jwt). An API key or a basic-auth password is no OAuth2 client credential.
+PROVIDER_TYPES = (CredentialType.CLIENT_SECRET, CredentialType.KEY_PAIR)
+_PROVIDER_TYPES_ONLY = "spec.identityProvider is allowed only when spec.type is " + " or ".join(
+    t.value for t in PROVIDER_TYPES
+)
+IDENTITY_PROVIDER_ONLY_FOR_CLIENTS = rule(
+    f"!has(self.identityProvider) || (has(self.type) ? self.type : '{DEFAULT_TYPE.value}') in "
+    f"[{', '.join(repr(t.value) for t in PROVIDER_TYPES)}]",
+    _PROVIDER_TYPES_ONLY,
+    field_path=".identityProvider",
+)
+
 
 class JwksSpec(WireModel):
     """Where to publish the public key for verifiers."""
@@ -80,6 +93,7 @@ class ServiceAccountCredentialSpec(CredentialSpec):
             CLIENT_ID_IMMUTABLE,
             TYPE_IMMUTABLE,
             KEY_PAIR_ONLY_FOR_KEY_PAIR,
+            IDENTITY_PROVIDER_ONLY_FOR_CLIENTS,
             *extra_keys_rules(
                 "{"
                 + ", ".join(f"'{t.value}': {cel_key_list(k)}" for t, k in CREDENTIAL_KEYS.items())
@@ -117,6 +131,12 @@ class ServiceAccountCredentialSpec(CredentialSpec):
     def _key_pair_only_for_key_pair(self) -> Self:
         if self.key_pair is not None and self.type != CredentialType.KEY_PAIR:
             raise ValueError(_KEY_PAIR_ONLY)
+        return self
+
+    @model_validator(mode="after")
+    def _identity_provider_only_for_clients(self) -> Self:
+        if self.identity_provider is not None and self.type not in PROVIDER_TYPES:
+            raise ValueError(_PROVIDER_TYPES_ONLY)
         return self
 
     @property

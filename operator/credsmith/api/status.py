@@ -16,6 +16,7 @@ from pydantic import AfterValidator, ConfigDict, Field
 from credsmith.api.base import ObjectName, WireModel
 from credsmith.api.common import ROTATE_ANNOTATION, ClientIdValue
 from credsmith.api.consumers import MAX_CONSUMER_STATUSES, ConsumerStatus
+from credsmith.providers.base import ProviderReason
 
 
 class ConditionType(StrEnum):
@@ -26,6 +27,8 @@ class ConditionType(StrEnum):
     STALLED = "Stalled"
     # spec.consumers: whether every consumer has rolled out to the current revision.
     CONSUMERS_ROLLED_OUT = "ConsumersRolledOut"
+    # spec.identityProvider: whether the provider holds the client as the Secret does.
+    REGISTERED = "Registered"
 
 
 class ConditionStatus(StrEnum):
@@ -84,6 +87,29 @@ class Reason(StrEnum):
     # The API server failed a read or patch of a consumer otherwise (e.g. 400 for a selector
     # it rejects, 5xx): that consumer's status.consumers entry says how.
     CONSUMERS_FAILED = "ConsumersFailed"
+    # Identity providers (spec.identityProvider; IdentityProvider/ClusterIdentityProvider).
+    # Registered=True: the provider holds the client as the Secret does.
+    REGISTERED = "Registered"
+    # Registered=True, but the provider holds one client secret (Hydra): during a rotation
+    # overlap the previous value stops working at the provider at once.
+    OVERLAP_UNSUPPORTED = "OverlapUnsupported"
+    # Registered=False: the named provider does not exist, or (a ClusterIdentityProvider) its
+    # allowedNamespaces does not select the credential's namespace.
+    PROVIDER_NOT_FOUND = "ProviderNotFound"
+    PROVIDER_NOT_ALLOWED = "ProviderNotAllowed"
+    # A provider's Ready=False (and its credentials' Registered=False): its URL is outside
+    # the operator's allow-list (--identity-provider-url-allow).
+    URL_NOT_ALLOWED = "URLNotAllowed"
+    # A provider's Ready=True: reached and authenticated.
+    PROVIDER_READY = "Connected"
+    # A provider call failed (providers/base.py ProviderReason, the one source of these).
+    PROVIDER_UNREACHABLE = ProviderReason.UNREACHABLE.value
+    PROVIDER_TLS_ERROR = ProviderReason.TLS_ERROR.value
+    PROVIDER_LOGIN_REFUSED = ProviderReason.LOGIN_REFUSED.value
+    PROVIDER_FORBIDDEN = ProviderReason.FORBIDDEN.value
+    PROVIDER_CONFLICT = ProviderReason.CONFLICT.value
+    PROVIDER_REJECTED = ProviderReason.REJECTED.value
+    PROVIDER_ERROR = ProviderReason.ERROR.value
 
 
 # Cached: a pass formats the same few instants (issuedAt, rotatedAt, now) several times.
@@ -190,6 +216,18 @@ class ExtraSecretStatus(WireModel):
     fingerprint: Fingerprint = Field(description="`sha256:` and 16 hex digits of the value.")
 
 
+class RegistrationStatus(WireModel):
+    """spec.identityProvider as the provider holds it."""
+
+    registered: bool = Field(
+        description="Whether the provider holds the client with the value the Secret holds."
+    )
+    client_id: ClientIdValue | None = Field(None, description="The provider's client ID.")
+    revision: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="The credential revision the provider last accepted."
+    )
+
+
 class CredentialStatus(WireModel):
     """What the operator did, as both kinds report it. Derived from the Secret."""
 
@@ -201,7 +239,7 @@ class CredentialStatus(WireModel):
         max_length=16,
         description=(
             "Ready (always present), Reconciling and Stalled, as metav1.Condition; "
-            "ConsumersRolledOut with spec.consumers."
+            "ConsumersRolledOut with spec.consumers; Registered with spec.identityProvider."
         ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
@@ -245,6 +283,13 @@ class CredentialStatus(WireModel):
         ),
         # Atomic: an entry of a selector that could not be read has no name to key it by.
         json_schema_extra={"x-kubernetes-list-type": "atomic"},
+    )
+    identity_provider: RegistrationStatus | None = Field(
+        None,
+        description=(
+            "With spec.identityProvider: whether the provider holds the client, its client ID "
+            "and the revision it last accepted (condition Registered says why not)."
+        ),
     )
     last_rotate_request: Annotated[str, Field(max_length=4096)] | None = Field(
         None,

@@ -40,12 +40,16 @@ def find_checkout(start: Path | None = None) -> Path:
 
 
 @functools.cache
-def build_binaries(checkout: Path | None = None, *, dev_only: bool = False) -> Path:
+def build_binaries(
+    checkout: Path | None = None, *, dev_only: bool = False, hydra: bool = False
+) -> Path:
     """Build (or reuse, when current) the cluster binary and kwok, and unless `dev_only`
-    the tools the tests run (helm, toxiproxy, ...); return their directory. Once per
-    process: the build script's up-to-date check is not free, and tests call this often."""
+    the tools the tests run (helm, toxiproxy, ...), Ory Hydra among them (also with
+    `dev_only` when `hydra`); return their directory. Once per process: the build
+    script's up-to-date check is not free, and tests call this often."""
     script = (checkout or find_checkout()) / "tests" / "cluster" / "build.sh"
-    command = ["bash", str(script), *(["--dev"] if dev_only else [])]
+    flags = [*(["--dev"] if dev_only else []), *(["--hydra"] if hydra else [])]
+    command = ["bash", str(script), *flags]
     result = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
         raise ClusterError(f"{script} failed with exit code {result.returncode}")

@@ -18,6 +18,15 @@ from pathlib import Path
 from types import FrameType
 
 from credsmith.dev.cluster import ClusterError, LocalCluster, build_binaries, find_checkout
+from credsmith.dev.hydra import (
+    DEV_ADMIN_PORT,
+    DEV_PUBLIC_PORT,
+    HYDRA_BINARY,
+    HYDRA_EXAMPLE,
+    LocalHydra,
+    hydra_banner,
+    token_command,
+)
 
 
 def kubectl(cluster: LocalCluster, *args: str, stdin: str | None = None) -> str:
@@ -41,6 +50,7 @@ def install_crds(cluster: LocalCluster) -> None:
     kubectl(
         cluster, "wait", "--for=condition=Established", "--timeout=60s",
         "crd/serviceaccountcredentials.credsmith.io", "crd/apiclients.credsmith.io",
+        "crd/identityproviders.credsmith.io", "crd/clusteridentityproviders.credsmith.io",
     )  # fmt: skip
 
 
@@ -66,12 +76,27 @@ def _run_dev(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir) if args.state_dir else checkout / ".dev"
     if args.fresh and state_dir.exists():
         shutil.rmtree(state_dir)
+    with_hydra = getattr(args, "identity_provider", None) == "hydra"
     print("credsmith dev: building the local control plane (skipped when current)")
-    bin_dir = build_binaries(checkout, dev_only=True)  # no helm: dev never runs it
+    # No helm: dev never runs it.
+    bin_dir = build_binaries(checkout, dev_only=True, hydra=with_hydra)
     cluster = LocalCluster(bin_dir, state_dir)
     print(f"credsmith dev: starting the control plane (state in {state_dir})")
-    with cluster:
+    with cluster, contextlib.ExitStack() as providers:
         install_crds(cluster)
+        extra: list[Path] = []
+        hydra: LocalHydra | None = None
+        if with_hydra:
+            hydra = providers.enter_context(
+                LocalHydra(
+                    bin_dir / HYDRA_BINARY,
+                    state_dir / "hydra.log",
+                    public_port=DEV_PUBLIC_PORT,
+                    admin_port=DEV_ADMIN_PORT,
+                )
+            )
+            print(hydra_banner(hydra))
+            extra.append(checkout / HYDRA_EXAMPLE)
         print(
             "credsmith dev: ready. In another terminal:\n"
             f"  export KUBECONFIG={cluster.kubeconfig}\n"
@@ -84,11 +109,19 @@ def _run_dev(args: argparse.Namespace) -> int:
                 with contextlib.suppress(KeyboardInterrupt):
                     threading.Event().wait()
             return 0
-        examples = None if args.no_examples else checkout / "examples"
-        return asyncio.run(_operate(cluster, args, examples))
+        examples = None if args.no_examples else [checkout / "examples", *extra]
+        after = (
+            "credsmith dev: a token from Hydra with what the Secret holds:\n  "
+            + token_command(hydra)
+            if hydra is not None and examples is not None
+            else ""
+        )
+        return asyncio.run(_operate(cluster, args, examples, after))
 
 
-async def _operate(cluster: LocalCluster, args: argparse.Namespace, examples: Path | None) -> int:
+async def _operate(
+    cluster: LocalCluster, args: argparse.Namespace, examples: list[Path] | None, after: str
+) -> int:
     from credsmith.runtime.operator import OperatorOptions, run_operator
 
     stop = asyncio.Event()
@@ -106,6 +139,8 @@ async def _operate(cluster: LocalCluster, args: argparse.Namespace, examples: Pa
     try:
         if examples is not None:
             status = await asyncio.to_thread(_apply_examples, cluster, examples)
+            if status == 0 and after:
+                print(after, flush=True)
             if args.exit_when_ready:
                 stop.set()
         await operator
@@ -114,9 +149,10 @@ async def _operate(cluster: LocalCluster, args: argparse.Namespace, examples: Pa
     return status
 
 
-def _apply_examples(cluster: LocalCluster, examples: Path) -> int:
-    print(f"credsmith dev: applying {examples}")
-    print(kubectl(cluster, "apply", "-f", str(examples)), end="")
+def _apply_examples(cluster: LocalCluster, examples: list[Path]) -> int:
+    for path in examples:
+        print(f"credsmith dev: applying {path}")
+        print(kubectl(cluster, "apply", "-f", str(path)), end="")
     try:
         kubectl(
             cluster, "wait", "--for=condition=Ready", "--timeout=120s",

@@ -28,6 +28,7 @@ from credsmith.reconcile.parameters import GenerationParameters
 from credsmith.reconcile.pass_state import Pass, Stage, StageOrderError
 from credsmith.reconcile.policy import DEFAULT_GENERATORS, Generators, decide_value, hash_verifiers
 from credsmith.reconcile.readiness import conclude
+from credsmith.reconcile.registration import ProviderSeen, register
 from credsmith.reconcile.revision import bound_revision
 from credsmith.reconcile.secret_state import is_ours
 from credsmith.reconcile.snapshots import Decision, ResourceSnapshot, SecretSnapshot
@@ -79,6 +80,7 @@ STAGES: tuple[Stage, ...] = (
     retire_previous,  # expiry.py: a previous value past its expiry goes
     hash_verifiers,  # policy.py: registry and htpasswd hashes
     render,  # desired_secret.py: the Secret's data, templates rendered
+    register,  # registration.py: what an identity provider must hold (verifier first)
     write_secret,  # desired_secret.py: the manifest, if it differs
     conclude,  # readiness.py: status, Events, the next look
 )
@@ -95,12 +97,16 @@ def reconcile(
     state_key: StateKey,
     generate: Generators = DEFAULT_GENERATORS,
     registry_htpasswd: bool = False,
+    provider: ProviderSeen | None = None,
 ) -> Decision:
     """`duplicate_of`: an earlier client of the same registry with the same client ID (the
     registry lists only that one; this one is Ready=False). `consumers`: what the runtime
     found of spec.consumers (None when there are none). `registry_htpasswd`: the registry
     holds Htpasswd (another client asked) and this client fits it: keep a bcrypt hash too.
-    `state_key`: the operator's key that authenticates the state on its Secrets (trust.py)."""
+    `state_key`: the operator's key that authenticates the state on its Secrets (trust.py).
+    `provider`: what the runtime found for spec.identityProvider (None: it does not exist);
+    a Decision with a `registration` goes through registration.apply_outcome before any
+    write."""
     start = Pass(
         rules,
         resource,
@@ -111,6 +117,7 @@ def reconcile(
         duplicate_of,
         registry_htpasswd=registry_htpasswd,
         seen=consumers,
+        provider=provider,
     )
     return run(start, STAGES)
 

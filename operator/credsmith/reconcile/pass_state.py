@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from credsmith.reconcile.extras import Extras
     from credsmith.reconcile.parameters import GenerationParameters
     from credsmith.reconcile.policy import Generators
+    from credsmith.reconcile.registration import ProviderSeen, Registration
     from credsmith.reconcile.secret_state import SecretState, StateScope
     from credsmith.reconcile.state_mac import StateKey
     from credsmith.reconcile.trust import Credential, Untrusted
@@ -73,6 +74,9 @@ class Pass:
     registry_htpasswd: bool = False
     # What the runtime found of spec.consumers; None when the spec has none.
     seen: ConsumersSeen | None = None
+    # What the runtime found of spec.identityProvider; None when the provider does not
+    # exist (or the spec names none).
+    provider: ProviderSeen | None = None
     # validate
     valid_: Valid | None = None
     # read_and_check
@@ -91,6 +95,8 @@ class Pass:
     followers: ConsumerPlan | None = None
     # render: the Secret's data (values: repr=False keeps them out of any traceback)
     data: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # register: what the identity provider must hold (verifier first)
+    registration: Registration | None = None
     # write
     manifest: Mapping[str, Any] | None = field(default=None, repr=False)
     written: SecretState | None = None

@@ -80,6 +80,7 @@ def conclude(p: Pass) -> Decision:
         requeue_at=min(wake) if wake else None,
         summary=events[0].message if events else ("Secret updated" if p.write else ""),
         rollouts=p.followers.rollouts if p.seen is not None and p.followers is not None else (),
+        registration=p.registration,
     )
 
 
@@ -143,7 +144,10 @@ def ready_status(
     conditions = _set(conditions, resource, now, ConditionType.READY, True, reason, message)
     # ConsumersRolledOut is set again by with_consumers while there are consumers, and
     # Reconciling by _with_waiting while a rotation waits (the runtime drops its own).
-    gone = (ConditionType.STALLED, ConditionType.CONSUMERS_ROLLED_OUT, ConditionType.RECONCILING)
+    # Registered by registration.apply_outcome while spec.identityProvider names a provider.
+    gone = {ConditionType.STALLED, ConditionType.CONSUMERS_ROLLED_OUT, ConditionType.RECONCILING}
+    if spec.identity_provider is None:
+        gone.add(ConditionType.REGISTERED)
     conditions = [c for c in conditions if c.type not in gone]
     status: dict[str, Any] = {
         "observedGeneration": resource.generation,

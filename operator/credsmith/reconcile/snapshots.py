@@ -10,7 +10,10 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from credsmith.reconcile.registration import Registration
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "credsmith"
@@ -118,3 +121,9 @@ class Decision:
     # spec.consumers to roll to the current revision, after the status is written
     # (consumers.Rollout; only in a pass that does not write the Secret).
     rollouts: tuple[Any, ...] = ()
+    # spec.identityProvider: what the provider must hold before the Secret is written
+    # (registration.py). The runtime calls client.ensure, then registration.apply_outcome.
+    registration: Registration | None = None
+    # Look again on the key's backoff (runtime/backoff.py), not at requeue_at alone: a
+    # provider call failed (registration.apply_outcome) and is retried.
+    retry: bool = False

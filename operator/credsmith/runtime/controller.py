@@ -35,11 +35,13 @@ from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.consumers import Consumers
 from credsmith.runtime.documents import DOCUMENT_KINDS, Documents
 from credsmith.runtime.eventlimit import EventLimiter
-from credsmith.runtime.failures import plan_retry
+from credsmith.runtime.failures import RecheckLater, plan_retry
 from credsmith.runtime.informer import Informer, ObjectKey
 from credsmith.runtime.kinds import Key, KindConfig
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.metrics import Metrics
+from credsmith.runtime.provider_kinds import PROVIDER_KINDS, ProviderOptions
+from credsmith.runtime.providers import Providers
 from credsmith.runtime.refusals import (
     Refusal,
     SecretWriteRefused,
@@ -47,6 +49,7 @@ from credsmith.runtime.refusals import (
     secret_values,
     without_reconciling,
 )
+from credsmith.runtime.registration import provider_seen, register
 from credsmith.runtime.shared_rollouts import SharedRollouts
 from credsmith.runtime.workqueue import WorkQueue
 
@@ -54,6 +57,8 @@ log = logging.getLogger("credsmith.controller")
 
 
 CACHE_SYNC_TIMEOUT = 120.0
+# A failed identity provider call is retried at least this often (exponential below it).
+REGISTRATION_RETRY_CAP = 30.0
 
 
 class CacheSyncTimeout(Exception):
@@ -75,6 +80,7 @@ class Controller:
         metrics: Metrics | None = None,
         cache_sync_timeout: float = CACHE_SYNC_TIMEOUT,
         consumer_roll_window: timedelta = DEFAULT_WINDOW,
+        provider_options: ProviderOptions | None = None,
     ) -> None:
         self.kube = kube
         self.metrics = metrics
@@ -120,6 +126,15 @@ class Controller:
             self._remember_secret,
             state_key,
         )
+        # IdentityProviders and ClusterIdentityProviders, and their admin clients.
+        self.providers = Providers(
+            kube,
+            self.queue.add,
+            self.queue.add_at,
+            self.resource,
+            provider_options or ProviderOptions(),
+            metrics.provider_ready if metrics is not None else None,
+        )
 
     # ---- watching -----------------------------------------------------------------
 
@@ -153,7 +168,7 @@ class Controller:
                 )
             )
             informers += self.documents.informers(scope, namespace)
-        return informers
+        return informers + self.providers.informers(namespaces)
 
     def _secret_changed(self, type_: str, body: Mapping[str, Any], secret: SecretSnapshot) -> None:
         namespace, name = secret.namespace, secret.name
@@ -177,6 +192,7 @@ class Controller:
         if written is None or written[0] != resource.resource_version:
             self._changed(key, type_, resource.resource_version)  # not our patch's echo
         self.documents.resource_changed(config, type_, body, key[1], key[2])
+        self.providers.credential_changed(key, type_, resource)
 
     def _changed(self, key: Key, type_: str, version: str) -> None:
         # A deletion's snapshot carries the last version seen, maybe our own write's.
@@ -228,6 +244,7 @@ class Controller:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.providers.close()
 
     synced = False
 
@@ -313,6 +330,9 @@ class Controller:
         if kind in DOCUMENT_KINDS:
             await self.documents.reconcile(key)
             return
+        if kind in PROVIDER_KINDS:
+            await self.providers.reconcile(key)
+            return
         resource = self.resource(key)
         if resource is None:
             self._written_status.pop(key, None)
@@ -330,12 +350,14 @@ class Controller:
         duplicate_of = self.documents.duplicate_of(config, resource)
         htpasswd = self.documents.registry_htpasswd(config, resource)
         consumers = await self.consumers.observe(resource, secret_name)
+        provider = provider_seen(self.providers, resource)
         decide = partial(
             config.reconcile,
             resource,
             duplicate_of=duplicate_of,
             consumers=consumers,
             registry_htpasswd=htpasswd,
+            provider=provider,
         )
         if config.light(resource, htpasswd):
             # Nothing slow can happen in it: on the loop, without a thread's hand-offs
@@ -343,6 +365,8 @@ class Controller:
             decision = decide(secret, _now())
         else:
             decision = await asyncio.to_thread(decide, secret, _now())
+        # Verifier first: the identity provider holds the value before the Secret does.
+        decision = await register(self.providers, decision)
 
         if decision.secret is not None:
             try:
@@ -357,6 +381,7 @@ class Controller:
                     raise
                 secret = SecretSnapshot.from_api(found)
                 decision = await asyncio.to_thread(decide, secret, _now())
+                decision = await register(self.providers, decision)
                 if decision.secret is not None:
                     self._own_write(key, await self._write_secret(namespace, secret_name, decision))
         if decision.rollouts and consumers is not None:
@@ -374,8 +399,12 @@ class Controller:
                     duplicate_of=duplicate_of,
                     consumers=consumers,
                     registry_htpasswd=htpasswd,
+                    provider=provider,
                 )
-                decision = replace(await asyncio.to_thread(decide, secret, _now()), secret=None)
+                decision = await register(
+                    self.providers, await asyncio.to_thread(decide, secret, _now())
+                )
+                decision = replace(decision, secret=None)
         # Not Ready where no server can check it: a registry or JWK Set that cannot be written.
         blocked = self.documents.unpublished(config, resource)
         decision = with_unpublished(resource, decision, blocked, _now())
@@ -392,6 +421,9 @@ class Controller:
         if decision.summary:
             log.info("%s: %s", resource.ref, decision.summary)
         log.debug("%s: reconciled in %.1f ms", resource.ref, elapsed * 1e3)
+        if decision.retry:
+            # An identity provider call failed: status says so; again on the key's backoff.
+            raise RecheckLater(REGISTRATION_RETRY_CAP)
 
     async def _patch_status(
         self, key: Key, config: KindConfig, old: Mapping[str, Any], new: Mapping[str, Any]

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from credsmith.reconcile.consumers import ConsumersSeen
+from credsmith.reconcile.registration import ProviderSeen
 from credsmith.reconcile.snapshots import Decision, ResourceSnapshot, SecretSnapshot
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
@@ -27,6 +28,7 @@ class Reconcile(Protocol):
         consumers: ConsumersSeen | None = None,
         *,
         registry_htpasswd: bool = False,
+        provider: ProviderSeen | None = None,
     ) -> Decision: ...
 
 

@@ -81,10 +81,12 @@ class Kube:
     async def patch_status(
         self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """A JSON merge patch of the status subresource: nothing else is ever written."""
+        """A JSON merge patch of the status subresource: nothing else is ever written.
+        An empty `namespace`: a cluster-scoped kind (ClusterIdentityProvider)."""
+        scope = f"/namespaces/{namespace}" if namespace else ""
         return await self.session.request(
             "PATCH",
-            f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}/status",
+            f"/apis/{GROUP}/{VERSION}{scope}/{plural}/{name}/status",
             body=patch,
             content_type=MERGE_PATCH,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -68,6 +69,12 @@ class Metrics:
         self.leader = Gauge(
             "credsmith_leader", "1 on the replica that holds the Lease and acts", registry=registry
         )
+        self.identity_provider_ready = Gauge(
+            "credsmith_identity_provider_ready",
+            "1 if the identity provider is reached and authenticated (its Ready), else 0",
+            ["namespace", "name", "kind"],
+            registry=registry,
+        )
         self._ready_state: dict[Key, bool] = {}
 
     def watch_queue(self, depth: Callable[[], int], scheduled: Callable[[], int]) -> None:
@@ -92,6 +99,15 @@ class Metrics:
         )
         self._set_ready(key, ready)
         self.resources.set(key, series_of(ready, status))
+
+    def provider_ready(self, key: Key, ready: bool | None) -> None:
+        """An IdentityProvider's (namespace "") ClusterIdentityProvider's Ready; None: gone."""
+        kind, namespace, name = key
+        if ready is None:
+            with contextlib.suppress(KeyError):
+                self.identity_provider_ready.remove(namespace, name, kind)
+            return
+        self.identity_provider_ready.labels(namespace, name, kind).set(1 if ready else 0)
 
     def failed(self, key: Key) -> None:
         self.errors.labels(key[0]).inc()

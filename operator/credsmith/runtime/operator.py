@@ -28,6 +28,7 @@ from credsmith.runtime.kinds import KindConfig
 from credsmith.runtime.kube import Kube, load_config
 from credsmith.runtime.leader import LeaderElector, LeaseConfig
 from credsmith.runtime.metrics import Metrics, start_metrics_server
+from credsmith.runtime.provider_kinds import ProviderOptions
 from credsmith.runtime.state_key import DEFAULT_NAME as STATE_KEY_NAME
 from credsmith.runtime.state_key import wait_for_state_key
 
@@ -54,6 +55,10 @@ class OperatorOptions:
     cache_sync_timeout: float = 120.0
     # Credentials that share a consumer and rotate within this window roll it once.
     consumer_roll_window: timedelta = DEFAULT_WINDOW
+    # URL prefixes an identity provider may point at (empty: any URL).
+    identity_provider_url_allow: Sequence[str] = ()
+    # ClusterIdentityProviders and namespaces watched cluster-wide (off: namespaced RBAC).
+    cluster_identity_providers: bool = True
     identity: str = field(default_factory=lambda: socket.gethostname())
     stop_flag: asyncio.Event | None = field(default=None, repr=False)
 
@@ -158,6 +163,13 @@ async def _operate(
         metrics,
         options.cache_sync_timeout,
         options.consumer_roll_window,
+        ProviderOptions(
+            url_allow=options.identity_provider_url_allow,
+            # A ClusterIdentityProvider's admin Secret: beside the state key.
+            operator_namespace=options.state_key_namespace,
+            watched_namespaces=options.namespaces,
+            cluster_kinds=options.cluster_identity_providers,
+        ),
     )
     health.liveness = controller.liveness_problem
     health.synced = lambda: controller.synced

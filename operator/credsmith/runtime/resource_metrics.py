@@ -31,6 +31,7 @@ class Series(NamedTuple):
     rotated: float | None
     previous_expiration: float | None
     consumers_lagging: int | None
+    registered: bool | None = None
 
 
 # name, help, the Series field it shows
@@ -62,6 +63,12 @@ METRICS = (
         "absent without consumers",
         "consumers_lagging",
     ),
+    (
+        "credsmith_credential_registered",
+        "1 if the credential's identity provider holds it (status.identityProvider.registered), "
+        "else 0; absent without spec.identityProvider",
+        "registered",
+    ),
 )
 
 
@@ -72,12 +79,15 @@ def series_of(ready: bool, status: Mapping[str, Any]) -> Series:
         if isinstance(consumers, list) and consumers
         else None
     )
+    provider = status.get("identityProvider")
+    registered = provider.get("registered") is True if isinstance(provider, Mapping) else None
     return Series(
         ready,
         _timestamp(status.get("nextRotationAt")),
         _timestamp(status.get("rotatedAt")),
         _timestamp(status.get("previousExpiresAt")),
         lagging,
+        registered,
     )
 
 

@@ -10,15 +10,22 @@ from typing import Any
 
 from credsmith_kubectl import GROUP
 
-HEADER = ["KIND", "NAME", "READY", "REASON", "CLIENT ID", "REVISION", "NEXT ROTATION", "CONSUMERS"]
+HEADER = [
+    "KIND",
+    "NAME",
+    "READY",
+    "REASON",
+    "CLIENT ID",
+    "REVISION",
+    "NEXT ROTATION",
+    "CONSUMERS",
+    "PROVIDER",
+]
 WIDE = ["SECRET", "PREVIOUS EXPIRES", "MESSAGE"]
 
 
 def ready_condition(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    for condition in (obj.get("status") or {}).get("conditions") or ():
-        if condition.get("type") == "Ready":
-            return dict(condition)
-    return {}
+    return condition(obj, "Ready")
 
 
 def consumers_summary(status: Mapping[str, Any]) -> str:
@@ -33,6 +40,29 @@ def consumers_summary(status: Mapping[str, Any]) -> str:
     if skipped := sum(1 for consumer in consumers if consumer.get("message")):
         summary += f", {skipped} not rolled"
     return summary
+
+
+def condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
+    for found in (obj.get("status") or {}).get("conditions") or ():
+        if found.get("type") == type_:
+            return dict(found)
+    return {}
+
+
+def provider_summary(obj: Mapping[str, Any]) -> str:
+    """`hydra: registered`: the identity provider the credential is registered with (a
+    ClusterIdentityProvider as `cidp/NAME`), and whether it holds the Secret's value; when
+    it does not, the `Registered` condition's reason says why."""
+    ref = (obj.get("spec") or {}).get("identityProvider")
+    if not ref:
+        return "-"
+    name = str(ref.get("name", ""))
+    if ref.get("kind") == "ClusterIdentityProvider":
+        name = f"cidp/{name}"
+    registered = condition(obj, "Registered")
+    if registered.get("status") == "True":
+        return f"{name}: registered"
+    return f"{name}: {registered.get('reason') or 'pending'}"
 
 
 def status_rows(
@@ -53,6 +83,7 @@ def status_rows(
             str(status.get("revision") or "-"),
             str(status.get("nextRotationAt") or "-"),
             consumers_summary(status),
+            provider_summary(obj),
         ]
         if wide:
             message = " ".join(str(ready.get("message") or "-").split())  # one line

@@ -266,7 +266,8 @@ def consumer_node(crd: dict[str, Any]) -> dict[str, Any]:
 
 
 def crds() -> list[tuple[str, dict[str, Any]]]:
-    built = [(f"built {c['spec']['names']['kind']}", c) for c in build_crds()]
+    # The credential kinds (the identity provider kinds have no consumers).
+    built = [(f"built {c['spec']['names']['kind']}", c) for c in build_crds()[:2]]
     files = [(f"crds/{f}", yaml.safe_load((CRDS_DIR / f).read_text())) for f in FILES]
     return built + files
 
@@ -307,7 +308,7 @@ def test_crd_carries_the_consumer_rules(where: str, crd: dict[str, Any]) -> None
 
 
 def test_crd_files_match_the_models() -> None:
-    built = {c["spec"]["names"]["kind"]: consumer_node(c) for c in build_crds()}
+    built = {c["spec"]["names"]["kind"]: consumer_node(c) for c in build_crds()[:2]}
     for file in FILES:
         crd = yaml.safe_load((CRDS_DIR / file).read_text())
         assert consumer_node(crd) == built[crd["spec"]["names"]["kind"]]

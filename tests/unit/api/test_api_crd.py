@@ -22,7 +22,14 @@ from credsmith.api.crd import (
 from credsmith.api.enums import SecretAlphabet
 
 CRDS_DIR = Path(__file__).resolve().parents[3] / "crds"
-FILES = ["credsmith.io_serviceaccountcredentials.yaml", "credsmith.io_apiclients.yaml"]
+FILES = [
+    "credsmith.io_serviceaccountcredentials.yaml",
+    "credsmith.io_apiclients.yaml",
+    "credsmith.io_identityproviders.yaml",
+    "credsmith.io_clusteridentityproviders.yaml",
+]
+CREDENTIAL_KINDS = ("ServiceAccountCredential", "ApiClient")
+PROVIDER_KINDS = ("IdentityProvider", "ClusterIdentityProvider")
 FORBIDDEN = {"$ref", "$defs", "definitions", "anyOf", "allOf", "oneOf", "not", "default"}
 FORBIDDEN |= {"title", "nullable", "propertyNames", "patternProperties", "uniqueItems", "const"}
 
@@ -97,7 +104,7 @@ def test_structural_checker_catches_problems() -> None:
     ]
 
 
-@pytest.mark.parametrize("kind", ["ServiceAccountCredential", "ApiClient"])
+@pytest.mark.parametrize("kind", [*CREDENTIAL_KINDS, *PROVIDER_KINDS])
 def test_schema_is_structural_and_bounded(kind: str) -> None:
     schema = root_schema(crd_by_kind()[kind])
     assert structural_problems(schema["properties"]["spec"]) == []
@@ -106,14 +113,14 @@ def test_schema_is_structural_and_bounded(kind: str) -> None:
     assert schema["properties"]["metadata"] == {"type": "object"}
 
 
-@pytest.mark.parametrize("kind", ["ServiceAccountCredential", "ApiClient"])
+@pytest.mark.parametrize("kind", [*CREDENTIAL_KINDS, *PROVIDER_KINDS])
 def test_no_default_anywhere(kind: str) -> None:
     rendered = render_crd_yaml(crd_by_kind()[kind])
     assert "default:" not in rendered.replace("(default", "")
 
 
 def test_names_and_scope() -> None:
-    sac, client = build_crds()
+    sac, client, idp, cidp = build_crds()
     assert sac["metadata"]["name"] == f"serviceaccountcredentials.{GROUP}"
     assert sac["spec"]["names"] == {
         "kind": "ServiceAccountCredential",
@@ -131,6 +138,14 @@ def test_names_and_scope() -> None:
         version = version_of(crd)
         assert (version["name"], version["served"], version["storage"]) == (VERSION, True, True)
         assert version["subresources"] == {"status": {}}
+    assert idp["metadata"]["name"] == f"identityproviders.{GROUP}"
+    assert (idp["spec"]["names"]["shortNames"], idp["spec"]["scope"]) == (["idp"], "Namespaced")
+    assert cidp["metadata"]["name"] == f"clusteridentityproviders.{GROUP}"
+    assert (cidp["spec"]["names"]["shortNames"], cidp["spec"]["scope"]) == (["cidp"], "Cluster")
+    for crd in (idp, cidp):
+        assert crd["spec"]["names"]["categories"] == ["credsmith"]
+        assert version_of(crd)["subresources"] == {"status": {}}
+        assert "selectableFields" not in version_of(crd)
 
 
 def test_status_tolerates_unknown_fields_and_keys_conditions_by_type() -> None:
@@ -147,6 +162,8 @@ def test_status_tolerates_unknown_fields_and_keys_conditions_by_type() -> None:
             "reason",
             "message",
         ]
+        if crd["spec"]["names"]["kind"] in PROVIDER_KINDS:
+            continue
         for field in ("issuedAt", "rotatedAt", "nextRotationAt", "previousExpiresAt"):
             assert status["properties"][field]["format"] == "date-time"
 
@@ -230,6 +247,8 @@ SAC_RULES = {
     "(has(self.type) ? self.type : 'ClientSecret') == "
     "(has(oldSelf.type) ? oldSelf.type : 'ClientSecret')",
     "!has(self.keyPair) || (has(self.type) && self.type == 'KeyPair')",
+    "!has(self.identityProvider) || (has(self.type) ? self.type : 'ClientSecret') in "
+    "['ClientSecret', 'KeyPair']",
 }
 API_CLIENT_RULES = {
     "!has(self.spec.registry) || self.spec.registry.name != "
@@ -320,7 +339,7 @@ def test_referenced_paths_helper() -> None:
     assert referenced_paths("self.all(k, k.matches('x')) && has(oldSelf.a.b)") == [[], ["a", "b"]]
 
 
-@pytest.mark.parametrize("kind", ["ServiceAccountCredential", "ApiClient"])
+@pytest.mark.parametrize("kind", [*CREDENTIAL_KINDS, *PROVIDER_KINDS])
 def test_every_rule_reads_fields_that_exist_and_says_which(kind: str) -> None:
     schema = root_schema(crd_by_kind()[kind])
     for path, node, entry in rules_by_location(schema):
@@ -360,21 +379,32 @@ def test_printer_columns() -> None:
         ("Next Rotation", "string", ".status.nextRotationAt", 0),
         ("Age", "date", ".metadata.creationTimestamp", 0),
     ]
-    for kind in kinds:
+    for kind in CREDENTIAL_KINDS:
         assert [c for c in columns[kind] if c in shared] == shared
+        # The provider only in -o wide: the default columns stay as they were.
+        assert ("Provider", "string", ".spec.identityProvider.name", 1) in columns[kind]
+        registered = '.status.conditions[?(@.type=="Registered")].status'
+        assert ("Registered", "string", registered, 1) in columns[kind]
+    for kind in PROVIDER_KINDS:
+        assert [c for c in columns[kind] if c[3] == 0] == [
+            ("Type", "string", ".status.type", 0),
+            ("Ready", "string", f"{ready}.status", 0),
+            ("Clients", "integer", ".status.clients", 0),
+            ("Age", "date", ".metadata.creationTimestamp", 0),
+        ]
     assert columns["ApiClient"][0] == ("Display Name", "string", ".spec.displayName", 0)
     assert ("Roles", "integer", ".status.roleCount", 0) in columns["ApiClient"]
     assert ("Type", "string", ".status.parameters.type", 1) in columns["ServiceAccountCredential"]
 
 
-def test_render_is_two_documents_in_order_and_round_trips() -> None:
+def test_render_is_four_documents_in_order_and_round_trips() -> None:
     text = render_crds_yaml()
-    assert text.count("\n---\n") == 2
+    assert text.count("\n---\n") == 4
     documents = list(yaml.safe_load_all(text))
     assert documents == build_crds()
     assert [d["spec"]["names"]["kind"] for d in documents] == [
-        "ServiceAccountCredential",
-        "ApiClient",
+        *CREDENTIAL_KINDS,
+        *PROVIDER_KINDS,
     ]
     assert render_crds_yaml() == text  # stable
 
@@ -387,7 +417,7 @@ def test_write_and_detect_stale_files(tmp_path: Path) -> None:
     first = paths[0]
     first.write_text(first.read_text().replace("Deploy", "deploy").replace("Time since", "Age of"))
     paths[1].unlink()
-    assert stale_crds(tmp_path / "crds") == paths
+    assert stale_crds(tmp_path / "crds") == paths[:2]
     assert main([str(tmp_path / "crds"), "--check"]) == 1
     assert main([str(tmp_path / "crds")]) == 0
     assert stale_crds(tmp_path / "crds") == []

@@ -24,10 +24,12 @@ from lupa import lua51
 
 ROOT = Path(__file__).resolve().parents[3]
 GROUP_DIR = ROOT / "deploy" / "argocd" / "resource_customizations" / "credsmith.io"
-KINDS = ("ServiceAccountCredential", "ApiClient")
+CREDENTIAL_KINDS = ("ServiceAccountCredential", "ApiClient")
+PROVIDER_KINDS = ("IdentityProvider", "ClusterIdentityProvider")
+KINDS = (*CREDENTIAL_KINDS, *PROVIDER_KINDS)
 # gitops-engine's HealthStatusCode values; anything else becomes Unknown in Argo CD.
 HEALTH_CODES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
-# The cases every kind must cover (file names under testdata/).
+# The cases every credential kind must cover (file names under testdata/).
 REQUIRED_CASES = {
     "healthy.yaml",
     "progressing-no-status.yaml",
@@ -38,6 +40,16 @@ REQUIRED_CASES = {
     "progressing-reconciling.yaml",
     "progressing-deleting.yaml",
     "ready-unknown.yaml",
+}
+# And every identity provider kind.
+PROVIDER_CASES = {
+    "healthy.yaml",
+    "progressing-no-status.yaml",
+    "progressing-old-generation.yaml",
+    "progressing-unreachable.yaml",
+    "degraded-url-not-allowed.yaml",
+    "degraded-login-refused.yaml",
+    "progressing-deleting.yaml",
 }
 
 # Runs `script` with `obj` as Argo CD runs an argocd-cm health script by default:
@@ -158,11 +170,9 @@ def test_health_matches_health_test_yaml(
     }
 
 
-def test_both_kinds_share_one_script_byte_for_byte() -> None:
-    scripts = {kind: (GROUP_DIR / kind / "health.lua").read_bytes() for kind in KINDS}
-    assert scripts["ServiceAccountCredential"] == scripts["ApiClient"], (
-        "the two health.lua files differ; they must stay identical"
-    )
+def test_every_kind_shares_one_script_byte_for_byte() -> None:
+    scripts = {(GROUP_DIR / kind / "health.lua").read_bytes() for kind in KINDS}
+    assert len(scripts) == 1, "the health.lua files differ; they must stay identical"
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -174,7 +184,8 @@ def test_health_test_yaml_lists_every_testdata_file(kind: str) -> None:
     assert len(names) == len(set(names)), "a testdata file is listed twice"
     present = {path.name for path in (GROUP_DIR / kind / "testdata").glob("*.yaml")}
     assert set(names) == present
-    assert present >= REQUIRED_CASES, f"missing cases: {sorted(REQUIRED_CASES - present)}"
+    required = REQUIRED_CASES if kind in CREDENTIAL_KINDS else PROVIDER_CASES
+    assert present >= required, f"missing cases: {sorted(required - present)}"
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -20,7 +20,7 @@ ARGOCD_DIR = ROOT / "deploy" / "argocd"
 GROUP_DIR = ARGOCD_DIR / "resource_customizations" / "credsmith.io"
 PATCH = ARGOCD_DIR / "argocd-cm-patch.yaml"
 README = ARGOCD_DIR / "README.md"
-KINDS = ("ServiceAccountCredential", "ApiClient")
+KINDS = ("ServiceAccountCredential", "ApiClient", "IdentityProvider", "ClusterIdentityProvider")
 KEYS = {kind: f"resource.customizations.health.credsmith.io_{kind}" for kind in KINDS}
 REGENERATE = ".venv/bin/python tests/unit/argocd/test_argocd_install.py"
 
@@ -29,8 +29,9 @@ END = "<!-- END argocd-cm -->"
 _README_BLOCK = re.compile(re.escape(BEGIN) + r"\n```yaml\n(.*?)```\n" + re.escape(END), re.S)
 
 _PATCH_HEADER = f"""\
-# Argo CD health checks for credsmith.io ServiceAccountCredential and ApiClient, as a
-# patch of the argocd-cm ConfigMap (see README.md beside this file):
+# Argo CD health checks for credsmith.io ServiceAccountCredential, ApiClient,
+# IdentityProvider and ClusterIdentityProvider, as a patch of the argocd-cm ConfigMap
+# (see README.md beside this file):
 #   kubectl -n argocd patch configmap argocd-cm --patch-file deploy/argocd/argocd-cm-patch.yaml
 # Generated from resource_customizations/credsmith.io/*/health.lua by
 #   {REGENERATE}
@@ -42,7 +43,7 @@ def health_script(kind: str) -> str:
 
 
 def render_configmap(script: str) -> str:
-    """argocd-cm with the script under both keys, as a literal block per key."""
+    """argocd-cm with the script under every kind's key, as a literal block per key."""
     if not script.endswith("\n") or script.endswith("\n\n"):
         raise ValueError("health.lua must end with exactly one newline (YAML `|` keeps one)")
     if "\t" in script or any(line != line.rstrip() for line in script.splitlines()):

@@ -53,7 +53,7 @@ def test_every_reason_is_in_the_conditions_table() -> None:
     assert sorted(stale) == [], "a row for a reason the code no longer has"
 
 
-_CONDITION_TYPES = {"Ready", "Stalled", "Reconciling", "ConsumersRolledOut"}
+_CONDITION_TYPES = {"Ready", "Stalled", "Reconciling", "ConsumersRolledOut", "Registered"}
 
 
 def _camel_case_words(names: set[str]) -> set[str]:
@@ -197,8 +197,17 @@ def _unpublished_reasons(code: Code) -> set[str]:
     return reasons
 
 
+def _provider_failures(code: Code) -> set[str]:
+    """A failed provider call (reconcile/registration.py): its ProviderError's reason."""
+    del code
+    from credsmith.providers.base import ProviderReason
+
+    return {reason.value for reason in ProviderReason}
+
+
 _DYNAMIC = {
     "refusal.reason.value": _refusal_reasons,
+    "failure.value": _provider_failures,
     "first.reason": _unpublished_reasons,
     # The events of a Decision, posted as they were built (every Event(...) is counted).
     "event.reason": lambda code: set(),

@@ -15,7 +15,7 @@ import pytest
 
 from tests.docs_blocks import ROOT, shell_blocks, user_pages
 
-EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+EXAMPLES = sorted((ROOT / "examples").rglob("*.yaml"))
 NOTES = ROOT / "charts/credsmith/templates/NOTES.txt"
 TEXTS = [*user_pages(), *EXAMPLES, NOTES]
 

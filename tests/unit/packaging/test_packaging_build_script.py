@@ -29,9 +29,13 @@ case $1 in
   mod) ;;
   list) echo "$FAKE_GO_MODULE" ;;
   build)
-    out= ; pkg=${!#}
-    while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done
+    out= ; tags= ; pkg=${!#}
+    while [ $# -gt 0 ]; do
+      case $1 in -o) out=$2 ;; -tags=*) tags=${1#-tags=} ;; esac
+      shift
+    done
     echo "$pkg" >>"$FAKE_GO_LOG"
+    echo "$pkg tags=$tags cgo=${CGO_ENABLED:-}" >>"$FAKE_GO_LOG.flags"
     sleep "$FAKE_GO_DELAY"
     printf '#!/bin/sh\\n' >"$out"
     chmod +x "$out"
@@ -89,6 +93,18 @@ def test_dev_builds_the_control_plane_and_kwok_only(tmp_path: Path) -> None:
     assert "." in _built(tmp_path)[2:]  # verify-go and kstatus are modules "." too
     assert len(_built(tmp_path)) == len(list(bin_dir.glob("*.stamp")))
     assert (bin_dir / "helm").is_file()
+    # Hydra needs cgo and its SQLite tags (for DSN=memory), and only Hydra gets them.
+    flags = (tmp_path / "built.log.flags").read_text().splitlines()
+    assert "github.com/ory/hydra/v2 tags=sqlite,sqlite_omit_load_extension cgo=1" in flags
+    assert [line for line in flags if "tags=sqlite" in line] == [flags[-1]]
+
+
+def test_dev_with_hydra_builds_hydra_too(tmp_path: Path) -> None:
+    env = _environment(tmp_path, delay=0)
+    result = _run(env, "--dev", "--hydra")
+    assert result.returncode == 0, result.stderr
+    assert _built(tmp_path) == [".", "sigs.k8s.io/kwok/cmd/kwok", "github.com/ory/hydra/v2"]
+    assert _run(env, "--hydra", "--bogus").returncode == 2
 
 
 def test_two_runs_sharing_a_cache_both_succeed_and_build_once(tmp_path: Path) -> None:

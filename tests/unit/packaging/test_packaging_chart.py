@@ -30,9 +30,18 @@ OPERATOR_RULES = {
     ("credsmith.io", "apiclients"): {"list", "watch"},
     ("credsmith.io", "serviceaccountcredentials/status"): {"patch"},
     ("credsmith.io", "apiclients/status"): {"patch"},
+    ("credsmith.io", "identityproviders"): {"get", "list", "watch"},
+    ("credsmith.io", "identityproviders/status"): {"patch"},
     ("", "secrets"): {"get", "list", "watch", "create", "update"},
     ("", "configmaps"): {"get", "list", "watch", "create", "update"},
     ("", "events"): {"create"},
+}
+# Cluster-wide whatever the mode: ClusterIdentityProviders and the namespaces' labels their
+# allowedNamespaces select by.
+CLUSTER_RULES = {
+    ("credsmith.io", "clusteridentityproviders"): {"get", "list", "watch"},
+    ("credsmith.io", "clusteridentityproviders/status"): {"patch"},
+    ("", "namespaces"): {"get", "list", "watch"},
 }
 LABELS = (
     "app.kubernetes.io/name",
@@ -281,6 +290,46 @@ def test_namespaced_mode(helm: Path) -> None:
     ]
 
 
+def test_cluster_identity_providers_in_namespaced_mode_on_request(helm: Path) -> None:
+    docs = render(
+        helm,
+        "--set", "watchNamespaces={team-a}",
+        "--set", "identityProviders.clusterProviders=true",
+        "--set", "identityProviders.credentialsSecrets={keycloak-admin,hydra-admin}",
+    )  # fmt: skip
+    [cluster_role] = find(docs, "ClusterRole")
+    assert cluster_role["metadata"]["name"] == "credsmith-cluster-identity-providers"
+    assert rule_map(cluster_role["rules"]) == CLUSTER_RULES
+    [cluster_binding] = find(docs, "ClusterRoleBinding")
+    assert cluster_binding["roleRef"]["name"] == "credsmith-cluster-identity-providers"
+    assert cluster_binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "credsmith", "namespace": NAMESPACE}
+    ]
+    # Their admin credentials: Secrets of the release namespace, got by name only.
+    [credentials] = [
+        r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-credentials")
+    ]
+    assert credentials["metadata"]["namespace"] == NAMESPACE
+    assert credentials["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["keycloak-admin", "hydra-admin"],
+            "verbs": ["get"],
+        }
+    ]
+    # Cluster mode: in the ClusterRole (Secrets are read everywhere already), unless refused.
+    [operator_role] = [
+        r for r in find(render(helm), "ClusterRole") if r["metadata"]["name"] == "credsmith"
+    ]
+    assert CLUSTER_RULES.items() <= rule_map(operator_role["rules"]).items()
+    refused = render(helm, "--set", "identityProviders.clusterProviders=false")
+    [operator_role] = [
+        r for r in find(refused, "ClusterRole") if r["metadata"]["name"] == "credsmith"
+    ]
+    assert not CLUSTER_RULES.keys() & rule_map(operator_role["rules"]).keys()
+
+
 CONSUMER_RULES = {
     ("apps", kind): {"get", "list", "patch"}
     for kind in ("deployments", "statefulsets", "daemonsets")
@@ -302,6 +351,7 @@ def test_rbac_is_least_privilege(helm: Path, watch: list[str], consumers: bool) 
     assert len(operator_roles) == (len(watch) or 1)
     for role in operator_roles:
         expected = OPERATOR_RULES | (CONSUMER_RULES if consumers else {})
+        expected |= {} if watch else CLUSTER_RULES
         assert rule_map(role["rules"]) == expected
     lease = next(r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-election"))
     assert lease["metadata"]["namespace"] == NAMESPACE
@@ -467,3 +517,39 @@ def test_notes_say_that_no_image_is_published(helm: Path) -> None:
     own = notes(helm, "--set", "image.repository=registry.example/ops/credsmith")
     assert "No credsmith image is published" not in own
     assert "Image: registry.example/ops/credsmith:0.1.0" in own
+
+
+def test_identity_provider_url_allow_list(helm: Path) -> None:
+    args = container(render(helm))["args"]
+    assert not [a for a in args if a.startswith("--identity-provider-url-allow")]
+    docs = render(
+        helm, "--set", "identityProviders.urlAllow={https://hydra.auth:4445,https://kc.auth}"
+    )
+    assert [a for a in container(docs)["args"] if a.startswith("--identity-provider")] == [
+        "--identity-provider-url-allow=https://hydra.auth:4445",
+        "--identity-provider-url-allow=https://kc.auth",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "watched"),
+    [
+        ((), True),
+        (("--set", "watchNamespaces={team-a}"), False),
+        (
+            (
+                "--set",
+                "watchNamespaces={team-a}",
+                "--set",
+                "identityProviders.clusterProviders=true",
+            ),
+            True,
+        ),
+        (("--set", "identityProviders.clusterProviders=false"), False),
+    ],
+)
+def test_cluster_identity_providers_are_watched_where_granted(
+    helm: Path, args: tuple[str, ...], watched: bool
+) -> None:
+    operator_args = container(render(helm, *args))["args"]
+    assert ("--no-cluster-identity-providers" not in operator_args) is watched

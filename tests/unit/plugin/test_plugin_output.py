@@ -52,13 +52,35 @@ DASHBOARD = credential("dashboard", {}, kind="ApiClient")
 def test_status_columns() -> None:
     rows = status_rows([PAYMENTS, DASHBOARD], with_namespace=False, wide=False)
     assert rows == [
-        ["KIND", "NAME", "READY", "REASON", "CLIENT ID", "REVISION", "NEXT ROTATION", "CONSUMERS"],
+        [
+            "KIND", "NAME", "READY", "REASON", "CLIENT ID", "REVISION", "NEXT ROTATION",
+            "CONSUMERS", "PROVIDER",
+        ],
         [
             "ServiceAccountCredential", "payments", "True", "Rotated", "svc-payments", "3",
-            "2026-12-30T10:00:00Z", "1/2 rolled out",
+            "2026-12-30T10:00:00Z", "1/2 rolled out", "-",
         ],
         # Not yet reconciled: nothing invented.
-        ["ApiClient", "dashboard", "Unknown", "-", "-", "-", "-", "-"],
+        ["ApiClient", "dashboard", "Unknown", "-", "-", "-", "-", "-", "-"],
+    ]  # fmt: skip
+
+
+def test_provider_column_names_the_provider_and_whether_it_holds_the_value() -> None:
+    def registered(status: str, reason: str) -> dict[str, Any]:
+        return {"conditions": [{"type": "Registered", "status": status, "reason": reason}]}
+
+    hydra = {
+        **credential("a", registered("True", "Registered")),
+        "spec": {"identityProvider": {"name": "hydra"}},
+    }
+    down = {
+        **credential("b", registered("False", "ProviderUnreachable")),
+        "spec": {"identityProvider": {"kind": "ClusterIdentityProvider", "name": "corp"}},
+    }
+    new = {**credential("c", {}), "spec": {"identityProvider": {"name": "hydra"}}}
+    rows = status_rows([hydra, down, new], with_namespace=False, wide=False)
+    assert [row[-1] for row in rows] == [
+        "PROVIDER", "hydra: registered", "cidp/corp: ProviderUnreachable", "hydra: pending",
     ]  # fmt: skip
 
 

@@ -45,6 +45,12 @@ from credsmith.reconcile.credential import (
 )
 from credsmith.reconcile.kinds import API_CLIENT, SERVICE_ACCOUNT_CREDENTIAL, secret_name_of
 from credsmith.reconcile.layout import LAYOUTS
+from credsmith.reconcile.registration import (
+    ProviderSeen,
+    Registration,
+    RegistrationOutcome,
+    apply_outcome,
+)
 from credsmith.reconcile.secret_state import STATE_MAC, StateScope, sealed
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
@@ -155,6 +161,14 @@ class World:
     registry_htpasswd: bool = False
     # The key the operator holds (a test may swap it: a lost key, a restarted operator).
     state_key: StateKey = TEST_STATE_KEY
+    # spec.identityProvider: what the runtime found (None: missing), and the provider's
+    # answer to each registration (default: it holds the client, nothing drifted), called
+    # where the runtime calls client.ensure; every registration asked for, in order.
+    provider: ProviderSeen | None = None
+    answer: Callable[[Registration], RegistrationOutcome] = lambda registration: (
+        RegistrationOutcome()
+    )
+    registrations: list[Registration] = field(default_factory=list)
 
     def __repr__(self) -> str:  # short, and without the Secrets
         return f"World({self.rules.kind}, now={self.now.isoformat()})"
@@ -314,7 +328,11 @@ class World:
             generate=self._recording(),
             registry_htpasswd=self.registry_htpasswd,
             state_key=self.state_key,
+            provider=self.provider,
         )
+        if decision.registration is not None:  # verifier first: before anything is written
+            self.registrations.append(decision.registration)
+            decision = apply_outcome(decision, self.answer(decision.registration))
         assert (resource, secret) == (self.snapshot(), self.secret_snapshot())
         assert before == (self.resource, self.secret), "reconcile changed its input"
         self._check(decision, resource, secret)

@@ -150,3 +150,27 @@ def test_a_refused_write_shows_per_resource_with_the_status_it_left() -> None:
     assert value(registry, "credsmith_credential_ready", **LABELS) == 0
     assert value(registry, "credsmith_not_ready", kind=KEY[0]) == 1
     assert value(registry, PER_RESOURCE[2], **LABELS) == 1797973732 - 86400  # kept
+
+
+def test_registration_and_provider_readiness_series() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    series = {"kind": KEY[0], "namespace": "ns", "name": "a"}
+    metrics.show(KEY, ready_status("True"))
+    assert value(registry, "credsmith_credential_registered", **series) is None  # no provider
+    status = {**ready_status("False"), "identityProvider": {"registered": False}}
+    metrics.show(KEY, status)
+    assert value(registry, "credsmith_credential_registered", **series) == 0
+    status = {**ready_status("True"), "identityProvider": {"registered": True, "clientId": "c"}}
+    metrics.show(KEY, status)
+    assert value(registry, "credsmith_credential_registered", **series) == 1
+
+    provider = ("ClusterIdentityProvider", "", "hydra")
+    labels = {"kind": provider[0], "namespace": "", "name": "hydra"}
+    metrics.provider_ready(provider, True)
+    assert value(registry, "credsmith_identity_provider_ready", **labels) == 1
+    metrics.provider_ready(provider, False)
+    assert value(registry, "credsmith_identity_provider_ready", **labels) == 0
+    metrics.provider_ready(provider, None)  # deleted: the series goes
+    assert value(registry, "credsmith_identity_provider_ready", **labels) is None
+    metrics.provider_ready(provider, None)  # and going twice is fine

@@ -1,6 +1,7 @@
--- Argo CD health check for credsmith.io ServiceAccountCredential and ApiClient.
--- Both kinds report the same status, so both directories hold this same file
--- (a test keeps them byte-for-byte identical, and equal to argocd-cm-patch.yaml).
+-- Argo CD health check for credsmith.io ServiceAccountCredential, ApiClient,
+-- IdentityProvider and ClusterIdentityProvider. Every kind reports its state in the
+-- same conditions, so every directory holds this same file (a test keeps them
+-- byte-for-byte identical, and equal to argocd-cm-patch.yaml).
 --
 -- Reads the global `obj`; returns {status = ..., message = ...}. Lua 5.1 with only
 -- the base library: no string/math calls, so it runs in argocd-cm without
@@ -15,6 +16,11 @@ local needs_a_person = {
   InvalidSpec = true,
   InvalidTemplate = true,
   SecretConflict = true,
+  -- Identity providers: an address the operator may not call, admin credentials the
+  -- provider refuses or that lack a role.
+  URLNotAllowed = true,
+  ProviderLoginRefused = true,
+  ProviderForbidden = true,
 }
 
 local function text(value)

@@ -1,0 +1,1 @@
+"""Identity providers that also verify what credsmith issues (Ory Hydra, Keycloak)."""

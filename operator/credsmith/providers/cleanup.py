@@ -1,0 +1,45 @@
+"""Which of a provider's clients to delete: level-based, no finalizers. Pure.
+
+A credential's client is deleted when its owner is gone, not when a delete event is seen:
+every resync (and at start, and soon after a credential's deletion) the provider's clients
+that carry our marker are compared with the credentials that exist. So a namespace deletion
+never waits for a provider, a missed event costs nothing, and a provider that was down when
+the credential went is cleaned once it is back.
+
+What decides is the owner's UID (a credential deleted and created again under the same name
+is another owner, with its own client). A client is kept whenever there is doubt:
+- it carries another provider resource's marker (another IdentityProvider pointed at the same
+  Hydra or realm cleans its own);
+- its owner's namespace is one this operator does not watch (another operator, or this one
+  with other --namespace flags, may own it);
+- the caller has not synced its informers (then it must not call this at all: an empty cache
+  looks like every owner is gone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from credsmith.providers.base import MarkedClient
+
+
+def clients_to_delete(
+    marked: Iterable[MarkedClient],
+    provider_uid: str,
+    live_owner_uids: set[str],
+    watched: Callable[[str], bool],
+) -> list[str]:
+    """The client IDs to delete from the provider whose resource has `provider_uid`.
+
+    `marked`: the provider's clients with our marker (client.list_marked). `live_owner_uids`:
+    the UIDs of the credentials that exist AND name this provider in spec.identityProvider
+    (one that no longer names it has let its client go). `watched(namespace)`: whether this
+    operator watches that namespace. Sorted, each once."""
+    doomed = {
+        client.client_id
+        for client in marked
+        if client.marker.provider_uid == provider_uid
+        and watched(client.marker.owner.namespace)
+        and client.marker.owner.uid not in live_owner_uids
+    }
+    return sorted(doomed)

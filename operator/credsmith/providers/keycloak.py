@@ -1,0 +1,315 @@
+"""Keycloak's admin REST API, as IdentityProviderClient (base.py).
+
+The operator signs in as a confidential client of the realm (client_credentials) whose
+service account has realm-management's `manage-clients`, never as a master admin. That
+role alone lists, reads, creates, updates and deletes the realm's clients and their scopes
+and protocol mappers, and reads the realm's client scopes (checked on Keycloak 26.5.6).
+
+What the client holds and how it is compared: keycloak_rep.py. Scope is the client's
+default client scopes (each must exist in the realm, else REJECTED naming it); audience is
+one `oidc-audience-mapper` per audience. The secret is compared with the one Keycloak
+returns in the client (to `manage-clients` only), constant-time, never logged: no token
+request, so no login events and no brute-force counter on the client.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from credsmith.providers import keycloak_rep as rep_
+from credsmith.providers.base import (
+    DesiredClient,
+    MarkedClient,
+    ProviderError,
+    ProviderReason,
+)
+
+PAGE = 100  # clients per page when listing (the admin API's `q` refuses our attributes)
+TOKEN_EARLY = 30.0  # seconds before its expiry a cached admin token is renewed
+
+
+class KeycloakClient:
+    """One realm of one Keycloak. `url` is Keycloak's base URL (no /admin, no /realms)."""
+
+    # Keycloak drops a rotated secret on every client update: keycloak_rep.py says more.
+    holds_two_secrets = False
+
+    def __init__(
+        self,
+        url: str,
+        realm: str,
+        admin_client_id: str,
+        admin_client_secret: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.realm = realm
+        self.admin_client_id = admin_client_id
+        self._admin_secret = admin_client_secret
+        self._session = session
+        self._owns_session = session is None
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._clock = clock
+        self._token: str | None = None
+        self._token_until = 0.0
+        self._admin = f"{self.url}/admin/realms/{quote(realm, safe='')}"
+        self.token_url = f"{self.url}/realms/{quote(realm, safe='')}/protocol/openid-connect/token"
+
+    def __repr__(self) -> str:  # never the admin secret
+        return (
+            f"KeycloakClient({self.url!r}, realm={self.realm!r}, client={self.admin_client_id!r})"
+        )
+
+    # -- IdentityProviderClient
+
+    async def check(self) -> None:
+        await self._admin_call("GET", "/clients", params={"first": "0", "max": "1"})
+
+    async def ensure(self, desired: DesiredClient) -> tuple[str, ...]:
+        rep_.check_supported(desired)
+        scope_ids = await self._scope_ids(desired.scope)
+        fields = rep_.desired_fields(desired)
+        found = await self._find(desired.client_id)
+        changed: list[str] = []
+        if found is None:
+            await self._admin_call("POST", "/clients", json=fields)
+            found = await self._find(desired.client_id)
+            if found is None:
+                raise ProviderError(
+                    ProviderReason.ERROR,
+                    f"Keycloak: client {desired.client_id} not found after creating it",
+                )
+            changed.append("client")
+        elif not rep_.is_ours(found, desired.marker):
+            raise ProviderError(
+                ProviderReason.CONFLICT,
+                f"Keycloak realm {self.realm} has a client {desired.client_id} that credsmith "
+                "did not register for this owner: left untouched",
+            )
+        else:
+            differ = rep_.differences(desired, found)
+            if differ or rep_.recorded_scopes(found) != set(desired.scope):
+                await self._admin_call(
+                    "PUT", f"/clients/{found['id']}", json=rep_.merged(found, fields)
+                )
+            changed += differ
+        if await self._put_back_scopes(found, desired, scope_ids):
+            changed.append("scope")
+        if await self._put_back_audience(found, desired):
+            changed.append("audience")
+        return tuple(dict.fromkeys(changed)) if "client" not in changed else ("client",)
+
+    async def list_marked(self, provider_uid: str) -> list[MarkedClient]:
+        marked: list[MarkedClient] = []
+        first = 0
+        while True:
+            page = await self._admin_call(
+                "GET", "/clients", params={"first": str(first), "max": str(PAGE)}
+            )
+            if not isinstance(page, list):
+                raise ProviderError(ProviderReason.ERROR, "Keycloak: clients list is not a list")
+            for client in page:
+                marker = rep_.marker_of(client)
+                if marker is not None and marker.provider_uid == provider_uid:
+                    marked.append(MarkedClient(client_id=client["clientId"], marker=marker))
+            if len(page) < PAGE:
+                return marked
+            first += PAGE
+
+    async def delete(self, client_id: str) -> None:
+        found = await self._find(client_id)
+        if found is None:
+            return
+        if rep_.marker_of(found) is None:  # clean-up only ever removes clients of ours
+            raise ProviderError(
+                ProviderReason.CONFLICT,
+                f"Keycloak: client {client_id} carries no credsmith marker: not deleted",
+            )
+        await self._admin_call("DELETE", f"/clients/{found['id']}", missing_ok=True)
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    # -- scope and audience (sub-resources of the client)
+
+    async def _scope_ids(self, names: tuple[str, ...]) -> dict[str, str]:
+        if not names:
+            return {}
+        scopes = await self._admin_call("GET", "/client-scopes")
+        ids = {scope["name"]: scope["id"] for scope in scopes or []}
+        unknown = [name for name in names if name not in ids]
+        if unknown:
+            raise ProviderError(
+                ProviderReason.REJECTED,
+                f"Keycloak realm {self.realm} has no client scope {', '.join(unknown)}",
+            )
+        return {name: ids[name] for name in names}
+
+    async def _put_back_scopes(
+        self, client: Mapping[str, Any], desired: DesiredClient, scope_ids: Mapping[str, str]
+    ) -> bool:
+        """Every desired scope a default client scope; the ones we added before and no
+        longer want removed (the realm's own defaults stay)."""
+        path = f"/clients/{client['id']}/default-client-scopes"
+        held = {scope["name"]: scope["id"] for scope in await self._admin_call("GET", path) or []}
+        stale = (rep_.recorded_scopes(client) - set(desired.scope)) & held.keys()
+        missing = [name for name in desired.scope if name not in held]
+        for name in missing:
+            await self._admin_call("PUT", f"{path}/{scope_ids[name]}")
+        for name in sorted(stale):
+            await self._admin_call("DELETE", f"{path}/{held[name]}", missing_ok=True)
+        return bool(missing or stale)
+
+    async def _put_back_audience(self, client: Mapping[str, Any], desired: DesiredClient) -> bool:
+        held = rep_.audience_mappers(client)
+        path = f"/clients/{client['id']}/protocol-mappers/models"
+        stale = [held[audience] for audience in held if audience not in desired.audience]
+        missing = [audience for audience in desired.audience if audience not in held]
+        for mapper_id in stale:
+            await self._admin_call("DELETE", f"{path}/{mapper_id}", missing_ok=True)
+        for audience in missing:
+            await self._admin_call("POST", path, json=rep_.audience_mapper(audience))
+        return bool(stale or missing)
+
+    async def _find(self, client_id: str) -> dict[str, Any] | None:
+        found = await self._admin_call("GET", "/clients", params={"clientId": client_id})
+        for client in found or []:
+            if client.get("clientId") == client_id:  # the parameter is exact; be sure
+                return dict(client)
+        return None
+
+    # -- HTTP
+
+    async def _admin_call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        missing_ok: bool = False,
+    ) -> Any:
+        """An admin API call with the cached token; a 401 renews the token once."""
+        for attempt in (1, 2):
+            token = await self._admin_token()
+            status, body = await self._request(
+                method,
+                self._admin + path,
+                params=params,
+                json=json,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            if status == 401 and attempt == 1:
+                self._token = None  # revoked or expired early: sign in again
+                continue
+            if status == 404 and missing_ok:
+                return None
+            if status >= 400:
+                raise _failure(method, self._admin + path, status, body)
+            return body
+        raise AssertionError("unreachable")
+
+    async def _admin_token(self) -> str:
+        if self._token is not None and self._clock() < self._token_until:
+            return self._token
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.admin_client_id,
+            "client_secret": self._admin_secret,
+        }
+        status, body = await self._request("POST", self.token_url, data=form)
+        if (
+            status in (400, 401)
+            and isinstance(body, dict)
+            and body.get("error")
+            in (
+                "invalid_client",
+                "unauthorized_client",
+            )
+        ):
+            raise ProviderError(
+                ProviderReason.LOGIN_REFUSED,
+                f"Keycloak refused the admin client {self.admin_client_id} at {self.token_url}: "
+                f"{status} {_provider_text(body)}",
+            )
+        if status >= 400:
+            raise _failure("POST", self.token_url, status, body)
+        if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+            raise ProviderError(
+                ProviderReason.ERROR, f"Keycloak: no access_token from {self.token_url}"
+            )
+        lifetime = float(body.get("expires_in") or 60)
+        self._token = body["access_token"]
+        self._token_until = self._clock() + max(lifetime - TOKEN_EARLY, lifetime / 2)
+        return self._token
+
+    async def _request(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+        """Status and JSON body (None when empty or not JSON); transport failures mapped."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+            self._owns_session = True
+        try:
+            async with self._session.request(
+                method, url, ssl=self._ssl, timeout=self._timeout, **kwargs
+            ) as response:
+                text = await response.text()
+                try:
+                    body = await response.json(content_type=None) if text else None
+                except ValueError:
+                    body = None
+                return response.status, body
+        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
+            # The certificate's complaint (e.g. "self-signed certificate") where there is one.
+            certificate = getattr(exc, "certificate_error", None)
+            detail = getattr(certificate, "verify_message", None) or type(exc).__name__
+            raise ProviderError(
+                ProviderReason.TLS_ERROR, f"Keycloak at {self.url}: TLS failed: {detail}"
+            ) from None
+        except TimeoutError:
+            raise ProviderError(
+                ProviderReason.UNREACHABLE, f"Keycloak at {self.url}: no answer in time"
+            ) from None
+        except aiohttp.ClientConnectionError as exc:
+            raise ProviderError(
+                ProviderReason.UNREACHABLE,
+                f"Keycloak at {self.url} unreachable: {type(exc).__name__}",
+            ) from None
+
+
+def _provider_text(body: Any) -> str:
+    """Keycloak's own error fields, bounded and on one line; never the body verbatim."""
+    if not isinstance(body, dict):
+        return ""
+    parts = [
+        str(body[key])
+        for key in ("errorMessage", "error", "error_description")
+        if isinstance(body.get(key), str | int)
+    ]
+    text = ": ".join(dict.fromkeys(parts))
+    return "".join(char if char.isprintable() else " " for char in text)[:200]
+
+
+def _failure(method: str, url: str, status: int, body: Any) -> ProviderError:
+    reason = {
+        401: ProviderReason.LOGIN_REFUSED,
+        403: ProviderReason.FORBIDDEN,
+        409: ProviderReason.CONFLICT,
+        400: ProviderReason.REJECTED,
+        422: ProviderReason.REJECTED,
+    }.get(status, ProviderReason.ERROR)
+    return ProviderError(
+        reason, f"Keycloak {method} {url}: {status} {_provider_text(body)}".rstrip()
+    )

@@ -1,0 +1,530 @@
+"""Identity providers end to end: a real kube-apiserver, the operator as a process, and a
+real Ory Hydra (tests/providers/hydra.py). What a consumer sees is checked at Hydra's own
+token endpoint, with what the Secret holds.
+
+Each test has its namespace; tests share this worker's Hydra (client IDs are UUIDs), except
+those that stop it (`fresh_hydra`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from credsmith.dev.hydra import LocalHydra
+from tests.e2e.cluster import (
+    GROUP,
+    VERSION,
+    Cluster,
+    Exposure,
+    Operator,
+    manifest,
+    wait_for,
+)
+from tests.e2e.faults import free_port
+from tests.providers import keycloak as kc
+from tests.providers.hydra import admin_call, token_with_assertion, token_with_secret
+from tests.providers.keycloak import (
+    KeycloakRealm,
+    keycloak_realm_fixture,  # noqa: F401 (the fixture keycloak_realm)
+    keycloak_server_fixture,  # noqa: F401 (the fixture keycloak_server)
+)
+
+SACREDS = "serviceaccountcredentials"
+IDPS = "identityproviders"
+CIDPS = "clusteridentityproviders"
+# The issue: drift is put back within `resync` (1m here); under load, give it two.
+DRIFT_TIMEOUT = 150.0
+
+
+def apply(cluster: Cluster, namespace: str, body: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+
+
+def hydra_provider(name: str, hydra: LocalHydra, resync: str = "1m") -> dict[str, Any]:
+    spec = {"hydra": {"adminURL": hydra.admin_url, "publicURL": hydra.public_url}}
+    return manifest("IdentityProvider", name, {**spec, "resync": resync})
+
+
+def sacred(name: str, provider: str, **spec: Any) -> dict[str, Any]:
+    ref: dict[str, Any] = {"name": provider, "client": {"scope": ["read"]}}
+    ref.update(spec.pop("identityProvider", {}))
+    return manifest(
+        "ServiceAccountCredential",
+        name,
+        {"serviceAccount": name, "identityProvider": ref, **spec},
+    )
+
+
+def get(custom: client.CustomObjectsApi, namespace: str, plural: str, name: str) -> Any:
+    return custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    for found in (obj.get("status") or {}).get("conditions") or ():
+        if found.get("type") == type_:
+            return dict(found)
+    return {}
+
+
+def wait_condition(
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    plural: str,
+    name: str,
+    type_: str,
+    status: str,
+    timeout: float = 90,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    def met() -> dict[str, Any] | None:
+        obj = get(custom, namespace, plural, name)
+        found = condition(obj, type_)
+        if found.get("status") == status and (reason is None or found.get("reason") == reason):
+            return dict(obj)
+        return None
+
+    found: dict[str, Any] = wait_for(
+        met, timeout, interval=0.3, what=f"{name}: {type_}={status} {reason or ''}"
+    )
+    return found
+
+
+def secret_data(
+    core: client.CoreV1Api, exposure: Exposure, namespace: str, name: str
+) -> dict[str, str]:
+    secret = core.read_namespaced_secret(name, namespace)
+    return exposure.record_secret(client.ApiClient().sanitize_for_serialization(secret))
+
+
+def hydra_client(hydra: LocalHydra, client_id: str) -> tuple[int, Any]:
+    return admin_call(hydra, "GET", f"/admin/clients/{client_id}")
+
+
+def registered(
+    cluster: Cluster,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    hydra: LocalHydra,
+    name: str = "orders",
+    resync: str = "1m",
+    **spec: Any,
+) -> dict[str, Any]:
+    apply(cluster, namespace, hydra_provider("hydra", hydra, resync))
+    apply(cluster, namespace, sacred(name, "hydra", **spec))
+    wait_condition(custom, namespace, SACREDS, name, "Registered", "True")
+    return wait_condition(custom, namespace, SACREDS, name, "Ready", "True")
+
+
+def test_client_secret_is_registered_and_gets_a_token(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    hydra: LocalHydra,
+) -> None:
+    obj = registered(cluster, custom, namespace, hydra)
+    data = secret_data(core, exposure, namespace, "orders")
+    assert obj["status"]["identityProvider"]["registered"] is True
+    assert obj["status"]["identityProvider"]["clientId"] == data["client_id"]
+
+    status, body = token_with_secret(hydra.token_url, data["client_id"], data["client_secret"])
+    assert status == 200, body
+    assert body["access_token"]
+    status, body = token_with_secret(
+        hydra.token_url, data["client_id"], data["client_secret"], scope="read"
+    )
+    assert status == 200, body
+    status, body = token_with_secret(hydra.token_url, data["client_id"], "wrong-" * 8)
+    assert status == 401, body
+
+    # The provider's own status: reached, and one client of ours.
+    provider = wait_condition(custom, namespace, IDPS, "hydra", "Ready", "True")
+    wait_for(lambda: get(custom, namespace, IDPS, "hydra")["status"].get("clients") == 1, 90)
+    assert provider["status"]["observedGeneration"] == provider["metadata"]["generation"]
+
+    # No finalizer anywhere: a namespace deletion never waits for a provider.
+    assert not get(custom, namespace, SACREDS, "orders")["metadata"].get("finalizers")
+    assert not get(custom, namespace, IDPS, "hydra")["metadata"].get("finalizers")
+    assert not core.read_namespaced_secret("orders", namespace).metadata.finalizers
+
+    # No value in the operator's logs, the Events or any status.
+    shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
+    assert exposure.leaks(shown) == []
+    assert exposure.leaks(operator.logs()) == []
+
+
+def test_a_rotated_secret_gets_a_token_on_the_first_try(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    hydra: LocalHydra,
+) -> None:
+    registered(cluster, custom, namespace, hydra)
+    before = secret_data(core, exposure, namespace, "orders")
+    cluster.kubectl(
+        "annotate", "--overwrite", "-n", namespace, "sacred/orders", "credsmith.io/rotate=now-1"
+    )
+    # Verifier first: the moment the Secret holds the new value, Hydra accepts it.
+    after = wait_for(
+        lambda: (
+            (d := secret_data(core, exposure, namespace, "orders"))["client_secret"]
+            != before["client_secret"]
+            and d
+        ),
+        90,
+        interval=0.05,
+        what="a new secret",
+    )
+    status, body = token_with_secret(hydra.token_url, after["client_id"], after["client_secret"])
+    assert status == 200, body
+    # Hydra holds one secret: the old one is gone at once (OverlapUnsupported says so).
+    status, _ = token_with_secret(hydra.token_url, before["client_id"], before["client_secret"])
+    assert status == 401
+
+
+def test_overlap_unsupported_on_hydra_before_the_first_rotation(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    hydra: LocalHydra,
+) -> None:
+    apply(cluster, namespace, hydra_provider("hydra", hydra))
+    apply(cluster, namespace, sacred("overlap", "hydra", rotation={"overlap": "1h"}))
+    obj = wait_condition(
+        custom, namespace, SACREDS, "overlap", "Registered", "True", reason="OverlapUnsupported"
+    )
+    assert obj["status"]["revision"] == 1  # before any rotation
+    assert "previous value" in condition(obj, "Registered")["message"]
+
+
+def test_key_pair_gets_a_token_with_a_signed_assertion_across_a_rotation(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    hydra: LocalHydra,
+) -> None:
+    keys = {"algorithm": "ECDSA-P256"}
+    registered(
+        cluster,
+        custom,
+        namespace,
+        hydra,
+        "signer",
+        type="KeyPair",
+        keyPair=keys,
+        rotation={"period": "720h", "overlap": "1h"},
+    )
+    first = secret_data(core, exposure, namespace, "signer")
+
+    def token(data: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        return token_with_assertion(
+            hydra.token_url,
+            data["client_id"],
+            data["private_key.pem"],
+            kid=data["key_id"],
+            algorithm="ES256",
+        )
+
+    status, body = token(first)
+    assert status == 200, body
+    cluster.kubectl(
+        "annotate", "--overwrite", "-n", namespace, "sacred/signer", "credsmith.io/rotate=now-1"
+    )
+    second = wait_for(
+        lambda: (
+            (d := secret_data(core, exposure, namespace, "signer"))["key_id"] != first["key_id"]
+            and d
+        ),
+        90,
+        interval=0.05,
+        what="a new key",
+    )
+    status, body = token(second)
+    assert status == 200, body  # on the first try, right after the Secret changed
+    # The previous key stays in the client's JWKS through the overlap.
+    status, body = token(first)
+    assert status == 200, body
+
+
+def test_drift_in_hydra_is_put_back_within_resync(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    hydra: LocalHydra,
+) -> None:
+    registered(cluster, custom, namespace, hydra)
+    data = secret_data(core, exposure, namespace, "orders")
+    client_id, secret = data["client_id"], data["client_secret"]
+
+    def works() -> bool:
+        return token_with_secret(hydra.token_url, client_id, secret, scope="read")[0] == 200
+
+    def drift_events() -> list[str]:
+        events = core.list_namespaced_event(namespace).items
+        return [e.message for e in events if e.reason == "ProviderDrift"]
+
+    # Someone edits the scope in Hydra: the token request with our scope fails until put back.
+    assert hydra_client(hydra, client_id)[0] == 200
+    patch = [{"op": "replace", "path": "/scope", "value": "other"}]
+    assert admin_call(hydra, "PATCH", f"/admin/clients/{client_id}", patch, patch=True)[0] == 200
+    assert not works()
+    wait_for(works, DRIFT_TIMEOUT, interval=1, what="the scope put back")
+    wait_for(lambda: any("scope" in m for m in drift_events()), 30, what="a ProviderDrift Event")
+
+    # Someone changes its secret in Hydra.
+    patch = [{"op": "replace", "path": "/client_secret", "value": "changed-" * 6}]
+    assert admin_call(hydra, "PATCH", f"/admin/clients/{client_id}", patch, patch=True)[0] == 200
+    assert not works()
+    wait_for(works, DRIFT_TIMEOUT, interval=1, what="the secret put back")
+
+    # Someone deletes the client.
+    assert admin_call(hydra, "DELETE", f"/admin/clients/{client_id}")[0] == 204
+    wait_for(works, DRIFT_TIMEOUT, interval=1, what="the client created again")
+    # The consumer's value never changed.
+    assert secret_data(core, exposure, namespace, "orders") == data
+
+
+def test_deleting_the_credential_deletes_its_client(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    hydra: LocalHydra,
+) -> None:
+    # A resync far off: the deletion itself, not the resync, makes the clean-up.
+    registered(cluster, custom, namespace, hydra, resync="10m")
+    client_id = secret_data(core, exposure, namespace, "orders")["client_id"]
+    assert hydra_client(hydra, client_id)[0] == 200
+    cluster.kubectl("delete", "-n", namespace, "sacred/orders", "--wait=false")
+    wait_for(lambda: hydra_client(hydra, client_id)[0] == 404, 60, interval=1, what="deleted")
+    wait_for(lambda: get(custom, namespace, IDPS, "hydra")["status"].get("clients") == 0, 30)
+
+
+def test_hydra_down_then_back_without_an_operator_restart(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    fresh_hydra: LocalHydra,
+) -> None:
+    hydra = fresh_hydra
+    registered(cluster, custom, namespace, hydra)
+    data = secret_data(core, exposure, namespace, "orders")
+    starts = operator.starts
+    hydra.stop()
+    # Found at the next resync at the latest (1m), named with its address.
+    obj = wait_condition(
+        custom, namespace, SACREDS, "orders", "Registered", "False", timeout=DRIFT_TIMEOUT
+    )
+    message = condition(obj, "Registered")["message"]
+    assert f"127.0.0.1:{hydra.admin_port}" in message, message
+    assert condition(obj, "Ready")["status"] == "False"
+    wait_condition(custom, namespace, IDPS, "hydra", "Ready", "False", timeout=DRIFT_TIMEOUT)
+    assert secret_data(core, exposure, namespace, "orders") == data  # the Secret is untouched
+
+    # A new Hydra on the same ports (in memory: it lost every client): registered again.
+    hydra.start()
+    wait_condition(custom, namespace, SACREDS, "orders", "Registered", "True", timeout=120)
+    wait_condition(custom, namespace, SACREDS, "orders", "Ready", "True", timeout=30)
+    status, body = token_with_secret(hydra.token_url, data["client_id"], data["client_secret"])
+    assert status == 200, body
+    wait_condition(custom, namespace, IDPS, "hydra", "Ready", "True", timeout=120)
+    assert operator.starts == starts
+    assert operator.process is not None
+    assert operator.process.poll() is None
+
+
+@pytest.fixture
+def cluster_provider(cluster: Cluster, hydra: LocalHydra, namespace: str) -> Any:
+    name = f"hydra-{namespace}"[:63]
+    spec = {
+        "hydra": {"adminURL": hydra.admin_url, "publicURL": hydra.public_url},
+        "resync": "1m",
+        "allowedNamespaces": {"matchLabels": {"credsmith-test/allowed": namespace[:63]}},
+    }
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(manifest(CIDP_KIND, name, spec)))
+    yield name
+    cluster.kubectl("delete", CIDPS, name, "--wait=false", check=False)
+
+
+CIDP_KIND = "ClusterIdentityProvider"
+
+
+def test_a_cluster_provider_serves_only_the_namespaces_it_allows(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    hydra: LocalHydra,
+    cluster_provider: str,
+) -> None:
+    body = sacred("tenant", cluster_provider, identityProvider={"kind": CIDP_KIND})
+    apply(cluster, namespace, body)
+    obj = wait_condition(
+        custom, namespace, SACREDS, "tenant", "Registered", "False", reason="ProviderNotAllowed"
+    )
+    assert condition(obj, "Ready")["status"] == "False"
+    # Another namespace's IdentityProvider cannot be named at all: only this one's are found.
+    apply(cluster, namespace, sacred("elsewhere", "no-such-provider"))
+    wait_condition(
+        custom, namespace, SACREDS, "elsewhere", "Registered", "False", reason="ProviderNotFound"
+    )
+    # Labelled to be allowed: registered, with no restart.
+    label = f"credsmith-test/allowed={namespace[:63]}"
+    cluster.kubectl("label", "namespace", namespace, label)
+    wait_condition(custom, namespace, SACREDS, "tenant", "Registered", "True")
+    data = secret_data(core, exposure, namespace, "tenant")
+    status, body = token_with_secret(hydra.token_url, data["client_id"], data["client_secret"])
+    assert status == 200, body
+
+
+def test_a_provider_outside_the_url_allow_list_is_never_called(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    hydra: LocalHydra,
+) -> None:
+    operator.stop()
+    operator.start("--identity-provider-url-allow=https://hydra.example.test/")
+    operator.wait_watching()
+    apply(cluster, namespace, hydra_provider("hydra", hydra))
+    apply(cluster, namespace, sacred("orders", "hydra"))
+    provider = wait_condition(
+        custom, namespace, IDPS, "hydra", "Ready", "False", reason="URLNotAllowed"
+    )
+    assert hydra.admin_url in condition(provider, "Ready")["message"]
+    wait_condition(
+        custom, namespace, SACREDS, "orders", "Registered", "False", reason="URLNotAllowed"
+    )
+    time.sleep(2)
+    # Nothing was registered in Hydra for it.
+    status, found = admin_call(hydra, "GET", "/admin/clients?page_size=500")
+    assert status == 200
+    owners = [c.get("metadata", {}) for c in found or ()]
+    assert not any(namespace in json.dumps(o) for o in owners)
+
+
+@pytest.mark.xdist_group("keycloak")  # one Keycloak per run (tests/providers/keycloak.py)
+def test_keycloak_token_rotation_and_deletion(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    keycloak_realm: KeycloakRealm,
+) -> None:
+    realm = keycloak_realm
+    exposure.values.add(realm.admin_client_secret)  # never shown either
+    admin = {"client-id": realm.admin_client_id, "client-secret": realm.admin_client_secret}
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "keycloak-admin"}, "stringData": admin}
+    )
+    spec = {
+        "keycloak": {
+            "url": realm.url,
+            "realm": realm.realm,
+            "credentialsSecretRef": {
+                "name": "keycloak-admin",
+                "clientIdKey": "client-id",
+                "clientSecretKey": "client-secret",
+            },
+        },
+        "resync": "1m",
+    }
+    apply(cluster, namespace, manifest("IdentityProvider", "keycloak", spec))
+    apply(cluster, namespace, sacred("orders", "keycloak", identityProvider={"client": {}}))
+    wait_condition(custom, namespace, SACREDS, "orders", "Registered", "True", timeout=120)
+    wait_condition(custom, namespace, IDPS, "keycloak", "Ready", "True")
+    data = secret_data(core, exposure, namespace, "orders")
+    status, body = kc.token_with_secret(realm.token_url, data["client_id"], data["client_secret"])
+    assert status == 200, body
+    status, _ = kc.token_with_secret(realm.token_url, data["client_id"], "wrong-" * 8)
+    assert status == 401
+
+    # Rotation: the new value gets a token the moment the Secret holds it.
+    cluster.kubectl(
+        "annotate", "--overwrite", "-n", namespace, "sacred/orders", "credsmith.io/rotate=now-1"
+    )
+    after = wait_for(
+        lambda: (
+            (d := secret_data(core, exposure, namespace, "orders"))["client_secret"]
+            != data["client_secret"]
+            and d
+        ),
+        90,
+        interval=0.05,
+        what="a new secret",
+    )
+    status, body = kc.token_with_secret(realm.token_url, after["client_id"], after["client_secret"])
+    assert status == 200, body
+
+    # Deleting the credential deletes its client within a minute.
+    assert realm.client(data["client_id"]) is not None
+    cluster.kubectl("delete", "-n", namespace, "sacred/orders", "--wait=false")
+    wait_for(lambda: realm.client(data["client_id"]) is None, 60, interval=1, what="deleted")
+    shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
+    assert exposure.leaks(shown) == []
+    assert exposure.leaks(operator.logs()) == []
+
+
+def test_metrics_show_the_provider_and_the_registration(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    fresh_hydra: LocalHydra,
+) -> None:
+    operator.stop()
+    metrics_port = free_port()
+    operator.start(f"--metrics-port={metrics_port}")
+    operator.wait_watching()
+    registered(cluster, custom, namespace, fresh_hydra)
+    provider = ("credsmith_identity_provider_ready", "IdentityProvider", "hydra")
+    credential = ("credsmith_credential_registered", "ServiceAccountCredential", "orders")
+
+    def sample(series: tuple[str, str, str]) -> float | None:
+        """The value of a series with these labels (in whatever order they come)."""
+        metric, kind, name = series
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        wanted = {f'kind="{kind}"', f'name="{name}"', f'namespace="{namespace}"'}
+        for line in text.splitlines():
+            if line.startswith(metric + "{"):
+                labels, _, value = line[len(metric) + 1 :].rpartition("} ")
+                if set(labels.split(",")) == wanted:
+                    return float(value)
+        return None
+
+    wait_for(lambda: sample(provider) == 1.0, 60, what="the provider ready")
+    wait_for(lambda: sample(credential) == 1.0, 60, what="the credential registered")
+    fresh_hydra.stop()
+    wait_for(lambda: sample(credential) == 0.0, DRIFT_TIMEOUT, interval=1, what="not registered")
+    wait_for(lambda: sample(provider) == 0.0, DRIFT_TIMEOUT, interval=1, what="the provider down")
+    cluster.kubectl("delete", "-n", namespace, "idp/hydra")
+    wait_for(lambda: sample(provider) is None, 60, what="the provider's series gone")

@@ -1,0 +1,43 @@
+"""The clean-up decision (providers/cleanup.py): which marked clients go. Pure."""
+
+from credsmith.providers.base import MarkedClient, Marker, Owner
+from credsmith.providers.cleanup import clients_to_delete
+
+PROVIDER = "uid-provider"
+WATCHED = {"team-a", "team-b"}
+
+
+def client(client_id, owner_uid, namespace="team-a", provider=PROVIDER):
+    owner = Owner("ServiceAccountCredential", namespace, f"name-{owner_uid}", owner_uid)
+    return MarkedClient(client_id, Marker(provider, owner, revision=1))
+
+
+def decide(marked, live):
+    return clients_to_delete(marked, PROVIDER, set(live), lambda ns: ns in WATCHED)
+
+
+def test_a_client_whose_owner_is_gone_is_deleted():
+    assert decide([client("c1", "dead")], live=[]) == ["c1"]
+
+
+def test_a_client_of_a_live_owner_is_kept():
+    assert decide([client("c1", "alive")], live=["alive"]) == []
+
+
+def test_a_recreated_owner_of_the_same_name_is_another_owner():
+    # Names are reused; the UID decides: the old client goes, the new one stays.
+    old, new = client("c-old", "uid-1"), client("c-new", "uid-2")
+    assert decide([old, new], live=["uid-2"]) == ["c-old"]
+
+
+def test_another_provider_resources_clients_are_kept():
+    assert decide([client("c1", "dead", provider="uid-other")], live=[]) == []
+
+
+def test_a_client_of_an_unwatched_namespace_is_kept():
+    assert decide([client("c1", "dead", namespace="team-z")], live=[]) == []
+
+
+def test_sorted_and_once():
+    marked = [client("b", "dead"), client("a", "dead2"), client("b", "dead")]
+    assert decide(marked, live=[]) == ["a", "b"]

@@ -1,0 +1,78 @@
+"""HydraClient's HTTP plumbing against a local aiohttp server standing in for what may sit
+in front of Hydra's admin API (a proxy that logs in, redirects, or fails): the answers a
+bare Hydra never gives. Hydra itself: tests/e2e/test_provider_hydra.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+from aiohttp import web
+
+from credsmith.providers.base import ProviderError, ProviderReason
+from credsmith.providers.hydra import HydraClient
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def check_against(handler: Handler) -> tuple[ProviderError, list[str]]:
+    """HydraClient.check() against `handler`; the error and the paths it was asked for."""
+    asked: list[str] = []
+
+    async def recording(request: web.Request) -> web.StreamResponse:
+        asked.append(request.path)
+        return await handler(request)
+
+    async def main() -> ProviderError:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", recording)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        client = HydraClient(f"http://127.0.0.1:{runner.addresses[0][1]}")
+        try:
+            with pytest.raises(ProviderError) as caught:
+                await client.check()
+            return caught.value
+        finally:
+            await client.close()
+            await runner.cleanup()
+
+    return asyncio.run(main()), asked
+
+
+def test_a_redirect_is_not_followed() -> None:
+    async def handler(request: web.Request) -> web.Response:
+        raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
+
+    error, asked = check_against(handler)
+    assert error.reason is ProviderReason.ERROR
+    assert "302" in error.message
+    assert asked == ["/admin/clients"]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(401, ProviderReason.LOGIN_REFUSED), (403, ProviderReason.FORBIDDEN)],
+)
+def test_a_refused_login_and_a_forbidden_call_keep_the_error_text(
+    status: int, reason: ProviderReason
+) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        body = {"error": "access_denied", "error_description": "token\nexpired"}
+        return web.json_response(body, status=status)
+
+    error, _ = check_against(handler)
+    assert error.reason is reason
+    assert error.message.endswith(f"/admin/clients: {status} access_denied: token expired")
+
+
+def test_an_answer_that_is_not_hydras_is_not_quoted() -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(status=502, text="<html>internal-host.corp secrets</html>")
+
+    error, _ = check_against(handler)
+    assert error.reason is ProviderReason.ERROR
+    assert error.message.endswith("/admin/clients: 502")

@@ -1,0 +1,139 @@
+"""The provider controller's pure parts: the URL allow-list, the registration memo, which
+provider a credential names, and when a provider's clean-up is scheduled (its status:
+tests/unit/reconcile/test_provider_status.py)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from credsmith.providers.base import DesiredClient, Marker, Owner
+from credsmith.reconcile.snapshots import ResourceSnapshot
+from credsmith.runtime.kinds import Key
+from credsmith.runtime.provider_kinds import ProviderOptions, provider_key_of, resync_of
+from credsmith.runtime.providers import CLEANUP_DEBOUNCE, Providers
+from credsmith.runtime.registration_memo import RegistrationMemo
+from credsmith.runtime.url_allow import disallowed_url, url_allowed
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("url", "prefixes", "allowed"),
+    [
+        ("http://10.0.0.1:4445/admin", (), True),  # no allow-list: any URL
+        ("https://hydra.example/admin/clients", ("https://hydra.example",), True),
+        ("https://hydra.example", ("https://hydra.example/",), True),
+        ("https://HYDRA.example:443/x", ("https://hydra.example",), True),  # default port
+        ("https://hydra.example.evil.test/", ("https://hydra.example",), False),
+        ("https://hydra.example:8443/", ("https://hydra.example",), False),
+        ("http://hydra.example/", ("https://hydra.example",), False),
+        ("https://hydra.example/adminx", ("https://hydra.example/admin",), False),
+        ("https://hydra.example/admin/x", ("https://hydra.example/admin/",), True),
+        ("https://hydra.example/admin", ("https://hydra.example/admin",), True),
+        ("https://other/", ("https://hydra.example", "https://other"), True),
+        ("not a url", ("https://hydra.example",), False),
+        ("http://169.254.169.254/latest", ("https://hydra.example",), False),
+    ],
+)
+def test_url_allow_list_compares_by_parts(
+    url: str, prefixes: tuple[str, ...], allowed: bool
+) -> None:
+    assert url_allowed(url, prefixes) is allowed
+
+
+def test_every_url_of_a_provider_is_checked() -> None:
+    spec = {"hydra": {"adminURL": "https://ok/", "publicURL": "http://internal:4444/"}}
+    assert disallowed_url(spec, ("https://ok",)) == "http://internal:4444/"
+    assert disallowed_url(spec, ("https://ok", "http://internal:4444")) is None
+    keycloak = {"keycloak": {"url": "https://kc/", "realm": "r"}}
+    assert disallowed_url(keycloak, ("https://ok",)) == "https://kc/"
+
+
+def _desired(secret: str = "s3cret", provider: str = "p-uid") -> DesiredClient:  # noqa: S107
+    owner = Owner("ApiClient", "ns", "name", "o-uid")
+    return DesiredClient("client", Marker(provider, owner, 1), "client_secret_basic", secret)
+
+
+def test_memo_calls_the_provider_on_change_and_at_resync() -> None:
+    clock = [1000.0]
+    memo = RegistrationMemo(clock=lambda: clock[0])
+    desired = _desired()
+    assert memo.due(desired, 60)  # never made by this process
+    memo.made(desired)
+    assert not memo.due(desired, 60)
+    assert memo.due(_desired("other"), 60)  # a new secret
+    assert memo.next_check(desired, 60) == 1060.0
+    clock[0] = 1059.5  # the requeue made for the resync comes a moment early: still due
+    assert memo.due(desired, 60)
+    memo.made(desired)
+    memo.forget_provider("p-uid")
+    assert memo.due(desired, 60)
+    memo.made(desired)
+    memo.forget(desired)
+    assert memo.due(desired, 60)
+
+
+def test_memo_holds_no_secret() -> None:
+    memo = RegistrationMemo()
+    memo.made(_desired("a-very-recognisable-secret"))
+    assert "a-very-recognisable-secret" not in repr(vars(memo))
+    # Keyed per process: two processes' fingerprints of one client differ.
+    other = RegistrationMemo()
+    assert other._fp(_desired()) != memo._fp(_desired())
+
+
+def _credential(spec: dict[str, object]) -> ResourceSnapshot:
+    return ResourceSnapshot(
+        "credsmith.io/v1alpha1", "ApiClient", "ns", "c", "uid", 1, {}, {}, spec, {}
+    )
+
+
+def test_provider_key_of_a_credential() -> None:
+    assert provider_key_of(_credential({})) is None
+    named = _credential({"identityProvider": {"name": "hydra"}})
+    assert provider_key_of(named) == ("IdentityProvider", "ns", "hydra")
+    cluster = _credential({"identityProvider": {"kind": "ClusterIdentityProvider", "name": "h"}})
+    assert provider_key_of(cluster) == ("ClusterIdentityProvider", "", "h")
+
+
+def test_resync_of_a_provider() -> None:
+    provider = _credential({"resync": "1m"})
+    assert resync_of(provider) == 60.0
+    assert resync_of(_credential({})) == 600.0
+
+
+def test_a_deleted_credential_schedules_its_providers_clean_up_soon() -> None:
+    added: list[Key] = []
+    at: list[tuple[Key, float]] = []
+    providers = Providers(
+        None,  # type: ignore[arg-type]  # no API call in this test
+        added.append,
+        lambda key, when: at.append((key, when)),
+        lambda key: None,
+        ProviderOptions(),
+    )
+    key = ("ApiClient", "ns", "c")
+    credential = _credential({"identityProvider": {"name": "hydra"}})
+    provider = ("IdentityProvider", "ns", "hydra")
+    providers.credential_changed(key, "ADDED", credential)
+    assert providers.credentials_of(provider) == [key]
+    assert at == []  # nothing to clean up
+    before = time.time()
+    providers.credential_changed(key, "DELETED", credential)
+    assert providers.credentials_of(provider) == []
+    assert [k for k, _ in at] == [provider]
+    assert before + CLEANUP_DEBOUNCE - 1 <= at[0][1] <= time.time() + CLEANUP_DEBOUNCE
+    # Naming another provider lets the first one's client go, too.
+    at.clear()
+    providers.credential_changed(key, "ADDED", credential)
+    other = _credential({"identityProvider": {"kind": "ClusterIdentityProvider", "name": "h"}})
+    providers.credential_changed(key, "MODIFIED", other)
+    assert [k for k, _ in at] == [provider]
+    assert providers.credentials_of(("ClusterIdentityProvider", "", "h")) == [key]
+    # A change that keeps the provider schedules nothing.
+    at.clear()
+    providers.credential_changed(key, "MODIFIED", other)
+    assert at == []
