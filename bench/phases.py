@@ -569,7 +569,7 @@ async def _versions(ctx: Context, namespace: str) -> dict[str, str]:
     return versions
 
 
-async def restart(ctx: Context, namespace: str) -> dict[str, Any]:
+async def restart(ctx: Context, namespace: str, name: str = "restart-new") -> dict[str, Any]:
     """Restart with N Ready resources; create a new one as the new process starts.
     Writes to the existing ones: resourceVersions before/after, and the apiserver's
     write counters (less the new resource's own create, Secret, status and Event)."""
@@ -586,8 +586,8 @@ async def restart(ctx: Context, namespace: str) -> dict[str, Any]:
         started = ctx.operator.started_at
         # (py-spy attaches while the new process imports; it slows the start a little)
         profile = _start_profile(ctx, "restart", attach_wait=0)
-        await ctx.api.create_sac(namespace, sac("restart-new"))
-        ready = await _wait(ctx, watch.wait_for("restart-new", ctx.ready_timeout))
+        await ctx.api.create_sac(namespace, sac(name))
+        ready = await _wait(ctx, watch.wait_for(name, ctx.ready_timeout))
     finally:
         ctx.operator.stop_profiler()
         await watch.stop()
