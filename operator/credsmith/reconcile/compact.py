@@ -32,12 +32,42 @@ class StringPool:
         return len(self._strings)
 
     def get(self, value: str) -> str:
+        return self._strings.get(value) or self._add(value)
+
+    def _add(self, value: str) -> str:
         if len(value) > MAX_POOLED:
             return value
         pooled = self._strings.setdefault(value, value)
         if len(self._strings) >= self._sweep_at:
             self._sweep()
         return pooled
+
+    def compact(self, value: Any) -> Any:
+        """`value` (decoded JSON) rebuilt with pooled strings; dicts and lists stay dicts
+        and lists (the reconcilers test for them), so the copy equals the original."""
+        # On the path of every string of every cached object, so written for speed: the
+        # pool's dict looked up inline, containers recursed into, other values as they are.
+        kind = type(value)
+        if kind is dict:
+            strings, add, again = self._strings, self._add, self.compact
+            out = {}
+            for k, v in value.items():
+                if type(k) is str:
+                    k = strings.get(k) or add(k)
+                kind = type(v)
+                if kind is str:
+                    v = strings.get(v) or add(v)
+                elif kind is dict or kind is list:
+                    v = again(v)
+                out[k] = v
+            return out
+        if kind is list:
+            return [self.compact(v) for v in value]
+        if kind is str:
+            return self.get(value)
+        if isinstance(value, Mapping):  # not from json.loads, but accepted all the same
+            return self.compact(dict(value))
+        return value
 
     def _sweep(self) -> None:
         with self._lock:
@@ -73,14 +103,5 @@ POOL = StringPool()
 
 
 def compact(value: Any, pool: StringPool = POOL) -> Any:
-    """`value` (decoded JSON) rebuilt with pooled strings; dicts and lists stay dicts and
-    lists (the reconcilers test for them), so the copy equals the original."""
-    if isinstance(value, str):
-        return pool.get(value)
-    if isinstance(value, Mapping):
-        return {
-            pool.get(k) if isinstance(k, str) else k: compact(v, pool) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [compact(v, pool) for v in value]
-    return value
+    """`value` (decoded JSON) with pooled strings: see StringPool.compact."""
+    return pool.compact(value)
