@@ -30,12 +30,13 @@ from credsmith.reconcile.snapshots import (
     SecretSnapshot,
 )
 from credsmith.reconcile.state_mac import StateKey
+from credsmith.runtime.backlog import settled
 from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.consumers import Consumers
 from credsmith.runtime.documents import DOCUMENT_KINDS, Documents
 from credsmith.runtime.eventlimit import EventLimiter
 from credsmith.runtime.failures import plan_retry
-from credsmith.runtime.informer import Informer, ObjectKey
+from credsmith.runtime.informer import LISTED, Informer, ObjectKey
 from credsmith.runtime.kinds import Key, KindConfig
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.metrics import Metrics
@@ -150,7 +151,10 @@ class Controller:
         owner = secret.annotations.get(OWNER_ANNOTATION, "")
         kind, _, owner_name = owner.partition("/")
         if kind in self.kinds and owner_name and not echo:
-            self.queue.add((kind, namespace, owner_name))
+            if type_ == LISTED:  # a restart's listing: its owner's pass can wait
+                self.queue.add_backlog((kind, namespace, owner_name))
+            else:
+                self.queue.add((kind, namespace, owner_name))
         if owner_name:
             # Its hashes or public keys feed the documents that list it, if any.
             self.documents.secret_changed(kind, namespace, owner_name)
@@ -160,7 +164,9 @@ class Controller:
     ) -> None:
         key = (config.kind, resource.namespace, resource.name)
         written = self._written_status.pop(key, None)
-        if written is None or written[0] != resource.resource_version:
+        if type_ == LISTED and settled(resource):
+            self.queue.add_backlog(key)  # a restart's listing: behind every change
+        elif written is None or written[0] != resource.resource_version:
             self.queue.add(key)  # not merely the echo of our own status patch
         self.documents.resource_changed(config, type_, body, key[1], key[2])
 
