@@ -569,10 +569,27 @@ async def _versions(ctx: Context, namespace: str) -> dict[str, str]:
     return versions
 
 
-async def restart(ctx: Context, namespace: str) -> dict[str, Any]:
-    """Restart with N Ready resources; create a new one as the new process starts.
-    Writes to the existing ones: resourceVersions before/after, and the apiserver's
-    write counters (less the new resource's own create, Secret, status and Event)."""
+async def _synced(ctx: Context) -> float:
+    """When the running operator's log first says it is watching (its caches hold their
+    first listings and its workers start), polled: monotonic time, within 50 ms."""
+    path = ctx.operator.log_dir / f"operator-{ctx.operator.starts:02d}.log"
+    while True:
+        try:
+            if b"Watching: " in path.read_bytes():
+                return time.monotonic()
+        except OSError:
+            pass
+        await asyncio.sleep(0.05)
+
+
+async def restart(
+    ctx: Context, namespace: str, name: str = "restart-new", after_sync: bool = False
+) -> dict[str, Any]:
+    """Restart with N Ready resources; create a new one as the new process starts (or,
+    with `after_sync`, once it has listed everything: then the new one arrives while the
+    N existing ones wait for their first pass). Writes to the existing ones:
+    resourceVersions before/after, and the apiserver's write counters (less the new
+    resource's own create, Secret, status and Event)."""
     await settle(ctx)
     versions_before = await _versions(ctx, namespace)
     stop_seconds = ctx.operator.stop()
@@ -581,14 +598,22 @@ async def restart(ctx: Context, namespace: str) -> dict[str, Any]:
     watch = ReadyWatch(ctx.api, namespace)
     await watch.start()
     profile = None
+    synced: asyncio.Future[float] | None = None
     try:
         ctx.operator.start()
         started = ctx.operator.started_at
         # (py-spy attaches while the new process imports; it slows the start a little)
         profile = _start_profile(ctx, "restart", attach_wait=0)
-        await ctx.api.create_sac(namespace, sac("restart-new"))
-        ready = await _wait(ctx, watch.wait_for("restart-new", ctx.ready_timeout))
+        synced = asyncio.ensure_future(_synced(ctx))
+        if after_sync:
+            await _wait(ctx, synced)
+        created = time.monotonic()
+        await ctx.api.create_sac(namespace, sac(name))
+        ready = await _wait(ctx, watch.wait_for(name, ctx.ready_timeout))
+        synced_at = await asyncio.wait_for(synced, 5)
     finally:
+        if synced is not None:
+            synced.cancel()
         ctx.operator.stop_profiler()
         await watch.stop()
     settled = await settle(ctx, quiet=5.0)
@@ -612,6 +637,9 @@ async def restart(ctx: Context, namespace: str) -> dict[str, Any]:
         "existing_objects": len(versions_before),
         "stop_s": round(stop_seconds, 2),
         "start_to_new_ready_s": round(ready - started, 3),
+        "start_to_synced_s": round(synced_at - started, 3),
+        "after_sync": after_sync,
+        "create_to_new_ready_s": round(ready - created, 3),
         "writes": delta,
         "writes_beyond_new_resource": extra,
         # the operator's own requests from its start until settled (the new one's

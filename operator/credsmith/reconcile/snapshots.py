@@ -15,11 +15,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from credsmith.reconcile.registration import Registration
 
+from credsmith.reconcile.compact import POOL, compact
+
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "credsmith"
 
 
-@dataclass(frozen=True)
+# slots: no per-object __dict__ (tens of thousands of these are cached).
+@dataclass(frozen=True, slots=True)
 class SecretSnapshot:
     namespace: str
     name: str
@@ -33,15 +36,16 @@ class SecretSnapshot:
 
     @classmethod
     def from_api(cls, obj: Mapping[str, Any]) -> SecretSnapshot:
+        # Strings pooled (reconcile/compact.py), but never the values in data.
         meta = obj.get("metadata") or {}
         return cls(
-            namespace=meta.get("namespace", ""),
-            name=meta.get("name", ""),
-            type=obj.get("type") or "Opaque",
-            data={k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()},
-            labels=dict(meta.get("labels") or {}),
-            annotations=dict(meta.get("annotations") or {}),
-            owner_references=tuple(dict(o) for o in meta.get("ownerReferences") or ()),
+            namespace=POOL.get(meta.get("namespace", "")),
+            name=POOL.get(meta.get("name", "")),
+            type=POOL.get(obj.get("type") or "Opaque"),
+            data={POOL.get(k): base64.b64decode(v) for k, v in (obj.get("data") or {}).items()},
+            labels=compact(meta.get("labels") or {}),
+            annotations=compact(meta.get("annotations") or {}),
+            owner_references=tuple(compact(o) for o in meta.get("ownerReferences") or ()),
             resource_version=str(meta.get("resourceVersion", "")),
         )
 
@@ -56,7 +60,7 @@ class SecretSnapshot:
             return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResourceSnapshot:
     api_version: str
     kind: str
@@ -74,20 +78,21 @@ class ResourceSnapshot:
 
     @classmethod
     def from_api(cls, obj: Mapping[str, Any]) -> ResourceSnapshot:
+        # Strings pooled (reconcile/compact.py): the cache holds tens of thousands.
         meta = obj.get("metadata") or {}
         return cls(
-            api_version=obj.get("apiVersion", ""),
-            kind=obj.get("kind", ""),
-            namespace=meta.get("namespace", ""),
-            name=meta.get("name", ""),
+            api_version=POOL.get(obj.get("apiVersion", "")),
+            kind=POOL.get(obj.get("kind", "")),
+            namespace=POOL.get(meta.get("namespace", "")),
+            name=POOL.get(meta.get("name", "")),
             uid=meta.get("uid", ""),
             generation=int(meta.get("generation") or 0),
-            labels=dict(meta.get("labels") or {}),
-            annotations=dict(meta.get("annotations") or {}),
-            spec=dict(obj.get("spec") or {}),
-            status=dict(obj.get("status") or {}),
+            labels=compact(meta.get("labels") or {}),
+            annotations=compact(meta.get("annotations") or {}),
+            spec=compact(obj.get("spec") or {}),
+            status=compact(obj.get("status") or {}),
             resource_version=str(meta.get("resourceVersion", "")),
-            creation_timestamp=str(meta.get("creationTimestamp", "")),
+            creation_timestamp=POOL.get(str(meta.get("creationTimestamp", ""))),
         )
 
     @property

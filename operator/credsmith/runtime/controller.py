@@ -31,12 +31,13 @@ from credsmith.reconcile.snapshots import (
     SecretSnapshot,
 )
 from credsmith.reconcile.state_mac import StateKey
+from credsmith.runtime.backlog import settled
 from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.consumers import Consumers
 from credsmith.runtime.documents import DOCUMENT_KINDS, Documents
 from credsmith.runtime.eventlimit import EventLimiter
 from credsmith.runtime.failures import RecheckLater, plan_retry
-from credsmith.runtime.informer import Informer, ObjectKey
+from credsmith.runtime.informer import LISTED, Informer, ObjectKey
 from credsmith.runtime.kinds import Key, KindConfig
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.metrics import Metrics
@@ -178,7 +179,10 @@ class Controller:
         owner = secret.annotations.get(OWNER_ANNOTATION, "")
         kind, _, owner_name = owner.partition("/")
         if kind in self.kinds and owner_name and not echo:
-            self._changed((kind, namespace, owner_name), type_, secret.resource_version)
+            if type_ == LISTED:  # a restart's listing: its owner's pass can wait
+                self.queue.add_backlog((kind, namespace, owner_name))
+            else:
+                self._changed((kind, namespace, owner_name), type_, secret.resource_version)
         if owner_name:
             # Its hashes or public keys feed the documents that list it, if any.
             self.documents.secret_changed(kind, namespace, owner_name)
@@ -189,7 +193,9 @@ class Controller:
         key = (config.kind, resource.namespace, resource.name)
         self.shared_rollouts.resource_changed(key, None if type_ == "DELETED" else resource)
         written = self._written_status.pop(key, None)
-        if written is None or written[0] != resource.resource_version:
+        if type_ == LISTED and settled(resource):
+            self.queue.add_backlog(key)  # a restart's listing: behind every change
+        elif written is None or written[0] != resource.resource_version:
             self._changed(key, type_, resource.resource_version)  # not our patch's echo
         self.documents.resource_changed(config, type_, body, key[1], key[2])
         self.providers.credential_changed(key, type_, resource)

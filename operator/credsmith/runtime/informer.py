@@ -46,8 +46,11 @@ class Versioned(Protocol):
 
 T = TypeVar("T", bound=Versioned)
 
-# (event type ADDED | MODIFIED | DELETED, the raw object, its snapshot)
+# (event type ADDED | MODIFIED | DELETED | LISTED, the raw object, its snapshot)
 OnChange = Callable[[str, Mapping[str, Any], Any], None]
+# An object of the first listing: found, not changed (a restart lists every object; the
+# controller handles these after everything that did change).
+LISTED = "LISTED"
 
 
 class Informer(Generic[T]):
@@ -131,6 +134,7 @@ class Informer(Generic[T]):
         # Page by page into the cache, so that a page's bodies are dropped before the
         # next one is read; what was not listed at all has been deleted meanwhile.
         listed: set[ObjectKey] = set()
+        first = not self.synced.is_set()
         token = ""
         while True:
             params = {**self._params(), "limit": str(PAGE_SIZE)}
@@ -150,7 +154,9 @@ class Informer(Generic[T]):
                 snapshot = self.decode(obj)
                 known = self.cache.get(key)
                 self.cache[key] = snapshot
-                if known is None or known.resource_version != snapshot.resource_version:
+                if first:
+                    self.on_change(LISTED, obj, snapshot)
+                elif known is None or known.resource_version != snapshot.resource_version:
                     self.on_change("ADDED" if known is None else "MODIFIED", obj, snapshot)
             metadata = page.get("metadata") or {}
             token = metadata.get("continue") or ""

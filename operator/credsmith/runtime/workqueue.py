@@ -5,6 +5,11 @@ a key is never processed by two workers at once (a change during processing queu
 it again afterwards), and `add_at` is the operator's one scheduler: due rotations,
 overlap expiries and retries are entries in a single time-ordered heap, not a
 timer task per object.
+
+Two tiers: `add` (a watch event, a due time, a retry) goes before `add_backlog` (what a
+restart's first listing found already settled). After a restart with 50,000 credentials,
+each needs one pass that changes nothing; a credential created or changed meanwhile must
+not wait behind them. A backlog key that is `add`ed moves to the front tier.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import contextlib
 import heapq
 import itertools
 import time
+from collections import deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -25,8 +31,13 @@ _COMPACT_SLACK = 64
 
 class WorkQueue(Generic[K]):
     def __init__(self) -> None:
-        self._ready: asyncio.Queue[K] = asyncio.Queue()
-        self._queued: set[K] = set()
+        self._ready: deque[K] = deque()
+        # Backlog keys in order; one moved to the front tier is left here and skipped
+        # (it is no longer in _in_backlog).
+        self._backlog: deque[K] = deque()
+        self._in_backlog: set[K] = set()
+        self._queued: set[K] = set()  # waiting in either tier
+        self._waiting = asyncio.Event()  # set when a key may be waiting
         self._processing: set[K] = set()
         self._dirty: set[K] = set()
         # (due wall-clock time, tiebreak, key); _due keeps each key's earliest entry.
@@ -58,7 +69,23 @@ class WorkQueue(Generic[K]):
             self._dirty.add(key)
         elif key not in self._queued:
             self._queued.add(key)
-            self._ready.put_nowait(key)
+            self._ready.append(key)
+            self._waiting.set()
+        elif key in self._in_backlog:
+            self._in_backlog.discard(key)  # to the front tier
+            self._ready.append(key)
+            self._waiting.set()
+
+    def add_backlog(self, key: K) -> None:
+        """Queue `key` behind every key `add`ed, unless it is waiting already (or held, or
+        being processed: then as `add`)."""
+        if key in self._held or key in self._processing:
+            self.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._in_backlog.add(key)
+            self._backlog.append(key)
+            self._waiting.set()
 
     def add_at(self, key: K, when: float) -> None:
         """Queue `key` at wall-clock time `when` (seconds since the epoch)."""
@@ -87,7 +114,21 @@ class WorkQueue(Generic[K]):
         self.add_at(key, time.time() + delay)
 
     async def get(self) -> K:
-        key = await self._ready.get()
+        while True:
+            if self._ready:
+                key = self._ready.popleft()
+                break
+            while self._backlog:
+                candidate = self._backlog.popleft()
+                if candidate in self._in_backlog:
+                    self._in_backlog.discard(candidate)
+                    key = candidate
+                    break
+            else:
+                self._waiting.clear()
+                await self._waiting.wait()
+                continue
+            break
         self._queued.discard(key)
         self._processing.add(key)
         return key
@@ -100,7 +141,11 @@ class WorkQueue(Generic[K]):
             self.add(key)
 
     def __len__(self) -> int:
-        return self._ready.qsize()
+        return len(self._ready) + len(self._in_backlog)
+
+    @property
+    def backlog(self) -> int:
+        return len(self._in_backlog)
 
     @property
     def scheduled(self) -> int:

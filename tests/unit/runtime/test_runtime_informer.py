@@ -108,7 +108,8 @@ def test_pages_fill_the_cache_and_the_watch_resumes_from_the_last_version_seen()
     assert informer.synced.is_set()
     # The first listing's version, then the bookmark's, then the deletion's.
     assert session.watched_from == ["10", "15", "16"]
-    assert changes == [("ADDED", "a"), ("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]
+    # The first listing's objects are found, not changed: LISTED.
+    assert changes == [("LISTED", "a"), ("LISTED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]
     assert informer.cache == {("ns", "a"): Snap("a", "11")}
 
 
@@ -193,4 +194,4 @@ def test_repeated_watch_errors_other_than_410_list_afresh(
     run(session, informer)
     # Three failures at the same version, then a new listing and a watch from its version.
     assert session.watched_from == ["10", "10", "10", "20"]
-    assert changes == [("ADDED", "a"), ("MODIFIED", "a")]
+    assert changes == [("LISTED", "a"), ("MODIFIED", "a")]

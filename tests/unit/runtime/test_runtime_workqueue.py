@@ -66,3 +66,57 @@ def test_compaction_keeps_every_key_due_at_its_time() -> None:
         return order
 
     assert asyncio.run(scenario()) == ["b", "a"]
+
+
+def _drain(queue: WorkQueue[str]) -> list[str]:
+    async def take() -> list[str]:
+        taken = []
+        while len(queue):
+            key = await asyncio.wait_for(queue.get(), 1)
+            queue.done(key)
+            taken.append(key)
+        return taken
+
+    return asyncio.run(take())
+
+
+def test_added_keys_go_before_the_backlog_of_a_restart() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    for key in ("old-1", "old-2", "old-3"):
+        queue.add_backlog(key)
+    queue.add("new")  # created after the restart: not behind the 50,000 settled ones
+    assert (len(queue), queue.backlog) == (4, 3)
+    assert _drain(queue) == ["new", "old-1", "old-2", "old-3"]
+
+
+def test_a_backlog_key_that_changes_moves_to_the_front_once() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    for key in ("old-1", "old-2", "old-3"):
+        queue.add_backlog(key)
+    queue.add("old-3")
+    queue.add_backlog("old-3")  # already waiting: stays where it is
+    assert len(queue) == 3
+    assert _drain(queue) == ["old-3", "old-1", "old-2"]
+
+
+def test_a_backlog_key_being_processed_is_queued_again_after() -> None:
+    async def scenario() -> list[str]:
+        queue: WorkQueue[str] = WorkQueue()
+        queue.add_backlog("k")
+        key = await queue.get()
+        queue.add_backlog("k")  # listed again while its pass runs
+        queue.done(key)
+        return [await asyncio.wait_for(queue.get(), 1)]
+
+    assert asyncio.run(scenario()) == ["k"]
+
+
+def test_a_worker_waiting_on_an_empty_queue_gets_a_backlog_key() -> None:
+    async def scenario() -> str:
+        queue: WorkQueue[str] = WorkQueue()
+        waiting = asyncio.create_task(queue.get())
+        await asyncio.sleep(0.01)
+        queue.add_backlog("k")
+        return await asyncio.wait_for(waiting, 1)
+
+    assert asyncio.run(scenario()) == "k"

@@ -1,0 +1,30 @@
+"""Which objects of a restart's first listing can wait: those whose status says the last
+pass saw this generation and found it Ready. Only an order: each still gets its pass."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from credsmith.reconcile.snapshots import ResourceSnapshot
+
+
+def settled(resource: ResourceSnapshot) -> bool:
+    """Ready=True for the current generation: a pass now is most likely a no-op. A new
+    resource (no status), a changed spec, or one not Ready goes first."""
+    status = resource.status
+    if status.get("observedGeneration") != resource.generation:
+        return False
+    conditions = status.get("conditions")
+    if not isinstance(conditions, list):
+        return False
+    return any(_ready_now(c, resource.generation) for c in conditions)
+
+
+def _ready_now(condition: Any, generation: int) -> bool:
+    return (
+        isinstance(condition, Mapping)
+        and condition.get("type") == "Ready"
+        and condition.get("status") == "True"
+        and condition.get("observedGeneration", generation) == generation
+    )
