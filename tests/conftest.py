@@ -32,8 +32,10 @@ WORKER_RECORDS: list[dict[str, Any]] = []
 ONE_WORKER_MODULES = {
     "tests/unit/packaging/test_packaging_checkov.py",
     "tests/e2e/test_image.py",
-    "tests/e2e/test_provider_keycloak.py",  # one Keycloak per run (tests/providers/keycloak.py)
 }
+# Every test that needs Keycloak runs on one worker, whatever its module: one Keycloak per
+# run (tests/providers/keycloak.py; a start costs a minute or more of CPU here).
+KEYCLOAK = "keycloak"
 
 
 class OneWorkerModules(LoadGroupScheduling):
@@ -41,6 +43,8 @@ class OneWorkerModules(LoadGroupScheduling):
 
     def _split_scope(self, nodeid: str) -> str:
         module = nodeid.split("::", 1)[0]
+        if KEYCLOAK in nodeid.lower():
+            return KEYCLOAK
         return module if module in ONE_WORKER_MODULES else super()._split_scope(nodeid)
 
 

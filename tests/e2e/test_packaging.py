@@ -268,7 +268,13 @@ def test_helm_install_and_uninstall(
     # checked with a server dry run instead (unit tests keep crds/ equal to the models).
     rendered = helm(cluster, "template", release, str(CHART), "--include-crds").stdout
     crds = [doc for doc in docs_of(rendered) if doc["kind"] == "CustomResourceDefinition"]
-    assert len(crds) == 2
+    # The credentials' kinds and the identity providers'.
+    assert {crd["spec"]["names"]["kind"] for crd in crds} == {
+        "ServiceAccountCredential",
+        "ApiClient",
+        "IdentityProvider",
+        "ClusterIdentityProvider",
+    }
     dry_run = ("apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", "-")
     cluster.kubectl(
         *dry_run,
@@ -423,7 +429,10 @@ def test_cluster_rbac_works_in_any_namespace(
         # ConfigMaps: the JWK Sets it writes (get/list/watch/create/update), no more.
         assert can_i(cluster, kubeconfig, "list", "configmaps", "-A")
         assert not can_i(cluster, kubeconfig, "delete", "configmaps", "-A")
-        assert not can_i(cluster, kubeconfig, "list", "namespaces")
+        # Namespaces: read only, for a ClusterIdentityProvider's allowedNamespaces.
+        assert can_i(cluster, kubeconfig, "list", "namespaces")
+        assert not can_i(cluster, kubeconfig, "delete", "namespaces")
+        assert not can_i(cluster, kubeconfig, "update", "namespaces")
 
 
 # ---- kustomize -----------------------------------------------------------------------

@@ -60,6 +60,9 @@ def run_dev(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _run_dev(args)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the operator runs: a clean stop
+        print("credsmith dev: stopped")
+        return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
 

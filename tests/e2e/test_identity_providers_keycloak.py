@@ -1,0 +1,160 @@
+"""Keycloak through the operator, beyond tests/e2e/test_identity_providers.py's token,
+rotation and deletion: a key pair's signed assertions across a rotation (the previous key
+held through the overlap), and drift in Keycloak put back within `resync`. One Keycloak per
+run (tests/providers/keycloak.py), in the realm a credsmith operator would set up, reached
+with a client that has only realm-management's `manage-clients`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.e2e.cluster import Cluster, Exposure, Operator, manifest, wait_for
+from tests.e2e.test_identity_providers import (
+    DRIFT_TIMEOUT,
+    SACREDS,
+    apply,
+    sacred,
+    secret_data,
+    wait_condition,
+)
+from tests.providers import keycloak as kc
+from tests.providers.keycloak import (
+    KeycloakRealm,
+    keycloak_realm_fixture,  # noqa: F401 (the fixture keycloak_realm)
+    keycloak_server_fixture,  # noqa: F401 (the fixture keycloak_server)
+)
+
+pytestmark = pytest.mark.xdist_group("keycloak")
+
+
+def keycloak_provider(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    namespace: str,
+    realm: KeycloakRealm,
+    exposure: Exposure,
+) -> None:
+    exposure.values.add(realm.admin_client_secret)  # never shown either
+    admin = {"client-id": realm.admin_client_id, "client-secret": realm.admin_client_secret}
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "keycloak-admin"}, "stringData": admin}
+    )
+    spec = {
+        "keycloak": {
+            "url": realm.url,
+            "realm": realm.realm,
+            "credentialsSecretRef": {
+                "name": "keycloak-admin",
+                "clientIdKey": "client-id",
+                "clientSecretKey": "client-secret",
+            },
+        },
+        "resync": "1m",
+    }
+    apply(cluster, namespace, manifest("IdentityProvider", "keycloak", spec))
+
+
+def test_keycloak_key_pair_across_a_rotation(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    keycloak_realm: KeycloakRealm,
+) -> None:
+    realm = keycloak_realm
+    keycloak_provider(cluster, core, namespace, realm, exposure)
+    apply(
+        cluster,
+        namespace,
+        sacred(
+            "signer",
+            "keycloak",
+            identityProvider={"client": {}},
+            type="KeyPair",
+            keyPair={"algorithm": "ECDSA-P256"},
+            rotation={"period": "720h", "overlap": "1h"},
+        ),
+    )
+    wait_condition(custom, namespace, SACREDS, "signer", "Registered", "True", timeout=120)
+    first = secret_data(core, exposure, namespace, "signer")
+
+    def token(data: dict[str, str]) -> tuple[int, Any]:
+        return kc.token_with_assertion(
+            realm.token_url,
+            data["client_id"],
+            data["private_key.pem"],
+            kid=data["key_id"],
+            algorithm="ES256",
+        )
+
+    status, body = token(first)
+    assert status == 200, body
+    cluster.kubectl(
+        "annotate", "--overwrite", "-n", namespace, "sacred/signer", "credsmith.io/rotate=now-1"
+    )
+    second = wait_for(
+        lambda: (
+            (d := secret_data(core, exposure, namespace, "signer"))["key_id"] != first["key_id"]
+            and d
+        ),
+        90,
+        interval=0.05,
+        what="a new key",
+    )
+    status, body = token(second)
+    assert status == 200, body  # on the first try, right after the Secret changed
+    status, body = token(first)  # the previous key stays in the JWKS through the overlap
+    assert status == 200, body
+    assert exposure.leaks(operator.logs()) == []
+
+
+def test_drift_in_keycloak_is_put_back_within_resync(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    keycloak_realm: KeycloakRealm,
+) -> None:
+    realm = keycloak_realm
+    keycloak_provider(cluster, core, namespace, realm, exposure)
+    apply(cluster, namespace, sacred("orders", "keycloak", identityProvider={"client": {}}))
+    wait_condition(custom, namespace, SACREDS, "orders", "Registered", "True", timeout=120)
+    data = secret_data(core, exposure, namespace, "orders")
+    client_id, secret = data["client_id"], data["client_secret"]
+
+    def works() -> bool:
+        return kc.token_with_secret(realm.token_url, client_id, secret)[0] == 200
+
+    def drift_events() -> list[str]:
+        events = core.list_namespaced_event(namespace).items
+        return [e.message for e in events if e.reason == "ProviderDrift"]
+
+    assert works()
+    # Someone regenerates the client's secret in Keycloak's console.
+    held = realm.client(client_id)
+    assert held is not None
+    status, _ = realm.admin("POST", f"/clients/{held['id']}/client-secret")
+    assert status == 200
+    assert not works()
+    wait_for(works, DRIFT_TIMEOUT, interval=1, what="the secret put back")
+    wait_for(lambda: any("secret" in m for m in drift_events()), 30, what="a ProviderDrift Event")
+
+    # Someone deletes the client.
+    held = realm.client(client_id)
+    assert held is not None
+    assert realm.admin("DELETE", f"/clients/{held['id']}")[0] == 204
+    assert not works()
+    wait_for(works, DRIFT_TIMEOUT, interval=1, what="the client created again")
+    # The consumer's value never changed, and nothing showed it.
+    assert secret_data(core, exposure, namespace, "orders") == data
+    shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
+    assert exposure.leaks(shown) == []
+    assert exposure.leaks(operator.logs()) == []
