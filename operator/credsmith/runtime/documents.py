@@ -92,6 +92,9 @@ class Documents:
         self.config_maps: dict[ObjectKey, ConfigMapSnapshot] = {}
         # Documents that could not be written, and why (shown on each member).
         self._blocked: dict[Key, Unpublished] = {}
+        # ... and the members already reconciled to say so (a member that joins a blocked
+        # document must be told too, though the reason is unchanged).
+        self._told: dict[Key, frozenset[Key]] = {}
         # Per registry: clients left out for an earlier one's client ID -> that client.
         self._duplicates: dict[Key, Mapping[str, str]] = {}
         # Per document: members it leaves out for another reason -> why.
@@ -248,15 +251,22 @@ class Documents:
 
     def _block(self, key: Key, members: Sequence[Member], blocked: Unpublished | None) -> None:
         """Remember why the document is blocked (None: it is not); members whose standing
-        changes are reconciled again, to say so in their status."""
+        changes are reconciled again, to say so in their status: all of them when the
+        reason changes, else those that joined since (a member issued while the document
+        was already blocked would otherwise keep saying Ready)."""
         before = self._blocked.get(key)
+        told = self._told.get(key, frozenset())
+        names = frozenset(
+            (resource.kind, resource.namespace, resource.name) for resource, _ in members
+        )
         if blocked is None:
             self._blocked.pop(key, None)
+            self._told.pop(key, None)
         else:
             self._blocked[key] = blocked
-        if before != blocked:
-            for resource, _ in members:
-                self.queue.add((resource.kind, resource.namespace, resource.name))
+            self._told[key] = names
+        for member in sorted(names if before != blocked else names - told):
+            self.queue.add(member)
 
     def _members(self, kind: str, namespace: str, name: str) -> list[Member]:
         members = []
