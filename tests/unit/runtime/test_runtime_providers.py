@@ -36,6 +36,15 @@ NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
         ("https://other/", ("https://hydra.example", "https://other"), True),
         ("not a url", ("https://hydra.example",), False),
         ("http://169.254.169.254/latest", ("https://hydra.example",), False),
+        # Dot segments are sent as written (yarl, encoded=True) and a server or proxy
+        # resolves them: under the prefix as text, outside it as a path.
+        ("https://gw.example/a/../b", ("https://gw.example/a",), False),
+        ("https://gw.example/a/./../b", ("https://gw.example/a",), False),
+        ("https://gw.example/a/%2e%2E/b", ("https://gw.example/a",), False),
+        ("https://gw.example/a/..%2fb", ("https://gw.example/a",), False),
+        ("https://gw.example/a/%2F../b", ("https://gw.example/a",), False),
+        ("https://gw.example/a/..", ("https://gw.example/a",), False),
+        ("https://gw.example/a/x..y/b", ("https://gw.example/a",), True),
     ],
 )
 def test_url_allow_list_compares_by_parts(
