@@ -50,7 +50,7 @@ from credsmith.runtime.refusals import (
     secret_values,
     without_reconciling,
 )
-from credsmith.runtime.registration import provider_seen, register
+from credsmith.runtime.registration import provider_seen, register, restore
 from credsmith.runtime.shared_rollouts import SharedRollouts
 from credsmith.runtime.workqueue import WorkQueue
 
@@ -379,6 +379,8 @@ class Controller:
                 self._own_write(key, await self._write_secret(namespace, secret_name, decision))
             except ApiError as exc:
                 if not (exc.status == 409 and decision.create):
+                    # Verifier first held for the provider; the Secret did not follow.
+                    await restore(self.providers, decision)
                     raise
                 # The name is taken by a Secret we do not cache: someone else's (we
                 # watch only our own), or ours created a moment ago. Look at it once.

@@ -105,3 +105,26 @@ async def register(providers: Providers, decision: Decision) -> Decision:
     if decided.requeue_at is None or at < decided.requeue_at:
         decided = replace(decided, requeue_at=at)
     return decided
+
+
+async def restore(providers: Providers, decision: Decision) -> None:
+    """The Secret write that followed a successful `register` was refused (or failed): the
+    provider holds the new value, the Secret still the old one, and a provider that holds one
+    secret (Hydra) now refuses what consumers read. Put back what the Secret holds; the next
+    pass decides again from there. A failure here is logged: the retry's `ensure` converges."""
+    registration = decision.registration
+    if registration is None or registration.held is None:
+        return
+    ref = registration.provider
+    key: Key = (ref.kind.value, ref.namespace, ref.name)
+    providers.memo.forget(registration.desired)
+    try:
+        client = await providers.client(key)
+        await client.ensure(registration.held)
+        providers.memo.made(registration.held)
+    except ProviderError as exc:
+        log.warning(
+            "%s: %s client %s: the Secret was not written and the value it holds could "
+            "not be put back: %s",
+            registration.resource.ref, ref, registration.held.client_id, exc.message,
+        )  # fmt: skip

@@ -4,16 +4,21 @@ tests/unit/reconcile/test_provider_status.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
+from credsmith.api.provider_ref import ProviderKind
 from credsmith.providers.base import DesiredClient, Marker, Owner
-from credsmith.reconcile.snapshots import ResourceSnapshot
+from credsmith.reconcile.registration import ProviderRef, Registration
+from credsmith.reconcile.snapshots import Decision, ResourceSnapshot
 from credsmith.runtime.kinds import Key
 from credsmith.runtime.provider_kinds import ProviderOptions, provider_key_of, resync_of
 from credsmith.runtime.providers import CLEANUP_DEBOUNCE, Providers
+from credsmith.runtime.registration import restore
 from credsmith.runtime.registration_memo import RegistrationMemo
 from credsmith.runtime.url_allow import disallowed_url, url_allowed
 
@@ -146,3 +151,51 @@ def test_a_deleted_credential_schedules_its_providers_clean_up_soon() -> None:
     at.clear()
     providers.credential_changed(key, "MODIFIED", other)
     assert at == []
+
+
+class _Recording:
+    """Records what it is asked to hold (the runtime's calls, not a provider's behaviour)."""
+
+    holds_two_secrets = False
+
+    def __init__(self) -> None:
+        self.ensured: list[DesiredClient] = []
+
+    async def ensure(self, desired: DesiredClient) -> tuple[str, ...]:
+        self.ensured.append(desired)
+        return ()
+
+
+def test_a_refused_secret_write_puts_back_what_the_secret_holds() -> None:
+    providers = Providers(
+        None,  # type: ignore[arg-type]  # no API call in this test
+        lambda key: None,
+        lambda key, when: None,
+        lambda key: None,
+        ProviderOptions(),
+    )
+    recording = _Recording()
+
+    async def client(key: Key) -> _Recording:
+        return recording
+
+    providers.client = client  # type: ignore[assignment,method-assign]
+    new, old = _desired("new-value"), _desired("old-value")
+    registration = Registration(
+        ProviderRef(ProviderKind.IDENTITY_PROVIDER, "ns", "hydra", "p-uid"),
+        new,
+        True,
+        _credential({}),
+        NOW,
+        held=old,
+    )
+    providers.memo.made(new)  # register() made the provider hold the new value
+    decision = Decision(status={}, registration=registration)
+    asyncio.run(restore(providers, decision))
+    assert [d.secret for d in recording.ensured] == ["old-value"]
+    assert providers.memo.due(new, 600)  # the next pass asks the provider again
+    # A write that did not change the value has nothing to put back.
+    recording.ensured.clear()
+    unchanged = replace(registration, changes_value=False, held=None)
+    asyncio.run(restore(providers, replace(decision, registration=unchanged)))
+    assert recording.ensured == []
