@@ -270,9 +270,14 @@ class Providers:
         inputs = await self.factory.inputs(resource.namespace, resource.spec)
         fingerprint = self.factory.fingerprint(inputs)
         if state.built is None or state.built.fingerprint != fingerprint:
+            rebuilt = state.built is not None
             await self._drop_client(state)
             state.built = Built(self.factory.build(inputs), fingerprint)
             self.memo.forget_provider(resource.uid)  # a new client: check every client again
+            if rebuilt:
+                # Another address or admin login: now, not at each credential's resync
+                # (a provider moved to another Hydra holds none of our clients yet).
+                self._requeue_credentials(key)
             log.debug("%s %s: admin client built", key[0], _name(key))
         return state.built
 
@@ -292,6 +297,9 @@ class Providers:
         owners = {m.client_id: m.marker.owner for m in marked}
         for client_id in doomed:
             await client.delete(client_id)
+            # Gone from the provider: should its credential name this provider again, the
+            # memo must not say the provider still holds it.
+            self.memo.forget_client(resource.uid, client_id)
             owner = owners[client_id]
             log.info(
                 "%s %s: deleted client %s (its %s %s/%s is gone or names another provider)",

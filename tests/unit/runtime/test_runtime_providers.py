@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from credsmith.api.provider_ref import ProviderKind
-from credsmith.providers.base import DesiredClient, Marker, Owner
+from credsmith.providers.base import DesiredClient, MarkedClient, Marker, Owner
 from credsmith.reconcile.registration import ProviderRef, Registration
 from credsmith.reconcile.snapshots import Decision, ResourceSnapshot
 from credsmith.runtime.kinds import Key
@@ -199,3 +199,63 @@ def test_a_refused_secret_write_puts_back_what_the_secret_holds() -> None:
     unchanged = replace(registration, changes_value=False, held=None)
     asyncio.run(restore(providers, replace(decision, registration=unchanged)))
     assert recording.ensured == []
+
+
+class _Marked(_Recording):
+    def __init__(self, marked: list[MarkedClient]) -> None:
+        super().__init__()
+        self.marked, self.deleted = marked, list[str]()
+
+    async def list_marked(self, provider_uid: str) -> list[MarkedClient]:
+        return self.marked
+
+    async def delete(self, client_id: str) -> None:
+        self.deleted.append(client_id)
+
+
+def _providers(added: list[Key]) -> Providers:
+    return Providers(
+        None,  # type: ignore[arg-type]  # no API call in this test
+        added.append,
+        lambda key, when: None,
+        lambda key: None,
+        ProviderOptions(),
+    )
+
+
+def test_a_client_the_clean_up_deleted_is_not_remembered_as_held() -> None:
+    # A credential that named another provider for a while and names this one again must
+    # have its client created again at once, not at the resync.
+    providers = _providers([])
+    desired = _desired()
+    providers.memo.made(desired)
+    provider = _credential({})  # a provider resource: only its uid is read here
+    provider = replace(provider, uid="p-uid")
+    client = _Marked([MarkedClient("client", desired.marker)])
+    asyncio.run(providers._clean_up(("IdentityProvider", "ns", "hydra"), provider, client))  # type: ignore[arg-type]
+    assert client.deleted == ["client"]
+    assert providers.memo.due(desired, 600)
+
+
+def test_a_provider_pointed_elsewhere_requeues_its_credentials_at_once() -> None:
+    added: list[Key] = []
+    providers = _providers(added)
+    key: Key = ("IdentityProvider", "ns", "hydra")
+    credential_key: Key = ("ApiClient", "ns", "c")
+    providers.credential_changed(
+        credential_key, "ADDED", _credential({"identityProvider": {"name": "hydra"}})
+    )
+
+    def provider(url: str) -> ResourceSnapshot:
+        return replace(_credential({"hydra": {"adminURL": url}}), kind="IdentityProvider")
+
+    async def scenario() -> None:
+        first = provider("http://hydra-a:4445")
+        state = await providers._state(key, first)
+        await providers._refresh_client(key, first, state)
+        assert added == []  # a first build: the credentials' own passes come anyway
+        await providers._refresh_client(key, provider("http://hydra-b:4445"), state)
+        await providers.close()
+
+    asyncio.run(scenario())
+    assert added == [credential_key]
