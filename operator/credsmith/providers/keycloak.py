@@ -217,7 +217,7 @@ class KeycloakClient:
                 continue
             if status == 404 and missing_ok:
                 return None
-            if status >= 400:
+            if status >= 300:  # a redirect (not followed) is no answer either
                 raise _failure(method, self._admin + path, status, body)
             return body
         raise AssertionError("unreachable")
@@ -245,7 +245,7 @@ class KeycloakClient:
                 f"Keycloak refused the admin client {self.admin_client_id} at {self.token_url}: "
                 f"{status} {_provider_text(body)}",
             )
-        if status >= 400:
+        if status >= 300:
             raise _failure("POST", self.token_url, status, body)
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
             raise ProviderError(
@@ -263,7 +263,14 @@ class KeycloakClient:
             self._owns_session = True
         try:
             async with self._session.request(
-                method, url, ssl=self._ssl, timeout=self._timeout, **kwargs
+                method,
+                url,
+                ssl=self._ssl,
+                timeout=self._timeout,
+                # A redirect is an answer, not a new address: the operator's allow-list holds
+                # for the URL called, and a 307 would carry the admin secret's form along.
+                allow_redirects=False,
+                **kwargs,
             ) as response:
                 text = await response.text()
                 try:
