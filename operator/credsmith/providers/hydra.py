@@ -30,6 +30,7 @@ from credsmith.providers.base import (
     ProviderError,
     ProviderReason,
 )
+from credsmith.providers.http_body import json_or_none
 from credsmith.providers.hydra_body import (
     SECRET_AUTH_METHOD,
     SecretVerdict,
@@ -225,7 +226,7 @@ class HydraClient:
                 # provider URLs holds for the URL called, not for where it points.
                 allow_redirects=False,
             ) as response:
-                payload = await _json_or_none(response)
+                payload = await json_or_none(response, f"{method} {url}")
                 following = response.links.get("next")
                 return (
                     response.status,
@@ -271,13 +272,6 @@ def reason_of(status: int) -> ProviderReason:
     if status in (400, 422):
         return ProviderReason.REJECTED
     return ProviderReason.ERROR
-
-
-async def _json_or_none(response: aiohttp.ClientResponse) -> Any:
-    try:
-        return await response.json(content_type=None)
-    except (ValueError, aiohttp.ClientPayloadError):
-        return None
 
 
 def _error_fields(payload: Any) -> tuple[str | None, str | None]:

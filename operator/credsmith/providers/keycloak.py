@@ -29,6 +29,7 @@ from credsmith.providers.base import (
     ProviderError,
     ProviderReason,
 )
+from credsmith.providers.http_body import json_or_none
 
 PAGE = 100  # clients per page when listing (the admin API's `q` refuses our attributes)
 TOKEN_EARLY = 30.0  # seconds before its expiry a cached admin token is renewed
@@ -272,11 +273,7 @@ class KeycloakClient:
                 allow_redirects=False,
                 **kwargs,
             ) as response:
-                text = await response.text()
-                try:
-                    body = await response.json(content_type=None) if text else None
-                except ValueError:
-                    body = None
+                body = await json_or_none(response, f"Keycloak {method} {url}")
                 return response.status, body
         except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
             # The certificate's complaint (e.g. "self-signed certificate") where there is one.
