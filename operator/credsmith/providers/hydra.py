@@ -239,6 +239,10 @@ class HydraClient:
             ) from None
         except TimeoutError:
             raise ProviderError(ProviderReason.UNREACHABLE, f"{method} {url}: timed out") from None
+        except ValueError:  # yarl's, and aiohttp's InvalidURL: the CRD's pattern admits more
+            raise ProviderError(
+                ProviderReason.REJECTED, f"{method} {url}: not a URL that can be called"
+            ) from None
         except aiohttp.ClientError as failure:
             raise ProviderError(
                 ProviderReason.UNREACHABLE, f"{method} {url}: {_brief(failure)}"

@@ -286,6 +286,10 @@ class KeycloakClient:
             raise ProviderError(
                 ProviderReason.UNREACHABLE, f"Keycloak at {self.url}: no answer in time"
             ) from None
+        except ValueError:  # aiohttp's InvalidURL: the CRD's pattern admits more
+            raise ProviderError(
+                ProviderReason.REJECTED, f"Keycloak at {self.url}: not a URL that can be called"
+            ) from None
         except aiohttp.ClientConnectionError as exc:
             raise ProviderError(
                 ProviderReason.UNREACHABLE,

@@ -69,3 +69,23 @@ def test_a_redirect_is_not_followed_and_the_admin_secret_stays() -> None:
     assert error.reason is ProviderReason.ERROR
     assert "307" in error.message
     assert ADMIN_SECRET not in error.message
+
+
+@pytest.mark.parametrize(
+    "url", ["http://a\\b:4445", "http://[::1:4445", "http://a:99999", "http://a:x"]
+)
+def test_a_url_the_schema_lets_through_but_none_can_call_is_a_provider_error(url: str) -> None:
+    # The CRD's URL pattern admits these; the call must still end in status, not a crash.
+    from credsmith.providers.hydra import HydraClient
+
+    async def main() -> None:
+        for client in (HydraClient(url), KeycloakClient(url, "r", "id", ADMIN_SECRET)):
+            try:
+                with pytest.raises(ProviderError) as caught:
+                    await client.check()
+            finally:
+                await client.close()
+            assert caught.value.reason is ProviderReason.REJECTED
+            assert "not a URL that can be called" in caught.value.message
+
+    asyncio.run(main())
