@@ -16,7 +16,12 @@ from credsmith.providers.base import DesiredClient, MarkedClient, Marker, Owner
 from credsmith.reconcile.registration import ProviderRef, Registration
 from credsmith.reconcile.snapshots import Decision, ResourceSnapshot
 from credsmith.runtime.kinds import Key
-from credsmith.runtime.provider_kinds import ProviderOptions, provider_key_of, resync_of
+from credsmith.runtime.provider_kinds import (
+    NamespaceSnapshot,
+    ProviderOptions,
+    provider_key_of,
+    resync_of,
+)
 from credsmith.runtime.providers import CLEANUP_DEBOUNCE, Providers
 from credsmith.runtime.registration import restore
 from credsmith.runtime.registration_memo import RegistrationMemo
@@ -259,3 +264,42 @@ def test_a_provider_pointed_elsewhere_requeues_its_credentials_at_once() -> None
 
     asyncio.run(scenario())
     assert added == [credential_key]
+
+
+@pytest.mark.parametrize(
+    ("labels", "deleted"),
+    [
+        ({"team": "a"}, []),  # still allowed: kept
+        ({"team": "b"}, ["client"]),  # no longer allowed: its client goes
+        (None, []),  # the namespace not in the cache: doubt, kept
+    ],
+)
+def test_a_cluster_providers_clean_up_removes_clients_of_namespaces_it_no_longer_allows(
+    labels: dict[str, str] | None, deleted: list[str]
+) -> None:
+    # Closing allowedNamespaces to a namespace makes its credentials Registered=False; a
+    # client that stayed would keep accepting what their Secrets hold, for good.
+    credential_key: Key = ("ApiClient", "ns", "c")
+    credential = replace(
+        _credential({"identityProvider": {"kind": "ClusterIdentityProvider", "name": "kc"}}),
+        uid="o-uid",
+    )
+    providers = Providers(
+        None,  # type: ignore[arg-type]  # no API call in this test
+        lambda key: None,
+        lambda key, when: None,
+        lambda key: credential if key == credential_key else None,
+        ProviderOptions(),
+    )
+    providers.credential_changed(credential_key, "ADDED", credential)
+    if labels is not None:
+        providers.namespaces[("", "ns")] = NamespaceSnapshot("ns", labels)
+    spec = {
+        "hydra": {"adminURL": "http://hydra:4445"},
+        "allowedNamespaces": {"matchLabels": {"team": "a"}},
+    }
+    provider = replace(_credential(spec), kind="ClusterIdentityProvider", namespace="", uid="p-uid")
+    client = _Marked([MarkedClient("client", _desired().marker)])
+    key: Key = ("ClusterIdentityProvider", "", "kc")
+    asyncio.run(providers._clean_up(key, provider, client))  # type: ignore[arg-type]
+    assert client.deleted == deleted
