@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from credsmith.api.identity_provider import ClusterIdentityProviderSpec, IdentityProviderSpec
 from credsmith.api.provider_ref import ProviderKind
-from credsmith.providers.base import ProviderError
+from credsmith.providers.base import ProviderError, ProviderReason
 from credsmith.reconcile.provider_status import is_ready
 from credsmith.reconcile.registration import ProviderSeen, RegistrationOutcome, apply_outcome
 from credsmith.reconcile.snapshots import Decision, ResourceSnapshot
@@ -30,6 +30,10 @@ from credsmith.runtime.providers import Providers
 from credsmith.runtime.url_allow import URL_NOT_ALLOWED, disallowed_url
 
 log = logging.getLogger("credsmith.registration")
+
+# Failures after which a provider may hold what it was sent all the same (no answer, or a
+# server error midway); a refusal (4xx) changed nothing.
+MAYBE_APPLIED = frozenset({ProviderReason.UNREACHABLE, ProviderReason.ERROR})
 
 
 def provider_seen(providers: Providers, credential: ResourceSnapshot) -> ProviderSeen | None:
@@ -94,6 +98,10 @@ async def register(providers: Providers, decision: Decision) -> Decision:
         providers.memo.forget(desired)
         providers.failed(key, exc)
         outcome = RegistrationOutcome((), exc, holds_two)
+        if exc.reason in MAYBE_APPLIED:
+            # The Secret write is dropped, but the provider may have taken the new value
+            # before its answer was lost: put back what the Secret holds.
+            await restore(providers, decision)
     decided = apply_outcome(decision, outcome)
     if outcome.error is not None:
         return decided

@@ -12,7 +12,14 @@ from datetime import UTC, datetime
 import pytest
 
 from credsmith.api.provider_ref import ProviderKind
-from credsmith.providers.base import DesiredClient, MarkedClient, Marker, Owner
+from credsmith.providers.base import (
+    DesiredClient,
+    MarkedClient,
+    Marker,
+    Owner,
+    ProviderError,
+    ProviderReason,
+)
 from credsmith.reconcile.registration import ProviderRef, Registration
 from credsmith.reconcile.snapshots import Decision, ResourceSnapshot
 from credsmith.runtime.kinds import Key
@@ -23,7 +30,7 @@ from credsmith.runtime.provider_kinds import (
     resync_of,
 )
 from credsmith.runtime.providers import CLEANUP_DEBOUNCE, Providers
-from credsmith.runtime.registration import restore
+from credsmith.runtime.registration import register, restore
 from credsmith.runtime.registration_memo import RegistrationMemo
 from credsmith.runtime.url_allow import disallowed_url, url_allowed
 
@@ -303,3 +310,54 @@ def test_a_cluster_providers_clean_up_removes_clients_of_namespaces_it_no_longer
     key: Key = ("ClusterIdentityProvider", "", "kc")
     asyncio.run(providers._clean_up(key, provider, client))  # type: ignore[arg-type]
     assert client.deleted == deleted
+
+
+class _AppliedButLost(_Recording):
+    """Takes the new value, then its answer is lost (a timeout, a proxy's 504)."""
+
+    def __init__(self, reason: ProviderReason) -> None:
+        super().__init__()
+        self.reason = reason
+
+    async def ensure(self, desired: DesiredClient) -> tuple[str, ...]:
+        await super().ensure(desired)
+        if desired.secret == "new-value":
+            raise ProviderError(self.reason, "http://hydra:4445: timed out")
+        return ()
+
+
+@pytest.mark.parametrize(
+    ("reason", "put_back"),
+    [
+        (ProviderReason.UNREACHABLE, True),  # may have been applied: put back
+        (ProviderReason.ERROR, True),
+        (ProviderReason.REJECTED, False),  # refused: the provider holds what it held
+        (ProviderReason.CONFLICT, False),
+    ],
+)
+def test_a_rotation_whose_answer_is_lost_puts_back_what_the_secret_holds(
+    reason: ProviderReason, put_back: bool
+) -> None:
+    # The Secret write is dropped (verifier first); the provider may hold the new value
+    # all the same, and Hydra's one secret would then refuse what consumers read.
+    providers = _providers([])
+    recording = _AppliedButLost(reason)
+
+    async def client(key: Key) -> _Recording:
+        return recording
+
+    providers.client = client  # type: ignore[assignment,method-assign]
+    registration = Registration(
+        ProviderRef(ProviderKind.IDENTITY_PROVIDER, "ns", "hydra", "p-uid"),
+        _desired("new-value"),
+        True,
+        _credential({}),
+        NOW,
+        held=_desired("old-value"),
+    )
+    decided = asyncio.run(register(providers, Decision(status={}, registration=registration)))
+    assert decided.retry
+    assert decided.secret is None
+    expected = ["new-value", "old-value"] if put_back else ["new-value"]
+    assert [d.secret for d in recording.ensured] == expected
+    assert providers.memo.due(_desired("new-value"), 600)  # the retry asks again
