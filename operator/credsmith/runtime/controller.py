@@ -379,8 +379,11 @@ class Controller:
                 self._own_write(key, await self._write_secret(namespace, secret_name, decision))
             except ApiError as exc:
                 if not (exc.status == 409 and decision.create):
-                    # Verifier first held for the provider; the Secret did not follow.
-                    await restore(self.providers, decision)
+                    if 400 <= exc.status < 500:
+                        # Refused, so not written: the provider took a value the Secret
+                        # does not hold. (A 5xx may have been written: the next pass
+                        # reads the Secret and registers what it holds.)
+                        await restore(self.providers, decision)
                     raise
                 # The name is taken by a Secret we do not cache: someone else's (we
                 # watch only our own), or ours created a moment ago. Look at it once.
