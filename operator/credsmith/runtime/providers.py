@@ -96,6 +96,7 @@ class Providers:
         self._named: dict[Key, Key] = {}
         self._credentials: defaultdict[Key, set[Key]] = defaultdict(set)
         self._written: dict[Key, str] = {}  # our last status patch's resourceVersion
+        self._generations: dict[Key, int] = {}  # each provider's last seen generation
         self._retries: RetryLimiter[Key] = RetryLimiter(base=1.0, cap=RETRY_CAP)
 
     # ---- watching -----------------------------------------------------------------
@@ -147,7 +148,17 @@ class Providers:
         if self._written.pop(key, None) == resource.resource_version:
             return  # the echo of our own status patch
         state = self._states.get(key)
-        if type_ == "DELETED" or state is None or state.uid != resource.uid:
+        # A new spec (allowedNamespaces opened or closed, another address) changes what
+        # its credentials' passes decide: a refused one would wait for nothing else.
+        before = self._generations.pop(key, None)
+        if type_ != "DELETED":
+            self._generations[key] = resource.generation
+        if (
+            type_ == "DELETED"
+            or state is None
+            or state.uid != resource.uid
+            or (before is not None and before != resource.generation)
+        ):
             self._requeue_credentials(key)
         self._add(key)
 

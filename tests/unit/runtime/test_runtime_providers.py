@@ -29,7 +29,7 @@ from credsmith.runtime.provider_kinds import (
     provider_key_of,
     resync_of,
 )
-from credsmith.runtime.providers import CLEANUP_DEBOUNCE, Providers
+from credsmith.runtime.providers import CLEANUP_DEBOUNCE, Providers, _State
 from credsmith.runtime.registration import register, restore
 from credsmith.runtime.registration_memo import RegistrationMemo
 from credsmith.runtime.url_allow import disallowed_url, url_allowed
@@ -361,3 +361,27 @@ def test_a_rotation_whose_answer_is_lost_puts_back_what_the_secret_holds(
     expected = ["new-value", "old-value"] if put_back else ["new-value"]
     assert [d.secret for d in recording.ensured] == expected
     assert providers.memo.due(_desired("new-value"), 600)  # the retry asks again
+
+
+def test_a_providers_spec_change_requeues_its_credentials() -> None:
+    # allowedNamespaces opened (or closed) to a namespace: its credentials' Registered must
+    # follow now, not whenever something else touches them (a refused one waits for nothing).
+    added: list[Key] = []
+    providers = _providers(added)
+    credential_key: Key = ("ApiClient", "ns", "c")
+    providers.credential_changed(
+        credential_key,
+        "ADDED",
+        _credential({"identityProvider": {"kind": "ClusterIdentityProvider", "name": "h"}}),
+    )
+    key: Key = ("ClusterIdentityProvider", "", "h")
+    provider = replace(_credential({}), kind="ClusterIdentityProvider", namespace="", name="h")
+    providers._provider_changed(key[0], "ADDED", provider)
+    providers._states[key] = _State(provider.uid)  # its first pass has run
+    added.clear()
+    providers._provider_changed(key[0], "MODIFIED", replace(provider, resource_version="2"))
+    assert added == [key]  # a change of status or metadata: the provider only
+    added.clear()
+    changed = replace(provider, generation=2, resource_version="3")
+    providers._provider_changed(key[0], "MODIFIED", changed)
+    assert sorted(added) == sorted([key, credential_key])
