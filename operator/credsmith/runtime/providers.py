@@ -25,9 +25,8 @@ from credsmith import GROUP, VERSION
 from credsmith.api.identity_provider import ClusterIdentityProviderSpec, IdentityProviderSpec
 from credsmith.api.status import Reason
 from credsmith.providers.base import IdentityProviderClient, ProviderError, ProviderReason
-from credsmith.providers.cleanup import clients_to_delete
+from credsmith.providers.cleanup import clients_to_delete, still_serves
 from credsmith.reconcile.provider_status import provider_status
-from credsmith.reconcile.scoping import selects
 from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.informer import Informer, ObjectKey
@@ -323,20 +322,10 @@ class Providers:
         )
 
     def _still_serves(self, key: Key, resource: ResourceSnapshot, namespace: str) -> bool:
-        """Whether a ClusterIdentityProvider's allowedNamespaces still selects `namespace`:
-        a credential of a namespace it closed to is refused (Registered=False), so its
-        client goes too, or it would accept what the Secret holds for good. Doubt keeps:
-        a namespace not in the cache, a spec that does not parse."""
         if key[0] != CLUSTER_IDENTITY_PROVIDER:
             return True  # an IdentityProvider is named from its own namespace only
         found = self.namespaces.get(("", namespace))
-        if found is None:
-            return True
-        try:
-            spec = ClusterIdentityProviderSpec.model_validate(resource.spec)
-        except ValueError:
-            return True
-        return selects(spec.allowed_namespaces, found.labels)
+        return still_serves(resource.spec, found.labels if found is not None else None)
 
     def _watched(self, namespace: str) -> bool:
         return not self.watched_namespaces or namespace in self.watched_namespaces
