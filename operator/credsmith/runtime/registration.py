@@ -31,9 +31,11 @@ from credsmith.runtime.url_allow import URL_NOT_ALLOWED, disallowed_url
 
 log = logging.getLogger("credsmith.registration")
 
-# Failures after which a provider may hold what it was sent all the same (no answer, or a
-# server error midway); a refusal (4xx) changed nothing.
-MAYBE_APPLIED = frozenset({ProviderReason.UNREACHABLE, ProviderReason.ERROR})
+# Failures after which the provider certainly holds what it held: a client that is not
+# ours (never changed), a URL never called. After any other, it may hold the new value all
+# the same: no answer, a 5xx midway, or a refusal of a later call of several (Keycloak sets
+# the secret, then the scopes and audience mappers, each a call that can be refused).
+NOTHING_APPLIED = frozenset({ProviderReason.CONFLICT, ProviderReason.URL_NOT_ALLOWED})
 
 
 def provider_seen(providers: Providers, credential: ResourceSnapshot) -> ProviderSeen | None:
@@ -98,9 +100,9 @@ async def register(providers: Providers, decision: Decision) -> Decision:
         providers.memo.forget(desired)
         providers.failed(key, exc)
         outcome = RegistrationOutcome((), exc, holds_two)
-        if exc.reason in MAYBE_APPLIED:
-            # The Secret write is dropped, but the provider may have taken the new value
-            # before its answer was lost: put back what the Secret holds.
+        if exc.reason not in NOTHING_APPLIED:
+            # The Secret write is dropped, but the provider may have taken the new value:
+            # put back what the Secret holds.
             await restore(providers, decision)
     decided = apply_outcome(decision, outcome)
     if outcome.error is not None:

@@ -313,7 +313,7 @@ def test_a_cluster_providers_clean_up_removes_clients_of_namespaces_it_no_longer
 
 
 class _AppliedButLost(_Recording):
-    """Takes the new value, then its answer is lost (a timeout, a proxy's 504)."""
+    """Takes the new value, then fails (its answer lost, or a later call refused)."""
 
     def __init__(self, reason: ProviderReason) -> None:
         super().__init__()
@@ -331,8 +331,11 @@ class _AppliedButLost(_Recording):
     [
         (ProviderReason.UNREACHABLE, True),  # may have been applied: put back
         (ProviderReason.ERROR, True),
-        (ProviderReason.REJECTED, False),  # refused: the provider holds what it held
-        (ProviderReason.CONFLICT, False),
+        # Keycloak: the secret set, then a scope or audience mapper call refused.
+        (ProviderReason.FORBIDDEN, True),
+        (ProviderReason.REJECTED, True),
+        (ProviderReason.CONFLICT, False),  # not ours: never changed
+        (ProviderReason.URL_NOT_ALLOWED, False),  # never called
     ],
 )
 def test_a_rotation_whose_answer_is_lost_puts_back_what_the_secret_holds(
