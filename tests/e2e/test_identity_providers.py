@@ -528,3 +528,48 @@ def test_metrics_show_the_provider_and_the_registration(
     wait_for(lambda: sample(provider) == 0.0, DRIFT_TIMEOUT, interval=1, what="the provider down")
     cluster.kubectl("delete", "-n", namespace, "idp/hydra")
     wait_for(lambda: sample(provider) is None, 60, what="the provider's series gone")
+
+
+def test_a_refused_first_secret_makes_one_client_not_one_per_retry(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    hydra: LocalHydra,
+) -> None:
+    # Verifier first registers the client before the Secret is created; when the API
+    # server refuses the Secret (a quota, a policy), each retry must register that same
+    # client again, not a new client ID: the provider is shared, the orphans never cleaned
+    # (their owner exists).
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "no-secrets"},
+        "spec": {"hard": {"count/secrets": "0"}},
+    }
+    apply(cluster, namespace, quota)
+    apply(cluster, namespace, hydra_provider("hydra", hydra))
+    apply(cluster, namespace, sacred("orders", "hydra"))
+    uid = get(custom, namespace, SACREDS, "orders")["metadata"]["uid"]
+
+    def ours() -> list[str]:
+        status, clients = admin_call(hydra, "GET", "/admin/clients?page_size=500")
+        assert status == 200
+        return [
+            c["client_id"]
+            for c in clients
+            if ((c.get("metadata") or {}).get("credsmith") or {}).get("owner", {}).get("uid") == uid
+        ]
+
+    wait_for(lambda: len(ours()) >= 1, 60, what="a client registered")
+    time.sleep(15)  # several retries of the refused Secret create
+    assert core.list_namespaced_secret(namespace).items == []  # the quota did refuse it
+    assert len(ours()) == 1
+    cluster.kubectl("delete", "-n", namespace, "resourcequota/no-secrets")
+    wait_condition(custom, namespace, SACREDS, "orders", "Ready", "True")
+    data = secret_data(core, exposure, namespace, "orders")
+    assert ours() == [data["client_id"]]
+    status, body = token_with_secret(hydra.token_url, data["client_id"], data["client_secret"])
+    assert status == 200, body

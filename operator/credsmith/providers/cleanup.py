@@ -18,9 +18,12 @@ is another owner, with its own client). A client is kept whenever there is doubt
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
+from credsmith.api.identity_provider import ClusterIdentityProviderSpec
 from credsmith.providers.base import MarkedClient
+from credsmith.reconcile.scoping import selects
 
 
 def clients_to_delete(
@@ -43,3 +46,17 @@ def clients_to_delete(
         and client.marker.owner.uid not in live_owner_uids
     }
     return sorted(doomed)
+
+
+def still_serves(spec: Mapping[str, Any], labels: Mapping[str, str] | None) -> bool:
+    """Whether a ClusterIdentityProvider (`spec`) still serves a namespace with `labels`:
+    a credential of a namespace it closed to is refused (Registered=False), so it counts as
+    gone here, or its client would accept what the Secret holds for good. Doubt keeps: a
+    namespace not known (`labels` None), a spec that does not parse."""
+    if labels is None:
+        return True
+    try:
+        parsed = ClusterIdentityProviderSpec.model_validate(spec)
+    except ValueError:
+        return True
+    return selects(parsed.allowed_namespaces, labels)

@@ -30,6 +30,7 @@ from credsmith.providers.base import (
     ProviderError,
     ProviderReason,
 )
+from credsmith.providers.http_body import json_or_none
 from credsmith.providers.hydra_body import (
     SECRET_AUTH_METHOD,
     SecretVerdict,
@@ -225,7 +226,7 @@ class HydraClient:
                 # provider URLs holds for the URL called, not for where it points.
                 allow_redirects=False,
             ) as response:
-                payload = await _json_or_none(response)
+                payload = await json_or_none(response, f"{method} {url}")
                 following = response.links.get("next")
                 return (
                     response.status,
@@ -238,6 +239,10 @@ class HydraClient:
             ) from None
         except TimeoutError:
             raise ProviderError(ProviderReason.UNREACHABLE, f"{method} {url}: timed out") from None
+        except ValueError:  # yarl's, and aiohttp's InvalidURL: the CRD's pattern admits more
+            raise ProviderError(
+                ProviderReason.REJECTED, f"{method} {url}: not a URL that can be called"
+            ) from None
         except aiohttp.ClientError as failure:
             raise ProviderError(
                 ProviderReason.UNREACHABLE, f"{method} {url}: {_brief(failure)}"
@@ -271,13 +276,6 @@ def reason_of(status: int) -> ProviderReason:
     if status in (400, 422):
         return ProviderReason.REJECTED
     return ProviderReason.ERROR
-
-
-async def _json_or_none(response: aiohttp.ClientResponse) -> Any:
-    try:
-        return await response.json(content_type=None)
-    except (ValueError, aiohttp.ClientPayloadError):
-        return None
 
 
 def _error_fields(payload: Any) -> tuple[str | None, str | None]:

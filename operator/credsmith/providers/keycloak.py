@@ -29,6 +29,7 @@ from credsmith.providers.base import (
     ProviderError,
     ProviderReason,
 )
+from credsmith.providers.http_body import json_or_none
 
 PAGE = 100  # clients per page when listing (the admin API's `q` refuses our attributes)
 TOKEN_EARLY = 30.0  # seconds before its expiry a cached admin token is renewed
@@ -217,7 +218,7 @@ class KeycloakClient:
                 continue
             if status == 404 and missing_ok:
                 return None
-            if status >= 400:
+            if status >= 300:  # a redirect (not followed) is no answer either
                 raise _failure(method, self._admin + path, status, body)
             return body
         raise AssertionError("unreachable")
@@ -245,7 +246,7 @@ class KeycloakClient:
                 f"Keycloak refused the admin client {self.admin_client_id} at {self.token_url}: "
                 f"{status} {_provider_text(body)}",
             )
-        if status >= 400:
+        if status >= 300:
             raise _failure("POST", self.token_url, status, body)
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
             raise ProviderError(
@@ -263,13 +264,16 @@ class KeycloakClient:
             self._owns_session = True
         try:
             async with self._session.request(
-                method, url, ssl=self._ssl, timeout=self._timeout, **kwargs
+                method,
+                url,
+                ssl=self._ssl,
+                timeout=self._timeout,
+                # A redirect is an answer, not a new address: the operator's allow-list holds
+                # for the URL called, and a 307 would carry the admin secret's form along.
+                allow_redirects=False,
+                **kwargs,
             ) as response:
-                text = await response.text()
-                try:
-                    body = await response.json(content_type=None) if text else None
-                except ValueError:
-                    body = None
+                body = await json_or_none(response, f"Keycloak {method} {url}")
                 return response.status, body
         except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
             # The certificate's complaint (e.g. "self-signed certificate") where there is one.
@@ -281,6 +285,10 @@ class KeycloakClient:
         except TimeoutError:
             raise ProviderError(
                 ProviderReason.UNREACHABLE, f"Keycloak at {self.url}: no answer in time"
+            ) from None
+        except ValueError:  # aiohttp's InvalidURL: the CRD's pattern admits more
+            raise ProviderError(
+                ProviderReason.REJECTED, f"Keycloak at {self.url}: not a URL that can be called"
             ) from None
         except aiohttp.ClientConnectionError as exc:
             raise ProviderError(

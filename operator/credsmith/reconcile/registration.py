@@ -39,6 +39,7 @@ from credsmith.reconcile.pass_state import Pass
 from credsmith.reconcile.readiness import conditions_of, stop
 from credsmith.reconcile.scoping import describe, selects
 from credsmith.reconcile.snapshots import Decision, Event, ResourceSnapshot
+from credsmith.reconcile.trust import Credential
 
 # The OAuth2 client authentication each credential type registers.
 AUTH_METHODS = {
@@ -97,6 +98,10 @@ class Registration:
     # A ClientSecret with rotation.overlap: the previous value stays valid beside the new one
     # only where the provider holds two secrets.
     overlap: bool = False
+    # What the provider must hold for the value the Secret holds now (same client ID), when
+    # `changes_value`: should the Secret write be refused after the provider took the new
+    # value, the runtime puts this back, so that the value consumers read keeps working.
+    held: DesiredClient | None = None
 
 
 @dataclass(frozen=True)
@@ -175,40 +180,49 @@ def register(p: Pass) -> Pass | Decision:
             f"{provider.ref}: its URL is not in the operator's allow-list "
             "(--identity-provider-url-allow)",
         )
-    credential, type_ = p.credential, p.valid.type
-    owner = Owner(p.resource.kind, p.resource.namespace, p.resource.name, p.resource.uid)
-    client = wanted.client
-    common: dict[str, Any] = {
-        "client_id": credential.client_id,
-        "marker": Marker(provider.uid, owner, credential.state.revision),
-        "auth_method": AUTH_METHODS[type_],
-        "grant_types": tuple(client.grant_types),
-        "scope": tuple(client.scope),
-        "audience": tuple(client.audience),
-    }
-    if type_ is CredentialType.KEY_PAIR:
-        held = (credential.value, credential.previous)
-        jwks = tuple(key_pair_from_private_pem(v).public_jwk for v in held if v is not None)
-        desired = DesiredClient(**common, jwks=jwks)
-    else:
-        desired = DesiredClient(
-            **common,
-            secret=credential.value,
-            previous_secret=credential.previous,
-            previous_expires_at=(
-                credential.state.previous_expires_at if credential.previous is not None else None
-            ),
-        )
-    checked = p.checked
+    credential, checked = p.credential, p.checked
+    desired = _desired_client(p, provider, credential)
     changes_value = checked is None or (checked.client_id, checked.value) != (
         credential.client_id,
         credential.value,
     )
-    overlap = type_ is CredentialType.CLIENT_SECRET and bool(p.spec.rotation.overlap_duration)
+    held = None
+    if changes_value and checked is not None and checked.client_id == credential.client_id:
+        held = _desired_client(p, provider, checked)
+    overlap = p.valid.type is CredentialType.CLIENT_SECRET and bool(
+        p.spec.rotation.overlap_duration
+    )
     registration = Registration(
-        provider.ref, desired, changes_value, p.resource, p.now, overlap=overlap
+        provider.ref, desired, changes_value, p.resource, p.now, overlap=overlap, held=held
     )
     return replace(p, registration=registration)
+
+
+def _desired_client(p: Pass, provider: ProviderSeen, credential: Credential) -> DesiredClient:
+    """What the provider must hold for `credential` (the pass's, or the Secret's as found)."""
+    type_, client = p.valid.type, p.spec.identity_provider
+    assert client is not None
+    owner = Owner(p.resource.kind, p.resource.namespace, p.resource.name, p.resource.uid)
+    common: dict[str, Any] = {
+        "client_id": credential.client_id,
+        "marker": Marker(provider.uid, owner, credential.state.revision),
+        "auth_method": AUTH_METHODS[type_],
+        "grant_types": tuple(client.client.grant_types),
+        "scope": tuple(client.client.scope),
+        "audience": tuple(client.client.audience),
+    }
+    if type_ is CredentialType.KEY_PAIR:
+        values = (credential.value, credential.previous)
+        jwks = tuple(key_pair_from_private_pem(v).public_jwk for v in values if v is not None)
+        return DesiredClient(**common, jwks=jwks)
+    return DesiredClient(
+        **common,
+        secret=credential.value,
+        previous_secret=credential.previous,
+        previous_expires_at=(
+            credential.state.previous_expires_at if credential.previous is not None else None
+        ),
+    )
 
 
 def serves(provider: ProviderSeen, namespace: str) -> bool:

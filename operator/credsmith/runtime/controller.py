@@ -50,7 +50,7 @@ from credsmith.runtime.refusals import (
     secret_values,
     without_reconciling,
 )
-from credsmith.runtime.registration import provider_seen, register
+from credsmith.runtime.registration import provider_seen, register, restore
 from credsmith.runtime.shared_rollouts import SharedRollouts
 from credsmith.runtime.workqueue import WorkQueue
 
@@ -379,6 +379,12 @@ class Controller:
                 self._own_write(key, await self._write_secret(namespace, secret_name, decision))
             except ApiError as exc:
                 if not (exc.status == 409 and decision.create):
+                    if 400 <= exc.status < 500:
+                        # Refused, so not written: the provider took a value the Secret
+                        # does not hold. (A 5xx may have been written: the next pass
+                        # reads the Secret and registers what it holds.)
+                        await restore(self.providers, decision)
+                        await self._keep_client_id(key, config, resource, decision)
                     raise
                 # The name is taken by a Secret we do not cache: someone else's (we
                 # watch only our own), or ours created a moment ago. Look at it once.
@@ -430,6 +436,21 @@ class Controller:
         if decision.retry:
             # An identity provider call failed: status says so; again on the key's backoff.
             raise RecheckLater(REGISTRATION_RETRY_CAP)
+
+    async def _keep_client_id(
+        self, key: Key, config: KindConfig, resource: ResourceSnapshot, decision: Decision
+    ) -> None:
+        """A first issue whose Secret was refused after the provider registered its client:
+        status keeps the client ID (as registration._failed does), so that the retry
+        registers that client again rather than one more under a new ID each time."""
+        registration = decision.registration
+        if registration is None or resource.status.get("clientId"):
+            return
+        kept = {**resource.status, "clientId": registration.desired.client_id}
+        try:
+            await self._patch_status(key, config, resource.status, kept)
+        except ApiError as exc:
+            log.debug("%s: could not keep the client ID: %s", resource.ref, exc.reason)
 
     async def _patch_status(
         self, key: Key, config: KindConfig, old: Mapping[str, Any], new: Mapping[str, Any]

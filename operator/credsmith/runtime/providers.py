@@ -25,7 +25,7 @@ from credsmith import GROUP, VERSION
 from credsmith.api.identity_provider import ClusterIdentityProviderSpec, IdentityProviderSpec
 from credsmith.api.status import Reason
 from credsmith.providers.base import IdentityProviderClient, ProviderError, ProviderReason
-from credsmith.providers.cleanup import clients_to_delete
+from credsmith.providers.cleanup import clients_to_delete, still_serves
 from credsmith.reconcile.provider_status import provider_status
 from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.backoff import RetryLimiter
@@ -95,6 +95,7 @@ class Providers:
         self._named: dict[Key, Key] = {}
         self._credentials: defaultdict[Key, set[Key]] = defaultdict(set)
         self._written: dict[Key, str] = {}  # our last status patch's resourceVersion
+        self._generations: dict[Key, int] = {}  # each provider's last seen generation
         self._retries: RetryLimiter[Key] = RetryLimiter(base=1.0, cap=RETRY_CAP)
 
     # ---- watching -----------------------------------------------------------------
@@ -146,7 +147,17 @@ class Providers:
         if self._written.pop(key, None) == resource.resource_version:
             return  # the echo of our own status patch
         state = self._states.get(key)
-        if type_ == "DELETED" or state is None or state.uid != resource.uid:
+        # A new spec (allowedNamespaces opened or closed, another address) changes what
+        # its credentials' passes decide: a refused one would wait for nothing else.
+        before = self._generations.pop(key, None)
+        if type_ != "DELETED":
+            self._generations[key] = resource.generation
+        if (
+            type_ == "DELETED"
+            or state is None
+            or state.uid != resource.uid
+            or (before is not None and before != resource.generation)
+        ):
             self._requeue_credentials(key)
         self._add(key)
 
@@ -270,9 +281,14 @@ class Providers:
         inputs = await self.factory.inputs(resource.namespace, resource.spec)
         fingerprint = self.factory.fingerprint(inputs)
         if state.built is None or state.built.fingerprint != fingerprint:
+            rebuilt = state.built is not None
             await self._drop_client(state)
             state.built = Built(self.factory.build(inputs), fingerprint)
             self.memo.forget_provider(resource.uid)  # a new client: check every client again
+            if rebuilt:
+                # Another address or admin login: now, not at each credential's resync
+                # (a provider moved to another Hydra holds none of our clients yet).
+                self._requeue_credentials(key)
             log.debug("%s %s: admin client built", key[0], _name(key))
         return state.built
 
@@ -287,11 +303,15 @@ class Providers:
             found.uid
             for credential in self.credentials_of(key)
             if (found := self._credential(credential)) is not None
+            and self._still_serves(key, resource, found.namespace)
         }
         doomed = clients_to_delete(marked, resource.uid, live, self._watched)
         owners = {m.client_id: m.marker.owner for m in marked}
         for client_id in doomed:
             await client.delete(client_id)
+            # Gone from the provider: should its credential name this provider again, the
+            # memo must not say the provider still holds it.
+            self.memo.forget_client(resource.uid, client_id)
             owner = owners[client_id]
             log.info(
                 "%s %s: deleted client %s (its %s %s/%s is gone or names another provider)",
@@ -300,6 +320,12 @@ class Providers:
         return len({m.client_id for m in marked if m.marker.provider_uid == resource.uid}) - len(
             doomed
         )
+
+    def _still_serves(self, key: Key, resource: ResourceSnapshot, namespace: str) -> bool:
+        if key[0] != CLUSTER_IDENTITY_PROVIDER:
+            return True  # an IdentityProvider is named from its own namespace only
+        found = self.namespaces.get(("", namespace))
+        return still_serves(resource.spec, found.labels if found is not None else None)
 
     def _watched(self, namespace: str) -> bool:
         return not self.watched_namespaces or namespace in self.watched_namespaces

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from credsmith.api.identity_provider import ClusterIdentityProviderSpec, IdentityProviderSpec
 from credsmith.api.provider_ref import ProviderKind
-from credsmith.providers.base import ProviderError
+from credsmith.providers.base import ProviderError, ProviderReason
 from credsmith.reconcile.provider_status import is_ready
 from credsmith.reconcile.registration import ProviderSeen, RegistrationOutcome, apply_outcome
 from credsmith.reconcile.snapshots import Decision, ResourceSnapshot
@@ -30,6 +30,12 @@ from credsmith.runtime.providers import Providers
 from credsmith.runtime.url_allow import URL_NOT_ALLOWED, disallowed_url
 
 log = logging.getLogger("credsmith.registration")
+
+# Failures after which the provider certainly holds what it held: a client that is not
+# ours (never changed), a URL never called. After any other, it may hold the new value all
+# the same: no answer, a 5xx midway, or a refusal of a later call of several (Keycloak sets
+# the secret, then the scopes and audience mappers, each a call that can be refused).
+NOTHING_APPLIED = frozenset({ProviderReason.CONFLICT, ProviderReason.URL_NOT_ALLOWED})
 
 
 def provider_seen(providers: Providers, credential: ResourceSnapshot) -> ProviderSeen | None:
@@ -94,6 +100,10 @@ async def register(providers: Providers, decision: Decision) -> Decision:
         providers.memo.forget(desired)
         providers.failed(key, exc)
         outcome = RegistrationOutcome((), exc, holds_two)
+        if exc.reason not in NOTHING_APPLIED:
+            # The Secret write is dropped, but the provider may have taken the new value:
+            # put back what the Secret holds.
+            await restore(providers, decision)
     decided = apply_outcome(decision, outcome)
     if outcome.error is not None:
         return decided
@@ -105,3 +115,26 @@ async def register(providers: Providers, decision: Decision) -> Decision:
     if decided.requeue_at is None or at < decided.requeue_at:
         decided = replace(decided, requeue_at=at)
     return decided
+
+
+async def restore(providers: Providers, decision: Decision) -> None:
+    """The Secret write that followed a successful `register` was refused (or failed): the
+    provider holds the new value, the Secret still the old one, and a provider that holds one
+    secret (Hydra) now refuses what consumers read. Put back what the Secret holds; the next
+    pass decides again from there. A failure here is logged: the retry's `ensure` converges."""
+    registration = decision.registration
+    if registration is None or registration.held is None:
+        return
+    ref = registration.provider
+    key: Key = (ref.kind.value, ref.namespace, ref.name)
+    providers.memo.forget(registration.desired)
+    try:
+        client = await providers.client(key)
+        await client.ensure(registration.held)
+        providers.memo.made(registration.held)
+    except ProviderError as exc:
+        log.warning(
+            "%s: %s client %s: the Secret was not written and the value it holds could "
+            "not be put back: %s",
+            registration.resource.ref, ref, registration.held.client_id, exc.message,
+        )  # fmt: skip

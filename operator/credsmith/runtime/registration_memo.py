@@ -83,6 +83,10 @@ class RegistrationMemo:
         """What the provider holds is unknown (a failure): the next pass calls it."""
         self._made.pop(_key(desired), None)
 
+    def forget_client(self, provider_uid: str, client_id: str) -> None:
+        """A client deleted from the provider (the clean-up): the next pass creates it."""
+        self._made.pop((provider_uid, client_id), None)
+
     def forget_provider(self, provider_uid: str) -> None:
         """A provider deleted or changed: every client of it is checked again."""
         for key in [k for k in self._made if k[0] == provider_uid]:

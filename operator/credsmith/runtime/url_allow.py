@@ -4,14 +4,16 @@ The allow-list is for clusters where tenants create IdentityProviders: without i
 could point the operator at any address it can reach (an internal admin API, the cloud's
 metadata endpoint) and read the outcome in status. A prefix is compared by parts, not as
 text: `https://hydra.example` allows `https://hydra.example/admin` but not
-`https://hydra.example.evil.test` nor `https://hydra.example:8443`.
+`https://hydra.example.evil.test` nor `https://hydra.example:8443`. A path with a dot
+segment (`..`, `.`, percent-encoded or not) is never allowed: it is sent as written and a
+server or proxy resolves it, so `https://gw/a/../b` would reach `/b` under a prefix `/a`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from credsmith.api.status import Reason
 
@@ -36,7 +38,7 @@ def url_allowed(url: str, prefixes: Sequence[str]) -> bool:
     if not prefixes:
         return True
     parts = _parts(url)
-    if parts is None:
+    if parts is None or _has_dot_segment(parts[3]):
         return False
     for prefix in prefixes:
         allowed = _parts(prefix)
@@ -46,6 +48,13 @@ def url_allowed(url: str, prefixes: Sequence[str]) -> bool:
         if not base or parts[3] == base or parts[3].startswith(base + "/"):
             return True
     return False
+
+
+def _has_dot_segment(path: str) -> bool:
+    """Whether the path, percent-decoded, has a `.` or `..` segment (`\\` counted as `/`,
+    as some servers do)."""
+    segments = unquote(path).replace("\\", "/").split("/")
+    return any(segment in (".", "..") for segment in segments)
 
 
 def provider_urls(spec: Mapping[str, Any]) -> list[str]:

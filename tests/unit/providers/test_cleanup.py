@@ -1,7 +1,7 @@
 """The clean-up decision (providers/cleanup.py): which marked clients go. Pure."""
 
 from credsmith.providers.base import MarkedClient, Marker, Owner
-from credsmith.providers.cleanup import clients_to_delete
+from credsmith.providers.cleanup import clients_to_delete, still_serves
 
 PROVIDER = "uid-provider"
 WATCHED = {"team-a", "team-b"}
@@ -41,3 +41,15 @@ def test_a_client_of_an_unwatched_namespace_is_kept():
 def test_sorted_and_once():
     marked = [client("b", "dead"), client("a", "dead2"), client("b", "dead")]
     assert decide(marked, live=[]) == ["a", "b"]
+
+
+def test_a_cluster_provider_still_serves_only_what_its_selector_selects():
+    spec = {
+        "hydra": {"adminURL": "http://hydra:4445"},
+        "allowedNamespaces": {"matchLabels": {"t": "a"}},
+    }
+    assert still_serves(spec, {"t": "a"})
+    assert not still_serves(spec, {"t": "b"})  # closed to it: its credentials count as gone
+    assert not still_serves({"hydra": {"adminURL": "http://hydra:4445"}}, {"t": "a"})  # none
+    assert still_serves(spec, None)  # a namespace not known: doubt keeps
+    assert still_serves({"hydra": {}}, {"t": "b"})  # a spec that does not parse: doubt keeps

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from credsmith.providers.base import ProviderError, ProviderReason
+from credsmith.providers.http_body import MAX_BODY
 from credsmith.providers.hydra import HydraClient
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -76,3 +77,22 @@ def test_an_answer_that_is_not_hydras_is_not_quoted() -> None:
     error, _ = check_against(handler)
     assert error.reason is ProviderReason.ERROR
     assert error.message.endswith("/admin/clients: 502")
+
+
+def test_an_answer_too_long_is_not_read_whole() -> None:
+    # A tenant's IdentityProvider may name any URL: gigabytes read whole would take the
+    # operator's memory. The answer is read up to a bound, then refused.
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200)
+        await response.prepare(request)
+        chunk = b"[" + b" " * (1024 * 1024)
+        try:
+            for _ in range(MAX_BODY // len(chunk) + 4):
+                await response.write(chunk)
+        except (ConnectionError, RuntimeError):
+            pass  # the client stopped reading, as it should
+        return response
+
+    error, _ = check_against(handler)
+    assert error.reason is ProviderReason.ERROR
+    assert error.message.endswith("/admin/clients: 200, an answer longer than 8 MiB")

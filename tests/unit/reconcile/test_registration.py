@@ -406,3 +406,22 @@ def test_the_fingerprint_changes_with_what_the_provider_must_hold(world):
     w.step()
     assert desired_fingerprint(w.registrations[-1].desired) != rotated
     assert w.data()["client_secret"] not in rotated
+
+
+def test_a_rotation_carries_the_client_the_secret_holds_to_put_back(world):
+    # Should the Secret write be refused after the provider took the new value, the
+    # runtime puts back what the Secret still holds (Hydra keeps one secret per client).
+    w = named(world, {"rotation": {"period": "24h"}})
+    w.step()
+    assert w.registrations[-1].held is None  # a first issue: nothing held yet
+    old = w.data()["client_secret"]
+    w.step(advance=25 * HOUR)
+    registration = w.registrations[-1]
+    assert registration.changes_value
+    assert registration.desired.secret == w.data()["client_secret"] != old
+    assert registration.held is not None
+    assert registration.held.secret == old
+    assert registration.held.client_id == registration.desired.client_id
+    assert registration.held.marker.revision == 1
+    w.step()
+    assert w.registrations[-1].held is None  # the value does not change

@@ -4,16 +4,33 @@ tests/unit/reconcile/test_provider_status.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
-from credsmith.providers.base import DesiredClient, Marker, Owner
-from credsmith.reconcile.snapshots import ResourceSnapshot
+from credsmith.api.provider_ref import ProviderKind
+from credsmith.providers.base import (
+    DesiredClient,
+    MarkedClient,
+    Marker,
+    Owner,
+    ProviderError,
+    ProviderReason,
+)
+from credsmith.reconcile.registration import ProviderRef, Registration
+from credsmith.reconcile.snapshots import Decision, ResourceSnapshot
 from credsmith.runtime.kinds import Key
-from credsmith.runtime.provider_kinds import ProviderOptions, provider_key_of, resync_of
-from credsmith.runtime.providers import CLEANUP_DEBOUNCE, Providers
+from credsmith.runtime.provider_kinds import (
+    NamespaceSnapshot,
+    ProviderOptions,
+    provider_key_of,
+    resync_of,
+)
+from credsmith.runtime.providers import CLEANUP_DEBOUNCE, Providers, _State
+from credsmith.runtime.registration import register, restore
 from credsmith.runtime.registration_memo import RegistrationMemo
 from credsmith.runtime.url_allow import disallowed_url, url_allowed
 
@@ -36,6 +53,15 @@ NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
         ("https://other/", ("https://hydra.example", "https://other"), True),
         ("not a url", ("https://hydra.example",), False),
         ("http://169.254.169.254/latest", ("https://hydra.example",), False),
+        # Dot segments are sent as written (yarl, encoded=True) and a server or proxy
+        # resolves them: under the prefix as text, outside it as a path.
+        ("https://gw.example/a/../b", ("https://gw.example/a",), False),
+        ("https://gw.example/a/./../b", ("https://gw.example/a",), False),
+        ("https://gw.example/a/%2e%2E/b", ("https://gw.example/a",), False),
+        ("https://gw.example/a/..%2fb", ("https://gw.example/a",), False),
+        ("https://gw.example/a/%2F../b", ("https://gw.example/a",), False),
+        ("https://gw.example/a/..", ("https://gw.example/a",), False),
+        ("https://gw.example/a/x..y/b", ("https://gw.example/a",), True),
     ],
 )
 def test_url_allow_list_compares_by_parts(
@@ -137,3 +163,228 @@ def test_a_deleted_credential_schedules_its_providers_clean_up_soon() -> None:
     at.clear()
     providers.credential_changed(key, "MODIFIED", other)
     assert at == []
+
+
+class _Recording:
+    """Records what it is asked to hold (the runtime's calls, not a provider's behaviour)."""
+
+    holds_two_secrets = False
+
+    def __init__(self) -> None:
+        self.ensured: list[DesiredClient] = []
+
+    async def ensure(self, desired: DesiredClient) -> tuple[str, ...]:
+        self.ensured.append(desired)
+        return ()
+
+
+def test_a_refused_secret_write_puts_back_what_the_secret_holds() -> None:
+    providers = Providers(
+        None,  # type: ignore[arg-type]  # no API call in this test
+        lambda key: None,
+        lambda key, when: None,
+        lambda key: None,
+        ProviderOptions(),
+    )
+    recording = _Recording()
+
+    async def client(key: Key) -> _Recording:
+        return recording
+
+    providers.client = client  # type: ignore[assignment,method-assign]
+    new, old = _desired("new-value"), _desired("old-value")
+    registration = Registration(
+        ProviderRef(ProviderKind.IDENTITY_PROVIDER, "ns", "hydra", "p-uid"),
+        new,
+        True,
+        _credential({}),
+        NOW,
+        held=old,
+    )
+    providers.memo.made(new)  # register() made the provider hold the new value
+    decision = Decision(status={}, registration=registration)
+    asyncio.run(restore(providers, decision))
+    assert [d.secret for d in recording.ensured] == ["old-value"]
+    assert providers.memo.due(new, 600)  # the next pass asks the provider again
+    # A write that did not change the value has nothing to put back.
+    recording.ensured.clear()
+    unchanged = replace(registration, changes_value=False, held=None)
+    asyncio.run(restore(providers, replace(decision, registration=unchanged)))
+    assert recording.ensured == []
+
+
+class _Marked(_Recording):
+    def __init__(self, marked: list[MarkedClient]) -> None:
+        super().__init__()
+        self.marked, self.deleted = marked, list[str]()
+
+    async def list_marked(self, provider_uid: str) -> list[MarkedClient]:
+        return self.marked
+
+    async def delete(self, client_id: str) -> None:
+        self.deleted.append(client_id)
+
+
+def _providers(added: list[Key]) -> Providers:
+    return Providers(
+        None,  # type: ignore[arg-type]  # no API call in this test
+        added.append,
+        lambda key, when: None,
+        lambda key: None,
+        ProviderOptions(),
+    )
+
+
+def test_a_client_the_clean_up_deleted_is_not_remembered_as_held() -> None:
+    # A credential that named another provider for a while and names this one again must
+    # have its client created again at once, not at the resync.
+    providers = _providers([])
+    desired = _desired()
+    providers.memo.made(desired)
+    provider = _credential({})  # a provider resource: only its uid is read here
+    provider = replace(provider, uid="p-uid")
+    client = _Marked([MarkedClient("client", desired.marker)])
+    asyncio.run(providers._clean_up(("IdentityProvider", "ns", "hydra"), provider, client))  # type: ignore[arg-type]
+    assert client.deleted == ["client"]
+    assert providers.memo.due(desired, 600)
+
+
+def test_a_provider_pointed_elsewhere_requeues_its_credentials_at_once() -> None:
+    added: list[Key] = []
+    providers = _providers(added)
+    key: Key = ("IdentityProvider", "ns", "hydra")
+    credential_key: Key = ("ApiClient", "ns", "c")
+    providers.credential_changed(
+        credential_key, "ADDED", _credential({"identityProvider": {"name": "hydra"}})
+    )
+
+    def provider(url: str) -> ResourceSnapshot:
+        return replace(_credential({"hydra": {"adminURL": url}}), kind="IdentityProvider")
+
+    async def scenario() -> None:
+        first = provider("http://hydra-a:4445")
+        state = await providers._state(key, first)
+        await providers._refresh_client(key, first, state)
+        assert added == []  # a first build: the credentials' own passes come anyway
+        await providers._refresh_client(key, provider("http://hydra-b:4445"), state)
+        await providers.close()
+
+    asyncio.run(scenario())
+    assert added == [credential_key]
+
+
+@pytest.mark.parametrize(
+    ("labels", "deleted"),
+    [
+        ({"team": "a"}, []),  # still allowed: kept
+        ({"team": "b"}, ["client"]),  # no longer allowed: its client goes
+        (None, []),  # the namespace not in the cache: doubt, kept
+    ],
+)
+def test_a_cluster_providers_clean_up_removes_clients_of_namespaces_it_no_longer_allows(
+    labels: dict[str, str] | None, deleted: list[str]
+) -> None:
+    # Closing allowedNamespaces to a namespace makes its credentials Registered=False; a
+    # client that stayed would keep accepting what their Secrets hold, for good.
+    credential_key: Key = ("ApiClient", "ns", "c")
+    credential = replace(
+        _credential({"identityProvider": {"kind": "ClusterIdentityProvider", "name": "kc"}}),
+        uid="o-uid",
+    )
+    providers = Providers(
+        None,  # type: ignore[arg-type]  # no API call in this test
+        lambda key: None,
+        lambda key, when: None,
+        lambda key: credential if key == credential_key else None,
+        ProviderOptions(),
+    )
+    providers.credential_changed(credential_key, "ADDED", credential)
+    if labels is not None:
+        providers.namespaces[("", "ns")] = NamespaceSnapshot("ns", labels)
+    spec = {
+        "hydra": {"adminURL": "http://hydra:4445"},
+        "allowedNamespaces": {"matchLabels": {"team": "a"}},
+    }
+    provider = replace(_credential(spec), kind="ClusterIdentityProvider", namespace="", uid="p-uid")
+    client = _Marked([MarkedClient("client", _desired().marker)])
+    key: Key = ("ClusterIdentityProvider", "", "kc")
+    asyncio.run(providers._clean_up(key, provider, client))  # type: ignore[arg-type]
+    assert client.deleted == deleted
+
+
+class _AppliedButLost(_Recording):
+    """Takes the new value, then fails (its answer lost, or a later call refused)."""
+
+    def __init__(self, reason: ProviderReason) -> None:
+        super().__init__()
+        self.reason = reason
+
+    async def ensure(self, desired: DesiredClient) -> tuple[str, ...]:
+        await super().ensure(desired)
+        if desired.secret == "new-value":
+            raise ProviderError(self.reason, "http://hydra:4445: timed out")
+        return ()
+
+
+@pytest.mark.parametrize(
+    ("reason", "put_back"),
+    [
+        (ProviderReason.UNREACHABLE, True),  # may have been applied: put back
+        (ProviderReason.ERROR, True),
+        # Keycloak: the secret set, then a scope or audience mapper call refused.
+        (ProviderReason.FORBIDDEN, True),
+        (ProviderReason.REJECTED, True),
+        (ProviderReason.CONFLICT, False),  # not ours: never changed
+        (ProviderReason.URL_NOT_ALLOWED, False),  # never called
+    ],
+)
+def test_a_rotation_whose_answer_is_lost_puts_back_what_the_secret_holds(
+    reason: ProviderReason, put_back: bool
+) -> None:
+    # The Secret write is dropped (verifier first); the provider may hold the new value
+    # all the same, and Hydra's one secret would then refuse what consumers read.
+    providers = _providers([])
+    recording = _AppliedButLost(reason)
+
+    async def client(key: Key) -> _Recording:
+        return recording
+
+    providers.client = client  # type: ignore[assignment,method-assign]
+    registration = Registration(
+        ProviderRef(ProviderKind.IDENTITY_PROVIDER, "ns", "hydra", "p-uid"),
+        _desired("new-value"),
+        True,
+        _credential({}),
+        NOW,
+        held=_desired("old-value"),
+    )
+    decided = asyncio.run(register(providers, Decision(status={}, registration=registration)))
+    assert decided.retry
+    assert decided.secret is None
+    expected = ["new-value", "old-value"] if put_back else ["new-value"]
+    assert [d.secret for d in recording.ensured] == expected
+    assert providers.memo.due(_desired("new-value"), 600)  # the retry asks again
+
+
+def test_a_providers_spec_change_requeues_its_credentials() -> None:
+    # allowedNamespaces opened (or closed) to a namespace: its credentials' Registered must
+    # follow now, not whenever something else touches them (a refused one waits for nothing).
+    added: list[Key] = []
+    providers = _providers(added)
+    credential_key: Key = ("ApiClient", "ns", "c")
+    providers.credential_changed(
+        credential_key,
+        "ADDED",
+        _credential({"identityProvider": {"kind": "ClusterIdentityProvider", "name": "h"}}),
+    )
+    key: Key = ("ClusterIdentityProvider", "", "h")
+    provider = replace(_credential({}), kind="ClusterIdentityProvider", namespace="", name="h")
+    providers._provider_changed(key[0], "ADDED", provider)
+    providers._states[key] = _State(provider.uid)  # its first pass has run
+    added.clear()
+    providers._provider_changed(key[0], "MODIFIED", replace(provider, resource_version="2"))
+    assert added == [key]  # a change of status or metadata: the provider only
+    added.clear()
+    changed = replace(provider, generation=2, resource_version="3")
+    providers._provider_changed(key[0], "MODIFIED", changed)
+    assert sorted(added) == sorted([key, credential_key])
