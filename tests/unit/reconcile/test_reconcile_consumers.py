@@ -1181,6 +1181,10 @@ def test_a_rollout_held_to_roll_with_others_lags_and_keeps_the_previous_value(wo
     assert w.status["consumers"] == [
         {"kind": "Deployment", "name": "web", "revision": 2, "rolledOut": False}
     ]
+    # Its annotation in place (written for it by another) is not a finished rollout: past
+    # the overlap, the previous value stays until the one rollout has finished.
+    assert has_previous_value(w)
+    assert previous_expiry(w) > w.now
     fleet.finish()
     step(w, fleet, SECOND)
     assert consumers_condition(w)[:2] == ("True", "RolledOut")
