@@ -32,6 +32,13 @@ from tests.e2e.cluster import EXPOSURE, OPERATOR_LOGS, Cluster, Exposure, Operat
 from tests.e2e.shared import shared_control_plane
 from tests.providers.hydra import fresh_hydra, hydra  # noqa: F401 - fixtures
 
+# Registered here once: a session fixture imported into several modules is one fixture per
+# module, and each would start a Keycloak of its own.
+from tests.providers.keycloak import (  # noqa: F401 - fixtures keycloak_server, keycloak_realm
+    keycloak_realm_fixture,
+    keycloak_server_fixture,
+)
+
 E2E_DIR = Path(__file__).parent
 
 

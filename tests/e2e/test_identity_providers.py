@@ -31,8 +31,6 @@ from tests.providers import keycloak as kc
 from tests.providers.hydra import admin_call, token_with_assertion, token_with_secret
 from tests.providers.keycloak import (
     KeycloakRealm,
-    keycloak_realm_fixture,  # noqa: F401 (the fixture keycloak_realm)
-    keycloak_server_fixture,  # noqa: F401 (the fixture keycloak_server)
 )
 
 SACREDS = "serviceaccountcredentials"

@@ -24,8 +24,6 @@ from tests.e2e.test_identity_providers import (
 from tests.providers import keycloak as kc
 from tests.providers.keycloak import (
     KeycloakRealm,
-    keycloak_realm_fixture,  # noqa: F401 (the fixture keycloak_realm)
-    keycloak_server_fixture,  # noqa: F401 (the fixture keycloak_server)
 )
 
 pytestmark = pytest.mark.xdist_group("keycloak")

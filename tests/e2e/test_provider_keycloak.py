@@ -23,8 +23,6 @@ from credsmith.providers.keycloak import KeycloakClient
 from tests.providers.keycloak import (
     KeycloakRealm,
     free_port,
-    keycloak_realm_fixture,  # noqa: F401 (the fixture keycloak_realm)
-    keycloak_server_fixture,  # noqa: F401 (the fixture keycloak_server)
     token_with_assertion,
     token_with_secret,
 )
