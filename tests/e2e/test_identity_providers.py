@@ -318,6 +318,35 @@ def test_deleting_the_credential_deletes_its_client(
     wait_for(lambda: get(custom, namespace, IDPS, "hydra")["status"].get("clients") == 0, 30)
 
 
+def test_a_recreated_provider_adopts_its_credentials_clients(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    hydra: LocalHydra,
+) -> None:
+    """An IdentityProvider deleted and applied again (or restored from a backup) has a new
+    UID: the clients it registered are its credentials' still (the owner's UID decides), so
+    they are adopted, not refused for good as another's."""
+    registered(cluster, custom, namespace, hydra)
+    data = secret_data(core, exposure, namespace, "orders")
+    old_uid = get(custom, namespace, IDPS, "hydra")["metadata"]["uid"]
+    cluster.kubectl("delete", "-n", namespace, "idp/hydra")
+    wait_condition(
+        custom, namespace, SACREDS, "orders", "Registered", "False", reason="ProviderNotFound"
+    )
+    apply(cluster, namespace, hydra_provider("hydra", hydra))
+    wait_condition(custom, namespace, SACREDS, "orders", "Registered", "True")
+    status, held = hydra_client(hydra, data["client_id"])
+    assert status == 200
+    assert held["metadata"]["credsmith"]["providerUID"] not in ("", old_uid)
+    token = token_with_secret(hydra.token_url, data["client_id"], data["client_secret"], "read")
+    assert token[0] == 200
+    assert secret_data(core, exposure, namespace, "orders") == data
+
+
 def test_hydra_down_then_back_without_an_operator_restart(
     cluster: Cluster,
     operator: Operator,

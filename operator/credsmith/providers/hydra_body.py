@@ -64,14 +64,13 @@ def marker_of(client: Mapping[str, Any]) -> Marker | None:
 
 
 def is_ours(client: Mapping[str, Any], desired: Marker) -> bool:
-    """Registered by this provider resource for this owner (the UIDs decide: names are
-    reused). Any other client of that ID is never changed."""
+    """Registered by credsmith for this owner: the owner's UID decides (names are reused;
+    only the operator writes markers, and a UID is never reused). The provider resource's
+    UID does not: one deleted and recreated (or restored from a backup) has a new UID, and
+    its credentials' clients are adopted (their marker put back) rather than refused for
+    good. Any other client of that ID is never changed."""
     found = marker_of(client)
-    return (
-        found is not None
-        and found.provider_uid == desired.provider_uid
-        and found.owner.uid == desired.owner.uid
-    )
+    return found is not None and found.owner.uid == desired.owner.uid
 
 
 def public_jwk(key: Mapping[str, Any]) -> dict[str, Any]:

@@ -115,13 +115,10 @@ def marker_of(rep: Mapping[str, Any]) -> Marker | None:
 
 
 def is_ours(rep: Mapping[str, Any], marker: Marker) -> bool:
-    """Ours to change: our marker, of this provider resource and this owner (by UID)."""
+    """Ours to change: our marker for this owner (by UID). A client marked by another
+    provider resource for the same owner is adopted (hydra_body.is_ours says why)."""
     found = marker_of(rep)
-    return (
-        found is not None
-        and found.provider_uid == marker.provider_uid
-        and found.owner.uid == marker.owner.uid
-    )
+    return found is not None and found.owner.uid == marker.owner.uid
 
 
 def _canonical_jwks(keys: Any) -> list[str]:

@@ -85,7 +85,8 @@ def test_ours_only_with_this_provider_and_this_owner() -> None:
     rep = held(secret_client())
     assert rep_.marker_of(rep) == MARKER
     assert rep_.is_ours(rep, MARKER)
-    assert not rep_.is_ours(rep, Marker("other-provider", MARKER.owner))
+    # A provider resource recreated (new UID) adopts its credentials' clients.
+    assert rep_.is_ours(rep, Marker("other-provider", MARKER.owner))
     assert not rep_.is_ours(
         rep, Marker("prov-uid", Owner("ApiClient", "team-a", "billing", "new-uid"))
     )

@@ -108,7 +108,8 @@ def test_marker_round_trip_and_whose_client_it_is() -> None:
     held = as_held(secret_client())
     assert marker_of(held) == MARKER
     assert is_ours(held, MARKER)
-    assert not is_ours(held, Marker("another-provider", MARKER.owner))
+    # A provider resource recreated (new UID) adopts its credentials' clients.
+    assert is_ours(held, Marker("another-provider", MARKER.owner))
     other_owner = Owner("ApiClient", "team-a", "orders", "another-uid")  # same name, new UID
     assert not is_ours(held, Marker(MARKER.provider_uid, other_owner))
 
