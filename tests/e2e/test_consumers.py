@@ -747,7 +747,12 @@ def test_a_refused_and_a_missing_consumer_stop_neither_the_healthy_one_nor_the_c
             what="the previous value retired",
         )
         assert time.time() >= rotated_at + 2 * overlap - 1
-        assert events(core, namespace, cred, "PreviousRetiredWhileLagging")
+        # The Warning is posted after the write that retires the value: wait for it.
+        wait_for(
+            lambda: events(core, namespace, cred, "PreviousRetiredWhileLagging"),
+            30,
+            what="a PreviousRetiredWhileLagging Event",
+        )
         # Rolled once: one new ReplicaSet for the healthy one, none for the refused one.
         assert len(replica_sets(apps, namespace, "c-healthy")) == 2
         assert len(replica_sets(apps, namespace, "a-guarded")) == 1
