@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+
+from credsmith.dev.process import StartedInWith, free_port, spawn, terminate, wait_until_ready
 
 CLUSTER_BINARY = "credsmith-cluster"
 
@@ -57,7 +56,7 @@ def build_binaries(
 
 
 @dataclass
-class LocalCluster:
+class LocalCluster(StartedInWith):
     """One running control plane whose state (etcd data, keys) lives in `state_dir`.
 
     Stopping and starting again with the same `state_dir` and `port` keeps every
@@ -92,43 +91,28 @@ class LocalCluster:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.kubeconfig.unlink(missing_ok=True)
         if not self.port:
-            self.port = _free_port()
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    str(self.bin_dir / CLUSTER_BINARY),
-                    "serve",
-                    f"--dir={self.state_dir}",
-                    f"--port={self.port}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # a Ctrl-C in the terminal is ours to forward
-            )
-        deadline = time.monotonic() + timeout
-        while not self.kubeconfig.exists():
-            if self.process.poll() is not None:
-                raise ClusterError(
-                    f"the control plane exited with {self.process.returncode}; "
-                    f"see {self.log_path}:\n{_tail(self.log_path)}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ClusterError(f"the control plane was not ready in {timeout:.0f}s")
-            time.sleep(0.1)
+            self.port = free_port()
+        command = [
+            str(self.bin_dir / CLUSTER_BINARY),
+            "serve",
+            f"--dir={self.state_dir}",
+            f"--port={self.port}",
+        ]
+        self.process = spawn(command, self.log_path)
+        wait_until_ready(
+            self.process,
+            self.kubeconfig.exists,
+            timeout=timeout,
+            name="the control plane",
+            log_path=self.log_path,
+            error=ClusterError,
+            stop_timeout=60.0,
+        )
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop cleanly with SIGTERM; SIGKILL only if it does not stop in time."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        terminate(process, timeout)
 
     def kubectl_env(self) -> dict[str, str]:
         """The environment in which `kubectl` and `helm` talk to this cluster."""
@@ -137,31 +121,3 @@ class LocalCluster:
             "KUBECONFIG": str(self.kubeconfig),
             "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         }
-
-    def __enter__(self) -> LocalCluster:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""

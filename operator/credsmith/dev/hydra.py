@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+
+from credsmith.dev.process import StartedInWith, free_port, spawn, terminate, wait_until_ready
 
 HYDRA_BINARY = "hydra"
 
@@ -27,15 +25,8 @@ class HydraError(RuntimeError):
     """Hydra could not be started."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
-class LocalHydra:
+class LocalHydra(StartedInWith):
     """One `hydra serve all --dev` process with DSN=memory. Stopping it loses every
     client; starting it again on the same ports is a fresh, empty Hydra."""
 
@@ -61,7 +52,6 @@ class LocalHydra:
     def start(self, timeout: float = 60.0) -> None:
         if self.process and self.process.poll() is None:
             return
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         environment = {
             **os.environ,
             "DSN": "memory",
@@ -74,49 +64,22 @@ class LocalHydra:
             "SERVE_ADMIN_PORT": str(self.admin_port),
             "LOG_LEVEL": "warn",
         }
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(self.binary), "serve", "all", "--dev"],
-                env=environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # a Ctrl-C in the terminal is ours to forward
-            )
-        deadline = time.monotonic() + timeout
-        while not (_ready(self.admin_url) and _ready(self.public_url)):
-            if self.process.poll() is not None:
-                raise HydraError(
-                    f"hydra exited with {self.process.returncode}; see {self.log_path}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise HydraError(f"hydra was not ready in {timeout:.0f}s; see {self.log_path}")
-            time.sleep(0.1)
+        self.process = spawn(
+            [str(self.binary), "serve", "all", "--dev"], self.log_path, environment
+        )
+        wait_until_ready(
+            self.process,
+            lambda: _ready(self.admin_url) and _ready(self.public_url),
+            timeout=timeout,
+            name="hydra",
+            log_path=self.log_path,
+            error=HydraError,
+        )
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM (Hydra shuts down gracefully); SIGKILL only if it does not stop in time."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-    def __enter__(self) -> LocalHydra:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        terminate(process, timeout)
 
 
 # Hydra's own default ports, so that examples/identity-providers/hydra.yaml names them.
