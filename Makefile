@@ -33,10 +33,11 @@ format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-crds: $(INSTALLED)  ## regenerate crds/ from the API models, and the chart's and kustomize's copies
+crds: $(INSTALLED)  ## regenerate crds/ from the API models, the chart's and kustomize's copies, and the Argo CD health check's copies
 	$(BIN)/credsmith crds --output-dir crds
 	cp crds/*.yaml charts/credsmith/crds/
 	cp crds/*.yaml deploy/crds/
+	$(BIN)/python deploy/argocd/generate.py
 
 bench: $(INSTALLED) cluster  ## benchmarks (bench/README.md); BENCH_ARGS=--quick for a short run
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -1,7 +1,8 @@
 -- Argo CD health check for credsmith.io ServiceAccountCredential, ApiClient,
 -- IdentityProvider and ClusterIdentityProvider. Every kind reports its state in the
--- same conditions, so every directory holds this same file (a test keeps them
--- byte-for-byte identical, and equal to argocd-cm-patch.yaml).
+-- same conditions, so one script serves all four: deploy/argocd/health.lua is the
+-- source, which deploy/argocd/generate.py (`make crds`) copies into every kind's
+-- directory and argocd-cm-patch.yaml (a test fails when a copy is stale).
 --
 -- Reads the global `obj`; returns {status = ..., message = ...}. Lua 5.1 with only
 -- the base library: no string/math calls, so it runs in argocd-cm without
