@@ -17,34 +17,33 @@ or a conftest; they are named without `_fixture`, so a test's parameter shadows 
 $CREDSMITH_TEST_KEYCLOAK_URL points the fixtures at a running Keycloak instead (its
 master admin admin/admin), for quick iterations: each session makes a realm of its own.
 
-Token requests use urllib and return (status, JSON body): a refused request is an
-answer, not an exception.
+Token requests (tests/providers/tokens.py, imported from here too) return (status, JSON
+body): a refused request is an answer, not an exception.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
-import json
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
+
+from credsmith.dev.process import free_port as free_port  # tests import it from here
+from tests.providers.tokens import call
+from tests.providers.tokens import token_with_assertion as token_with_assertion  # tests import
+from tests.providers.tokens import token_with_secret as token_with_secret  # them from here
 
 INSTALL_SCRIPT = Path(__file__).resolve().parents[1] / "cluster" / "keycloak.sh"
 MASTER_ADMIN = ("admin", "admin")  # the bootstrap admin of a throwaway dev server
@@ -59,77 +58,6 @@ def install_keycloak() -> Path:
     if not done.stdout.strip():
         pytest.skip(f"Keycloak not installed: {done.stderr.strip()[-300:]}")
     return Path(done.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def call(
-    method: str,
-    url: str,
-    *,
-    json_body: Any = None,
-    form: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-    timeout: float = 30.0,
-) -> tuple[int, Any]:
-    """(status, JSON body or None); an HTTP error status is returned, not raised."""
-    data = None
-    headers = dict(headers or {})
-    if json_body is not None:
-        data = json.dumps(json_body).encode()
-        headers["Content-Type"] = "application/json"
-    elif form is not None:
-        data = urllib.parse.urlencode(form).encode()
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-    try:
-        return status, json.loads(raw) if raw else None
-    except ValueError:
-        return status, None
-
-
-def token_with_secret(
-    token_url: str, client_id: str, secret: str, scope: str | None = None
-) -> tuple[int, Any]:
-    """client_credentials with client_secret_basic (RFC 6749 2.3.1: both parts
-    form-encoded before Basic)."""
-    user = urllib.parse.quote(client_id, safe="")
-    password = urllib.parse.quote(secret, safe="")
-    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
-    form = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
-    return call("POST", token_url, form=form, headers={"Authorization": f"Basic {basic}"})
-
-
-def token_with_assertion(
-    token_url: str, client_id: str, private_key_pem: str, *, kid: str, algorithm: str
-) -> tuple[int, Any]:
-    """client_credentials with private_key_jwt (RFC 7523): an assertion PyJWT signs."""
-    now = int(time.time())
-    claims = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": token_url,
-        "jti": uuid.uuid4().hex,
-        "iat": now,
-        "exp": now + 60,
-    }
-    assertion = jwt.encode(claims, private_key_pem, algorithm=algorithm, headers={"kid": kid})
-    form = {
-        "grant_type": "client_credentials",
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": assertion,
-    }
-    return call("POST", token_url, form=form)
 
 
 class KeycloakServer:
