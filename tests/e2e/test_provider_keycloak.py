@@ -19,6 +19,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from credsmith.providers import keycloak as keycloak_module
 from credsmith.providers import keycloak_rep
 from credsmith.providers.base import DesiredClient, Marker, Owner, ProviderError, ProviderReason
+from credsmith.providers.cleanup import clients_to_delete, still_to_delete
 from credsmith.providers.keycloak import KeycloakClient
 from tests.providers.keycloak import (
     KeycloakRealm,
@@ -341,6 +342,47 @@ def test_list_marked_pages_through_clients_and_delete_removes_one(
     assert keycloak_realm.client(ours[0]) is None
     listed = run(keycloak_realm, lambda client: client.list_marked(provider))
     assert sorted(m.client_id for m in listed) == sorted(ours[1:])
+
+
+def test_clean_up_reads_each_client_again_and_deletes_only_what_is_still_orphaned(
+    keycloak_realm: KeycloakRealm,
+) -> None:
+    """Between the list and the delete a client may be re-marked (its owner's new provider
+    resource) or taken over (our marker removed): delete_if reads it again and keeps it."""
+    realm = keycloak_realm
+    provider = f"provider-{uuid.uuid4().hex[:6]}"
+    ids = {name: new_id() for name in ("orphan", "adopted", "taken")}
+    for client_id in ids.values():
+        ensure(realm, secret_client(client_id, "s", marker=marker("dead-owner", provider)))
+    listed = run(realm, lambda client: client.list_marked(provider))
+    doomed = clients_to_delete(listed, provider, set(), lambda namespace: True)
+    assert sorted(doomed) == sorted(ids.values())  # all three, as listed
+
+    def re_mark(client_id: str, attributes: dict[str, str | None]) -> None:
+        """Someone editing the client's attributes in Keycloak (None removes one)."""
+        rep = realm.client(client_id)
+        assert rep is not None
+        held = {**rep.get("attributes", {}), **attributes}
+        rep["attributes"] = {k: v for k, v in held.items() if v is not None}
+        assert realm.admin("PUT", f"/clients/{rep['id']}", rep)[0] == 204
+
+    re_mark(ids["adopted"], {keycloak_rep.PROVIDER_UID: "another-provider"})
+    re_mark(ids["taken"], {keycloak_rep.PROVIDER_UID: None, keycloak_rep.OWNER_UID: None})
+
+    def decide(found: Marker | None) -> bool:
+        return still_to_delete(found, provider, set(), lambda namespace: True)
+
+    deleted = {
+        client_id: run(realm, lambda client, c=client_id: client.delete_if(c, decide))  # type: ignore[misc]
+        for client_id in doomed
+    }
+    assert deleted == {ids["orphan"]: True, ids["adopted"]: False, ids["taken"]: False}
+    assert realm.client(ids["orphan"]) is None
+    assert realm.client(ids["adopted"]) is not None
+    taken = realm.client(ids["taken"])
+    assert taken is not None
+    assert keycloak_rep.marker_of(taken) is None
+    assert run(realm, lambda client: client.delete_if(ids["orphan"], decide)) is False
 
 
 def test_check_passes_with_manage_clients(keycloak_realm: KeycloakRealm) -> None:

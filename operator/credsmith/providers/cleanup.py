@@ -14,6 +14,11 @@ is another owner, with its own client). A client is kept whenever there is doubt
   with other --namespace flags, may own it);
 - the caller has not synced its informers (then it must not call this at all: an empty cache
   looks like every owner is gone).
+
+The list is old by the time a client is deleted (a page of clients, then one delete after
+another): a client may have been re-marked in between (adopted by its owner's new provider
+resource, or taken over by a person who removed our marker). So each client is read again
+just before its delete and deleted only if `still_to_delete` says so of what it holds then.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from credsmith.api.identity_provider import ClusterIdentityProviderSpec
-from credsmith.providers.base import MarkedClient
+from credsmith.providers.base import MarkedClient, Marker
 from credsmith.reconcile.scoping import selects
 
 
@@ -41,11 +46,26 @@ def clients_to_delete(
     doomed = {
         client.client_id
         for client in marked
-        if client.marker.provider_uid == provider_uid
-        and watched(client.marker.owner.namespace)
-        and client.marker.owner.uid not in live_owner_uids
+        if still_to_delete(client.marker, provider_uid, live_owner_uids, watched)
     }
     return sorted(doomed)
+
+
+def still_to_delete(
+    marker: Marker | None,
+    provider_uid: str,
+    live_owner_uids: set[str],
+    watched: Callable[[str], bool],
+) -> bool:
+    """Whether a client whose marker is now `marker` (None: it has none, or it is gone) is
+    to be deleted by the provider resource `provider_uid`: ours, of a watched namespace, and
+    its owner no longer among `live_owner_uids` (read again, not the list's)."""
+    return (
+        marker is not None
+        and marker.provider_uid == provider_uid
+        and watched(marker.owner.namespace)
+        and marker.owner.uid not in live_owner_uids
+    )
 
 
 def still_serves(spec: Mapping[str, Any], labels: Mapping[str, str] | None) -> bool:

@@ -26,6 +26,7 @@ from credsmith.providers import keycloak_rep as rep_
 from credsmith.providers.base import (
     DesiredClient,
     MarkedClient,
+    Marker,
     ProviderError,
     ProviderReason,
 )
@@ -138,6 +139,15 @@ class KeycloakClient:
                 f"Keycloak: client {client_id} carries no credsmith marker: not deleted",
             )
         await self._admin_call("DELETE", f"/clients/{found['id']}", missing_ok=True)
+
+    async def delete_if(self, client_id: str, doomed: Callable[[Marker | None], bool]) -> bool:
+        found = await self._find(client_id)
+        if found is None or not doomed(rep_.marker_of(found)):
+            return False
+        # By the internal id just read: a client deleted and created again under this
+        # clientId since has another id, and a 404 here.
+        await self._admin_call("DELETE", f"/clients/{found['id']}", missing_ok=True)
+        return True
 
     async def close(self) -> None:
         if self._owns_session and self._session is not None:

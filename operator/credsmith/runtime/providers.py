@@ -25,7 +25,7 @@ from credsmith import GROUP, VERSION
 from credsmith.api.identity_provider import ClusterIdentityProviderSpec, IdentityProviderSpec
 from credsmith.api.status import Reason
 from credsmith.providers.base import IdentityProviderClient, ProviderError, ProviderReason
-from credsmith.providers.cleanup import clients_to_delete, still_serves
+from credsmith.providers.cleanup import clients_to_delete, still_serves, still_to_delete
 from credsmith.reconcile.provider_status import provider_status
 from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.backoff import RetryLimiter
@@ -299,16 +299,24 @@ class Providers:
         names it (providers/cleanup.py decides); return how many are left. Only called from
         a worker, so after the informers synced (an empty cache would doom every client)."""
         marked = await client.list_marked(resource.uid)
-        live = {
-            found.uid
-            for credential in self.credentials_of(key)
-            if (found := self._credential(credential)) is not None
-            and self._still_serves(key, resource, found.namespace)
-        }
-        doomed = clients_to_delete(marked, resource.uid, live, self._watched)
+        doomed = clients_to_delete(
+            marked, resource.uid, self._live_owners(key, resource), self._watched
+        )
         owners = {m.client_id: m.marker.owner for m in marked}
+        deleted = 0
         for client_id in doomed:
-            await client.delete(client_id)
+            # Read again just before its delete, and judged against the owners as they are
+            # now: it may have been re-marked or taken over since the list.
+            if not await client.delete_if(
+                client_id,
+                lambda marker: still_to_delete(
+                    marker, resource.uid, self._live_owners(key, resource), self._watched
+                ),
+            ):
+                log.info("%s %s: client %s kept: no longer ours to delete", key[0],
+                         _name(key), client_id)  # fmt: skip
+                continue
+            deleted += 1
             # Gone from the provider: should its credential name this provider again, the
             # memo must not say the provider still holds it.
             self.memo.forget_client(resource.uid, client_id)
@@ -317,9 +325,16 @@ class Providers:
                 "%s %s: deleted client %s (its %s %s/%s is gone or names another provider)",
                 key[0], _name(key), client_id, owner.kind, owner.namespace, owner.name,
             )  # fmt: skip
-        return len({m.client_id for m in marked if m.marker.provider_uid == resource.uid}) - len(
-            doomed
-        )
+        return len({m.client_id for m in marked if m.marker.provider_uid == resource.uid}) - deleted
+
+    def _live_owners(self, key: Key, resource: ResourceSnapshot) -> set[str]:
+        """The UIDs of the credentials that exist and name this provider (informer cache)."""
+        return {
+            found.uid
+            for credential in self.credentials_of(key)
+            if (found := self._credential(credential)) is not None
+            and self._still_serves(key, resource, found.namespace)
+        }
 
     def _still_serves(self, key: Key, resource: ResourceSnapshot, namespace: str) -> bool:
         if key[0] != CLUSTER_IDENTITY_PROVIDER:

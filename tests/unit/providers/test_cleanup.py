@@ -1,7 +1,7 @@
 """The clean-up decision (providers/cleanup.py): which marked clients go. Pure."""
 
 from credsmith.providers.base import MarkedClient, Marker, Owner
-from credsmith.providers.cleanup import clients_to_delete, still_serves
+from credsmith.providers.cleanup import clients_to_delete, still_serves, still_to_delete
 
 PROVIDER = "uid-provider"
 WATCHED = {"team-a", "team-b"}
@@ -14,6 +14,33 @@ def client(client_id, owner_uid, namespace="team-a", provider=PROVIDER):
 
 def decide(marked, live):
     return clients_to_delete(marked, PROVIDER, set(live), lambda ns: ns in WATCHED)
+
+
+def recheck(marker, live=()):
+    return still_to_delete(marker, PROVIDER, set(live), lambda ns: ns in WATCHED)
+
+
+def test_read_again_before_delete_a_client_still_ours_and_orphaned_goes():
+    assert recheck(client("c1", "dead").marker) is True
+
+
+def test_read_again_before_delete_a_client_gone_or_unmarked_meanwhile_is_left():
+    # None: deleted by someone else, or a person took it over and removed our marker.
+    assert recheck(None) is False
+
+
+def test_read_again_before_delete_a_client_adopted_by_another_provider_is_left():
+    # Re-marked between the list and the delete (its owner's new provider resource).
+    assert recheck(client("c1", "dead", provider="uid-new-provider").marker) is False
+
+
+def test_read_again_before_delete_a_client_re_marked_for_a_live_owner_is_left():
+    # The list said owner "dead"; now it carries a live owner's UID.
+    assert recheck(client("c1", "alive").marker, live=["alive"]) is False
+
+
+def test_read_again_before_delete_a_client_moved_to_an_unwatched_namespace_is_left():
+    assert recheck(client("c1", "dead", namespace="team-z").marker) is False
 
 
 def test_a_client_whose_owner_is_gone_is_deleted():
