@@ -9,8 +9,10 @@ those that stop it (`fresh_hydra`).
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +29,7 @@ from tests.e2e.cluster import (
     wait_for,
 )
 from tests.e2e.faults import free_port
+from tests.e2e.nginx import MISSING, NGINX, WHY_MISSING, nginx
 from tests.providers import keycloak as kc
 from tests.providers.hydra import admin_call, token_with_assertion, token_with_secret
 from tests.providers.keycloak import (
@@ -381,6 +384,77 @@ def test_hydra_down_then_back_without_an_operator_restart(
     assert operator.starts == starts
     assert operator.process is not None
     assert operator.process.poll() is None
+
+
+def admin_gateway(hydra: LocalHydra, refuse_deletes: bool) -> str:
+    """nginx's location in front of Hydra's admin API, refusing DELETE (403) if told."""
+    limit = "limit_except GET HEAD POST PUT PATCH { deny all; }" if refuse_deletes else ""
+    return f"location / {{ {limit} proxy_pass {hydra.admin_url}; }}"
+
+
+@pytest.mark.skipif(MISSING, reason=WHY_MISSING)
+def test_a_refused_clean_up_shows_on_the_provider_and_clears_once_it_succeeds(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    hydra: LocalHydra,
+    tmp_path: Path,
+) -> None:
+    """A real gateway (Debian's nginx) in front of Hydra's admin API refuses deletes: the
+    provider says so in a condition and a Warning Event, stays Ready, and clears once a later
+    clean-up succeeds."""
+    root = tmp_path / "gateway"
+    with nginx(root, admin_gateway(hydra, refuse_deletes=True)) as gateway:
+        spec = {"hydra": {"adminURL": gateway.rstrip("/"), "publicURL": hydra.public_url}}
+        apply(cluster, namespace, manifest("IdentityProvider", "hydra", {**spec, "resync": "1m"}))
+        apply(cluster, namespace, sacred("orders", "hydra"))
+        wait_condition(custom, namespace, SACREDS, "orders", "Registered", "True", timeout=120)
+        client_id = secret_data(core, exposure, namespace, "orders")["client_id"]
+        cluster.kubectl("delete", "-n", namespace, "sacred/orders", "--wait=false")
+
+        obj = wait_condition(
+            custom, namespace, IDPS, "hydra", "CleanedUp", "False", timeout=DRIFT_TIMEOUT
+        )
+        found = condition(obj, "CleanedUp")
+        assert found["reason"] == "CleanupFailed", found
+        assert client_id in found["message"], found
+        assert "403" in found["message"], found
+        assert "<" not in found["message"], found  # nginx's HTML page is no part of it
+        assert condition(obj, "Ready")["status"] == "True", obj  # reached and authenticated
+        assert hydra_client(hydra, client_id)[0] == 200  # still there: the delete was refused
+
+        def warnings() -> list[str]:
+            events = core.list_namespaced_event(namespace).items
+            return [
+                e.message
+                for e in events
+                if e.reason == "CleanupFailed" and e.type == "Warning"
+                and e.involved_object.kind == "IdentityProvider"
+            ]  # fmt: skip
+
+        messages = wait_for(warnings, 30, what="a CleanupFailed Warning Event")
+        assert any(client_id in message for message in messages), messages
+
+        # The gateway lets deletes through again: the next clean-up (resync) deletes it.
+        conf = root / "nginx.conf"
+        conf.write_text(
+            conf.read_text().replace(admin_gateway(hydra, True), admin_gateway(hydra, False))
+        )
+        reload = [NGINX, "-p", str(root), "-c", str(root / "nginx.conf"), "-s", "reload"]
+        subprocess.run(reload, check=True, capture_output=True)
+        wait_for(
+            lambda: hydra_client(hydra, client_id)[0] == 404,
+            DRIFT_TIMEOUT,
+            interval=1,
+            what="deleted at the next clean-up",
+        )
+        obj = wait_condition(custom, namespace, IDPS, "hydra", "CleanedUp", "True", timeout=30)
+        assert condition(obj, "CleanedUp")["reason"] == "CleanedUp"
+        shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
+        assert exposure.leaks(shown) == []
 
 
 @pytest.fixture

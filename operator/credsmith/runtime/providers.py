@@ -26,7 +26,7 @@ from credsmith.api.identity_provider import ClusterIdentityProviderSpec, Identit
 from credsmith.api.status import Reason
 from credsmith.providers.base import IdentityProviderClient, ProviderError, ProviderReason
 from credsmith.providers.cleanup import clients_to_delete, still_serves, still_to_delete
-from credsmith.reconcile.provider_status import provider_status
+from credsmith.reconcile.provider_status import CLEANUP_FAILED, CleanupOutcome, provider_status
 from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.informer import Informer, ObjectKey
@@ -50,6 +50,10 @@ log = logging.getLogger("credsmith.providers")
 
 # Deletions of credentials within this many seconds make one clean-up.
 CLEANUP_DEBOUNCE = 5.0
+# A delete failing so is the provider's (its Ready), not one client's clean-up.
+PROVIDER_WIDE = frozenset(
+    {ProviderReason.UNREACHABLE, ProviderReason.TLS_ERROR, ProviderReason.LOGIN_REFUSED}
+)
 # A failing provider is checked again at most this far apart (and within its resync).
 RETRY_CAP = 60.0
 
@@ -245,6 +249,7 @@ class Providers:
         resync = resync_of(resource)
         now = time.time()
         clients: int | None = None
+        cleanup: CleanupOutcome | None = None
         async with state.lock:
             try:
                 if (url := disallowed_url(resource.spec, self.url_allow)) is not None:
@@ -253,7 +258,7 @@ class Providers:
                 built = await self._refresh_client(key, resource, state)
                 await built.client.check()
                 if now >= state.next_cleanup:
-                    clients = await self._clean_up(key, resource, built.client)
+                    clients, cleanup = await self._clean_up(key, resource, built.client)
                     state.next_cleanup = now + resync
                 ready, reason, message = True, Reason.PROVIDER_READY.value, _connected(resource)
             except ProviderError as exc:
@@ -268,7 +273,9 @@ class Providers:
             )  # fmt: skip
         if self._ready_gauge is not None:
             self._ready_gauge(key, ready)
-        await self._write_status(key, resource, ready, reason, message, clients)
+        if cleanup is not None and cleanup.failed:
+            await self._cleanup_failed(key, resource, cleanup)
+        await self._write_status(key, resource, ready, reason, message, clients, cleanup)
         if ready:
             self._retries.forget(key)
             self._add_at(key, state.next_cleanup)
@@ -294,25 +301,36 @@ class Providers:
 
     async def _clean_up(
         self, key: Key, resource: ResourceSnapshot, client: IdentityProviderClient
-    ) -> int:
+    ) -> tuple[int, CleanupOutcome]:
         """Delete the clients of this provider whose owner no longer exists or no longer
-        names it (providers/cleanup.py decides); return how many are left. Only called from
-        a worker, so after the informers synced (an empty cache would doom every client)."""
+        names it (providers/cleanup.py decides); return how many are left and the outcome.
+        A delete the provider refuses is the outcome's (the CleanedUp condition), and the
+        others are still tried; one that finds the provider gone or the login refused is
+        the provider's Ready (raised). Only called from a worker, so after the informers
+        synced (an empty cache would doom every client)."""
         marked = await client.list_marked(resource.uid)
         doomed = clients_to_delete(
             marked, resource.uid, self._live_owners(key, resource), self._watched
         )
         owners = {m.client_id: m.marker.owner for m in marked}
         deleted = 0
+        failures: list[tuple[str, str]] = []
         for client_id in doomed:
             # Read again just before its delete, and judged against the owners as they are
             # now: it may have been re-marked or taken over since the list.
-            if not await client.delete_if(
-                client_id,
-                lambda marker: still_to_delete(
-                    marker, resource.uid, self._live_owners(key, resource), self._watched
-                ),
-            ):
+            try:
+                gone = await client.delete_if(
+                    client_id,
+                    lambda marker: still_to_delete(
+                        marker, resource.uid, self._live_owners(key, resource), self._watched
+                    ),
+                )
+            except ProviderError as exc:
+                if exc.reason in PROVIDER_WIDE:
+                    raise
+                failures.append((client_id, exc.message))
+                continue
+            if not gone:
                 log.info("%s %s: client %s kept: no longer ours to delete", key[0],
                          _name(key), client_id)  # fmt: skip
                 continue
@@ -325,7 +343,28 @@ class Providers:
                 "%s %s: deleted client %s (its %s %s/%s is gone or names another provider)",
                 key[0], _name(key), client_id, owner.kind, owner.namespace, owner.name,
             )  # fmt: skip
-        return len({m.client_id for m in marked if m.marker.provider_uid == resource.uid}) - deleted
+        left = len({m.client_id for m in marked if m.marker.provider_uid == resource.uid}) - deleted
+        return left, CleanupOutcome(deleted, tuple(failures))
+
+    async def _cleanup_failed(
+        self, key: Key, resource: ResourceSnapshot, cleanup: CleanupOutcome
+    ) -> None:
+        """Said in the log and a Warning Event (at most one a clean-up, so one a resync)."""
+        message = cleanup.message()
+        log.warning("%s %s: %s: %s", key[0], _name(key), CLEANUP_FAILED, message)
+        # A cluster-scoped object's Events live in `default` (where kubectl looks for them).
+        namespace = resource.namespace or "default"
+        involved = {
+            "apiVersion": resource.api_version,
+            "kind": key[0],
+            "name": resource.name,
+            "namespace": namespace,
+            "uid": resource.uid,
+        }
+        try:
+            await self.kube.post_event(involved, "Warning", CLEANUP_FAILED, message)
+        except ApiError as exc:  # best effort: the condition says it all
+            log.warning("%s %s: could not post event: %s", key[0], _name(key), exc.reason)
 
     def _live_owners(self, key: Key, resource: ResourceSnapshot) -> set[str]:
         """The UIDs of the credentials that exist and name this provider (informer cache)."""
@@ -353,6 +392,7 @@ class Providers:
         reason: str,
         message: str,
         clients: int | None,
+        cleanup: CleanupOutcome | None,
     ) -> None:
         model = (
             ClusterIdentityProviderSpec
@@ -371,6 +411,7 @@ class Providers:
             reason=Reason(reason),
             message=message,
             clients=clients,
+            cleanup=cleanup,
         )
         if status == resource.status:
             return
