@@ -7,6 +7,7 @@ with a client that has only realm-management's `manage-clients`.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from tests.e2e.test_identity_providers import (
     SACREDS,
     apply,
     condition,
+    get,
     sacred,
     secret_data,
     wait_condition,
@@ -41,6 +43,7 @@ def keycloak_provider(
     exposure: Exposure,
     url: str | None = None,
     admin: tuple[str, str] | None = None,
+    resync: str = "1m",
 ) -> None:
     """An IdentityProvider "keycloak" for the realm, at `url` (a proxy) if given, signed in
     as `admin` (client ID, secret) if given, else as the realm's credsmith admin client."""
@@ -60,7 +63,7 @@ def keycloak_provider(
                 "clientSecretKey": "client-secret",
             },
         },
-        "resync": "1m",
+        "resync": resync,
     }
     apply(cluster, namespace, manifest("IdentityProvider", "keycloak", spec))
 
@@ -225,6 +228,61 @@ def test_keycloak_stopped_then_back_without_an_operator_restart(
     assert operator.starts == starts
     assert operator.process is not None
     assert operator.process.poll() is None
+    shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
+    assert exposure.leaks(shown) == []
+    assert exposure.leaks(operator.logs()) == []
+
+
+def test_keycloak_admin_secret_rotated_is_used_without_a_restart(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    keycloak_realm: KeycloakRealm,
+) -> None:
+    """An operator of credsmith rotates the admin client's secret: in Keycloak, then in the
+    Secret the IdentityProvider names. The next registration signs in with the new one: no
+    restart, no ProviderLoginRefused on the way (a refused login reads the Secret again)."""
+    realm = keycloak_realm
+    admin_id = f"credsmith-{namespace}"[:40]
+    old = realm.add_admin_client(admin_id, ("manage-clients",))
+    # Its admin tokens short-lived, so that the operator's cached one is renewed (signed in
+    # again) before the next registration; the resync far off, so that the provider's own
+    # check does not read the Secret first.
+    held = realm.client(admin_id)
+    assert held is not None
+    held["attributes"] = {**held.get("attributes", {}), "access.token.lifespan": "10"}
+    assert realm.admin("PUT", f"/clients/{held['id']}", held)[0] == 204
+    keycloak_provider(cluster, core, namespace, realm, exposure, admin=(admin_id, old), resync="1h")
+    apply(cluster, namespace, sacred("first", "keycloak", identityProvider={"client": {}}))
+    wait_condition(custom, namespace, SACREDS, "first", "Registered", "True", timeout=120)
+    starts = operator.starts
+
+    status, body = realm.admin("POST", f"/clients/{held['id']}/client-secret")
+    assert status == 200, status
+    new = str(body["value"])
+    exposure.values.add(new)
+    core.patch_namespaced_secret(
+        "keycloak-admin", namespace, {"stringData": {"client-secret": new}}
+    )
+    time.sleep(6)  # the token cached with the old secret expires (10s lifespan, renewed at 5s)
+
+    apply(cluster, namespace, sacred("second", "keycloak", identityProvider={"client": {}}))
+    wait_condition(custom, namespace, SACREDS, "second", "Registered", "True", timeout=120)
+    data = secret_data(core, exposure, namespace, "second")
+    status, token = kc.token_with_secret(realm.token_url, data["client_id"], data["client_secret"])
+    assert status == 200, token
+    refused = [
+        e.message
+        for e in core.list_namespaced_event(namespace).items
+        if e.reason == "ProviderLoginRefused"
+    ]
+    assert refused == []
+    provider = get(custom, namespace, IDPS, "keycloak")
+    assert condition(provider, "Ready")["status"] == "True", provider
+    assert operator.starts == starts
     shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
     assert exposure.leaks(shown) == []
     assert exposure.leaks(operator.logs()) == []

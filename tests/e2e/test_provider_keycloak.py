@@ -358,16 +358,16 @@ def test_clean_up_reads_each_client_again_and_deletes_only_what_is_still_orphane
     doomed = clients_to_delete(listed, provider, set(), lambda namespace: True)
     assert sorted(doomed) == sorted(ids.values())  # all three, as listed
 
-    def re_mark(client_id: str, attributes: dict[str, str | None]) -> None:
-        """Someone editing the client's attributes in Keycloak (None removes one)."""
+    def re_mark(client_id: str, attributes: dict[str, str]) -> None:
+        """Someone editing the client's attributes in Keycloak (an update keeps attributes
+        it is not sent: one is cleared by sending it empty)."""
         rep = realm.client(client_id)
         assert rep is not None
-        held = {**rep.get("attributes", {}), **attributes}
-        rep["attributes"] = {k: v for k, v in held.items() if v is not None}
+        rep["attributes"] = {**rep.get("attributes", {}), **attributes}
         assert realm.admin("PUT", f"/clients/{rep['id']}", rep)[0] == 204
 
     re_mark(ids["adopted"], {keycloak_rep.PROVIDER_UID: "another-provider"})
-    re_mark(ids["taken"], {keycloak_rep.PROVIDER_UID: None, keycloak_rep.OWNER_UID: None})
+    re_mark(ids["taken"], {keycloak_rep.PROVIDER_UID: "", keycloak_rep.OWNER_UID: ""})
 
     def decide(found: Marker | None) -> bool:
         return still_to_delete(found, provider, set(), lambda namespace: True)
@@ -383,6 +383,58 @@ def test_clean_up_reads_each_client_again_and_deletes_only_what_is_still_orphane
     assert taken is not None
     assert keycloak_rep.marker_of(taken) is None
     assert run(realm, lambda client: client.delete_if(ids["orphan"], decide)) is False
+
+
+def regenerate_secret(realm: KeycloakRealm, client_id: str) -> str:
+    """What a person rotating a client's secret in Keycloak's console does; the new one."""
+    held = realm.client(client_id)
+    assert held is not None
+    status, body = realm.admin("POST", f"/clients/{held['id']}/client-secret")
+    assert status == 200, status
+    return str(body["value"])
+
+
+def test_a_refused_admin_login_reads_the_admin_credentials_again_once(
+    keycloak_realm: KeycloakRealm,
+) -> None:
+    """The admin client's secret rotated in Keycloak (and in the Secret the provider names):
+    the admin token's renewal is refused with the old one, the credentials are read again,
+    and the call goes through with the new one; read again once, not in a loop."""
+    realm = keycloak_realm
+    admin_id = f"credsmith-rotated-{uuid.uuid4().hex[:6]}"
+    old = realm.add_admin_client(admin_id, ("manage-clients",))
+    held = {"secret": old}
+    reads: list[str] = []
+
+    async def reload() -> tuple[str, str]:
+        reads.append(admin_id)
+        return admin_id, held["secret"]
+
+    now = [time.time()]
+
+    async def scenario() -> None:
+        client = KeycloakClient(
+            realm.url, realm.realm, admin_id, old, reload_credentials=reload, clock=lambda: now[0]
+        )
+        try:
+            await client.check()
+            held["secret"] = regenerate_secret(realm, admin_id)
+            now[0] += 3600  # the cached admin token is renewed at the next call
+            await client.check()  # refused with the old secret, then signed in with the new
+            assert reads == [admin_id]
+            await client.check()  # the new one cached: nothing read again
+            assert reads == [admin_id]
+
+            regenerate_secret(realm, admin_id)  # the Secret not updated this time
+            now[0] += 3600
+            with pytest.raises(ProviderError) as caught:
+                await client.check()
+            assert caught.value.reason is ProviderReason.LOGIN_REFUSED
+            assert reads == [admin_id, admin_id]  # once, then reported
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
 
 
 def test_check_passes_with_manage_clients(keycloak_realm: KeycloakRealm) -> None:

@@ -290,7 +290,8 @@ class Providers:
         if state.built is None or state.built.fingerprint != fingerprint:
             rebuilt = state.built is not None
             await self._drop_client(state)
-            state.built = Built(self.factory.build(inputs), fingerprint)
+            reload = self.factory.reloader(resource.namespace, resource.spec, lambda: state.built)
+            state.built = Built(self.factory.build(inputs, reload), fingerprint)
             self.memo.forget_provider(resource.uid)  # a new client: check every client again
             if rebuilt:
                 # Another address or admin login: now, not at each credential's resync
