@@ -25,6 +25,7 @@ from tests.e2e.cluster import (
     Cluster,
     Exposure,
     Operator,
+    deny_policy,
     manifest,
     wait_for,
 )
@@ -674,3 +675,82 @@ def test_a_refused_first_secret_makes_one_client_not_one_per_retry(
     assert ours() == [data["client_id"]]
     status, body = token_with_secret(hydra.token_url, data["client_id"], data["client_secret"])
     assert status == 200, body
+
+
+def test_a_crash_after_the_provider_accepted_and_before_any_write_leaves_no_orphan(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    hydra: LocalHydra,
+) -> None:
+    """Hydra accepted the clients (verifier first), then the operator is SIGKILLed before it
+    wrote anything: its Secret writes and its status writes refused by admission policies, so
+    nothing of the clients' IDs is on record. Restarted: the client of a credential deleted
+    meanwhile is removed, and a credential that lives ends with one client, the Secret's."""
+    secrets = {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+               "resources": ["secrets"]}  # fmt: skip
+    statuses = {"apiGroups": [GROUP], "apiVersions": ["*"], "operations": ["UPDATE"],
+                "resources": ["serviceaccountcredentials/status"]}  # fmt: skip
+    policies = [f"{namespace}-no-secrets"[:63], f"{namespace}-no-status"[:63]]
+    for name, rule in zip(policies, (secrets, statuses), strict=True):
+        cluster.kubectl("apply", "-f", "-", stdin=deny_policy(name, namespace, rule, "not now"))
+    try:
+        wait_for(lambda: _secret_write_refused(cluster, namespace), 30, what="the policy")
+        apply(cluster, namespace, hydra_provider("hydra", hydra))
+        apply(cluster, namespace, sacred("orders", "hydra"))
+        apply(cluster, namespace, sacred("gone", "hydra"))
+        uids = {
+            n: get(custom, namespace, SACREDS, n)["metadata"]["uid"] for n in ("orders", "gone")
+        }
+
+        def clients_of(name: str) -> list[str]:
+            status, found = admin_call(hydra, "GET", "/admin/clients?page_size=500")
+            assert status == 200
+            return [
+                c["client_id"]
+                for c in found
+                if ((c.get("metadata") or {}).get("credsmith") or {}).get("owner", {}).get("uid")
+                == uids[name]
+            ]
+
+        wait_for(lambda: clients_of("orders") and clients_of("gone"), 60, what="clients made")
+        operator.kill()
+        # Nothing on record: no Secret, no client ID in status (the premise of this test).
+        assert core.list_namespaced_secret(namespace).items == []
+        for name in ("orders", "gone"):
+            assert "clientId" not in (get(custom, namespace, SACREDS, name).get("status") or {})
+        gone_client = clients_of("gone")
+        cluster.kubectl("delete", "-n", namespace, "sacred/gone", "--wait=false")
+    finally:
+        for name in policies:
+            cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy",
+                            name, "--ignore-not-found")  # fmt: skip
+
+    wait_for(lambda: not _secret_write_refused(cluster, namespace), 30, what="policy gone")
+    operator.start()
+    operator.wait_watching()
+    wait_condition(custom, namespace, SACREDS, "orders", "Ready", "True", timeout=120)
+    data = secret_data(core, exposure, namespace, "orders")
+    status, body = token_with_secret(hydra.token_url, data["client_id"], data["client_secret"])
+    assert status == 200, body
+    # Within a resync: the deleted credential's client is gone, and the living one has only
+    # the client its Secret names (the one made before the crash adopted, or deleted).
+    wait_for(lambda: clients_of("gone") == [], DRIFT_TIMEOUT, interval=1, what="gone's client")
+    assert gone_client  # it had one
+    wait_for(
+        lambda: clients_of("orders") == [data["client_id"]],
+        DRIFT_TIMEOUT,
+        interval=1,
+        what="one client for orders, the Secret's",
+    )
+
+
+def _secret_write_refused(cluster: Cluster, namespace: str) -> bool:
+    result = cluster.kubectl(
+        "create", "secret", "generic", "probe", "-n", namespace, "--from-literal=a=b",
+        "--dry-run=server", check=False,
+    )  # fmt: skip
+    return result.returncode != 0

@@ -327,17 +327,19 @@ def test_clean_up_reads_each_client_again_and_deletes_only_what_is_still_orphane
         desired = with_secret(client_id, uuid.uuid4().hex, marker(provider))
         run(hydra, lambda hydra_client, d=desired: hydra_client.ensure(d))  # type: ignore[misc]
     listed = run(hydra, lambda hydra_client: hydra_client.list_marked(provider))
-    doomed = clients_to_delete(listed, provider, set(), lambda namespace: True)
+    doomed = clients_to_delete(listed, provider, {}, lambda namespace: True)
     assert sorted(doomed) == sorted(ids.values())  # all three, as listed
 
     edit(hydra, ids["adopted"], "/metadata/credsmith/providerUID", unique("new-provider"))
     edit(hydra, ids["taken"], "/metadata", {"team": "payments"})
 
-    def decide(found: Marker | None) -> bool:
-        return still_to_delete(found, provider, set(), lambda namespace: True)
+    def decide(client_id: str) -> Callable[[Marker | None], bool]:
+        return lambda found: still_to_delete(client_id, found, provider, {}, lambda ns: True)
 
     deleted = {
-        client_id: run(hydra, lambda hydra_client, c=client_id: hydra_client.delete_if(c, decide))  # type: ignore[misc]
+        client_id: run(
+            hydra, lambda hydra_client, c=client_id: hydra_client.delete_if(c, decide(c))
+        )  # type: ignore[misc]
         for client_id in doomed
     }
     assert deleted == {ids["orphan"]: True, ids["adopted"]: False, ids["taken"]: False}
@@ -345,7 +347,12 @@ def test_clean_up_reads_each_client_again_and_deletes_only_what_is_still_orphane
     assert held(hydra, ids["adopted"])["client_id"] == ids["adopted"]
     assert held(hydra, ids["taken"])["metadata"] == {"team": "payments"}
     # Gone meanwhile: nothing to delete, and no error.
-    assert run(hydra, lambda hydra_client: hydra_client.delete_if(ids["orphan"], decide)) is False
+    assert (
+        run(
+            hydra, lambda hydra_client: hydra_client.delete_if(ids["orphan"], decide(ids["orphan"]))
+        )
+        is False
+    )
 
 
 def test_stopped_hydra_is_unreachable_with_its_address_and_recovers(

@@ -355,7 +355,7 @@ def test_clean_up_reads_each_client_again_and_deletes_only_what_is_still_orphane
     for client_id in ids.values():
         ensure(realm, secret_client(client_id, "s", marker=marker("dead-owner", provider)))
     listed = run(realm, lambda client: client.list_marked(provider))
-    doomed = clients_to_delete(listed, provider, set(), lambda namespace: True)
+    doomed = clients_to_delete(listed, provider, {}, lambda namespace: True)
     assert sorted(doomed) == sorted(ids.values())  # all three, as listed
 
     def re_mark(client_id: str, attributes: dict[str, str]) -> None:
@@ -369,11 +369,11 @@ def test_clean_up_reads_each_client_again_and_deletes_only_what_is_still_orphane
     re_mark(ids["adopted"], {keycloak_rep.PROVIDER_UID: "another-provider"})
     re_mark(ids["taken"], {keycloak_rep.PROVIDER_UID: "", keycloak_rep.OWNER_UID: ""})
 
-    def decide(found: Marker | None) -> bool:
-        return still_to_delete(found, provider, set(), lambda namespace: True)
+    def decide(client_id: str) -> Callable[[Marker | None], bool]:
+        return lambda found: still_to_delete(client_id, found, provider, {}, lambda ns: True)
 
     deleted = {
-        client_id: run(realm, lambda client, c=client_id: client.delete_if(c, decide))  # type: ignore[misc]
+        client_id: run(realm, lambda client, c=client_id: client.delete_if(c, decide(c)))  # type: ignore[misc]
         for client_id in doomed
     }
     assert deleted == {ids["orphan"]: True, ids["adopted"]: False, ids["taken"]: False}
@@ -382,7 +382,9 @@ def test_clean_up_reads_each_client_again_and_deletes_only_what_is_still_orphane
     taken = realm.client(ids["taken"])
     assert taken is not None
     assert keycloak_rep.marker_of(taken) is None
-    assert run(realm, lambda client: client.delete_if(ids["orphan"], decide)) is False
+    assert (
+        run(realm, lambda client: client.delete_if(ids["orphan"], decide(ids["orphan"]))) is False
+    )
 
 
 def regenerate_secret(realm: KeycloakRealm, client_id: str) -> str:

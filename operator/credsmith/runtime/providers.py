@@ -24,8 +24,19 @@ from typing import Any
 from credsmith import GROUP, VERSION
 from credsmith.api.identity_provider import ClusterIdentityProviderSpec, IdentityProviderSpec
 from credsmith.api.status import Reason
-from credsmith.providers.base import IdentityProviderClient, ProviderError, ProviderReason
-from credsmith.providers.cleanup import clients_to_delete, still_serves, still_to_delete
+from credsmith.providers.base import (
+    IdentityProviderClient,
+    Marker,
+    ProviderError,
+    ProviderReason,
+)
+from credsmith.providers.cleanup import (
+    LiveOwners,
+    claimed_client_ids,
+    clients_to_delete,
+    still_serves,
+    still_to_delete,
+)
 from credsmith.reconcile.provider_status import CLEANUP_FAILED, CleanupOutcome, provider_status
 from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.backoff import RetryLimiter
@@ -320,12 +331,7 @@ class Providers:
             # Read again just before its delete, and judged against the owners as they are
             # now: it may have been re-marked or taken over since the list.
             try:
-                gone = await client.delete_if(
-                    client_id,
-                    lambda marker: still_to_delete(
-                        marker, resource.uid, self._live_owners(key, resource), self._watched
-                    ),
-                )
+                gone = await client.delete_if(client_id, self._doomed(key, resource, client_id))
             except ProviderError as exc:
                 if exc.reason in PROVIDER_WIDE:
                     raise
@@ -367,10 +373,19 @@ class Providers:
         except ApiError as exc:  # best effort: the condition says it all
             log.warning("%s %s: could not post event: %s", key[0], _name(key), exc.reason)
 
-    def _live_owners(self, key: Key, resource: ResourceSnapshot) -> set[str]:
-        """The UIDs of the credentials that exist and name this provider (informer cache)."""
+    def _doomed(
+        self, key: Key, resource: ResourceSnapshot, client_id: str
+    ) -> Callable[[Marker | None], bool]:
+        """The re-check of one client, against the owners as the cache holds them then."""
+        return lambda marker: still_to_delete(
+            client_id, marker, resource.uid, self._live_owners(key, resource), self._watched
+        )
+
+    def _live_owners(self, key: Key, resource: ResourceSnapshot) -> LiveOwners:
+        """The credentials that exist and name this provider (informer cache), by UID,
+        with the client IDs each may hold."""
         return {
-            found.uid
+            found.uid: claimed_client_ids(found.spec, found.status)
             for credential in self.credentials_of(key)
             if (found := self._credential(credential)) is not None
             and self._still_serves(key, resource, found.namespace)

@@ -1,7 +1,12 @@
 """The clean-up decision (providers/cleanup.py): which marked clients go. Pure."""
 
 from credsmith.providers.base import MarkedClient, Marker, Owner
-from credsmith.providers.cleanup import clients_to_delete, still_serves, still_to_delete
+from credsmith.providers.cleanup import (
+    claimed_client_ids,
+    clients_to_delete,
+    still_serves,
+    still_to_delete,
+)
 
 PROVIDER = "uid-provider"
 WATCHED = {"team-a", "team-b"}
@@ -13,11 +18,13 @@ def client(client_id, owner_uid, namespace="team-a", provider=PROVIDER):
 
 
 def decide(marked, live):
-    return clients_to_delete(marked, PROVIDER, set(live), lambda ns: ns in WATCHED)
+    owners = live if isinstance(live, dict) else dict.fromkeys(live)
+    return clients_to_delete(marked, PROVIDER, owners, lambda ns: ns in WATCHED)
 
 
-def recheck(marker, live=()):
-    return still_to_delete(marker, PROVIDER, set(live), lambda ns: ns in WATCHED)
+def recheck(marker, live=(), client_id="c1"):
+    owners = live if isinstance(live, dict) else dict.fromkeys(live)
+    return still_to_delete(client_id, marker, PROVIDER, owners, lambda ns: ns in WATCHED)
 
 
 def test_read_again_before_delete_a_client_still_ours_and_orphaned_goes():
@@ -80,3 +87,24 @@ def test_a_cluster_provider_still_serves_only_what_its_selector_selects():
     assert not still_serves({"hydra": {"adminURL": "http://hydra:4445"}}, {"t": "a"})  # none
     assert still_serves(spec, None)  # a namespace not known: doubt keeps
     assert still_serves({"hydra": {}}, {"t": "b"})  # a spec that does not parse: doubt keeps
+
+
+def test_a_living_owners_other_client_goes_once_its_client_id_is_on_record():
+    # Killed after the provider accepted "c-first" and before anything was written: the
+    # restarted operator registered "c-second" and recorded it. "c-first" is an orphan.
+    first, second = client("c-first", "alive"), client("c-second", "alive")
+    assert decide([first, second], live={"alive": frozenset({"c-second"})}) == ["c-first"]
+
+
+def test_a_living_owner_with_no_client_id_on_record_keeps_every_client():
+    # A first registration may be under way: nothing recorded yet, nothing deleted.
+    assert decide([client("c1", "alive"), client("c2", "alive")], live={"alive": None}) == []
+
+
+def test_claimed_client_ids_are_the_recorded_the_providers_and_the_specs():
+    assert claimed_client_ids({}, {}) is None
+    assert claimed_client_ids({"clientId": {"value": "next"}}, {}) is None  # nothing recorded
+    assert claimed_client_ids({}, {"clientId": "c1"}) == {"c1"}
+    status = {"clientId": "c1", "identityProvider": {"clientId": "c1-at-provider"}}
+    spec = {"clientId": {"value": "c2"}}  # being moved to another client ID
+    assert claimed_client_ids(spec, status) == {"c1", "c1-at-provider", "c2"}
