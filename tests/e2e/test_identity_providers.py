@@ -695,10 +695,17 @@ def test_a_crash_after_the_provider_accepted_and_before_any_write_leaves_no_orph
     statuses = {"apiGroups": [GROUP], "apiVersions": ["*"], "operations": ["UPDATE"],
                 "resources": ["serviceaccountcredentials/status"]}  # fmt: skip
     policies = [f"{namespace}-no-secrets"[:63], f"{namespace}-no-status"[:63]]
+    # A credential naming no provider, to probe the status policy with (dry run).
+    apply(
+        cluster,
+        namespace,
+        manifest("ServiceAccountCredential", "status-probe", {"serviceAccount": "p"}),
+    )
     for name, rule in zip(policies, (secrets, statuses), strict=True):
         cluster.kubectl("apply", "-f", "-", stdin=deny_policy(name, namespace, rule, "not now"))
     try:
         wait_for(lambda: _secret_write_refused(cluster, namespace), 30, what="the policy")
+        wait_for(lambda: _status_write_refused(cluster, namespace), 30, what="the policy")
         apply(cluster, namespace, hydra_provider("hydra", hydra))
         apply(cluster, namespace, sacred("orders", "hydra"))
         apply(cluster, namespace, sacred("gone", "hydra"))
@@ -719,7 +726,8 @@ def test_a_crash_after_the_provider_accepted_and_before_any_write_leaves_no_orph
         wait_for(lambda: clients_of("orders") and clients_of("gone"), 60, what="clients made")
         operator.kill()
         # Nothing on record: no Secret, no client ID in status (the premise of this test).
-        assert core.list_namespaced_secret(namespace).items == []
+        secret_names = {s.metadata.name for s in core.list_namespaced_secret(namespace).items}
+        assert not secret_names & {"orders", "gone"}, secret_names  # names only, no value
         for name in ("orders", "gone"):
             assert "clientId" not in (get(custom, namespace, SACREDS, name).get("status") or {})
         gone_client = clients_of("gone")
@@ -752,5 +760,13 @@ def _secret_write_refused(cluster: Cluster, namespace: str) -> bool:
     result = cluster.kubectl(
         "create", "secret", "generic", "probe", "-n", namespace, "--from-literal=a=b",
         "--dry-run=server", check=False,
+    )  # fmt: skip
+    return result.returncode != 0
+
+
+def _status_write_refused(cluster: Cluster, namespace: str) -> bool:
+    result = cluster.kubectl(
+        "patch", "-n", namespace, "sacred/status-probe", "--subresource=status", "--type=merge",
+        "-p", '{"status":{"observedGeneration":1}}', "--dry-run=server", check=False,
     )  # fmt: skip
     return result.returncode != 0
