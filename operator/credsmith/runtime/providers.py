@@ -7,7 +7,8 @@ A provider's key goes through the controller's work queue like any other: its pa
 (or rebuilds, when its spec or admin Secret changed) the admin client, checks it, cleans up
 when due, writes status only, and comes back at the next resync, or on a backoff while it
 fails. Clean-up is level-based (no finalizers): at the first pass after the caches synced,
-every resync, and a few seconds after a credential naming the provider is deleted.
+every resync, and a few seconds after a credential naming the provider is deleted; the
+clean-up itself (list, re-check, delete, report) is runtime/provider_cleanup.py.
 """
 
 from __future__ import annotations
@@ -26,23 +27,17 @@ from credsmith.api.identity_provider import ClusterIdentityProviderSpec, Identit
 from credsmith.api.status import Reason
 from credsmith.providers.base import (
     IdentityProviderClient,
-    Marker,
     ProviderError,
     ProviderReason,
 )
-from credsmith.providers.cleanup import (
-    LiveOwners,
-    claimed_client_ids,
-    clients_to_delete,
-    still_serves,
-    still_to_delete,
-)
-from credsmith.reconcile.provider_status import CLEANUP_FAILED, CleanupOutcome, provider_status
+from credsmith.providers.cleanup import LiveOwners, claimed_client_ids, still_serves
+from credsmith.reconcile.provider_status import CleanupOutcome, provider_status
 from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.informer import Informer, ObjectKey
 from credsmith.runtime.kinds import Key
 from credsmith.runtime.kube import ApiError, Kube
+from credsmith.runtime.provider_cleanup import clean_up, report_failed
 from credsmith.runtime.provider_clients import Built, ClientFactory
 from credsmith.runtime.provider_kinds import (
     CLUSTER_IDENTITY_PROVIDER,
@@ -52,6 +47,7 @@ from credsmith.runtime.provider_kinds import (
     NamespaceSnapshot,
     ProviderOptions,
     provider_key_of,
+    provider_name,
     resync_of,
 )
 from credsmith.runtime.registration_memo import RegistrationMemo
@@ -61,10 +57,6 @@ log = logging.getLogger("credsmith.providers")
 
 # Deletions of credentials within this many seconds make one clean-up.
 CLEANUP_DEBOUNCE = 5.0
-# A delete failing so is the provider's (its Ready), not one client's clean-up.
-PROVIDER_WIDE = frozenset(
-    {ProviderReason.UNREACHABLE, ProviderReason.TLS_ERROR, ProviderReason.LOGIN_REFUSED}
-)
 # A failing provider is checked again at most this far apart (and within its resync).
 RETRY_CAP = 60.0
 
@@ -231,7 +223,7 @@ class Providers:
         ProviderError when it cannot be used (URL not allowed, admin Secret missing)."""
         resource = self.provider(key)
         if resource is None:
-            raise ProviderError(ProviderReason.ERROR, f"{key[0]} {_name(key)} not found")
+            raise ProviderError(ProviderReason.ERROR, f"{key[0]} {provider_name(key)} not found")
         state = await self._state(key, resource)
         async with state.lock:
             if (url := disallowed_url(resource.spec, self.url_allow)) is not None:
@@ -280,12 +272,12 @@ class Providers:
             self._requeue_credentials(key)  # their Registered follows the provider's state
             log.log(
                 logging.INFO if ready else logging.WARNING,
-                "%s %s: %s: %s", key[0], _name(key), reason, message,
+                "%s %s: %s: %s", key[0], provider_name(key), reason, message,
             )  # fmt: skip
         if self._ready_gauge is not None:
             self._ready_gauge(key, ready)
         if cleanup is not None and cleanup.failed:
-            await self._cleanup_failed(key, resource, cleanup)
+            await report_failed(self.kube, key, resource, cleanup)
         await self._write_status(key, resource, ready, reason, message, clients, cleanup)
         if ready:
             self._retries.forget(key)
@@ -308,77 +300,20 @@ class Providers:
                 # Another address or admin login: now, not at each credential's resync
                 # (a provider moved to another Hydra holds none of our clients yet).
                 self._requeue_credentials(key)
-            log.debug("%s %s: admin client built", key[0], _name(key))
+            log.debug("%s %s: admin client built", key[0], provider_name(key))
         return state.built
 
     async def _clean_up(
         self, key: Key, resource: ResourceSnapshot, client: IdentityProviderClient
     ) -> tuple[int, CleanupOutcome]:
-        """Delete the clients of this provider whose owner no longer exists or no longer
-        names it (providers/cleanup.py decides); return how many are left and the outcome.
-        A delete the provider refuses is the outcome's (the CleanedUp condition), and the
-        others are still tried; one that finds the provider gone or the login refused is
-        the provider's Ready (raised). Only called from a worker, so after the informers
-        synced (an empty cache would doom every client)."""
-        marked = await client.list_marked(resource.uid)
-        doomed = clients_to_delete(
-            marked, resource.uid, self._live_owners(key, resource), self._watched
-        )
-        owners = {m.client_id: m.marker.owner for m in marked}
-        deleted = 0
-        failures: list[tuple[str, str]] = []
-        for client_id in doomed:
-            # Read again just before its delete, and judged against the owners as they are
-            # now: it may have been re-marked or taken over since the list.
-            try:
-                gone = await client.delete_if(client_id, self._doomed(key, resource, client_id))
-            except ProviderError as exc:
-                if exc.reason in PROVIDER_WIDE:
-                    raise
-                failures.append((client_id, exc.message))
-                continue
-            if not gone:
-                log.info("%s %s: client %s kept: no longer ours to delete", key[0],
-                         _name(key), client_id)  # fmt: skip
-                continue
-            deleted += 1
-            # Gone from the provider: should its credential name this provider again, the
-            # memo must not say the provider still holds it.
-            self.memo.forget_client(resource.uid, client_id)
-            owner = owners[client_id]
-            log.info(
-                "%s %s: deleted client %s (its %s %s/%s is gone or names another provider)",
-                key[0], _name(key), client_id, owner.kind, owner.namespace, owner.name,
-            )  # fmt: skip
-        left = len({m.client_id for m in marked if m.marker.provider_uid == resource.uid}) - deleted
-        return left, CleanupOutcome(deleted, tuple(failures))
-
-    async def _cleanup_failed(
-        self, key: Key, resource: ResourceSnapshot, cleanup: CleanupOutcome
-    ) -> None:
-        """Said in the log and a Warning Event (at most one a clean-up, so one a resync)."""
-        message = cleanup.message()
-        log.warning("%s %s: %s: %s", key[0], _name(key), CLEANUP_FAILED, message)
-        # A cluster-scoped object's Events live in `default` (where kubectl looks for them).
-        namespace = resource.namespace or "default"
-        involved = {
-            "apiVersion": resource.api_version,
-            "kind": key[0],
-            "name": resource.name,
-            "namespace": namespace,
-            "uid": resource.uid,
-        }
-        try:
-            await self.kube.post_event(involved, "Warning", CLEANUP_FAILED, message)
-        except ApiError as exc:  # best effort: the condition says it all
-            log.warning("%s %s: could not post event: %s", key[0], _name(key), exc.reason)
-
-    def _doomed(
-        self, key: Key, resource: ResourceSnapshot, client_id: str
-    ) -> Callable[[Marker | None], bool]:
-        """The re-check of one client, against the owners as the cache holds them then."""
-        return lambda marker: still_to_delete(
-            client_id, marker, resource.uid, self._live_owners(key, resource), self._watched
+        """runtime/provider_cleanup.py's clean-up, with this controller's view of the owners."""
+        return await clean_up(
+            key,
+            resource,
+            client,
+            lambda: self._live_owners(key, resource),
+            self._watched,
+            self.memo,
         )
 
     def _live_owners(self, key: Key, resource: ResourceSnapshot) -> LiveOwners:
@@ -437,7 +372,7 @@ class Providers:
                 PROVIDER_PLURALS[kind], namespace, name, {"status": status}
             )
         except ApiError as exc:
-            log.warning("%s %s: cannot write status: %s", kind, _name(key), exc)
+            log.warning("%s %s: cannot write status: %s", kind, provider_name(key), exc)
             return
         self._written[key] = str((patched.get("metadata") or {}).get("resourceVersion", ""))
 
@@ -471,10 +406,6 @@ class Providers:
         """Release every client's connections (on shutdown)."""
         for state in self._states.values():
             await self._drop_client(state)
-
-
-def _name(key: Key) -> str:
-    return f"{key[1]}/{key[2]}" if key[1] else key[2]
 
 
 def _not_allowed(url: str) -> str:
