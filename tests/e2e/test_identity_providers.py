@@ -9,8 +9,10 @@ those that stop it (`fresh_hydra`).
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +25,12 @@ from tests.e2e.cluster import (
     Cluster,
     Exposure,
     Operator,
+    deny_policy,
     manifest,
     wait_for,
 )
 from tests.e2e.faults import free_port
+from tests.e2e.nginx import MISSING, NGINX, WHY_MISSING, nginx
 from tests.providers import keycloak as kc
 from tests.providers.hydra import admin_call, token_with_assertion, token_with_secret
 from tests.providers.keycloak import (
@@ -383,6 +387,77 @@ def test_hydra_down_then_back_without_an_operator_restart(
     assert operator.process.poll() is None
 
 
+def admin_gateway(hydra: LocalHydra, refuse_deletes: bool) -> str:
+    """nginx's location in front of Hydra's admin API, refusing DELETE (403) if told."""
+    limit = "limit_except GET HEAD POST PUT PATCH { deny all; }" if refuse_deletes else ""
+    return f"location / {{ {limit} proxy_pass {hydra.admin_url}; }}"
+
+
+@pytest.mark.skipif(MISSING, reason=WHY_MISSING)
+def test_a_refused_clean_up_shows_on_the_provider_and_clears_once_it_succeeds(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    hydra: LocalHydra,
+    tmp_path: Path,
+) -> None:
+    """A real gateway (Debian's nginx) in front of Hydra's admin API refuses deletes: the
+    provider says so in a condition and a Warning Event, stays Ready, and clears once a later
+    clean-up succeeds."""
+    root = tmp_path / "gateway"
+    with nginx(root, admin_gateway(hydra, refuse_deletes=True)) as gateway:
+        spec = {"hydra": {"adminURL": gateway.rstrip("/"), "publicURL": hydra.public_url}}
+        apply(cluster, namespace, manifest("IdentityProvider", "hydra", {**spec, "resync": "1m"}))
+        apply(cluster, namespace, sacred("orders", "hydra"))
+        wait_condition(custom, namespace, SACREDS, "orders", "Registered", "True", timeout=120)
+        client_id = secret_data(core, exposure, namespace, "orders")["client_id"]
+        cluster.kubectl("delete", "-n", namespace, "sacred/orders", "--wait=false")
+
+        obj = wait_condition(
+            custom, namespace, IDPS, "hydra", "CleanedUp", "False", timeout=DRIFT_TIMEOUT
+        )
+        found = condition(obj, "CleanedUp")
+        assert found["reason"] == "CleanupFailed", found
+        assert client_id in found["message"], found
+        assert "403" in found["message"], found
+        assert "<" not in found["message"], found  # nginx's HTML page is no part of it
+        assert condition(obj, "Ready")["status"] == "True", obj  # reached and authenticated
+        assert hydra_client(hydra, client_id)[0] == 200  # still there: the delete was refused
+
+        def warnings() -> list[str]:
+            events = core.list_namespaced_event(namespace).items
+            return [
+                e.message
+                for e in events
+                if e.reason == "CleanupFailed" and e.type == "Warning"
+                and e.involved_object.kind == "IdentityProvider"
+            ]  # fmt: skip
+
+        messages = wait_for(warnings, 30, what="a CleanupFailed Warning Event")
+        assert any(client_id in message for message in messages), messages
+
+        # The gateway lets deletes through again: the next clean-up (resync) deletes it.
+        conf = root / "nginx.conf"
+        conf.write_text(
+            conf.read_text().replace(admin_gateway(hydra, True), admin_gateway(hydra, False))
+        )
+        reload = [NGINX, "-p", str(root), "-c", str(root / "nginx.conf"), "-s", "reload"]
+        subprocess.run(reload, check=True, capture_output=True)
+        wait_for(
+            lambda: hydra_client(hydra, client_id)[0] == 404,
+            DRIFT_TIMEOUT,
+            interval=1,
+            what="deleted at the next clean-up",
+        )
+        obj = wait_condition(custom, namespace, IDPS, "hydra", "CleanedUp", "True", timeout=30)
+        assert condition(obj, "CleanedUp")["reason"] == "CleanedUp"
+        shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
+        assert exposure.leaks(shown) == []
+
+
 @pytest.fixture
 def cluster_provider(cluster: Cluster, hydra: LocalHydra, namespace: str) -> Any:
     name = f"hydra-{namespace}"[:63]
@@ -600,3 +675,98 @@ def test_a_refused_first_secret_makes_one_client_not_one_per_retry(
     assert ours() == [data["client_id"]]
     status, body = token_with_secret(hydra.token_url, data["client_id"], data["client_secret"])
     assert status == 200, body
+
+
+def test_a_crash_after_the_provider_accepted_and_before_any_write_leaves_no_orphan(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    hydra: LocalHydra,
+) -> None:
+    """Hydra accepted the clients (verifier first), then the operator is SIGKILLed before it
+    wrote anything: its Secret writes and its status writes refused by admission policies, so
+    nothing of the clients' IDs is on record. Restarted: the client of a credential deleted
+    meanwhile is removed, and a credential that lives ends with one client, the Secret's."""
+    secrets = {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+               "resources": ["secrets"]}  # fmt: skip
+    statuses = {"apiGroups": [GROUP], "apiVersions": ["*"], "operations": ["UPDATE"],
+                "resources": ["serviceaccountcredentials/status"]}  # fmt: skip
+    policies = [f"{namespace}-no-secrets"[:63], f"{namespace}-no-status"[:63]]
+    # A credential naming no provider, to probe the status policy with (dry run).
+    apply(
+        cluster,
+        namespace,
+        manifest("ServiceAccountCredential", "status-probe", {"serviceAccount": "p"}),
+    )
+    for name, rule in zip(policies, (secrets, statuses), strict=True):
+        cluster.kubectl("apply", "-f", "-", stdin=deny_policy(name, namespace, rule, "not now"))
+    try:
+        wait_for(lambda: _secret_write_refused(cluster, namespace), 30, what="the policy")
+        wait_for(lambda: _status_write_refused(cluster, namespace), 30, what="the policy")
+        apply(cluster, namespace, hydra_provider("hydra", hydra))
+        apply(cluster, namespace, sacred("orders", "hydra"))
+        apply(cluster, namespace, sacred("gone", "hydra"))
+        uids = {
+            n: get(custom, namespace, SACREDS, n)["metadata"]["uid"] for n in ("orders", "gone")
+        }
+
+        def clients_of(name: str) -> list[str]:
+            status, found = admin_call(hydra, "GET", "/admin/clients?page_size=500")
+            assert status == 200
+            return [
+                c["client_id"]
+                for c in found
+                if ((c.get("metadata") or {}).get("credsmith") or {}).get("owner", {}).get("uid")
+                == uids[name]
+            ]
+
+        wait_for(lambda: clients_of("orders") and clients_of("gone"), 60, what="clients made")
+        operator.kill()
+        # Nothing on record: no Secret, no client ID in status (the premise of this test).
+        secret_names = {s.metadata.name for s in core.list_namespaced_secret(namespace).items}
+        assert not secret_names & {"orders", "gone"}, secret_names  # names only, no value
+        for name in ("orders", "gone"):
+            assert "clientId" not in (get(custom, namespace, SACREDS, name).get("status") or {})
+        gone_client = clients_of("gone")
+        cluster.kubectl("delete", "-n", namespace, "sacred/gone", "--wait=false")
+    finally:
+        for name in policies:
+            cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy",
+                            name, "--ignore-not-found")  # fmt: skip
+
+    wait_for(lambda: not _secret_write_refused(cluster, namespace), 30, what="policy gone")
+    operator.start()
+    operator.wait_watching()
+    wait_condition(custom, namespace, SACREDS, "orders", "Ready", "True", timeout=120)
+    data = secret_data(core, exposure, namespace, "orders")
+    status, body = token_with_secret(hydra.token_url, data["client_id"], data["client_secret"])
+    assert status == 200, body
+    # Within a resync: the deleted credential's client is gone, and the living one has only
+    # the client its Secret names (the one made before the crash adopted, or deleted).
+    wait_for(lambda: clients_of("gone") == [], DRIFT_TIMEOUT, interval=1, what="gone's client")
+    assert gone_client  # it had one
+    wait_for(
+        lambda: clients_of("orders") == [data["client_id"]],
+        DRIFT_TIMEOUT,
+        interval=1,
+        what="one client for orders, the Secret's",
+    )
+
+
+def _secret_write_refused(cluster: Cluster, namespace: str) -> bool:
+    result = cluster.kubectl(
+        "create", "secret", "generic", "probe", "-n", namespace, "--from-literal=a=b",
+        "--dry-run=server", check=False,
+    )  # fmt: skip
+    return result.returncode != 0
+
+
+def _status_write_refused(cluster: Cluster, namespace: str) -> bool:
+    result = cluster.kubectl(
+        "patch", "-n", namespace, "sacred/status-probe", "--subresource=status", "--type=merge",
+        "-p", '{"status":{"observedGeneration":1}}', "--dry-run=server", check=False,
+    )  # fmt: skip
+    return result.returncode != 0

@@ -7,16 +7,21 @@ with a client that has only realm-management's `manage-clients`.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from kubernetes import client
 
 from tests.e2e.cluster import Cluster, Exposure, Operator, manifest, wait_for
+from tests.e2e.faults import Toxiproxy, toxiproxy
 from tests.e2e.test_identity_providers import (
     DRIFT_TIMEOUT,
+    IDPS,
     SACREDS,
     apply,
+    condition,
+    get,
     sacred,
     secret_data,
     wait_condition,
@@ -27,6 +32,7 @@ from tests.providers.keycloak import (
 )
 
 pytestmark = pytest.mark.xdist_group("keycloak")
+__all__ = ["toxiproxy"]  # fixture
 
 
 def keycloak_provider(
@@ -35,15 +41,21 @@ def keycloak_provider(
     namespace: str,
     realm: KeycloakRealm,
     exposure: Exposure,
+    url: str | None = None,
+    admin: tuple[str, str] | None = None,
+    resync: str = "1m",
 ) -> None:
-    exposure.values.add(realm.admin_client_secret)  # never shown either
-    admin = {"client-id": realm.admin_client_id, "client-secret": realm.admin_client_secret}
+    """An IdentityProvider "keycloak" for the realm, at `url` (a proxy) if given, signed in
+    as `admin` (client ID, secret) if given, else as the realm's credsmith admin client."""
+    client_id, secret = admin or (realm.admin_client_id, realm.admin_client_secret)
+    exposure.values.add(secret)  # never shown either
+    admin_data = {"client-id": client_id, "client-secret": secret}
     core.create_namespaced_secret(
-        namespace, {"metadata": {"name": "keycloak-admin"}, "stringData": admin}
+        namespace, {"metadata": {"name": "keycloak-admin"}, "stringData": admin_data}
     )
     spec = {
         "keycloak": {
-            "url": realm.url,
+            "url": url or realm.url,
             "realm": realm.realm,
             "credentialsSecretRef": {
                 "name": "keycloak-admin",
@@ -51,7 +63,7 @@ def keycloak_provider(
                 "clientSecretKey": "client-secret",
             },
         },
-        "resync": "1m",
+        "resync": resync,
     }
     apply(cluster, namespace, manifest("IdentityProvider", "keycloak", spec))
 
@@ -153,6 +165,124 @@ def test_drift_in_keycloak_is_put_back_within_resync(
     wait_for(works, DRIFT_TIMEOUT, interval=1, what="the client created again")
     # The consumer's value never changed, and nothing showed it.
     assert secret_data(core, exposure, namespace, "orders") == data
+    shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
+    assert exposure.leaks(shown) == []
+    assert exposure.leaks(operator.logs()) == []
+
+
+def test_keycloak_stopped_then_back_without_an_operator_restart(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    keycloak_realm: KeycloakRealm,
+    toxiproxy: Toxiproxy,
+) -> None:
+    """The run's one Keycloak is not stopped (slow to start, its realms in memory): the
+    operator reaches it through a real toxiproxy, and a disabled proxy refuses connections
+    as a stopped Keycloak would."""
+    realm = keycloak_realm
+    proxy = toxiproxy.proxy("keycloak", realm.url.removeprefix("http://"))
+    address = f"127.0.0.1:{proxy.port}"
+    keycloak_provider(cluster, core, namespace, realm, exposure, url=f"http://{address}")
+    apply(cluster, namespace, sacred("orders", "keycloak", identityProvider={"client": {}}))
+    wait_condition(custom, namespace, SACREDS, "orders", "Registered", "True", timeout=120)
+    data = secret_data(core, exposure, namespace, "orders")
+    starts = operator.starts
+
+    proxy.enable(False)
+    # A rotation needs the provider now (verifier first): the new value cannot be registered.
+    cluster.kubectl(
+        "annotate", "--overwrite", "-n", namespace, "sacred/orders", "credsmith.io/rotate=down-1"
+    )
+    obj = wait_condition(
+        custom, namespace, SACREDS, "orders", "Registered", "False", timeout=DRIFT_TIMEOUT
+    )
+    message = condition(obj, "Registered")["message"]
+    assert address in message, message
+    assert condition(obj, "Registered")["reason"] == "ProviderUnreachable", obj
+    provider = wait_condition(
+        custom, namespace, IDPS, "keycloak", "Ready", "False", timeout=DRIFT_TIMEOUT
+    )
+    assert address in condition(provider, "Ready")["message"], provider
+    # Verifier first: the Secret keeps the value Keycloak holds while it cannot be reached.
+    assert secret_data(core, exposure, namespace, "orders") == data
+
+    proxy.enable(True)
+    wait_condition(custom, namespace, SACREDS, "orders", "Registered", "True", timeout=120)
+    wait_condition(custom, namespace, IDPS, "keycloak", "Ready", "True", timeout=120)
+    after = wait_for(
+        lambda: (
+            (d := secret_data(core, exposure, namespace, "orders"))["client_secret"]
+            != data["client_secret"]
+            and d
+        ),
+        120,
+        interval=0.2,
+        what="the rotation done once Keycloak is back",
+    )
+    status, body = kc.token_with_secret(realm.token_url, after["client_id"], after["client_secret"])
+    assert status == 200, body
+    assert operator.starts == starts
+    assert operator.process is not None
+    assert operator.process.poll() is None
+    shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
+    assert exposure.leaks(shown) == []
+    assert exposure.leaks(operator.logs()) == []
+
+
+def test_keycloak_admin_secret_rotated_is_used_without_a_restart(
+    cluster: Cluster,
+    operator: Operator,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    keycloak_realm: KeycloakRealm,
+) -> None:
+    """An operator of credsmith rotates the admin client's secret: in Keycloak, then in the
+    Secret the IdentityProvider names. The next registration signs in with the new one: no
+    restart, no ProviderLoginRefused on the way (a refused login reads the Secret again)."""
+    realm = keycloak_realm
+    admin_id = f"credsmith-{namespace}"[:40]
+    old = realm.add_admin_client(admin_id, ("manage-clients",))
+    # Its admin tokens short-lived, so that the operator's cached one is renewed (signed in
+    # again) before the next registration; the resync far off, so that the provider's own
+    # check does not read the Secret first.
+    held = realm.client(admin_id)
+    assert held is not None
+    held["attributes"] = {**held.get("attributes", {}), "access.token.lifespan": "10"}
+    assert realm.admin("PUT", f"/clients/{held['id']}", held)[0] == 204
+    keycloak_provider(cluster, core, namespace, realm, exposure, admin=(admin_id, old), resync="1h")
+    apply(cluster, namespace, sacred("first", "keycloak", identityProvider={"client": {}}))
+    wait_condition(custom, namespace, SACREDS, "first", "Registered", "True", timeout=120)
+    starts = operator.starts
+
+    status, body = realm.admin("POST", f"/clients/{held['id']}/client-secret")
+    assert status == 200, status
+    new = str(body["value"])
+    exposure.values.add(new)
+    core.patch_namespaced_secret(
+        "keycloak-admin", namespace, {"stringData": {"client-secret": new}}
+    )
+    time.sleep(6)  # the token cached with the old secret expires (10s lifespan, renewed at 5s)
+
+    apply(cluster, namespace, sacred("second", "keycloak", identityProvider={"client": {}}))
+    wait_condition(custom, namespace, SACREDS, "second", "Registered", "True", timeout=120)
+    data = secret_data(core, exposure, namespace, "second")
+    status, token = kc.token_with_secret(realm.token_url, data["client_id"], data["client_secret"])
+    assert status == 200, token
+    refused = [
+        e.message
+        for e in core.list_namespaced_event(namespace).items
+        if e.reason == "ProviderLoginRefused"
+    ]
+    assert refused == []
+    provider = get(custom, namespace, IDPS, "keycloak")
+    assert condition(provider, "Ready")["status"] == "True", provider
+    assert operator.starts == starts
     shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
     assert exposure.leaks(shown) == []
     assert exposure.leaks(operator.logs()) == []

@@ -21,6 +21,7 @@ from credsmith.api.enums import KeyAlgorithm
 from credsmith.dev.hydra import LocalHydra
 from credsmith.issuing.keypair import KeyPair, new_key_pair
 from credsmith.providers.base import DesiredClient, Marker, Owner, ProviderError, ProviderReason
+from credsmith.providers.cleanup import clients_to_delete, still_to_delete
 from credsmith.providers.hydra import HydraClient
 from tests.providers.hydra import admin_call, token_with_assertion, token_with_secret
 
@@ -313,6 +314,45 @@ def test_delete_removes_the_client_and_gone_is_fine(hydra: LocalHydra) -> None:
 
     assert admin_call(hydra, "GET", f"/admin/clients/{client_id}")[0] == 404
     run(hydra, lambda hydra_client: hydra_client.delete(client_id))  # no error
+
+
+def test_clean_up_reads_each_client_again_and_deletes_only_what_is_still_orphaned(
+    hydra: LocalHydra,
+) -> None:
+    """Between the list and the delete a client may be re-marked (its owner's new provider
+    resource) or taken over (our marker removed): delete_if reads it again and keeps it."""
+    provider = unique("p")
+    ids = {name: unique(f"cleanup-{name}") for name in ("orphan", "adopted", "taken")}
+    for client_id in ids.values():
+        desired = with_secret(client_id, uuid.uuid4().hex, marker(provider))
+        run(hydra, lambda hydra_client, d=desired: hydra_client.ensure(d))  # type: ignore[misc]
+    listed = run(hydra, lambda hydra_client: hydra_client.list_marked(provider))
+    doomed = clients_to_delete(listed, provider, {}, lambda namespace: True)
+    assert sorted(doomed) == sorted(ids.values())  # all three, as listed
+
+    edit(hydra, ids["adopted"], "/metadata/credsmith/providerUID", unique("new-provider"))
+    edit(hydra, ids["taken"], "/metadata", {"team": "payments"})
+
+    def decide(client_id: str) -> Callable[[Marker | None], bool]:
+        return lambda found: still_to_delete(client_id, found, provider, {}, lambda ns: True)
+
+    deleted = {
+        client_id: run(
+            hydra, lambda hydra_client, c=client_id: hydra_client.delete_if(c, decide(c))
+        )  # type: ignore[misc]
+        for client_id in doomed
+    }
+    assert deleted == {ids["orphan"]: True, ids["adopted"]: False, ids["taken"]: False}
+    assert admin_call(hydra, "GET", f"/admin/clients/{ids['orphan']}")[0] == 404
+    assert held(hydra, ids["adopted"])["client_id"] == ids["adopted"]
+    assert held(hydra, ids["taken"])["metadata"] == {"team": "payments"}
+    # Gone meanwhile: nothing to delete, and no error.
+    assert (
+        run(
+            hydra, lambda hydra_client: hydra_client.delete_if(ids["orphan"], decide(ids["orphan"]))
+        )
+        is False
+    )
 
 
 def test_stopped_hydra_is_unreachable_with_its_address_and_recovers(

@@ -19,6 +19,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from credsmith.providers import keycloak as keycloak_module
 from credsmith.providers import keycloak_rep
 from credsmith.providers.base import DesiredClient, Marker, Owner, ProviderError, ProviderReason
+from credsmith.providers.cleanup import clients_to_delete, still_to_delete
 from credsmith.providers.keycloak import KeycloakClient
 from tests.providers.keycloak import (
     KeycloakRealm,
@@ -341,6 +342,101 @@ def test_list_marked_pages_through_clients_and_delete_removes_one(
     assert keycloak_realm.client(ours[0]) is None
     listed = run(keycloak_realm, lambda client: client.list_marked(provider))
     assert sorted(m.client_id for m in listed) == sorted(ours[1:])
+
+
+def test_clean_up_reads_each_client_again_and_deletes_only_what_is_still_orphaned(
+    keycloak_realm: KeycloakRealm,
+) -> None:
+    """Between the list and the delete a client may be re-marked (its owner's new provider
+    resource) or taken over (our marker removed): delete_if reads it again and keeps it."""
+    realm = keycloak_realm
+    provider = f"provider-{uuid.uuid4().hex[:6]}"
+    ids = {name: new_id() for name in ("orphan", "adopted", "taken")}
+    for client_id in ids.values():
+        ensure(realm, secret_client(client_id, "s", marker=marker("dead-owner", provider)))
+    listed = run(realm, lambda client: client.list_marked(provider))
+    doomed = clients_to_delete(listed, provider, {}, lambda namespace: True)
+    assert sorted(doomed) == sorted(ids.values())  # all three, as listed
+
+    def re_mark(client_id: str, attributes: dict[str, str]) -> None:
+        """Someone editing the client's attributes in Keycloak (an update keeps attributes
+        it is not sent: one is cleared by sending it empty)."""
+        rep = realm.client(client_id)
+        assert rep is not None
+        rep["attributes"] = {**rep.get("attributes", {}), **attributes}
+        assert realm.admin("PUT", f"/clients/{rep['id']}", rep)[0] == 204
+
+    re_mark(ids["adopted"], {keycloak_rep.PROVIDER_UID: "another-provider"})
+    re_mark(ids["taken"], {keycloak_rep.PROVIDER_UID: "", keycloak_rep.OWNER_UID: ""})
+
+    def decide(client_id: str) -> Callable[[Marker | None], bool]:
+        return lambda found: still_to_delete(client_id, found, provider, {}, lambda ns: True)
+
+    deleted = {
+        client_id: run(realm, lambda client, c=client_id: client.delete_if(c, decide(c)))  # type: ignore[misc]
+        for client_id in doomed
+    }
+    assert deleted == {ids["orphan"]: True, ids["adopted"]: False, ids["taken"]: False}
+    assert realm.client(ids["orphan"]) is None
+    assert realm.client(ids["adopted"]) is not None
+    taken = realm.client(ids["taken"])
+    assert taken is not None
+    assert keycloak_rep.marker_of(taken) is None
+    assert (
+        run(realm, lambda client: client.delete_if(ids["orphan"], decide(ids["orphan"]))) is False
+    )
+
+
+def regenerate_secret(realm: KeycloakRealm, client_id: str) -> str:
+    """What a person rotating a client's secret in Keycloak's console does; the new one."""
+    held = realm.client(client_id)
+    assert held is not None
+    status, body = realm.admin("POST", f"/clients/{held['id']}/client-secret")
+    assert status == 200, status
+    return str(body["value"])
+
+
+def test_a_refused_admin_login_reads_the_admin_credentials_again_once(
+    keycloak_realm: KeycloakRealm,
+) -> None:
+    """The admin client's secret rotated in Keycloak (and in the Secret the provider names):
+    the admin token's renewal is refused with the old one, the credentials are read again,
+    and the call goes through with the new one; read again once, not in a loop."""
+    realm = keycloak_realm
+    admin_id = f"credsmith-rotated-{uuid.uuid4().hex[:6]}"
+    old = realm.add_admin_client(admin_id, ("manage-clients",))
+    held = {"secret": old}
+    reads: list[str] = []
+
+    async def reload() -> tuple[str, str]:
+        reads.append(admin_id)
+        return admin_id, held["secret"]
+
+    now = [time.time()]
+
+    async def scenario() -> None:
+        client = KeycloakClient(
+            realm.url, realm.realm, admin_id, old, reload_credentials=reload, clock=lambda: now[0]
+        )
+        try:
+            await client.check()
+            held["secret"] = regenerate_secret(realm, admin_id)
+            now[0] += 3600  # the cached admin token is renewed at the next call
+            await client.check()  # refused with the old secret, then signed in with the new
+            assert reads == [admin_id]
+            await client.check()  # the new one cached: nothing read again
+            assert reads == [admin_id]
+
+            regenerate_secret(realm, admin_id)  # the Secret not updated this time
+            now[0] += 3600
+            with pytest.raises(ProviderError) as caught:
+                await client.check()
+            assert caught.value.reason is ProviderReason.LOGIN_REFUSED
+            assert reads == [admin_id, admin_id]  # once, then reported
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
 
 
 def test_check_passes_with_manage_clients(keycloak_realm: KeycloakRealm) -> None:

@@ -10,7 +10,7 @@ deleted; a client of the same ID without it (or another owner's) is never taken 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -113,6 +113,10 @@ class IdentityProviderClient(Protocol):
 
     async def delete(self, client_id: str) -> None:
         """Delete a client (gone already is fine)."""
+
+    async def delete_if(self, client_id: str, doomed: Callable[[Marker | None], bool]) -> bool:
+        """Read the client again and delete it only if `doomed(its marker now)` (None: no
+        marker, or gone); True when deleted. The clean-up's re-check (cleanup.py)."""
 
     async def close(self) -> None:
         """Release connections."""

@@ -17,7 +17,7 @@ import base64
 import logging
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
@@ -27,6 +27,7 @@ from yarl import URL
 from credsmith.providers.base import (
     DesiredClient,
     MarkedClient,
+    Marker,
     ProviderError,
     ProviderReason,
 )
@@ -139,6 +140,17 @@ class HydraClient:
 
     async def delete(self, client_id: str) -> None:
         await self._call("DELETE", _client_path(client_id), missing_ok=True)
+
+    async def delete_if(self, client_id: str, doomed: Callable[[Marker | None], bool]) -> bool:
+        # Hydra's admin API has no conditional delete: the window left is this GET's answer
+        # to the DELETE, not the whole list's.
+        path = _client_path(client_id)
+        current = await self._call("GET", path, missing_ok=True)
+        marker = marker_of(current) if isinstance(current, Mapping) else None
+        if current is None or not doomed(marker):
+            return False
+        await self._call("DELETE", path, missing_ok=True)
+        return True
 
     async def close(self) -> None:
         """Closes the session it made (one given to it is its owner's to close)."""

@@ -14,9 +14,10 @@ request, so no login events and no brute-force counter on the client.
 
 from __future__ import annotations
 
+import hmac
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -26,6 +27,7 @@ from credsmith.providers import keycloak_rep as rep_
 from credsmith.providers.base import (
     DesiredClient,
     MarkedClient,
+    Marker,
     ProviderError,
     ProviderReason,
 )
@@ -52,7 +54,11 @@ class KeycloakClient:
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        reload_credentials: Callable[[], Awaitable[tuple[str, str]]] | None = None,
     ) -> None:
+        """`reload_credentials`: reads the admin client ID and secret again (the Secret the
+        provider names), once when a sign-in is refused: an admin secret rotated in Keycloak
+        and in the Secret is used at once, not at the provider's next check."""
         self.url = url.rstrip("/")
         self.realm = realm
         self.admin_client_id = admin_client_id
@@ -62,6 +68,7 @@ class KeycloakClient:
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
+        self._reload = reload_credentials
         self._token: str | None = None
         self._token_until = 0.0
         self._admin = f"{self.url}/admin/realms/{quote(realm, safe='')}"
@@ -138,6 +145,15 @@ class KeycloakClient:
                 f"Keycloak: client {client_id} carries no credsmith marker: not deleted",
             )
         await self._admin_call("DELETE", f"/clients/{found['id']}", missing_ok=True)
+
+    async def delete_if(self, client_id: str, doomed: Callable[[Marker | None], bool]) -> bool:
+        found = await self._find(client_id)
+        if found is None or not doomed(rep_.marker_of(found)):
+            return False
+        # By the internal id just read: a client deleted and created again under this
+        # clientId since has another id, and a 404 here.
+        await self._admin_call("DELETE", f"/clients/{found['id']}", missing_ok=True)
+        return True
 
     async def close(self) -> None:
         if self._owns_session and self._session is not None:
@@ -226,6 +242,22 @@ class KeycloakClient:
     async def _admin_token(self) -> str:
         if self._token is not None and self._clock() < self._token_until:
             return self._token
+        try:
+            return await self._sign_in()
+        except ProviderError as refused:
+            if refused.reason is not ProviderReason.LOGIN_REFUSED or self._reload is None:
+                raise
+            client_id, secret = await self._reload()
+            same = client_id == self.admin_client_id and hmac.compare_digest(
+                secret.encode(), self._admin_secret.encode()
+            )
+            if same:
+                raise  # the Secret holds what was refused: a person must act
+            self.admin_client_id, self._admin_secret = client_id, secret
+        return await self._sign_in()
+
+    async def _sign_in(self) -> str:
+        """A new admin token (client_credentials as the admin client)."""
         form = {
             "grant_type": "client_credentials",
             "client_id": self.admin_client_id,

@@ -8,11 +8,19 @@ credentials' do, so `kubectl wait`, Argo CD (deploy/argocd) and Flux read them a
   Reconciling=True with the reason: kstatus InProgress, Argo CD Progressing;
 - one that needs a person (the URL outside the operator's allow-list, the admin login
   refused, a missing role): Ready=False and Stalled=True: kstatus Failed, Argo CD Degraded.
+
+The clean-up of clients whose owner is gone has a condition of its own, `CleanedUp`: True
+(reason CleanedUp) after a clean-up that deleted all it had to, False (reason CleanupFailed,
+the clients and the provider's answers in the message) when a delete was refused. A provider
+reached and authenticated stays Ready=True through a failed clean-up (kstatus and Argo CD read
+Ready, Reconciling and Stalled only): the credentials it serves are served, and the clients
+left behind are what the condition and a Warning Event say.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +33,39 @@ from credsmith.api.status import (
     find_condition,
     set_condition,
 )
+
+# The clean-up's condition and its reasons (its Warning Event's reason too).
+CLEANED_UP = "CleanedUp"
+CLEANUP_FAILED = "CleanupFailed"
+# Of the message: at most this many clients named, and this many characters in all.
+MAX_FAILURES_NAMED = 3
+MAX_CLEANUP_MESSAGE = 600
+
+
+@dataclass(frozen=True)
+class CleanupOutcome:
+    """One clean-up: how many clients it deleted, and the deletes that failed as (client
+    ID, the ProviderError's message: bounded and sanitised, with the status code)."""
+
+    deleted: int
+    failures: Sequence[tuple[str, str]] = ()
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+    def message(self) -> str:
+        if not self.failures:
+            # The same text every time: a clean-up that deleted some writes no new status.
+            return "the last clean-up deleted every client whose owner is gone"
+        named = "; ".join(f"{client}: {why}" for client, why in self.failures[:MAX_FAILURES_NAMED])
+        more = len(self.failures) - MAX_FAILURES_NAMED
+        text = (
+            f"{len(self.failures)} client(s) whose owner is gone could not be deleted "
+            f"(retried at the next resync): {named}" + (f"; and {more} more" if more > 0 else "")
+        )
+        return text if len(text) <= MAX_CLEANUP_MESSAGE else text[: MAX_CLEANUP_MESSAGE - 1] + "…"
+
 
 # Ready=False reasons that no retry cures (also deploy/argocd's needs_a_person).
 NEEDS_A_PERSON = frozenset(
@@ -41,11 +82,14 @@ def provider_status(
     reason: Reason = Reason.PROVIDER_READY,
     message: str = "",
     clients: int | None = None,
+    cleanup: CleanupOutcome | None = None,
 ) -> dict[str, Any]:
     """The status to write. `reason`: PROVIDER_READY when check() passed, else the failure's
     (Reason(error.reason.value), or URL_NOT_ALLOWED); `message`: bounded and sanitised
     (ProviderError.message). `clients`: our marked clients, or None to keep the last count
-    (it could not be listed). lastTransitionTime moves only when a condition's status does."""
+    (it could not be listed). `cleanup`: the clean-up done in this pass, or None to keep
+    the stored CleanedUp condition. lastTransitionTime moves only when a condition's status
+    does."""
     ready = reason is Reason.PROVIDER_READY
     conditions = _stored_conditions(stored)
     put = [(ConditionType.READY, ready)]
@@ -64,6 +108,8 @@ def provider_status(
             message=message or ("reached and authenticated" if ready else reason.value),
         )
         conditions = set_condition(conditions, condition, now)
+    if cleanup is not None:
+        conditions = set_condition(conditions, _cleanup_condition(cleanup, generation), now)
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "conditions": [c.to_wire() for c in conditions],
@@ -73,6 +119,16 @@ def provider_status(
     if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
         status["clients"] = count
     return status
+
+
+def _cleanup_condition(cleanup: CleanupOutcome, generation: int) -> Condition:
+    return Condition(
+        type=CLEANED_UP,
+        status=ConditionStatus.FALSE if cleanup.failed else ConditionStatus.TRUE,
+        observed_generation=generation,
+        reason=CLEANUP_FAILED if cleanup.failed else CLEANED_UP,
+        message=cleanup.message(),
+    )
 
 
 def is_ready(status: Mapping[str, Any]) -> bool:

@@ -15,8 +15,6 @@ an earlier spec.identityProvider left in status).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -117,35 +115,6 @@ class RegistrationOutcome:
         """ensure() was not called (the provider holds what it held after the last call
         of this process, and its resync is not due): as good as a call that found no drift."""
         return cls((), None, holds_two_secrets)
-
-
-def desired_fingerprint(desired: DesiredClient) -> str:
-    """A digest of everything the provider must hold (the secrets included), for the
-    runtime's memo of what it last made the provider hold: equal digests, nothing to send
-    before the resync. SHA-256 of high-entropy values reveals nothing; never log it anyway."""
-    fields = {
-        "clientId": desired.client_id,
-        "marker": [
-            desired.marker.provider_uid,
-            desired.marker.owner.kind,
-            desired.marker.owner.namespace,
-            desired.marker.owner.name,
-            desired.marker.owner.uid,
-            desired.marker.revision,
-        ],
-        "authMethod": desired.auth_method,
-        "secret": desired.secret,
-        "previousSecret": desired.previous_secret,
-        "previousExpiresAt": (
-            desired.previous_expires_at.isoformat() if desired.previous_expires_at else None
-        ),
-        "jwks": [dict(key) for key in desired.jwks],
-        "grantTypes": list(desired.grant_types),
-        "scope": list(desired.scope),
-        "audience": list(desired.audience),
-    }
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def register(p: Pass) -> Pass | Decision:

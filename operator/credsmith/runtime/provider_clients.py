@@ -2,7 +2,9 @@
 
 Keycloak's admin credentials come from the Secret the provider names (its own namespace,
 or the operator's for a ClusterIdentityProvider), read with the operator's RBAC at every
-check of the provider, so that a changed Secret is used from the next check on. They are
+check of the provider, so that a changed Secret is used from the next check on, and again
+whenever Keycloak refuses the sign-in (an admin secret rotated: the next registration, not
+the next check, uses the new one). They are
 never logged: errors name the Secret and the key, never a value. A client is rebuilt only
 when what it is built from changes, compared by a keyed fingerprint (no copy of the
 credentials is kept besides the client's own).
@@ -16,7 +18,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +80,27 @@ class ClientFactory:
         canonical = json.dumps(inputs, sort_keys=True, default=str).encode()
         return hmac.new(self._key, canonical, hashlib.sha256).digest()
 
-    def build(self, inputs: Mapping[str, Any]) -> IdentityProviderClient:
+    def reloader(
+        self, namespace: str, spec: Mapping[str, Any], built: Callable[[], Built | None]
+    ) -> Callable[[], Awaitable[tuple[str, str]]]:
+        """Reads a Keycloak provider's admin client ID and secret again, now. The client
+        takes what it reads: `built()`'s fingerprint follows, so that the provider's next
+        check does not take the Secret for changed and build another client."""
+
+        async def reload() -> tuple[str, str]:
+            inputs = await self.inputs(namespace, spec)
+            if (current := built()) is not None:
+                current.fingerprint = self.fingerprint(inputs)
+            credentials = inputs["credentials"]
+            return credentials["clientIdKey"], credentials["clientSecretKey"]
+
+        return reload
+
+    def build(
+        self,
+        inputs: Mapping[str, Any],
+        reload: Callable[[], Awaitable[tuple[str, str]]] | None = None,
+    ) -> IdentityProviderClient:
         if "hydra" in inputs:
             from credsmith.providers.hydra import HydraClient
 
@@ -92,6 +114,7 @@ class ClientFactory:
             str(keycloak["realm"]),
             credentials["clientIdKey"],
             credentials["clientSecretKey"],
+            reload_credentials=reload,
         )
 
 

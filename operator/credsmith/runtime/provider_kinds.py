@@ -61,6 +61,11 @@ def provider_key_of(credential: ResourceSnapshot) -> Key | None:
     return (kind, namespace, str(ref["name"]))
 
 
+def provider_name(key: Key) -> str:
+    """namespace/name, or the name of a cluster-scoped one (for logs)."""
+    return f"{key[1]}/{key[2]}" if key[1] else key[2]
+
+
 def resync_of(provider: ResourceSnapshot) -> float:
     try:
         return parse_go_duration(str(provider.spec.get("resync") or "10m")).total_seconds()

@@ -7,7 +7,8 @@ A provider's key goes through the controller's work queue like any other: its pa
 (or rebuilds, when its spec or admin Secret changed) the admin client, checks it, cleans up
 when due, writes status only, and comes back at the next resync, or on a backoff while it
 fails. Clean-up is level-based (no finalizers): at the first pass after the caches synced,
-every resync, and a few seconds after a credential naming the provider is deleted.
+every resync, and a few seconds after a credential naming the provider is deleted; the
+clean-up itself (list, re-check, delete, report) is runtime/provider_cleanup.py.
 """
 
 from __future__ import annotations
@@ -24,14 +25,19 @@ from typing import Any
 from credsmith import GROUP, VERSION
 from credsmith.api.identity_provider import ClusterIdentityProviderSpec, IdentityProviderSpec
 from credsmith.api.status import Reason
-from credsmith.providers.base import IdentityProviderClient, ProviderError, ProviderReason
-from credsmith.providers.cleanup import clients_to_delete, still_serves
-from credsmith.reconcile.provider_status import provider_status
+from credsmith.providers.base import (
+    IdentityProviderClient,
+    ProviderError,
+    ProviderReason,
+)
+from credsmith.providers.cleanup import LiveOwners, claimed_client_ids, still_serves
+from credsmith.reconcile.provider_status import CleanupOutcome, provider_status
 from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.informer import Informer, ObjectKey
 from credsmith.runtime.kinds import Key
 from credsmith.runtime.kube import ApiError, Kube
+from credsmith.runtime.provider_cleanup import clean_up, report_failed
 from credsmith.runtime.provider_clients import Built, ClientFactory
 from credsmith.runtime.provider_kinds import (
     CLUSTER_IDENTITY_PROVIDER,
@@ -41,6 +47,7 @@ from credsmith.runtime.provider_kinds import (
     NamespaceSnapshot,
     ProviderOptions,
     provider_key_of,
+    provider_name,
     resync_of,
 )
 from credsmith.runtime.registration_memo import RegistrationMemo
@@ -216,7 +223,7 @@ class Providers:
         ProviderError when it cannot be used (URL not allowed, admin Secret missing)."""
         resource = self.provider(key)
         if resource is None:
-            raise ProviderError(ProviderReason.ERROR, f"{key[0]} {_name(key)} not found")
+            raise ProviderError(ProviderReason.ERROR, f"{key[0]} {provider_name(key)} not found")
         state = await self._state(key, resource)
         async with state.lock:
             if (url := disallowed_url(resource.spec, self.url_allow)) is not None:
@@ -245,6 +252,7 @@ class Providers:
         resync = resync_of(resource)
         now = time.time()
         clients: int | None = None
+        cleanup: CleanupOutcome | None = None
         async with state.lock:
             try:
                 if (url := disallowed_url(resource.spec, self.url_allow)) is not None:
@@ -253,7 +261,7 @@ class Providers:
                 built = await self._refresh_client(key, resource, state)
                 await built.client.check()
                 if now >= state.next_cleanup:
-                    clients = await self._clean_up(key, resource, built.client)
+                    clients, cleanup = await self._clean_up(key, resource, built.client)
                     state.next_cleanup = now + resync
                 ready, reason, message = True, Reason.PROVIDER_READY.value, _connected(resource)
             except ProviderError as exc:
@@ -264,11 +272,13 @@ class Providers:
             self._requeue_credentials(key)  # their Registered follows the provider's state
             log.log(
                 logging.INFO if ready else logging.WARNING,
-                "%s %s: %s: %s", key[0], _name(key), reason, message,
+                "%s %s: %s: %s", key[0], provider_name(key), reason, message,
             )  # fmt: skip
         if self._ready_gauge is not None:
             self._ready_gauge(key, ready)
-        await self._write_status(key, resource, ready, reason, message, clients)
+        if cleanup is not None and cleanup.failed:
+            await report_failed(self.kube, key, resource, cleanup)
+        await self._write_status(key, resource, ready, reason, message, clients, cleanup)
         if ready:
             self._retries.forget(key)
             self._add_at(key, state.next_cleanup)
@@ -283,43 +293,38 @@ class Providers:
         if state.built is None or state.built.fingerprint != fingerprint:
             rebuilt = state.built is not None
             await self._drop_client(state)
-            state.built = Built(self.factory.build(inputs), fingerprint)
+            reload = self.factory.reloader(resource.namespace, resource.spec, lambda: state.built)
+            state.built = Built(self.factory.build(inputs, reload), fingerprint)
             self.memo.forget_provider(resource.uid)  # a new client: check every client again
             if rebuilt:
                 # Another address or admin login: now, not at each credential's resync
                 # (a provider moved to another Hydra holds none of our clients yet).
                 self._requeue_credentials(key)
-            log.debug("%s %s: admin client built", key[0], _name(key))
+            log.debug("%s %s: admin client built", key[0], provider_name(key))
         return state.built
 
     async def _clean_up(
         self, key: Key, resource: ResourceSnapshot, client: IdentityProviderClient
-    ) -> int:
-        """Delete the clients of this provider whose owner no longer exists or no longer
-        names it (providers/cleanup.py decides); return how many are left. Only called from
-        a worker, so after the informers synced (an empty cache would doom every client)."""
-        marked = await client.list_marked(resource.uid)
-        live = {
-            found.uid
+    ) -> tuple[int, CleanupOutcome]:
+        """runtime/provider_cleanup.py's clean-up, with this controller's view of the owners."""
+        return await clean_up(
+            key,
+            resource,
+            client,
+            lambda: self._live_owners(key, resource),
+            self._watched,
+            self.memo,
+        )
+
+    def _live_owners(self, key: Key, resource: ResourceSnapshot) -> LiveOwners:
+        """The credentials that exist and name this provider (informer cache), by UID,
+        with the client IDs each may hold."""
+        return {
+            found.uid: claimed_client_ids(found.spec, found.status)
             for credential in self.credentials_of(key)
             if (found := self._credential(credential)) is not None
             and self._still_serves(key, resource, found.namespace)
         }
-        doomed = clients_to_delete(marked, resource.uid, live, self._watched)
-        owners = {m.client_id: m.marker.owner for m in marked}
-        for client_id in doomed:
-            await client.delete(client_id)
-            # Gone from the provider: should its credential name this provider again, the
-            # memo must not say the provider still holds it.
-            self.memo.forget_client(resource.uid, client_id)
-            owner = owners[client_id]
-            log.info(
-                "%s %s: deleted client %s (its %s %s/%s is gone or names another provider)",
-                key[0], _name(key), client_id, owner.kind, owner.namespace, owner.name,
-            )  # fmt: skip
-        return len({m.client_id for m in marked if m.marker.provider_uid == resource.uid}) - len(
-            doomed
-        )
 
     def _still_serves(self, key: Key, resource: ResourceSnapshot, namespace: str) -> bool:
         if key[0] != CLUSTER_IDENTITY_PROVIDER:
@@ -338,6 +343,7 @@ class Providers:
         reason: str,
         message: str,
         clients: int | None,
+        cleanup: CleanupOutcome | None,
     ) -> None:
         model = (
             ClusterIdentityProviderSpec
@@ -356,6 +362,7 @@ class Providers:
             reason=Reason(reason),
             message=message,
             clients=clients,
+            cleanup=cleanup,
         )
         if status == resource.status:
             return
@@ -365,7 +372,7 @@ class Providers:
                 PROVIDER_PLURALS[kind], namespace, name, {"status": status}
             )
         except ApiError as exc:
-            log.warning("%s %s: cannot write status: %s", kind, _name(key), exc)
+            log.warning("%s %s: cannot write status: %s", kind, provider_name(key), exc)
             return
         self._written[key] = str((patched.get("metadata") or {}).get("resourceVersion", ""))
 
@@ -399,10 +406,6 @@ class Providers:
         """Release every client's connections (on shutdown)."""
         for state in self._states.values():
             await self._drop_client(state)
-
-
-def _name(key: Key) -> str:
-    return f"{key[1]}/{key[2]}" if key[1] else key[2]
 
 
 def _not_allowed(url: str) -> str:

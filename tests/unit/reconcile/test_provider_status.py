@@ -6,7 +6,12 @@ import pytest
 
 from credsmith.api.identity_provider import IdentityProviderSpec, IdentityProviderStatus
 from credsmith.api.status import Reason
-from credsmith.reconcile.provider_status import is_ready, provider_status
+from credsmith.reconcile.provider_status import (
+    MAX_CLEANUP_MESSAGE,
+    CleanupOutcome,
+    is_ready,
+    provider_status,
+)
 
 T0 = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
 SPEC = IdentityProviderSpec.model_validate({"hydra": {"adminURL": "http://hydra:4445"}})
@@ -52,3 +57,46 @@ def test_recovery_clears_both_and_keeps_the_count_when_not_listed():
     assert ready["lastTransitionTime"] == "2026-12-06T08:01:00Z"
     again = provider_status(SPEC, 1, up, T0 + timedelta(minutes=5))
     assert again["conditions"] == up["conditions"]  # no transition, no new time
+
+
+def cleanup_types(status):
+    return {k: v for k, v in types(status).items() if k == "CleanedUp"}
+
+
+def test_a_failed_clean_up_is_its_own_condition_and_ready_stays_true():
+    failed = CleanupOutcome(
+        0, [("c1", "DELETE http://hydra:4445/admin/clients/c1: 403"), ("c2", "x: 500")]
+    )
+    status = provider_status(SPEC, 2, {}, T0, clients=2, cleanup=failed)
+    assert types(status) == {
+        "Ready": ("True", "Connected"),
+        "CleanedUp": ("False", "CleanupFailed"),
+    }
+    assert is_ready(status)  # reached and authenticated: kstatus Current, Argo CD Healthy
+    message = next(c for c in status["conditions"] if c["type"] == "CleanedUp")["message"]
+    assert "2 client(s)" in message
+    assert "c1: DELETE http://hydra:4445/admin/clients/c1: 403" in message
+    assert IdentityProviderStatus.model_validate(status).to_wire() == status
+
+
+def test_the_clean_up_condition_is_kept_between_clean_ups_and_clears_on_success():
+    failed = provider_status(SPEC, 1, {}, T0, cleanup=CleanupOutcome(0, [("c1", "x: 403")]))
+    kept = provider_status(SPEC, 1, failed, T0 + timedelta(seconds=5))  # no clean-up this pass
+    assert cleanup_types(kept) == {"CleanedUp": ("False", "CleanupFailed")}
+    cleared = provider_status(SPEC, 1, kept, T0 + timedelta(minutes=1), cleanup=CleanupOutcome(1))
+    assert cleanup_types(cleared) == {"CleanedUp": ("True", "CleanedUp")}
+    # And a provider down keeps what the last clean-up said.
+    down = provider_status(
+        SPEC, 1, cleared, T0 + timedelta(minutes=2), reason=Reason.PROVIDER_UNREACHABLE
+    )
+    assert cleanup_types(down) == {"CleanedUp": ("True", "CleanedUp")}
+
+
+def test_the_clean_up_message_is_bounded_and_names_a_few_clients():
+    many = CleanupOutcome(0, [(f"client-{i}", "DELETE x: 403 " + "y" * 300) for i in range(50)])
+    message = many.message()
+    assert len(message) <= MAX_CLEANUP_MESSAGE
+    assert message.startswith("50 client(s)")
+    assert "client-0" in message
+    assert "client-49" not in message
+    assert CleanupOutcome(1).message() == CleanupOutcome(7).message()  # no status churn

@@ -14,7 +14,6 @@ from credsmith.reconcile.kinds import API_CLIENT
 from credsmith.reconcile.registration import (
     ProviderSeen,
     RegistrationOutcome,
-    desired_fingerprint,
 )
 
 NAMESPACE = "team-a"  # conftest.NAMESPACE, where the harness puts its resources
@@ -391,21 +390,6 @@ def test_removing_identity_provider_drops_its_status(world):
     assert w.condition("Registered") is None
     assert "identityProvider" not in w.status
     assert w.condition()["status"] == "True"
-
-
-def test_the_fingerprint_changes_with_what_the_provider_must_hold(world):
-    w = named(world, {"rotation": {"period": "24h"}})
-    w.step()
-    w.step()
-    first, same = (desired_fingerprint(r.desired) for r in w.registrations[-2:])
-    assert first == same  # nothing changed: nothing to send before the resync
-    w.step(advance=25 * HOUR)  # a rotation: another secret, another revision
-    rotated = desired_fingerprint(w.registrations[-1].desired)
-    assert rotated != first
-    w.edit_spec(lambda s: s["identityProvider"].update(client={"scope": ["read"]}))
-    w.step()
-    assert desired_fingerprint(w.registrations[-1].desired) != rotated
-    assert w.data()["client_secret"] not in rotated
 
 
 def test_a_rotation_carries_the_client_the_secret_holds_to_put_back(world):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -20,6 +21,7 @@ from credsmith.providers.base import (
     ProviderError,
     ProviderReason,
 )
+from credsmith.reconcile.provider_status import CleanupOutcome
 from credsmith.reconcile.registration import ProviderRef, Registration
 from credsmith.reconcile.snapshots import Decision, ResourceSnapshot
 from credsmith.runtime.kinds import Key
@@ -214,15 +216,33 @@ def test_a_refused_secret_write_puts_back_what_the_secret_holds() -> None:
 
 
 class _Marked(_Recording):
-    def __init__(self, marked: list[MarkedClient]) -> None:
+    """Lists `marked`; `now` is what a client's marker is when read again (default: as
+    listed), `refused` the deletes that fail with that error."""
+
+    def __init__(
+        self,
+        marked: list[MarkedClient],
+        now: dict[str, Marker | None] | None = None,
+        refused: dict[str, ProviderError] | None = None,
+    ) -> None:
         super().__init__()
         self.marked, self.deleted = marked, list[str]()
+        self.now = {m.client_id: m.marker for m in marked} | (now or {})
+        self.refused = refused or {}
 
     async def list_marked(self, provider_uid: str) -> list[MarkedClient]:
         return self.marked
 
     async def delete(self, client_id: str) -> None:
         self.deleted.append(client_id)
+
+    async def delete_if(self, client_id: str, doomed: Callable[[Marker | None], bool]) -> bool:
+        if not doomed(self.now.get(client_id)):
+            return False
+        if client_id in self.refused:
+            raise self.refused[client_id]
+        self.deleted.append(client_id)
+        return True
 
 
 def _providers(added: list[Key]) -> Providers:
@@ -247,6 +267,42 @@ def test_a_client_the_clean_up_deleted_is_not_remembered_as_held() -> None:
     asyncio.run(providers._clean_up(("IdentityProvider", "ns", "hydra"), provider, client))  # type: ignore[arg-type]
     assert client.deleted == ["client"]
     assert providers.memo.due(desired, 600)
+
+
+def _orphans(*client_ids: str) -> list[MarkedClient]:
+    owner = Owner("ApiClient", "ns", "gone", "gone-uid")
+    return [MarkedClient(client_id, Marker("p-uid", owner, 1)) for client_id in client_ids]
+
+
+def _clean_up(client: _Marked) -> tuple[int, CleanupOutcome]:
+    provider = replace(_credential({}), uid="p-uid")
+    key: Key = ("IdentityProvider", "ns", "hydra")
+    return asyncio.run(_providers([])._clean_up(key, provider, client))  # type: ignore[arg-type]
+
+
+def test_the_clean_up_deletes_only_what_is_still_orphaned_when_read_again() -> None:
+    adopted = Marker("another-provider-uid", Owner("ApiClient", "ns", "gone", "gone-uid"), 2)
+    client = _Marked(_orphans("orphan", "adopted", "taken"), {"adopted": adopted, "taken": None})
+    left, outcome = _clean_up(client)
+    assert client.deleted == ["orphan"]
+    assert (left, outcome) == (2, CleanupOutcome(1, ()))
+
+
+def test_a_refused_delete_is_the_clean_ups_outcome_and_the_others_still_go() -> None:
+    refused = ProviderError(ProviderReason.FORBIDDEN, "DELETE http://hydra/admin/clients/a: 403")
+    client = _Marked(_orphans("a", "b"), refused={"a": refused})
+    left, outcome = _clean_up(client)
+    assert client.deleted == ["b"]
+    assert left == 1
+    assert outcome.failed
+    assert outcome.failures == (("a", "DELETE http://hydra/admin/clients/a: 403"),)
+
+
+def test_a_provider_gone_mid_clean_up_is_the_providers_failure_not_a_clean_up_outcome() -> None:
+    down = ProviderError(ProviderReason.UNREACHABLE, "DELETE http://hydra/admin/clients/a: EOF")
+    client = _Marked(_orphans("a", "b"), refused={"a": down})
+    with pytest.raises(ProviderError):
+        _clean_up(client)
 
 
 def test_a_provider_pointed_elsewhere_requeues_its_credentials_at_once() -> None:
