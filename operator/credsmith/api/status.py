@@ -29,6 +29,8 @@ class ConditionType(StrEnum):
     CONSUMERS_ROLLED_OUT = "ConsumersRolledOut"
     # spec.identityProvider: whether the provider holds the client as the Secret does.
     REGISTERED = "Registered"
+    # On a provider: whether its last clean-up deleted every client it had to.
+    CLEANED_UP = "CleanedUp"
 
 
 class ConditionStatus(StrEnum):
@@ -102,6 +104,9 @@ class Reason(StrEnum):
     URL_NOT_ALLOWED = "URLNotAllowed"
     # A provider's Ready=True: reached and authenticated.
     PROVIDER_READY = "Connected"
+    # A provider's CleanedUp condition (and the Warning Event of a failed clean-up).
+    CLEANED_UP = "CleanedUp"
+    CLEANUP_FAILED = "CleanupFailed"
     # A provider call failed (providers/base.py ProviderReason, the one source of these).
     PROVIDER_UNREACHABLE = ProviderReason.UNREACHABLE.value
     PROVIDER_TLS_ERROR = ProviderReason.TLS_ERROR.value

@@ -34,9 +34,6 @@ from credsmith.api.status import (
     set_condition,
 )
 
-# The clean-up's condition and its reasons (its Warning Event's reason too).
-CLEANED_UP = "CleanedUp"
-CLEANUP_FAILED = "CleanupFailed"
 # Of the message: at most this many clients named, and this many characters in all.
 MAX_FAILURES_NAMED = 3
 MAX_CLEANUP_MESSAGE = 600
@@ -123,10 +120,10 @@ def provider_status(
 
 def _cleanup_condition(cleanup: CleanupOutcome, generation: int) -> Condition:
     return Condition(
-        type=CLEANED_UP,
+        type=ConditionType.CLEANED_UP,
         status=ConditionStatus.FALSE if cleanup.failed else ConditionStatus.TRUE,
         observed_generation=generation,
-        reason=CLEANUP_FAILED if cleanup.failed else CLEANED_UP,
+        reason=Reason.CLEANUP_FAILED if cleanup.failed else Reason.CLEANED_UP,
         message=cleanup.message(),
     )
 

@@ -105,7 +105,7 @@ async def report_failed(
         "uid": resource.uid,
     }
     try:
-        # The reason is reconcile/provider_status.py's CLEANUP_FAILED, spelled out here for
+        # The reason is api/status.py's Reason.CLEANUP_FAILED, spelled out here for
         # the reader of Event reasons (tests/unit/docs).
         await kube.post_event(involved, "Warning", "CleanupFailed", message)
     except ApiError as exc:  # best effort: the condition says it all

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from credsmith.api.enums import CredentialType
-from credsmith.api.status import Reason
+from credsmith.api.status import ConditionType, Reason
 from credsmith.issuing.template_extras import extra_variable
 from credsmith.issuing.template_sandbox import FILTERS
 from credsmith.issuing.templates import SECRET_TRANSFORMS, TemplateError, check_templates
@@ -53,7 +53,7 @@ def test_every_reason_is_in_the_conditions_table() -> None:
     assert sorted(stale) == [], "a row for a reason the code no longer has"
 
 
-_CONDITION_TYPES = {"Ready", "Stalled", "Reconciling", "ConsumersRolledOut", "Registered"}
+_CONDITION_TYPES = {condition_type.value for condition_type in ConditionType}
 
 
 def _camel_case_words(names: set[str]) -> set[str]:
