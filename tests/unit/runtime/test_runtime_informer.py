@@ -52,7 +52,9 @@ class ScriptedSession:
     async def watch(
         self, path: str, params: Mapping[str, str], idle_timeout: float
     ) -> AsyncIterator[dict[str, Any]]:
-        self.watched_from.append(params["resourceVersion"])
+        # A streaming listing has no version to start from: "stream".
+        streaming = params.get("sendInitialEvents") == "true"
+        self.watched_from.append("stream" if streaming else params["resourceVersion"])
         if not self.watches:
             self.exhausted.set()
             await asyncio.Event().wait()  # a quiet stream, until cancelled
@@ -81,6 +83,7 @@ def informer_of(
         if changes is not None:
             changes.append((type_, snap.name))
 
+    options.setdefault("stream_listing", False)  # listings by pages, unless a test says
     return Informer(session, path, decode, record, **options)  # type: ignore[arg-type]
 
 
@@ -195,3 +198,90 @@ def test_repeated_watch_errors_other_than_410_list_afresh(
     # Three failures at the same version, then a new listing and a watch from its version.
     assert session.watched_from == ["10", "10", "10", "20"]
     assert changes == [("LISTED", "a"), ("MODIFIED", "a")]
+
+
+# ---- listings streamed (WatchList) -------------------------------------------------------
+
+
+def end_of_listing(version: str) -> dict[str, Any]:
+    metadata = {"resourceVersion": version, "annotations": {"k8s.io/initial-events-end": "true"}}
+    return {"type": "BOOKMARK", "object": {"metadata": metadata}}
+
+
+def added(name: str, version: str) -> dict[str, Any]:
+    return {"type": "ADDED", "object": obj(name, version)}
+
+
+def test_a_streamed_listing_reports_each_object_as_it_arrives_and_syncs_at_its_end() -> None:
+    session = ScriptedSession(
+        listings=[],
+        watches=[
+            [added("a", "1"), added("b", "2"), end_of_listing("10"),
+             {"type": "MODIFIED", "object": obj("a", "11")}],
+        ],
+    )  # fmt: skip
+    seen: list[tuple[str, str, bool]] = []
+    informer = informer_of(session, stream_listing=True)
+    informer.on_change = lambda type_, body, snap: seen.append(
+        (type_, snap.name, informer.synced.is_set())
+    )
+    run(session, informer)
+
+    assert session.requests == []  # no page requested
+    # Found while listing (not synced yet), then a change on the same stream.
+    assert seen == [("LISTED", "a", False), ("LISTED", "b", False), ("MODIFIED", "a", True)]
+    # The next watch resumes from the last version seen on the stream.
+    assert session.watched_from == ["stream", "11"]
+    assert informer.cache == {("ns", "a"): Snap("a", "11"), ("ns", "b"): Snap("b", "2")}
+
+
+def test_a_stream_cut_before_the_end_of_its_listing_lists_again_not_resumes() -> None:
+    # An object's version is no place to resume from: the initial state is not complete.
+    session = ScriptedSession(
+        listings=[],
+        watches=[[added("a", "7"), ApiError(0, "Unreachable", "x")],
+                 [added("a", "7"), added("b", "3"), end_of_listing("10")]],
+    )  # fmt: skip
+    changes: list[tuple[str, str]] = []
+    informer = informer_of(session, changes, stream_listing=True)
+    run(session, informer)
+    assert session.watched_from == ["stream", "stream", "10"]
+    assert informer.synced.is_set()
+    assert changes == [("LISTED", "a"), ("LISTED", "a"), ("LISTED", "b")]
+
+
+def test_a_streamed_listing_again_after_a_410_reports_what_changed_meanwhile() -> None:
+    session = ScriptedSession(
+        listings=[],
+        watches=[
+            [added("a", "1"), added("b", "2"), added("c", "3"), end_of_listing("10"),
+             {"type": "ERROR", "object": {"code": 410, "reason": "Expired"}}],
+            [added("a", "1"), added("c", "30"), added("d", "31"), end_of_listing("40")],
+        ],
+    )  # fmt: skip
+    changes: list[tuple[str, str]] = []
+    informer = informer_of(session, changes, stream_listing=True)
+    run(session, informer)
+    assert changes[3:] == [("MODIFIED", "c"), ("ADDED", "d"), ("DELETED", "b")]
+    assert session.watched_from == ["stream", "stream", "40"]
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        ApiError(422, "Invalid", "sendInitialEvents is forbidden for watch unless ..."),
+        # A server that ignores the parameter: objects, then an ordinary bookmark.
+        {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}},
+    ],
+)
+def test_a_server_that_does_not_stream_listings_is_listed_by_pages(refusal: Any) -> None:
+    session = ScriptedSession(
+        listings=[[page([obj("a", "1")], "10")]],
+        watches=[[added("a", "1"), refusal]],
+    )
+    informer = informer_of(session, stream_listing=True)
+    run(session, informer)
+    assert session.watched_from == ["stream", "10"]
+    assert len(session.requests) == 1  # the page
+    assert not informer.stream_listing
+    assert informer.synced.is_set()
