@@ -1,9 +1,12 @@
 """The control loop: watch events become queued keys; workers reconcile a key at a time.
 
 Informers list and watch the resources and the Secrets we manage (filtered
-server-side by label) into in-memory caches. Workers start once every cache holds
-its first listing, so a worker never mistakes a Secret it has not seen yet for a
-missing one. Nothing is persisted on the objects but their status and Secrets: no
+server-side by label) into in-memory caches. Workers start at once, but until every
+cache holds its first listing they take only the passes that read nothing but their
+resource and its Secret (runtime/early.py), and a Secret not in the cache yet is asked
+of the API server: a worker never mistakes a Secret it has not seen yet for a missing
+one. Other keys wait for the listings, and so does the backlog (what the listing found
+settled). Nothing is persisted on the objects but their status and Secrets: no
 annotations of the operator's own on resources, no finalizers.
 """
 
@@ -35,6 +38,7 @@ from credsmith.runtime.backlog import settled
 from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.consumers import Consumers
 from credsmith.runtime.documents import DOCUMENT_KINDS, Documents
+from credsmith.runtime.early import passes_before_sync
 from credsmith.runtime.eventlimit import EventLimiter
 from credsmith.runtime.failures import RecheckLater, plan_retry
 from credsmith.runtime.informer import LISTED, Informer, ObjectKey
@@ -110,6 +114,10 @@ class Controller:
         # Liveness: when a worker last took or finished a key (monotonic).
         self.worker_heartbeat = time.monotonic()
         self._informers: list[Informer[Any]] = []
+        # The Secrets' informers by namespace (None: cluster-wide), to know which are listed.
+        self._secret_informers: dict[str | None, Informer[Any]] = {}
+        # Keys taken before the caches synced whose pass needs them: queued at sync.
+        self._parked: set[Key] = set()
         self._crash_after_secret_write = bool(os.environ.get(CRASH_AFTER_SECRET_WRITE))
         # spec.consumers: the workloads read and rolled (no cache of them).
         self.consumers = Consumers(kube.session)
@@ -157,25 +165,29 @@ class Controller:
                         namespace=namespace,
                     )
                 )
-            informers.append(
-                Informer(
-                    self.kube.watches,
-                    f"/api/v1{scope}/secrets",
-                    SecretSnapshot.from_api,
-                    self._secret_changed,
-                    label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
-                    cache=self.secrets,
-                    namespace=namespace,
-                )
+            secrets: Informer[SecretSnapshot] = Informer(
+                self.kube.watches,
+                f"/api/v1{scope}/secrets",
+                SecretSnapshot.from_api,
+                self._secret_changed,
+                label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
+                cache=self.secrets,
+                namespace=namespace,
             )
+            self._secret_informers[namespace] = secrets
+            informers.append(secrets)
             informers += self.documents.informers(scope, namespace)
         return informers + self.providers.informers(namespaces)
 
     def _secret_changed(self, type_: str, body: Mapping[str, Any], secret: SecretSnapshot) -> None:
         namespace, name = secret.namespace, secret.name
-        written = self._written_secrets.pop((namespace, name), None)
+        written = self._written_secrets.get((namespace, name))
         # The echo of our own write changes nothing for its owner: no pass needed.
         echo = written is not None and written.resource_version == secret.resource_version
+        if echo or type_ != LISTED:
+            # A listing may come after a write made before the caches synced and hold the
+            # version it replaced: what was written stays until the watch delivers it.
+            self._written_secrets.pop((namespace, name), None)
         owner = secret.annotations.get(OWNER_ANNOTATION, "")
         kind, _, owner_name = owner.partition("/")
         if kind in self.kinds and owner_name and not echo:
@@ -226,11 +238,17 @@ class Controller:
         # One connection per informer: each holds its watch open for minutes, and none
         # may wait for another's (nor take the workers' or the Lease's connections).
         self.kube.watches.pool_size = len(informers)
+        # What the listings find settled waits for them all (and behind every change).
+        self.queue.close_backlog()
         tasks = [asyncio.create_task(i.run(), name=f"watch {i.path}") for i in informers]
+        tasks.append(asyncio.create_task(self.queue.run_scheduler(), name="scheduler"))
+        tasks += [
+            asyncio.create_task(self._worker(), name=f"worker-{i}") for i in range(self.workers)
+        ]
         try:
-            # No pass before every cache holds its first listing: a Secret not seen yet
-            # would look missing and be issued again. A listing that never completes is
-            # a reason to exit (as controller-runtime's CacheSyncTimeout), not to hang.
+            # Until every cache holds its first listing, only passes that need no cache
+            # but their Secret's go (_worker). A listing that never completes is a reason
+            # to exit (as controller-runtime's CacheSyncTimeout), not to hang.
             try:
                 async with asyncio.timeout(self.cache_sync_timeout):
                     await asyncio.gather(*(i.synced.wait() for i in informers))
@@ -240,11 +258,11 @@ class Controller:
                     f"caches not synced in {self.cache_sync_timeout:.0f}s: {', '.join(pending)}"
                 ) from None
             self.synced = True
+            for key in self._parked:
+                self.queue.add(key)
+            self._parked.clear()
+            self.queue.open_backlog()
             log.info("Watching: %s", ", ".join(i.path for i in informers))
-            tasks.append(asyncio.create_task(self.queue.run_scheduler(), name="scheduler"))
-            tasks += [
-                asyncio.create_task(self._worker(), name=f"worker-{i}") for i in range(self.workers)
-            ]
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
@@ -268,6 +286,10 @@ class Controller:
     async def _worker(self) -> None:
         while True:
             key = await self.queue.get()
+            if not self.synced and not self._passes_before_sync(key):
+                self._parked.add(key)  # until every cache holds its first listing
+                self.queue.done(key)
+                continue
             self.worker_heartbeat = time.monotonic()
             self._changes_meanwhile[key] = []
             try:
@@ -323,6 +345,26 @@ class Controller:
         except ApiError as exc:
             log.debug("%s: could not show %s: %s", resource.ref, refusal.reason.value, exc.reason)
 
+    def _passes_before_sync(self, key: Key) -> bool:
+        config = self.kinds.get(key[0])
+        if config is None:
+            return False  # a registry, a JWK Set, a provider: built from whole caches
+        resource = self.resource(key)
+        return resource is not None and passes_before_sync(config, resource)
+
+    def _secrets_listed(self, namespace: str) -> bool:
+        informer = self._secret_informers.get(namespace) or self._secret_informers.get(None)
+        return informer is None or informer.synced.is_set()
+
+    async def _secret_for_pass(self, namespace: str, name: str) -> SecretSnapshot | None:
+        """The cache's copy; while the Secrets are not all listed, one not in it is asked
+        of the API server (a 404 means missing; not listed yet does not)."""
+        found = self.secret(namespace, name)
+        if found is not None or self._secrets_listed(namespace):
+            return found
+        body = await self.kube.get_secret(namespace, name)
+        return SecretSnapshot.from_api(body) if body is not None else None
+
     def resource(self, key: Key) -> ResourceSnapshot | None:
         kind, namespace, name = key
         return self.resources[kind].get((namespace, name))
@@ -351,7 +393,7 @@ class Controller:
         config = self.kinds[kind]
         secret_name = config.secret_name(resource)
         started = time.perf_counter()
-        secret = self.secret(namespace, secret_name)
+        secret = await self._secret_for_pass(namespace, secret_name)
         # In a thread: issuing an RSA-4096 key or an Argon2id hash takes a while.
         duplicate_of = self.documents.duplicate_of(config, resource)
         htpasswd = self.documents.registry_htpasswd(config, resource)
