@@ -285,6 +285,11 @@ class Controller:
 
     async def _worker(self) -> None:
         while True:
+            # A settled credential's pass runs on the loop and may never suspend, nor does
+            # get() while keys wait: without this, one worker would take the loop through a
+            # restart's whole backlog (3000 passes: 7 s), and a new credential's pass
+            # (its thread's result, its writes' responses) would wait for all of them.
+            await asyncio.sleep(0)
             key = await self.queue.get()
             if not self.synced and not self._passes_before_sync(key):
                 self._parked.add(key)  # until every cache holds its first listing

@@ -167,3 +167,33 @@ def test_a_write_before_the_secrets_were_listed_is_not_undone_by_the_listing() -
     controller.secrets[("ns", "a")] = _secret("7")
     controller._secret_changed("MODIFIED", {}, _secret("7"))
     assert controller._written_secrets == {}
+
+
+def test_a_backlog_of_passes_that_never_suspend_does_not_hold_a_new_one_s_pass() -> None:
+    # A settled credential's pass runs on the loop without suspending; a new one's waits
+    # for its thread and its writes. Two workers: one takes the new key, the other the
+    # backlog; the new pass must not wait for the whole backlog to resume.
+    controller = Controller(FakeKube({}), [_config()], TEST_STATE_KEY, workers=2)  # type: ignore[arg-type]
+    done: list[str] = []
+
+    async def reconcile(key: Key) -> None:
+        if key[2] == "new":
+            await asyncio.sleep(0.001)  # a write's response
+        done.append(key[2])
+
+    controller.reconcile = reconcile  # type: ignore[method-assign]
+    informers = [FakeInformer("credentials")]
+    informers[0].synced.set()
+
+    async def scenario() -> None:
+        for i in range(5000):
+            controller.queue.add_backlog((KIND, "ns", f"old-{i}"))
+        controller.queue.add((KIND, "ns", "new"))
+        task = asyncio.create_task(controller.run(informers))  # type: ignore[arg-type]
+        while len(done) < 5001:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert done.index("new") < 2500  # not after the backlog (5000) but among it (~200 here)
