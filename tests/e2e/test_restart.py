@@ -8,6 +8,7 @@ real TCP proxy, toxiproxy), so that "before the listings end" is seconds, not lu
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from credsmith.dev.cluster import LocalCluster
 from tests.e2e.cluster import (
     GROUP,
     VERSION,
@@ -61,6 +63,26 @@ def _digest(core: client.CoreV1Api, namespace: str, name: str, exposure: Exposur
     return hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()
 
 
+def _secret_creates_refused(audit: Path, namespace: str) -> list[str]:
+    """Secret creates in the namespace answered 409 (the name was taken), by anyone."""
+    found = []
+    for line in audit.read_text(errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        ref = event.get("objectRef") or {}
+        if (
+            event.get("stage") == "ResponseComplete"
+            and event.get("verb") == "create"
+            and ref.get("resource") == "secrets"
+            and ref.get("namespace") == namespace
+            and (event.get("responseStatus") or {}).get("code") == 409
+        ):
+            found.append(str(ref.get("name") or event.get("requestURI")))
+    return found
+
+
 def _ready(custom: client.CustomObjectsApi, namespace: str, name: str) -> bool:
     body = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
     condition = ready_condition(body)
@@ -88,6 +110,7 @@ def test_a_new_and_a_changed_credential_go_before_the_listings_end(
     exposure: Exposure,
     namespace: str,
     tmp_path: Path,
+    local_cluster: LocalCluster | None,
 ) -> None:
     def create(body: dict[str, Any]) -> None:
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
@@ -136,4 +159,7 @@ def test_a_new_and_a_changed_credential_go_before_the_listings_end(
     assert _digest(core, namespace, "zzz-changed", exposure) == value
     status = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "aaa-changed")
     assert status["status"]["revision"] == 1
+    if local_cluster is not None:
+        # Not even tried: a Secret not listed yet was asked for, not taken for missing.
+        assert _secret_creates_refused(local_cluster.state_dir / "audit.log", namespace) == []
     assert "listing by pages" not in process.logs()  # the API server streamed the listings
