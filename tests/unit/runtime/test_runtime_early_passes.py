@@ -157,7 +157,7 @@ def _secret(version: str) -> SecretSnapshot:
 def test_a_write_before_the_secrets_were_listed_is_not_undone_by_the_listing() -> None:
     # The listing began before the write: it holds the version the write replaced.
     controller = Controller(FakeKube({}), [_config()], TEST_STATE_KEY)  # type: ignore[arg-type]
-    controller._remember_secret(_secret("7"))
+    controller.writes.remember_secret(_secret("7"))
     controller.secrets[("ns", "a")] = _secret("5")
     controller._secret_changed(LISTED, {}, _secret("5"))
     found = controller.secret("ns", "a")
@@ -166,7 +166,7 @@ def test_a_write_before_the_secrets_were_listed_is_not_undone_by_the_listing() -
     # The watch delivers the write: the cache has it now.
     controller.secrets[("ns", "a")] = _secret("7")
     controller._secret_changed("MODIFIED", {}, _secret("7"))
-    assert controller._written_secrets == {}
+    assert controller.writes.secrets == {}
 
 
 def test_a_backlog_of_passes_that_never_suspend_does_not_hold_a_new_one_s_pass() -> None:
