@@ -270,18 +270,71 @@ def test_a_streamed_listing_again_after_a_410_reports_what_changed_meanwhile() -
     "refusal",
     [
         ApiError(422, "Invalid", "sendInitialEvents is forbidden for watch unless ..."),
-        # A server that ignores the parameter: objects, then an ordinary bookmark.
-        {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}},
+        # Before 1.27: resourceVersionMatch is forbidden for a watch.
+        ApiError(400, "BadRequest", "resourceVersionMatch is forbidden for watch"),
     ],
 )
 def test_a_server_that_does_not_stream_listings_is_listed_by_pages(refusal: Any) -> None:
     session = ScriptedSession(
         listings=[[page([obj("a", "1")], "10")]],
-        watches=[[added("a", "1"), refusal]],
+        watches=[[refusal]],  # the request refused, before any event
     )
     informer = informer_of(session, stream_listing=True)
     run(session, informer)
     assert session.watched_from == ["stream", "10"]
     assert len(session.requests) == 1  # the page
     assert not informer.stream_listing
+    assert informer.synced.is_set()
+
+
+def test_a_bookmark_without_the_end_mark_during_a_streamed_listing_is_no_refusal() -> None:
+    # The API server may send a bookmark while a long initial state streams (client-go's
+    # reflector takes it for a version, not for the end): the listing goes on streaming.
+    plain_bookmark = {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "5"}}}
+    session = ScriptedSession(
+        listings=[],
+        watches=[[added("a", "1"), plain_bookmark, added("b", "2"), end_of_listing("10")]],
+    )
+    changes: list[tuple[str, str]] = []
+    informer = informer_of(session, changes, stream_listing=True)
+    run(session, informer)
+    assert session.requests == []  # no page
+    assert informer.stream_listing
+    assert informer.synced.is_set()
+    assert changes == [("LISTED", "a"), ("LISTED", "b")]
+    # Resumed from the end of the initial state, not from the plain bookmark.
+    assert session.watched_from == ["stream", "10"]
+
+
+def test_a_stream_cut_after_a_plain_bookmark_lists_again_from_a_stream() -> None:
+    # The plain bookmark's version is no place to resume from: the state was not complete.
+    plain_bookmark = {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "5"}}}
+    session = ScriptedSession(
+        listings=[],
+        watches=[[added("a", "1"), plain_bookmark, ApiError(0, "Unreachable", "x")],
+                 [added("b", "2"), end_of_listing("10")]],
+    )  # fmt: skip
+    changes: list[tuple[str, str]] = []
+    informer = informer_of(session, changes, stream_listing=True)
+    run(session, informer)
+    assert session.watched_from == ["stream", "stream", "10"]
+    # What the second stream did not hold was deleted meanwhile.
+    assert changes == [("LISTED", "a"), ("LISTED", "b"), ("DELETED", "a")]
+    assert informer.cache == {("ns", "b"): Snap("b", "2")}
+
+
+@pytest.mark.parametrize("code", [400, 422])
+def test_an_error_event_in_the_middle_of_a_streamed_listing_is_no_refusal(code: int) -> None:
+    # Only the request refused (the feature off) means the server does not stream; an
+    # ERROR event after objects came is a stream cut like any other.
+    error = {"type": "ERROR", "object": {"code": code, "reason": "BadRequest", "message": "x"}}
+    session = ScriptedSession(
+        listings=[],
+        watches=[[added("a", "1"), error], [added("a", "1"), end_of_listing("10")]],
+    )
+    informer = informer_of(session, stream_listing=True)
+    run(session, informer)
+    assert informer.stream_listing
+    assert session.requests == []
+    assert session.watched_from == ["stream", "stream", "10"]
     assert informer.synced.is_set()
