@@ -192,10 +192,15 @@ class Controller:
     ) -> None:
         key = (config.kind, resource.namespace, resource.name)
         self.shared_rollouts.resource_changed(key, None if type_ == "DELETED" else resource)
-        written = self.writes.status.pop(key, None)
+        written = self.writes.status.get(key)
+        echo = written is not None and written[0] == resource.resource_version
+        if echo or type_ != LISTED:
+            # A first listing streamed again after a cut may hold the version our status
+            # patch replaced (as for Secrets): what was written stays until the watch has it.
+            self.writes.status.pop(key, None)
         if type_ == LISTED and settled(resource):
             self.queue.add_backlog(key)  # a restart's listing: behind every change
-        elif written is None or written[0] != resource.resource_version:
+        elif not echo:
             self._changed(key, type_, resource.resource_version)  # not our patch's echo
         self.documents.resource_changed(config, type_, body, key[1], key[2])
         self.providers.credential_changed(key, type_, resource)

@@ -6,6 +6,7 @@ key waits for the listings, and what they found settled waits behind everything.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -197,3 +198,22 @@ def test_a_backlog_of_passes_that_never_suspend_does_not_hold_a_new_one_s_pass()
 
     asyncio.run(scenario())
     assert done.index("new") < 2500  # not after the backlog (5000) but among it (~200 here)
+
+
+def test_a_status_written_before_a_listing_again_is_not_undone_by_that_listing() -> None:
+    # A first listing cut off is streamed again; a pass wrote the status meanwhile, and the
+    # new stream began before that write: it holds the version the write replaced.
+    controller = Controller(FakeKube({}), [_config()], TEST_STATE_KEY)  # type: ignore[arg-type]
+    config = controller.kinds[KIND]
+    key = (KIND, "ns", "a")
+    written = {"observedGeneration": 1, "revision": 1}
+    controller.writes.status[key] = ("7", written)
+    before = replace(_resource("a"), resource_version="5")
+    controller.resources[KIND][("ns", "a")] = before
+    controller._resource_changed(config, LISTED, {}, before)
+    assert controller.writes.status.get(key) == ("7", written)  # the next pass reads it
+    # The watch delivers the write: the cache has it now.
+    after = replace(before, resource_version="7", status=written)
+    controller.resources[KIND][("ns", "a")] = after
+    controller._resource_changed(config, "MODIFIED", {}, after)
+    assert controller.writes.status == {}
