@@ -172,10 +172,15 @@ class Controller:
         written = self.writes.secrets.get((namespace, name))
         # The echo of our own write changes nothing for its owner: no pass needed.
         echo = written is not None and written.resource_version == secret.resource_version
-        if echo or type_ != LISTED:
+        if (
+            echo
+            or type_ != LISTED
+            or not self.writes.listing_predates_write((namespace, name), secret.resource_version)
+        ):
             # A listing may come after a write made before the caches synced and hold the
             # version it replaced: what was written stays until the watch delivers it.
-            self.writes.secrets.pop((namespace, name), None)
+            # One that holds a later version was read after the write: it is the answer.
+            self.writes.forget_secret((namespace, name))
         owner = secret.annotations.get(OWNER_ANNOTATION, "")
         kind, _, owner_name = owner.partition("/")
         if kind in self.kinds and owner_name and not echo:

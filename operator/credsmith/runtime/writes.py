@@ -39,6 +39,9 @@ class Writes:
         self._resource = resource
         # Secrets we wrote, until the watch delivers them.
         self.secrets: dict[tuple[str, str], SecretSnapshot] = {}
+        # The versions the writes of each remembered Secret replaced ("" for a create), when
+        # known (None: not known).
+        self._replaced: dict[tuple[str, str], set[str] | None] = {}
         # Our last status patch of a key: (its resourceVersion, the status written).
         self.status: dict[Key, tuple[str, Mapping[str, Any]]] = {}
         # While a worker holds a key: the resourceVersions of the changes the watches
@@ -99,7 +102,7 @@ class Writes:
         except ApiError as exc:
             # What we remembered of this Secret may be what the server refused (a 409:
             # someone wrote after us): the next pass reads the watch's copy instead.
-            self.secrets.pop((namespace, name), None)
+            self.forget_secret((namespace, name))
             raise SecretWriteRefused.of(exc, secret_values(decision.secret)) from None
         if self._crash_after_secret_write:
             os._exit(CRASH_EXIT_CODE)  # fault injection for the crash-consistency tests
@@ -122,7 +125,20 @@ class Writes:
             indexed.resource_version != written.resource_version
             and (not base or indexed.resource_version == base)
         ):
+            known = self._replaced.get(key, set()) if key in self.secrets else set()
             self.secrets[key] = written
+            self._replaced[key] = None if sent is None or known is None else known | {base}
+
+    def forget_secret(self, key: tuple[str, str]) -> None:
+        self.secrets.pop(key, None)
+        self._replaced.pop(key, None)
+
+    def listing_predates_write(self, key: tuple[str, str], version: str) -> bool:
+        """Whether a first listing's `version` of a Secret we wrote may have been read
+        before our write (then the write stays remembered): the version it replaced, or
+        one we cannot tell. Any other came after it, and the listing has the last word."""
+        replaced = self._replaced.get(key)
+        return replaced is None or version in replaced
 
     async def post_event(
         self, resource: ResourceSnapshot, type_: str, reason: str, message: str

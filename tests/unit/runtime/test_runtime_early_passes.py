@@ -217,3 +217,39 @@ def test_a_status_written_before_a_listing_again_is_not_undone_by_that_listing()
     controller.resources[KIND][("ns", "a")] = after
     controller._resource_changed(config, "MODIFIED", {}, after)
     assert controller.writes.status == {}
+
+
+def test_a_listing_that_began_after_a_write_has_the_last_word() -> None:
+    # Our write replaced version 5 and made 7; the listing holds 9: someone wrote after us
+    # (before the listing began), and the watch will not deliver 7 or 9 again. Kept, our
+    # copy would hide that change from every pass until the Secret changes once more.
+    controller = Controller(FakeKube({}), [_config()], TEST_STATE_KEY)  # type: ignore[arg-type]
+    sent = {"metadata": {"resourceVersion": "5"}}
+    controller.writes.remember_secret(_secret("7"), sent)
+    controller.secrets[("ns", "a")] = _secret("9")
+    controller._secret_changed(LISTED, {}, _secret("9"))
+    found = controller.secret("ns", "a")
+    assert found is not None
+    assert found.resource_version == "9"
+
+
+def test_a_listing_that_holds_the_version_a_write_replaced_does_not_undo_it() -> None:
+    controller = Controller(FakeKube({}), [_config()], TEST_STATE_KEY)  # type: ignore[arg-type]
+    sent = {"metadata": {"resourceVersion": "5"}}
+    controller.writes.remember_secret(_secret("7"), sent)
+    controller.secrets[("ns", "a")] = _secret("5")
+    controller._secret_changed(LISTED, {}, _secret("5"))
+    found = controller.secret("ns", "a")
+    assert found is not None
+    assert found.resource_version == "7"
+
+
+def test_a_listing_that_holds_a_version_between_two_of_our_writes_does_not_undo_them() -> None:
+    controller = Controller(FakeKube({}), [_config()], TEST_STATE_KEY)  # type: ignore[arg-type]
+    controller.writes.remember_secret(_secret("7"), {"metadata": {"resourceVersion": "5"}})
+    controller.writes.remember_secret(_secret("9"), {"metadata": {"resourceVersion": "7"}})
+    controller.secrets[("ns", "a")] = _secret("5")
+    controller._secret_changed(LISTED, {}, _secret("5"))
+    found = controller.secret("ns", "a")
+    assert found is not None
+    assert found.resource_version == "9"
