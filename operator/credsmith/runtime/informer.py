@@ -122,6 +122,7 @@ class Informer(Generic[T]):
 
     async def _run(self) -> None:
         failures = 0
+        cut_listings = 0  # streamed listings cut by a 410 before their end, in a row
         while True:
             self.heartbeat = time.monotonic()
             try:
@@ -134,7 +135,7 @@ class Informer(Generic[T]):
                         self.synced.set()
                         started = time.monotonic()
                     await self._watch()
-                failures = 0
+                failures = cut_listings = 0
                 if time.monotonic() - started < 1:
                     await asyncio.sleep(1)  # a server ending watches at once: do not spin
             except StreamingRefused as exc:
@@ -142,6 +143,13 @@ class Informer(Generic[T]):
                 self.stream_listing = False
             except Gone:
                 log.debug("%s: resourceVersion expired; listing again", self.path)
+                if self._version is not None:
+                    cut_listings = 0  # a watch resumed from an old version: list at once
+                else:
+                    # A listing cut before its end: again at once would send every object
+                    # again, in a busy loop if the server keeps doing so.
+                    cut_listings += 1
+                    await asyncio.sleep(exponential(cut_listings, BACKOFF_BASE, BACKOFF_CAP))
                 self._version = None
             except (ApiError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 # Unreachable, refused, cut off or silent: keep trying, as the rest of

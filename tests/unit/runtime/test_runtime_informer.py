@@ -7,6 +7,7 @@ real API server is shown by every e2e test.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -338,3 +339,35 @@ def test_an_error_event_in_the_middle_of_a_streamed_listing_is_no_refusal(code: 
     assert session.requests == []
     assert session.watched_from == ["stream", "stream", "10"]
     assert informer.synced.is_set()
+
+
+def test_streamed_listings_cut_by_a_410_again_and_again_are_not_retried_in_a_busy_loop() -> None:
+    # A 410 after a resumed watch costs one listing at once; a listing itself cut by 410s
+    # in a row backs off (each would send every object again).
+    gone = {"type": "ERROR", "object": {"code": 410, "reason": "Expired"}}
+    session = ScriptedSession(listings=[], watches=[[added("a", "1"), gone] for _ in range(1000)])
+    informer = informer_of(session, stream_listing=True)
+
+    async def for_a_while() -> None:
+        task = asyncio.create_task(informer.run())
+        await asyncio.sleep(1.5)
+        task.cancel()
+
+    asyncio.run(for_a_while())
+    assert 2 <= len(session.watched_from) <= 4
+    assert not informer.synced.is_set()
+
+
+def test_a_410_after_a_listing_ended_lists_again_at_once() -> None:
+    gone = {"type": "ERROR", "object": {"code": 410, "reason": "Expired"}}
+    session = ScriptedSession(
+        listings=[],
+        watches=[[added("a", "1"), end_of_listing("10"), gone],
+                 [added("a", "1"), end_of_listing("20"), gone],
+                 [added("a", "1"), end_of_listing("30")]],
+    )  # fmt: skip
+    informer = informer_of(session, stream_listing=True)
+    started = time.monotonic()
+    run(session, informer)
+    assert session.watched_from == ["stream", "stream", "stream", "30"]
+    assert time.monotonic() - started < 2.5  # no back-off (only the 1 s after a short watch)
