@@ -240,10 +240,12 @@ class Informer(Generic[T]):
                     raise ApiError(int(obj.get("code") or 0), str(obj.get("reason", "")),
                                    str(obj.get("message", "")))  # fmt: skip
                 meta = obj.get("metadata") or {}
+                key = (meta.get("namespace", ""), meta.get("name", ""))
                 if listing:
                     # No version to resume from until the initial state has ended: a stream
-                    # cut before that is a listing to make again.
-                    if kind == "ADDED":
+                    # cut before that is a listing to make again. (The API server sends
+                    # only ADDED before the end mark; whatever else comes sets no version.)
+                    if kind in ("ADDED", "MODIFIED"):
                         self._listed(obj, listed, first)
                         continue
                     if kind == "BOOKMARK":
@@ -256,10 +258,11 @@ class Informer(Generic[T]):
                         self._version = str(meta.get("resourceVersion") or "")
                         self.synced.set()
                         continue
-                self._version = str(meta.get("resourceVersion") or self._version)
+                    listed.discard(key)  # DELETED: reported below
+                else:
+                    self._version = str(meta.get("resourceVersion") or self._version)
                 if kind == "BOOKMARK":
                     continue
-                key = (meta.get("namespace", ""), meta.get("name", ""))
                 if kind == "DELETED":
                     gone = self.cache.pop(key, None)
                     self.on_change("DELETED", obj, gone if gone is not None else self.decode(obj))

@@ -371,3 +371,19 @@ def test_a_410_after_a_listing_ended_lists_again_at_once() -> None:
     run(session, informer)
     assert session.watched_from == ["stream", "stream", "stream", "30"]
     assert time.monotonic() - started < 2.5  # no back-off (only the 1 s after a short watch)
+
+
+def test_a_change_amid_the_initial_state_gives_no_version_to_resume_from() -> None:
+    # The API server sends only ADDED before the end mark; a stream that sends anything
+    # else (a proxy, another server) must not leave a version that skips the rest.
+    session = ScriptedSession(
+        listings=[],
+        watches=[[added("a", "1"), {"type": "MODIFIED", "object": obj("b", "8")},
+                  {"type": "DELETED", "object": obj("c", "9")}, ApiError(0, "Unreachable", "x")],
+                 [added("a", "1"), added("b", "8"), end_of_listing("10")]],
+    )  # fmt: skip
+    informer = informer_of(session, stream_listing=True)
+    run(session, informer)
+    assert session.watched_from == ["stream", "stream", "10"]
+    assert informer.synced.is_set()
+    assert informer.cache == {("ns", "a"): Snap("a", "1"), ("ns", "b"): Snap("b", "8")}
