@@ -187,7 +187,9 @@ class Informer(Generic[T]):
             metadata = page.get("metadata") or {}
             token = metadata.get("continue") or ""
             if not token:
-                self._version = str(metadata.get("resourceVersion", ""))
+                if not metadata.get("resourceVersion"):  # no version to watch from
+                    raise ValueError("a listing without a resourceVersion")
+                self._version = str(metadata["resourceVersion"])
                 break
         self._listing_ended(listed)
 
@@ -253,9 +255,12 @@ class Informer(Generic[T]):
                             # A bookmark while a long initial state streams, as client-go's
                             # reflector takes it: no end, and no version to resume from.
                             continue
+                        if not meta.get("resourceVersion"):
+                            # No version to watch from: stream the listing again.
+                            raise ValueError("the end of a listing without a resourceVersion")
                         self._listing_ended(listed)
                         listing = False
-                        self._version = str(meta.get("resourceVersion") or "")
+                        self._version = str(meta["resourceVersion"])
                         self.synced.set()
                         continue
                     listed.discard(key)  # DELETED: reported below

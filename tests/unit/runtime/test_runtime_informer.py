@@ -387,3 +387,25 @@ def test_a_change_amid_the_initial_state_gives_no_version_to_resume_from() -> No
     assert session.watched_from == ["stream", "stream", "10"]
     assert informer.synced.is_set()
     assert informer.cache == {("ns", "a"): Snap("a", "1"), ("ns", "b"): Snap("b", "8")}
+
+
+def test_an_end_of_listing_without_a_version_is_no_place_to_watch_from() -> None:
+    # A watch from "" would be one without initial events from "now" on some servers and
+    # every object again as ADDED on others: the listing is made again instead.
+    session = ScriptedSession(
+        listings=[],
+        watches=[[added("a", "1"), end_of_listing("")], [added("a", "1"), end_of_listing("10")]],
+    )
+    informer = informer_of(session, stream_listing=True)
+    run(session, informer)
+    assert session.watched_from == ["stream", "stream", "10"]
+
+
+def test_a_paged_listing_without_a_version_is_made_again() -> None:
+    session = ScriptedSession(
+        listings=[[page([obj("a", "1")], "")], [page([obj("a", "1")], "10")]], watches=[]
+    )
+    informer = informer_of(session)
+    run(session, informer)
+    assert session.watched_from == ["10"]
+    assert len(session.requests) == 2
