@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from credsmith.runtime.controller import CRASH_AFTER_SECRET_WRITE, CRASH_EXIT_CODE
+from credsmith.runtime.writes import CRASH_AFTER_SECRET_WRITE, CRASH_EXIT_CODE
 from tests.e2e.cluster import (
     GROUP,
     VERSION,

@@ -1,11 +1,14 @@
 """Which objects of a restart's first listing can wait: those whose status says the last
-pass saw this generation and found it Ready. Only an order: each still gets its pass."""
+pass saw this generation and found it Ready, and that ask for no rotation it has not
+made (the annotation changes no generation). Only an order: each still gets its pass."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from credsmith.api.common import ROTATE_ANNOTATION
+from credsmith.reconcile.policy import remembered_request
 from credsmith.reconcile.snapshots import ResourceSnapshot
 
 
@@ -15,6 +18,9 @@ def settled(resource: ResourceSnapshot) -> bool:
     status = resource.status
     if status.get("observedGeneration") != resource.generation:
         return False
+    request = remembered_request(resource.annotations.get(ROTATE_ANNOTATION))
+    if request is not None and request != status.get("lastRotateRequest"):
+        return False  # a rotation asked for while the operator was down
     conditions = status.get("conditions")
     if not isinstance(conditions, list):
         return False

@@ -1,9 +1,12 @@
 """The control loop: watch events become queued keys; workers reconcile a key at a time.
 
 Informers list and watch the resources and the Secrets we manage (filtered
-server-side by label) into in-memory caches. Workers start once every cache holds
-its first listing, so a worker never mistakes a Secret it has not seen yet for a
-missing one. Nothing is persisted on the objects but their status and Secrets: no
+server-side by label) into in-memory caches. Workers start at once, but until every
+cache holds its first listing they take only the passes that read nothing but their
+resource and its Secret (runtime/early.py), and a Secret not in the cache yet is asked
+of the API server: a worker never mistakes a Secret it has not seen yet for a missing
+one. Other keys wait for the listings, and so does the backlog (what the listing found
+settled). Nothing is persisted on the objects but their status and Secrets: no
 annotations of the operator's own on resources, no finalizers.
 """
 
@@ -11,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -35,6 +37,7 @@ from credsmith.runtime.backlog import settled
 from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.consumers import Consumers
 from credsmith.runtime.documents import DOCUMENT_KINDS, Documents
+from credsmith.runtime.early import passes_before_sync
 from credsmith.runtime.eventlimit import EventLimiter
 from credsmith.runtime.failures import RecheckLater, plan_retry
 from credsmith.runtime.informer import LISTED, Informer, ObjectKey
@@ -45,14 +48,13 @@ from credsmith.runtime.provider_kinds import PROVIDER_KINDS, ProviderOptions
 from credsmith.runtime.providers import Providers
 from credsmith.runtime.refusals import (
     Refusal,
-    SecretWriteRefused,
     refused_status,
-    secret_values,
     without_reconciling,
 )
 from credsmith.runtime.registration import provider_seen, register, restore
 from credsmith.runtime.shared_rollouts import SharedRollouts
 from credsmith.runtime.workqueue import WorkQueue
+from credsmith.runtime.writes import Writes
 
 log = logging.getLogger("credsmith.controller")
 
@@ -64,11 +66,6 @@ REGISTRATION_RETRY_CAP = 30.0
 
 class CacheSyncTimeout(Exception):
     """The first listings did not complete in time: exit, and let a restart retry."""
-
-
-# Tests set this to make the process exit right after a Secret write, before status.
-CRASH_AFTER_SECRET_WRITE = "CREDSMITH_FAULT_CRASH_AFTER_SECRET_WRITE"
-CRASH_EXIT_CODE = 70
 
 
 class Controller:
@@ -93,29 +90,28 @@ class Controller:
         # The informers' caches: resources by kind, and the Secrets we manage.
         self.resources: dict[str, dict[ObjectKey, ResourceSnapshot]] = {k: {} for k in self.kinds}
         self.secrets: dict[ObjectKey, SecretSnapshot] = {}
-        # Objects we wrote, until the watch delivers them: read-your-writes for the
-        # next pass, so it neither writes the same thing twice nor trips on a 409.
-        self._written_secrets: dict[tuple[str, str], SecretSnapshot] = {}
-        # Our last status patch of a key: (its resourceVersion, the status written).
-        self._written_status: dict[Key, tuple[str, Mapping[str, Any]]] = {}
-        # While a worker holds a key: the resourceVersions of the changes the watches
-        # reported for it (its resource's and its Secret's), and those its own writes made.
-        # An echo can arrive before its write's response; it is known for one only when
-        # the pass ends, and only what is not ours queues the key again (see _settle).
-        self._changes_meanwhile: dict[Key, list[str]] = {}
-        self._own_versions: dict[Key, set[str]] = {}
+        # Our writes, remembered until the watches deliver them (read-your-writes), and
+        # told apart from others' changes during a pass.
+        self.writes = Writes(kube, self.secrets, self.resource)
         self._retries: RetryLimiter[Key] = RetryLimiter()
         self._events = EventLimiter()
         self.cache_sync_timeout = cache_sync_timeout
         # Liveness: when a worker last took or finished a key (monotonic).
         self.worker_heartbeat = time.monotonic()
         self._informers: list[Informer[Any]] = []
-        self._crash_after_secret_write = bool(os.environ.get(CRASH_AFTER_SECRET_WRITE))
+        # The Secrets' informers by namespace (None: cluster-wide), to know which are listed.
+        self._secret_informers: dict[str | None, Informer[Any]] = {}
+        # Keys taken before the caches synced whose pass needs them: queued at sync.
+        self._parked: set[Key] = set()
         # spec.consumers: the workloads read and rolled (no cache of them).
         self.consumers = Consumers(kube.session)
         # A workload shared by credentials that rotate together is rolled once for them.
         self.shared_rollouts = SharedRollouts(
-            self.consumers, self.resource, self.queue.add, self._post_event, consumer_roll_window
+            self.consumers,
+            self.resource,
+            self.queue.add,
+            self.writes.post_event,
+            consumer_roll_window,
         )
         # The registry Secrets and JWK Set ConfigMaps derived from the credentials.
         self.documents = Documents(
@@ -124,7 +120,7 @@ class Controller:
             self.queue,
             self.resource,
             self.secret,
-            self._remember_secret,
+            self.writes.remember_secret,
             state_key,
         )
         # IdentityProviders and ClusterIdentityProviders, and their admin clients.
@@ -157,25 +153,34 @@ class Controller:
                         namespace=namespace,
                     )
                 )
-            informers.append(
-                Informer(
-                    self.kube.watches,
-                    f"/api/v1{scope}/secrets",
-                    SecretSnapshot.from_api,
-                    self._secret_changed,
-                    label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
-                    cache=self.secrets,
-                    namespace=namespace,
-                )
+            secrets: Informer[SecretSnapshot] = Informer(
+                self.kube.watches,
+                f"/api/v1{scope}/secrets",
+                SecretSnapshot.from_api,
+                self._secret_changed,
+                label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
+                cache=self.secrets,
+                namespace=namespace,
             )
+            self._secret_informers[namespace] = secrets
+            informers.append(secrets)
             informers += self.documents.informers(scope, namespace)
         return informers + self.providers.informers(namespaces)
 
     def _secret_changed(self, type_: str, body: Mapping[str, Any], secret: SecretSnapshot) -> None:
         namespace, name = secret.namespace, secret.name
-        written = self._written_secrets.pop((namespace, name), None)
+        written = self.writes.secrets.get((namespace, name))
         # The echo of our own write changes nothing for its owner: no pass needed.
         echo = written is not None and written.resource_version == secret.resource_version
+        if (
+            echo
+            or type_ != LISTED
+            or not self.writes.listing_predates_write((namespace, name), secret.resource_version)
+        ):
+            # A listing may come after a write made before the caches synced and hold the
+            # version it replaced: what was written stays until the watch delivers it.
+            # One that holds a later version was read after the write: it is the answer.
+            self.writes.forget_secret((namespace, name))
         owner = secret.annotations.get(OWNER_ANNOTATION, "")
         kind, _, owner_name = owner.partition("/")
         if kind in self.kinds and owner_name and not echo:
@@ -192,31 +197,21 @@ class Controller:
     ) -> None:
         key = (config.kind, resource.namespace, resource.name)
         self.shared_rollouts.resource_changed(key, None if type_ == "DELETED" else resource)
-        written = self._written_status.pop(key, None)
+        written = self.writes.status.get(key)
+        echo = written is not None and written[0] == resource.resource_version
+        if echo or type_ != LISTED:
+            # A first listing streamed again after a cut may hold the version our status
+            # patch replaced (as for Secrets): what was written stays until the watch has it.
+            self.writes.status.pop(key, None)
         if type_ == LISTED and settled(resource):
             self.queue.add_backlog(key)  # a restart's listing: behind every change
-        elif written is None or written[0] != resource.resource_version:
+        elif not echo:
             self._changed(key, type_, resource.resource_version)  # not our patch's echo
         self.documents.resource_changed(config, type_, body, key[1], key[2])
         self.providers.credential_changed(key, type_, resource)
 
     def _changed(self, key: Key, type_: str, version: str) -> None:
-        # A deletion's snapshot carries the last version seen, maybe our own write's.
-        if key in self._changes_meanwhile and type_ != "DELETED":
-            self._changes_meanwhile[key].append(version)  # decided when the pass ends
-        else:
-            self.queue.add(key)
-
-    def _own_write(self, key: Key, version: str) -> None:
-        if key in self._changes_meanwhile:
-            self._own_versions.setdefault(key, set()).add(version)
-
-    def _settle(self, key: Key) -> None:
-        """A pass of `key` ended: queue it again if anything but its own writes changed
-        it meanwhile (as the work queue would for any change during a pass)."""
-        changes = self._changes_meanwhile.pop(key, [])
-        own = self._own_versions.pop(key, set())
-        if any(version not in own for version in changes):
+        if not self.writes.during_pass(key, type_, version):
             self.queue.add(key)
 
     # ---- workers -------------------------------------------------------------------
@@ -226,11 +221,17 @@ class Controller:
         # One connection per informer: each holds its watch open for minutes, and none
         # may wait for another's (nor take the workers' or the Lease's connections).
         self.kube.watches.pool_size = len(informers)
+        # What the listings find settled waits for them all (and behind every change).
+        self.queue.close_backlog()
         tasks = [asyncio.create_task(i.run(), name=f"watch {i.path}") for i in informers]
+        tasks.append(asyncio.create_task(self.queue.run_scheduler(), name="scheduler"))
+        tasks += [
+            asyncio.create_task(self._worker(), name=f"worker-{i}") for i in range(self.workers)
+        ]
         try:
-            # No pass before every cache holds its first listing: a Secret not seen yet
-            # would look missing and be issued again. A listing that never completes is
-            # a reason to exit (as controller-runtime's CacheSyncTimeout), not to hang.
+            # Until every cache holds its first listing, only passes that need no cache
+            # but their Secret's go (_worker). A listing that never completes is a reason
+            # to exit (as controller-runtime's CacheSyncTimeout), not to hang.
             try:
                 async with asyncio.timeout(self.cache_sync_timeout):
                     await asyncio.gather(*(i.synced.wait() for i in informers))
@@ -240,11 +241,11 @@ class Controller:
                     f"caches not synced in {self.cache_sync_timeout:.0f}s: {', '.join(pending)}"
                 ) from None
             self.synced = True
+            for key in self._parked:
+                self.queue.add(key)
+            self._parked.clear()
+            self.queue.open_backlog()
             log.info("Watching: %s", ", ".join(i.path for i in informers))
-            tasks.append(asyncio.create_task(self.queue.run_scheduler(), name="scheduler"))
-            tasks += [
-                asyncio.create_task(self._worker(), name=f"worker-{i}") for i in range(self.workers)
-            ]
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
@@ -267,9 +268,18 @@ class Controller:
 
     async def _worker(self) -> None:
         while True:
+            # A settled credential's pass runs on the loop and may never suspend, nor does
+            # get() while keys wait: without this, one worker would take the loop through a
+            # restart's whole backlog (3000 passes: 7 s), and a new credential's pass
+            # (its thread's result, its writes' responses) would wait for all of them.
+            await asyncio.sleep(0)
             key = await self.queue.get()
+            if not self.synced and not self._passes_before_sync(key):
+                self._parked.add(key)  # until every cache holds its first listing
+                self.queue.done(key)
+                continue
             self.worker_heartbeat = time.monotonic()
-            self._changes_meanwhile[key] = []
+            self.writes.pass_started(key)
             try:
                 await self.reconcile(key)
                 self._retries.forget(key)
@@ -278,7 +288,8 @@ class Controller:
             except Exception as exc:
                 await self._failed(key, exc)
             finally:
-                self._settle(key)
+                if self.writes.pass_ended(key):
+                    self.queue.add(key)  # someone else changed it meanwhile
                 self.queue.done(key)
                 self.worker_heartbeat = time.monotonic()
 
@@ -310,25 +321,47 @@ class Controller:
         resource = self.resource(key)
         if resource is None:
             return
-        written = self._written_status.get(key)
+        written = self.writes.status.get(key)
         current = written[1] if written is not None else resource.status
         status = refused_status(current, resource.generation, refusal, _now())
         try:
             if status != current:
-                await self._patch_status(key, self.kinds[key[0]], current, status)
+                await self.writes.patch_status(key, self.kinds[key[0]], current, status)
             if self.metrics is not None:
                 self.metrics.show(key, status)  # Ready=False shows per resource too
             if refusal.permanent and self._events.allow(key, refusal.reason.value):
-                await self._post_event(resource, "Warning", refusal.reason.value, refusal.message)
+                await self.writes.post_event(
+                    resource, "Warning", refusal.reason.value, refusal.message
+                )
         except ApiError as exc:
             log.debug("%s: could not show %s: %s", resource.ref, refusal.reason.value, exc.reason)
+
+    def _passes_before_sync(self, key: Key) -> bool:
+        config = self.kinds.get(key[0])
+        if config is None:
+            return False  # a registry, a JWK Set, a provider: built from whole caches
+        resource = self.resource(key)
+        return resource is not None and passes_before_sync(config, resource)
+
+    def _secrets_listed(self, namespace: str) -> bool:
+        informer = self._secret_informers.get(namespace) or self._secret_informers.get(None)
+        return informer is None or informer.synced.is_set()
+
+    async def _secret_for_pass(self, namespace: str, name: str) -> SecretSnapshot | None:
+        """The cache's copy; while the Secrets are not all listed, one not in it is asked
+        of the API server (a 404 means missing; not listed yet does not)."""
+        found = self.secret(namespace, name)
+        if found is not None or self._secrets_listed(namespace):
+            return found
+        body = await self.kube.get_secret(namespace, name)
+        return SecretSnapshot.from_api(body) if body is not None else None
 
     def resource(self, key: Key) -> ResourceSnapshot | None:
         kind, namespace, name = key
         return self.resources[kind].get((namespace, name))
 
     def secret(self, namespace: str, name: str) -> SecretSnapshot | None:
-        written = self._written_secrets.get((namespace, name))
+        written = self.writes.secrets.get((namespace, name))
         return written or self.secrets.get((namespace, name))
 
     async def reconcile(self, key: Key) -> None:
@@ -341,17 +374,17 @@ class Controller:
             return
         resource = self.resource(key)
         if resource is None:
-            self._written_status.pop(key, None)
+            self.writes.status.pop(key, None)
             if self.metrics is not None:
                 self.metrics.forget(key)
             return  # deleted: ownerReferences let the garbage collector do the rest
-        written = self._written_status.get(key)
+        written = self.writes.status.get(key)
         if written is not None:
             resource = _with_status(resource, written[1])
         config = self.kinds[kind]
         secret_name = config.secret_name(resource)
         started = time.perf_counter()
-        secret = self.secret(namespace, secret_name)
+        secret = await self._secret_for_pass(namespace, secret_name)
         # In a thread: issuing an RSA-4096 key or an Argon2id hash takes a while.
         duplicate_of = self.documents.duplicate_of(config, resource)
         htpasswd = self.documents.registry_htpasswd(config, resource)
@@ -376,7 +409,7 @@ class Controller:
 
         if decision.secret is not None:
             try:
-                self._own_write(key, await self._write_secret(namespace, secret_name, decision))
+                await self.writes.write_secret(key, secret_name, decision)
             except ApiError as exc:
                 if not (exc.status == 409 and decision.create):
                     if 400 <= exc.status < 500:
@@ -395,7 +428,7 @@ class Controller:
                 decision = await asyncio.to_thread(decide, secret, _now())
                 decision = await register(self.providers, decision)
                 if decision.secret is not None:
-                    self._own_write(key, await self._write_secret(namespace, secret_name, decision))
+                    await self.writes.write_secret(key, secret_name, decision)
         if decision.rollouts and consumers is not None:
             # Made now, or held a moment to be made once with other credentials' (shared).
             failures, held = await self.shared_rollouts.roll(resource, decision.rollouts, _now())
@@ -422,9 +455,9 @@ class Controller:
         decision = with_unpublished(resource, decision, blocked, _now())
         status = without_reconciling(decision.status)  # this pass went through
         if status != resource.status:
-            await self._patch_status(key, config, resource.status, status)
+            await self.writes.patch_status(key, config, resource.status, status)
         for event in decision.events:
-            await self._post_event(resource, event.type, event.reason, event.message)
+            await self.writes.post_event(resource, event.type, event.reason, event.message)
         if decision.requeue_at is not None:
             self.queue.add_at(key, decision.requeue_at.timestamp())
         elapsed = time.perf_counter() - started
@@ -448,73 +481,9 @@ class Controller:
             return
         kept = {**resource.status, "clientId": registration.desired.client_id}
         try:
-            await self._patch_status(key, config, resource.status, kept)
+            await self.writes.patch_status(key, config, resource.status, kept)
         except ApiError as exc:
             log.debug("%s: could not keep the client ID: %s", resource.ref, exc.reason)
-
-    async def _patch_status(
-        self, key: Key, config: KindConfig, old: Mapping[str, Any], new: Mapping[str, Any]
-    ) -> None:
-        _, namespace, name = key
-        patch = {"status": _merge_patch(old, new)}
-        patched = await self.kube.patch_status(config.plural, namespace, name, patch)
-        version = str((patched.get("metadata") or {}).get("resourceVersion", ""))
-        self._own_write(key, version)
-        indexed = self.resource(key)
-        if indexed is None or indexed.resource_version != version:
-            # Until the watch delivers it (unless it already has: then no entry).
-            self._written_status[key] = (version, new)
-
-    async def _write_secret(self, namespace: str, name: str, decision: Decision) -> str:
-        """Write the decided Secret; its new resourceVersion."""
-        assert decision.secret is not None
-        try:
-            if decision.create:
-                written = await self.kube.create_secret(namespace, decision.secret)
-            else:
-                written = await self.kube.replace_secret(namespace, name, decision.secret)
-        except ApiError as exc:
-            # What we remembered of this Secret may be what the server refused (a 409:
-            # someone wrote after us): the next pass reads the watch's copy instead.
-            self._written_secrets.pop((namespace, name), None)
-            raise SecretWriteRefused.of(exc, secret_values(decision.secret)) from None
-        if self._crash_after_secret_write:
-            os._exit(CRASH_EXIT_CODE)  # fault injection for the crash-consistency tests
-        snapshot = SecretSnapshot.from_api(written)
-        self._remember_secret(snapshot, decision.secret)
-        return snapshot.resource_version
-
-    def _remember_secret(
-        self, written: SecretSnapshot, sent: Mapping[str, Any] | None = None
-    ) -> None:
-        """Read-your-writes until the watch delivers the write (unless it already has).
-
-        Only while the cache still holds the version our write replaced: if the watch
-        has moved past it, it has delivered our write's echo (events come in order)
-        and maybe a newer change on top, which a remembered copy would shadow."""
-        key = (written.namespace, written.name)
-        indexed = self.secrets.get(key)
-        base = str(((sent or {}).get("metadata") or {}).get("resourceVersion") or "")
-        if indexed is None or (
-            indexed.resource_version != written.resource_version
-            and (not base or indexed.resource_version == base)
-        ):
-            self._written_secrets[key] = written
-
-    async def _post_event(
-        self, resource: ResourceSnapshot, type_: str, reason: str, message: str
-    ) -> None:
-        involved = {
-            "apiVersion": resource.api_version,
-            "kind": resource.kind,
-            "name": resource.name,
-            "namespace": resource.namespace,
-            "uid": resource.uid,
-        }
-        try:
-            await self.kube.post_event(involved, type_, reason, message)
-        except ApiError as exc:  # an Event is best effort; the status says it all
-            log.warning("%s: could not post event %s: %s", resource.ref, reason, exc.reason)
 
 
 def _now() -> datetime:
@@ -523,10 +492,3 @@ def _now() -> datetime:
 
 def _with_status(resource: ResourceSnapshot, status: Mapping[str, Any]) -> ResourceSnapshot:
     return replace(resource, status=dict(status))
-
-
-def _merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch from `old` to `new` (top-level keys; removed keys become null)."""
-    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
-    patch.update({k: None for k in old if k not in new})
-    return patch

@@ -9,7 +9,9 @@ timer task per object.
 Two tiers: `add` (a watch event, a due time, a retry) goes before `add_backlog` (what a
 restart's first listing found already settled). After a restart with 50,000 credentials,
 each needs one pass that changes nothing; a credential created or changed meanwhile must
-not wait behind them. A backlog key that is `add`ed moves to the front tier.
+not wait behind them. A backlog key that is `add`ed moves to the front tier. The backlog
+can be closed (`close_backlog`): nothing in it is taken until `open_backlog`, while the
+front tier is served (the controller's passes before its caches are complete).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class WorkQueue(Generic[K]):
         # (it is no longer in _in_backlog).
         self._backlog: deque[K] = deque()
         self._in_backlog: set[K] = set()
+        self._backlog_open = True
         self._queued: set[K] = set()  # waiting in either tier
         self._waiting = asyncio.Event()  # set when a key may be waiting
         self._processing: set[K] = set()
@@ -87,6 +90,15 @@ class WorkQueue(Generic[K]):
             self._backlog.append(key)
             self._waiting.set()
 
+    def close_backlog(self) -> None:
+        """Take no backlog key (front-tier keys still go) until `open_backlog`."""
+        self._backlog_open = False
+
+    def open_backlog(self) -> None:
+        self._backlog_open = True
+        if self._in_backlog:
+            self._waiting.set()
+
     def add_at(self, key: K, when: float) -> None:
         """Queue `key` at wall-clock time `when` (seconds since the epoch)."""
         if when <= time.time() and key not in self._held:
@@ -118,7 +130,7 @@ class WorkQueue(Generic[K]):
             if self._ready:
                 key = self._ready.popleft()
                 break
-            while self._backlog:
+            while self._backlog_open and self._backlog:
                 candidate = self._backlog.popleft()
                 if candidate in self._in_backlog:
                     self._in_backlog.discard(candidate)

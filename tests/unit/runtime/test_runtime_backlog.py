@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from credsmith.api.common import ROTATE_ANNOTATION
 from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.backlog import settled
 
@@ -46,3 +48,12 @@ def test_ready_for_its_generation_can_wait() -> None:
 )
 def test_anything_else_goes_first(status: dict[str, Any]) -> None:
     assert not settled(resource(2, status))
+
+
+def test_a_rotation_requested_while_the_operator_was_down_goes_first() -> None:
+    # The annotation changes no generation: a Ready status says nothing of the request.
+    status = {"observedGeneration": 2, "conditions": [ready()], "lastRotateRequest": "r1"}
+    asked = replace(resource(2, status), annotations={ROTATE_ANNOTATION: "r2"})
+    assert not settled(asked)
+    done = replace(resource(2, status), annotations={ROTATE_ANNOTATION: "r1"})
+    assert settled(done)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from credsmith.runtime.workqueue import WorkQueue
 
 FAR = 3600.0  # a rotation an hour away
@@ -120,3 +122,20 @@ def test_a_worker_waiting_on_an_empty_queue_gets_a_backlog_key() -> None:
         return await asyncio.wait_for(waiting, 1)
 
     assert asyncio.run(scenario()) == "k"
+
+
+def test_a_closed_backlog_is_not_served_until_opened_while_the_front_tier_is() -> None:
+    async def scenario() -> list[str]:
+        queue: WorkQueue[str] = WorkQueue()
+        queue.close_backlog()
+        queue.add_backlog("settled")
+        queue.add("new")
+        taken = [await queue.get()]
+        queue.done(taken[0])
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(queue.get(), 0.1)  # the backlog waits
+        queue.open_backlog()
+        taken.append(await asyncio.wait_for(queue.get(), 1))
+        return taken
+
+    assert asyncio.run(scenario()) == ["new", "settled"]
