@@ -17,6 +17,7 @@ import cProfile
 import pstats
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,7 +67,7 @@ def passes(n: int) -> tuple[float, float]:
     ]
     issue = (time.process_time() - started) / n
     settled = [
-        (ResourceSnapshot(**{**r.__dict__, "status": dict(d.status)}), written(d, str(i + 2)))
+        (replace(r, status=dict(d.status)), written(d, str(i + 2)))
         for i, (r, d) in enumerate(zip(resources, decisions, strict=True))
     ]
     started = time.process_time()

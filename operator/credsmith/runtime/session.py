@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+
+from credsmith.runtime import jsoncodec
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -89,7 +90,7 @@ class ApiSession:
         if self._session is None:  # created lazily: it needs the running loop
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self.pool_size),
-                json_serialize=json.dumps,
+                json_serialize=jsoncodec.dumps_text,
                 # No cookies, as client-go keeps none: no jar to filter on every request.
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
@@ -132,7 +133,7 @@ class ApiSession:
         decode: bool = True,
     ) -> dict[str, Any]:
         """The response's JSON body; {} when `decode` is False (the caller needs none)."""
-        data = json.dumps(body).encode() if body is not None else None
+        data = jsoncodec.dumps(body) if body is not None else None
         try:
             async with self.session.request(
                 method,
@@ -149,7 +150,7 @@ class ApiSession:
                     raise _error(response.status, response.reason or "", payload, response.headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ApiError(0, "Unreachable", type(exc).__name__) from None
-        result: dict[str, Any] = json.loads(payload) if payload and decode else {}
+        result: dict[str, Any] = jsoncodec.loads(payload) if payload and decode else {}
         return result
 
     async def watch(
@@ -180,7 +181,7 @@ class ApiSession:
                     parts.clear()
                     start = end + 1
                     if line.strip():
-                        yield json.loads(line)
+                        yield jsoncodec.loads(line)
                 if start < len(chunk):
                     parts.append(chunk[start:])
 
@@ -198,7 +199,7 @@ def _error(
     causes: tuple[str, ...] = ()
     kind = ""
     with contextlib.suppress(ValueError, AttributeError, TypeError):
-        body = json.loads(payload)
+        body = jsoncodec.loads(payload)
         message = body.get("message") or reason
         details = body.get("details") or {}
         kind = str(details.get("kind") or "")
