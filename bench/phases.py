@@ -610,7 +610,8 @@ async def restart(
         created = time.monotonic()
         await ctx.api.create_sac(namespace, sac(name))
         ready = await _wait(ctx, watch.wait_for(name, ctx.ready_timeout))
-        synced_at = await asyncio.wait_for(synced, 5)
+        # The new one may be Ready before every listing has ended (runtime/early.py).
+        synced_at = await _wait(ctx, asyncio.wait_for(synced, ctx.ready_timeout))
     finally:
         if synced is not None:
             synced.cancel()
