@@ -379,8 +379,11 @@ def test_hydra_down_then_back_without_an_operator_restart(
     hydra.start()
     wait_condition(custom, namespace, SACREDS, "orders", "Registered", "True", timeout=120)
     wait_condition(custom, namespace, SACREDS, "orders", "Ready", "True", timeout=30)
+    # Still the value read before the stop (a re-issue meanwhile would also give a 401 below).
+    assert secret_data(core, exposure, namespace, "orders") == data
     status, body = token_with_secret(hydra.token_url, data["client_id"], data["client_secret"])
-    assert status == 200, body
+    # On a 401: does Hydra hold the client at all (404: lost or deleted; 200: another secret)?
+    assert status == 200, (body, hydra_client(hydra, data["client_id"])[0])
     wait_condition(custom, namespace, IDPS, "hydra", "Ready", "True", timeout=120)
     assert operator.starts == starts
     assert operator.process is not None

@@ -305,6 +305,15 @@ def test_list_marked_pages_through_and_finds_only_this_providers_clients(
     assert len(admin_call(hydra, "GET", "/admin/clients?page_size=500")[1]) > 4  # 3+ pages
 
 
+def test_list_marked_of_a_hydra_without_clients_ends_at_once(fresh_hydra: LocalHydra) -> None:
+    # This Hydra answers an empty list with a `next` link, page after page: a listing that
+    # trusted it asked 10,000 pages and failed ("clients never end"), the provider's lock
+    # held all along, so its credentials waited (a minute and more under load).
+    status, _ = admin_call(fresh_hydra, "GET", "/admin/clients?page_size=1")
+    assert status == 200
+    assert run(fresh_hydra, lambda hydra_client: hydra_client.list_marked(unique("p"))) == []
+
+
 def test_delete_removes_the_client_and_gone_is_fine(hydra: LocalHydra) -> None:
     client_id = unique("delete")
     desired = with_secret(client_id, uuid.uuid4().hex, marker(unique("p")))

@@ -133,7 +133,10 @@ class HydraClient:
                 marker = marker_of(client) if isinstance(client, Mapping) else None
                 if marker is not None and marker.provider_uid == provider_uid:
                     found.append(MarkedClient(str(client.get("client_id")), marker))
-            if next_token is None:
+            # An empty page is the end: a Hydra that holds no client at all answers every
+            # page with a `next` link (offset paging past the end), so a listing of an
+            # empty Hydra never ended (10,000 pages, the provider's lock held meanwhile).
+            if next_token is None or not page:
                 return found
             query = {"page_size": str(self._page_size), "page_token": next_token}
         raise ProviderError(ProviderReason.ERROR, f"{self.admin_url}: clients never end")

@@ -96,3 +96,32 @@ def test_an_answer_too_long_is_not_read_whole() -> None:
     error, _ = check_against(handler)
     assert error.reason is ProviderReason.ERROR
     assert error.message.endswith("/admin/clients: 200, an answer longer than 8 MiB")
+
+
+def test_an_empty_page_ends_the_listing_whatever_its_next_link_says() -> None:
+    # What a Hydra holding no client answers (tests/e2e/test_provider_hydra.py shows it
+    # with a real one): an empty list, and a `next` link to a page past the end, always.
+    asked: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        asked.append(request.query_string)
+        offset = int(request.query.get("page_token", "0")) + 100
+        link = f'</admin/clients?page_size=100&page_token={offset}>; rel="next"'
+        return web.json_response([], headers={"Link": link})
+
+    async def main() -> list[object]:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        client = HydraClient(f"http://127.0.0.1:{runner.addresses[0][1]}")
+        try:
+            return list(await client.list_marked("provider-uid"))
+        finally:
+            await client.close()
+            await runner.cleanup()
+
+    assert asyncio.run(main()) == []
+    assert asked == ["page_size=100"]
