@@ -38,14 +38,16 @@ async def clean_up(
     resource: ResourceSnapshot,
     client: IdentityProviderClient,
     live_owners: Callable[[], LiveOwners],
+    live_owner: Callable[[str], LiveOwners],
     watched: Callable[[str], bool],
     memo: RegistrationMemo,
 ) -> tuple[int, CleanupOutcome]:
     """Delete the clients of this provider whose owner no longer exists, no longer names
     it, or holds another client ID on record; return how many are left and the outcome.
-    `live_owners()` is read again for each client, as the informers' cache holds them
-    then. A delete the provider refuses is the outcome's, and the others are still tried;
-    one that finds the provider gone or the login refused is the provider's Ready (raised).
+    Each client's owner is read again just before its delete, as the informers' cache
+    holds it then (`live_owner(uid)`: live_owners() of that one owner, looked up alone).
+    A delete the provider refuses is the outcome's, and the others are still tried; one
+    that finds the provider gone or the login refused is the provider's Ready (raised).
     Only called after the informers synced (an empty cache would doom every client)."""
     marked = await client.list_marked(resource.uid)
     doomed = clients_to_delete(marked, resource.uid, live_owners(), watched)
@@ -57,7 +59,7 @@ async def clean_up(
         # now: it may have been re-marked or taken over since the list.
         try:
             gone = await client.delete_if(
-                client_id, _recheck(client_id, resource.uid, live_owners, watched)
+                client_id, _recheck(client_id, resource.uid, live_owner, watched)
             )
         except ProviderError as exc:
             if exc.reason in PROVIDER_WIDE:
@@ -84,10 +86,14 @@ async def clean_up(
 def _recheck(
     client_id: str,
     provider_uid: str,
-    live_owners: Callable[[], LiveOwners],
+    live_owner: Callable[[str], LiveOwners],
     watched: Callable[[str], bool],
 ) -> Callable[[Marker | None], bool]:
-    return lambda marker: still_to_delete(client_id, marker, provider_uid, live_owners(), watched)
+    def doomed(marker: Marker | None) -> bool:
+        owners = live_owner(marker.owner.uid) if marker is not None else {}
+        return still_to_delete(client_id, marker, provider_uid, owners, watched)
+
+    return doomed
 
 
 async def report_failed(
