@@ -322,7 +322,7 @@ class Providers:
             lambda: self._live_owners(key, resource),
             lambda uid: self._live_owner(key, resource, uid),
             self._watched,
-            self.memo,
+            lambda client_id, owner_uid: self._deleted(resource, client_id, owner_uid),
         )
 
     def _live_owners(self, key: Key, resource: ResourceSnapshot) -> LiveOwners:
@@ -334,6 +334,21 @@ class Providers:
             if (found := self._credential(credential)) is not None
             and self._still_serves(key, resource, found.namespace)
         }
+
+    def _deleted(self, resource: ResourceSnapshot, client_id: str, owner_uid: str) -> None:
+        """A client the clean-up deleted: should its credential name this provider again,
+        the memo must not say the provider still holds it. A credential that lives (it
+        holds another client, or names another provider resource, which may have adopted
+        this client between the re-read and the delete: Hydra has no conditional delete)
+        has its pass now, which makes the provider hold what it must, not at the resync."""
+        self.memo.forget_client(resource.uid, client_id)
+        credential = self._by_uid.get(owner_uid)
+        if credential is None:
+            return
+        named = self._named.get(credential)
+        if named is not None and (other := self.provider(named)) is not None:
+            self.memo.forget_client(other.uid, client_id)
+        self._add(credential)
 
     def _live_owner(self, key: Key, resource: ResourceSnapshot, uid: str) -> LiveOwners:
         """_live_owners, of the one credential with `uid` (empty: none such lives)."""

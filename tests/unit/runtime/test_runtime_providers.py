@@ -487,3 +487,32 @@ def test_the_re_check_before_each_delete_looks_up_its_owner_not_every_credential
     assert sorted(client.deleted) == sorted(m.client_id for m in orphans)
     # The list once, then at most one look-up a client: not one a client per credential.
     assert len(looked_up) <= living + len(orphans) + len(kept)
+
+
+def test_a_client_deleted_while_its_living_owner_took_it_elsewhere_is_made_again_at_once() -> None:
+    # Hydra has no conditional delete: between the re-read and the delete, the owner's new
+    # provider resource (same Hydra) may have adopted the client. Deleted all the same, it
+    # must be registered again now, not at the new provider's resync.
+    added: list[Key] = []
+    credential_key: Key = ("ApiClient", "ns", "name")
+    credential = replace(_credential({"identityProvider": {"name": "hydra2"}}), uid="o-uid")
+    providers = Providers(
+        None,  # type: ignore[arg-type]  # no API call in this test
+        added.append,
+        lambda key, when: None,
+        lambda key: credential if key == credential_key else None,
+        ProviderOptions(),
+    )
+    providers.credential_changed(credential_key, "ADDED", credential)
+    other = replace(_credential({}), kind="IdentityProvider", name="hydra2", uid="p2-uid")
+    providers.resources["IdentityProvider"][("ns", "hydra2")] = other
+    adopted = _desired(provider="p2-uid")
+    providers.memo.made(adopted)  # the new provider made the provider hold it
+    added.clear()
+    # Listed and read again under the old provider's marker: its owner names it no more.
+    client = _Marked([MarkedClient("client", _desired(provider="p-uid").marker)])
+    provider = replace(_credential({}), uid="p-uid")
+    asyncio.run(providers._clean_up(("IdentityProvider", "ns", "hydra"), provider, client))  # type: ignore[arg-type]
+    assert client.deleted == ["client"]
+    assert providers.memo.due(adopted, 600)
+    assert added == [credential_key]
