@@ -37,6 +37,8 @@ from credsmith.api.status import (
 # Of the message: at most this many clients named, and this many characters in all.
 MAX_FAILURES_NAMED = 3
 MAX_CLEANUP_MESSAGE = 600
+# A client ID as the provider lists it: anyone with its admin API can write any.
+MAX_CLIENT_ID_NAMED = 100
 
 
 @dataclass(frozen=True)
@@ -55,13 +57,22 @@ class CleanupOutcome:
         if not self.failures:
             # The same text every time: a clean-up that deleted some writes no new status.
             return "the last clean-up deleted every client whose owner is gone"
-        named = "; ".join(f"{client}: {why}" for client, why in self.failures[:MAX_FAILURES_NAMED])
+        named = "; ".join(
+            f"{_one_line(client, MAX_CLIENT_ID_NAMED)}: {_one_line(why, MAX_CLEANUP_MESSAGE)}"
+            for client, why in self.failures[:MAX_FAILURES_NAMED]
+        )
         more = len(self.failures) - MAX_FAILURES_NAMED
         text = (
             f"{len(self.failures)} client(s) whose owner is gone could not be deleted "
             f"(retried at the next resync): {named}" + (f"; and {more} more" if more > 0 else "")
         )
         return text if len(text) <= MAX_CLEANUP_MESSAGE else text[: MAX_CLEANUP_MESSAGE - 1] + "…"
+
+
+def _one_line(text: str, limit: int) -> str:
+    """Printable, on one line, at most `limit` characters (… where cut)."""
+    text = "".join(char if char.isprintable() else " " for char in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # Ready=False reasons that no retry cures (also deploy/argocd's needs_a_person).

@@ -421,14 +421,20 @@ class Controller:
                     raise
                 # The name is taken by a Secret we do not cache: someone else's (we
                 # watch only our own), or ours created a moment ago. Look at it once.
+                registered = decision
                 found = await self.kube.get_secret(namespace, secret_name)
                 if found is None:
+                    await self._keep_client_id(key, config, resource, registered)
                     raise
                 secret = SecretSnapshot.from_api(found)
                 decision = await asyncio.to_thread(decide, secret, _now())
                 decision = await register(self.providers, decision)
                 if decision.secret is not None:
                     await self.writes.write_secret(key, secret_name, decision)
+                else:
+                    # Someone else's (SecretConflict): it stays unwatched, so each look
+                    # again is a first issue that registers before it creates: one client.
+                    await self._keep_client_id(key, config, resource, registered)
         if decision.rollouts and consumers is not None:
             # Made now, or held a moment to be made once with other credentials' (shared).
             failures, held = await self.shared_rollouts.roll(resource, decision.rollouts, _now())
@@ -473,9 +479,10 @@ class Controller:
     async def _keep_client_id(
         self, key: Key, config: KindConfig, resource: ResourceSnapshot, decision: Decision
     ) -> None:
-        """A first issue whose Secret was refused after the provider registered its client:
-        status keeps the client ID (as registration._failed does), so that the retry
-        registers that client again rather than one more under a new ID each time."""
+        """A first issue whose Secret was refused (or whose name someone else's Secret
+        holds) after the provider registered its client: status keeps the client ID (as
+        registration._failed does), so that the retry registers that client again rather
+        than one more under a new ID each time."""
         registration = decision.registration
         if registration is None or resource.status.get("clientId"):
             return

@@ -23,7 +23,6 @@ from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.kinds import Key
 from credsmith.runtime.kube import ApiError, Kube
 from credsmith.runtime.provider_kinds import provider_name
-from credsmith.runtime.registration_memo import RegistrationMemo
 
 log = logging.getLogger("credsmith.providers")
 
@@ -38,26 +37,29 @@ async def clean_up(
     resource: ResourceSnapshot,
     client: IdentityProviderClient,
     live_owners: Callable[[], LiveOwners],
+    live_owner: Callable[[str], LiveOwners],
     watched: Callable[[str], bool],
-    memo: RegistrationMemo,
+    deleted: Callable[[str, str], None],
 ) -> tuple[int, CleanupOutcome]:
     """Delete the clients of this provider whose owner no longer exists, no longer names
     it, or holds another client ID on record; return how many are left and the outcome.
-    `live_owners()` is read again for each client, as the informers' cache holds them
-    then. A delete the provider refuses is the outcome's, and the others are still tried;
-    one that finds the provider gone or the login refused is the provider's Ready (raised).
-    Only called after the informers synced (an empty cache would doom every client)."""
+    Each client's owner is read again just before its delete, as the informers' cache
+    holds it then (`live_owner(uid)`: live_owners() of that one owner, looked up alone).
+    A delete the provider refuses is the outcome's, and the others are still tried; one
+    that finds the provider gone or the login refused is the provider's Ready (raised).
+    `deleted(client_id, owner_uid)` is told of each client deleted. Only called after the
+    informers synced (an empty cache would doom every client)."""
     marked = await client.list_marked(resource.uid)
     doomed = clients_to_delete(marked, resource.uid, live_owners(), watched)
     owners = {m.client_id: m.marker.owner for m in marked}
-    deleted = 0
+    count = 0
     failures: list[tuple[str, str]] = []
     for client_id in doomed:
         # Read again just before its delete, and judged against the owners as they are
         # now: it may have been re-marked or taken over since the list.
         try:
             gone = await client.delete_if(
-                client_id, _recheck(client_id, resource.uid, live_owners, watched)
+                client_id, _recheck(client_id, resource.uid, live_owner, watched)
             )
         except ProviderError as exc:
             if exc.reason in PROVIDER_WIDE:
@@ -68,26 +70,28 @@ async def clean_up(
             log.info("%s %s: client %s kept: no longer ours to delete", key[0],
                      provider_name(key), client_id)  # fmt: skip
             continue
-        deleted += 1
-        # Gone from the provider: should its credential name this provider again, the
-        # memo must not say the provider still holds it.
-        memo.forget_client(resource.uid, client_id)
+        count += 1
         owner = owners[client_id]
+        deleted(client_id, owner.uid)
         log.info(
             "%s %s: deleted client %s (its %s %s/%s is gone or holds another client)",
             key[0], provider_name(key), client_id, owner.kind, owner.namespace, owner.name,
         )  # fmt: skip
-    left = len({m.client_id for m in marked if m.marker.provider_uid == resource.uid}) - deleted
-    return left, CleanupOutcome(deleted, tuple(failures))
+    left = len({m.client_id for m in marked if m.marker.provider_uid == resource.uid}) - count
+    return left, CleanupOutcome(count, tuple(failures))
 
 
 def _recheck(
     client_id: str,
     provider_uid: str,
-    live_owners: Callable[[], LiveOwners],
+    live_owner: Callable[[str], LiveOwners],
     watched: Callable[[str], bool],
 ) -> Callable[[Marker | None], bool]:
-    return lambda marker: still_to_delete(client_id, marker, provider_uid, live_owners(), watched)
+    def doomed(marker: Marker | None) -> bool:
+        owners = live_owner(marker.owner.uid) if marker is not None else {}
+        return still_to_delete(client_id, marker, provider_uid, owners, watched)
+
+    return doomed
 
 
 async def report_failed(

@@ -101,6 +101,10 @@ class Providers:
         # Credential -> the provider it names; provider -> its credentials.
         self._named: dict[Key, Key] = {}
         self._credentials: defaultdict[Key, set[Key]] = defaultdict(set)
+        # Credential UID -> its key, and back: the clean-up's re-check of one client looks
+        # up its owner alone (reading every credential again for each is O(n^2)).
+        self._by_uid: dict[str, Key] = {}
+        self._uid_of: dict[Key, str] = {}
         self._written: dict[Key, str] = {}  # our last status patch's resourceVersion
         self._generations: dict[Key, int] = {}  # each provider's last seen generation
         self._retries: RetryLimiter[Key] = RetryLimiter(base=1.0, cap=RETRY_CAP)
@@ -180,6 +184,10 @@ class Providers:
         """A credential's watch event: keep the index; a deletion schedules the clean-up
         of its provider (a few seconds later, so that a bulk deletion makes one)."""
         old = self._named.pop(key, None)
+        if (old_uid := self._uid_of.pop(key, None)) is not None:
+            self._by_uid.pop(old_uid, None)
+        if type_ != "DELETED":
+            self._uid_of[key], self._by_uid[resource.uid] = resource.uid, key
         if old is not None:
             self._credentials[old].discard(key)
             if not self._credentials[old]:
@@ -312,8 +320,9 @@ class Providers:
             resource,
             client,
             lambda: self._live_owners(key, resource),
+            lambda uid: self._live_owner(key, resource, uid),
             self._watched,
-            self.memo,
+            lambda client_id, owner_uid: self._deleted(resource, client_id, owner_uid),
         )
 
     def _live_owners(self, key: Key, resource: ResourceSnapshot) -> LiveOwners:
@@ -325,6 +334,33 @@ class Providers:
             if (found := self._credential(credential)) is not None
             and self._still_serves(key, resource, found.namespace)
         }
+
+    def _deleted(self, resource: ResourceSnapshot, client_id: str, owner_uid: str) -> None:
+        """A client the clean-up deleted: should its credential name this provider again,
+        the memo must not say the provider still holds it. A credential that lives (it
+        holds another client, or names another provider resource, which may have adopted
+        this client between the re-read and the delete: Hydra has no conditional delete)
+        has its pass now, which makes the provider hold what it must, not at the resync."""
+        self.memo.forget_client(resource.uid, client_id)
+        credential = self._by_uid.get(owner_uid)
+        if credential is None:
+            return
+        named = self._named.get(credential)
+        if named is not None and (other := self.provider(named)) is not None:
+            self.memo.forget_client(other.uid, client_id)
+        self._add(credential)
+
+    def _live_owner(self, key: Key, resource: ResourceSnapshot, uid: str) -> LiveOwners:
+        """_live_owners, of the one credential with `uid` (empty: none such lives)."""
+        credential = self._by_uid.get(uid)
+        if credential is None or self._named.get(credential) != key:
+            return {}
+        found = self._credential(credential)
+        if found is None or found.uid != uid:
+            return {}
+        if not self._still_serves(key, resource, found.namespace):
+            return {}
+        return {uid: claimed_client_ids(found.spec, found.status)}
 
     def _still_serves(self, key: Key, resource: ResourceSnapshot, namespace: str) -> bool:
         if key[0] != CLUSTER_IDENTITY_PROVIDER:

@@ -100,3 +100,13 @@ def test_the_clean_up_message_is_bounded_and_names_a_few_clients():
     assert "client-0" in message
     assert "client-49" not in message
     assert CleanupOutcome(1).message() == CleanupOutcome(7).message()  # no status churn
+
+
+def test_a_client_id_the_provider_lists_is_named_on_one_line_and_bounded():
+    # The IDs come from the provider's list, where anyone with its admin API can write any
+    # client: a forged one must not break the message into lines (logs, Events) nor fill it.
+    forged = "x\nWarning: forged line\x1b[31m" + "z" * 1000
+    failures = [(forged, "DELETE x: 403"), ("client-2", "DELETE y: 403")]
+    message = CleanupOutcome(0, failures).message()
+    assert message.isprintable()
+    assert "client-2" in message  # the next one is still named

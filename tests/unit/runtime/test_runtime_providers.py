@@ -444,3 +444,75 @@ def test_a_providers_spec_change_requeues_its_credentials() -> None:
     changed = replace(provider, generation=2, resource_version="3")
     providers._provider_changed(key[0], "MODIFIED", changed)
     assert sorted(added) == sorted([key, credential_key])
+
+
+def test_the_re_check_before_each_delete_looks_up_its_owner_not_every_credential() -> None:
+    # A namespace of many credentials deleted at once dooms as many clients; reading every
+    # living credential again for each one (a ClusterIdentityProvider's allowedNamespaces
+    # parsed for each) is minutes on the event loop, the leader Lease not renewed meanwhile.
+    living = 40
+    provider_ref = {"identityProvider": {"kind": "ClusterIdentityProvider", "name": "kc"}}
+    credentials = {
+        ("ApiClient", "ns", f"c{i}"): replace(
+            _credential(provider_ref), name=f"c{i}", uid=f"uid-{i}"
+        )
+        for i in range(living)
+    }
+    looked_up: list[Key] = []
+
+    def credential(key: Key) -> ResourceSnapshot | None:
+        looked_up.append(key)
+        return credentials.get(key)
+
+    providers = Providers(
+        None,  # type: ignore[arg-type]  # no API call in this test
+        lambda key: None,
+        lambda key, when: None,
+        credential,
+        ProviderOptions(),
+    )
+    for key, found in credentials.items():
+        providers.credential_changed(key, "ADDED", found)
+    spec = {"hydra": {"adminURL": "http://hydra:4445"}}
+    provider = replace(_credential(spec), kind="ClusterIdentityProvider", namespace="", uid="p-uid")
+    # As many clients of gone credentials, and one client of each living one.
+    orphans = _orphans(*(f"orphan-{i}" for i in range(living)))
+    kept = [
+        MarkedClient(f"kept-{i}", Marker("p-uid", Owner("ApiClient", "ns", f"c{i}", f"uid-{i}")))
+        for i in range(living)
+    ]
+    client = _Marked(orphans + kept)
+    key: Key = ("ClusterIdentityProvider", "", "kc")
+    asyncio.run(providers._clean_up(key, provider, client))  # type: ignore[arg-type]
+    assert sorted(client.deleted) == sorted(m.client_id for m in orphans)
+    # The list once, then at most one look-up a client: not one a client per credential.
+    assert len(looked_up) <= living + len(orphans) + len(kept)
+
+
+def test_a_client_deleted_while_its_living_owner_took_it_elsewhere_is_made_again_at_once() -> None:
+    # Hydra has no conditional delete: between the re-read and the delete, the owner's new
+    # provider resource (same Hydra) may have adopted the client. Deleted all the same, it
+    # must be registered again now, not at the new provider's resync.
+    added: list[Key] = []
+    credential_key: Key = ("ApiClient", "ns", "name")
+    credential = replace(_credential({"identityProvider": {"name": "hydra2"}}), uid="o-uid")
+    providers = Providers(
+        None,  # type: ignore[arg-type]  # no API call in this test
+        added.append,
+        lambda key, when: None,
+        lambda key: credential if key == credential_key else None,
+        ProviderOptions(),
+    )
+    providers.credential_changed(credential_key, "ADDED", credential)
+    other = replace(_credential({}), kind="IdentityProvider", name="hydra2", uid="p2-uid")
+    providers.resources["IdentityProvider"][("ns", "hydra2")] = other
+    adopted = _desired(provider="p2-uid")
+    providers.memo.made(adopted)  # the new provider made the provider hold it
+    added.clear()
+    # Listed and read again under the old provider's marker: its owner names it no more.
+    client = _Marked([MarkedClient("client", _desired(provider="p-uid").marker)])
+    provider = replace(_credential({}), uid="p-uid")
+    asyncio.run(providers._clean_up(("IdentityProvider", "ns", "hydra"), provider, client))  # type: ignore[arg-type]
+    assert client.deleted == ["client"]
+    assert providers.memo.due(adopted, 600)
+    assert added == [credential_key]
