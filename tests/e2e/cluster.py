@@ -214,6 +214,19 @@ def load_registry(core: Any, namespace: str, name: str, directory: Path) -> Any:
     return ClientRegistry.load(path)
 
 
+def registry_if_written(core: Any, namespace: str, name: str, directory: Path) -> Any:
+    """As load_registry, or None while the registry Secret does not exist yet: its first
+    write may come after the members' status (document writes are coalesced)."""
+    from kubernetes.client import ApiException
+
+    try:
+        return load_registry(core, namespace, name, directory)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 

@@ -33,7 +33,7 @@ from tests.e2e.cluster import (
     Exposure,
     Operator,
     b64,
-    load_registry,
+    registry_if_written,
     wait_for,
 )
 from tests.e2e.test_trust import (
@@ -71,13 +71,8 @@ def untrusted_messages(core: client.CoreV1Api, namespace: str, name: str) -> lis
 def registry_verifies(
     core: client.CoreV1Api, namespace: str, tmp: Path, cid: str, value: str
 ) -> bool:
-    try:
-        registry = load_registry(core, namespace, "reg", tmp)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return registry.verify(cid, value) is not None
+    registry = registry_if_written(core, namespace, "reg", tmp)
+    return registry is not None and registry.verify(cid, value) is not None
 
 
 def watch_never(seconds: float, check: Any, stop_when: Any = None) -> None:
@@ -315,11 +310,19 @@ def test_two_operators_starting_together_make_one_state_key(cluster: Cluster) ->
     outcomes: list[str] = []
 
     class Recording:
-        def __init__(self, kube: Kube) -> None:
+        """Both replicas read before either creates (a barrier), as when they start in the
+        same instant: otherwise the second may simply find the first's key."""
+
+        def __init__(self, kube: Kube, both_read: asyncio.Barrier) -> None:
             self.kube = kube
+            self.both_read: asyncio.Barrier | None = both_read
 
         async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
-            return await self.kube.get_secret(namespace, name)
+            found = await self.kube.get_secret(namespace, name)
+            if self.both_read is not None:  # the first read only (a 409 reads again)
+                await self.both_read.wait()
+                self.both_read = None
+            return found
 
         async def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
             try:
@@ -332,9 +335,13 @@ def test_two_operators_starting_together_make_one_state_key(cluster: Cluster) ->
 
     async def race() -> list[bytes]:
         replicas = [Kube(load_config(str(cluster.kubeconfig))) for _ in range(2)]
+        both_read = asyncio.Barrier(2)
         try:
             keys = await asyncio.gather(
-                *(load_state_key(Recording(k), STATE_KEY_NAMESPACE, name) for k in replicas)
+                *(
+                    load_state_key(Recording(k, both_read), STATE_KEY_NAMESPACE, name)
+                    for k in replicas
+                )
             )
         finally:
             for kube in replicas:

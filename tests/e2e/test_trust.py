@@ -32,6 +32,7 @@ from tests.e2e.cluster import (
     load_registry,
     manifest,
     ready_condition,
+    registry_if_written,
     wait_for,
 )
 
@@ -374,10 +375,10 @@ def test_a_forged_hash_annotation_never_verifies(
     client_id = real["client_id"]
 
     def real_verifies() -> bool:
-        found = load_registry(core, namespace, "reg", tmp_path).verify(
-            client_id, real["client_secret"]
+        registry = registry_if_written(core, namespace, "reg", tmp_path)
+        return (
+            registry is not None and registry.verify(client_id, real["client_secret"]) is not None
         )
-        return found is not None
 
     wait_for(real_verifies, 60, what="the real value registered")
     original_hash = core.read_namespaced_secret("target", namespace).metadata.annotations[
