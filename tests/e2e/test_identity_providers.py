@@ -32,7 +32,12 @@ from tests.e2e.cluster import (
 from tests.e2e.faults import free_port
 from tests.e2e.nginx import MISSING, NGINX, WHY_MISSING, nginx
 from tests.providers import keycloak as kc
-from tests.providers.hydra import admin_call, token_with_assertion, token_with_secret
+from tests.providers.hydra import (
+    admin_call,
+    clients_owned_by,
+    token_with_assertion,
+    token_with_secret,
+)
 from tests.providers.keycloak import (
     KeycloakRealm,
 )
@@ -660,13 +665,7 @@ def test_a_refused_first_secret_makes_one_client_not_one_per_retry(
     uid = get(custom, namespace, SACREDS, "orders")["metadata"]["uid"]
 
     def ours() -> list[str]:
-        status, clients = admin_call(hydra, "GET", "/admin/clients?page_size=500")
-        assert status == 200
-        return [
-            c["client_id"]
-            for c in clients
-            if ((c.get("metadata") or {}).get("credsmith") or {}).get("owner", {}).get("uid") == uid
-        ]
+        return clients_owned_by(hydra, uid)
 
     wait_for(lambda: len(ours()) >= 1, 60, what="a client registered")
     time.sleep(15)  # several retries of the refused Secret create
@@ -717,14 +716,7 @@ def test_a_crash_after_the_provider_accepted_and_before_any_write_leaves_no_orph
         }
 
         def clients_of(name: str) -> list[str]:
-            status, found = admin_call(hydra, "GET", "/admin/clients?page_size=500")
-            assert status == 200
-            return [
-                c["client_id"]
-                for c in found
-                if ((c.get("metadata") or {}).get("credsmith") or {}).get("owner", {}).get("uid")
-                == uids[name]
-            ]
+            return clients_owned_by(hydra, uids[name])
 
         wait_for(lambda: clients_of("orders") and clients_of("gone"), 60, what="clients made")
         operator.kill()

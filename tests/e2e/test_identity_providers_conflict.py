@@ -22,7 +22,7 @@ from tests.e2e.test_identity_providers import (
     secret_data,
     wait_condition,
 )
-from tests.providers.hydra import admin_call, token_with_secret
+from tests.providers.hydra import clients_owned_by, token_with_secret
 
 
 def test_a_secret_conflict_looked_at_again_registers_one_client_not_one_per_look(
@@ -43,13 +43,7 @@ def test_a_secret_conflict_looked_at_again_registers_one_client_not_one_per_look
     uid = get(custom, namespace, SACREDS, "orders")["metadata"]["uid"]
 
     def ours() -> list[str]:
-        status, clients = admin_call(hydra, "GET", "/admin/clients?page_size=500")
-        assert status == 200
-        return [
-            c["client_id"]
-            for c in clients
-            if ((c.get("metadata") or {}).get("credsmith") or {}).get("owner", {}).get("uid") == uid
-        ]
+        return clients_owned_by(hydra, uid)
 
     wait_condition(custom, namespace, SACREDS, "orders", "Ready", "False", reason="SecretConflict")
     # The conflict is looked at again 30 s after it began, then every half of its age:

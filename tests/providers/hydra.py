@@ -50,3 +50,15 @@ def admin_call(
     """A call to Hydra's admin API as a person editing it would make (the drift tests)."""
     headers = {"Content-Type": "application/json-patch+json"} if patch else None
     return call(method, f"{hydra.admin_url}{path}", json_body=body, headers=headers)
+
+
+def clients_owned_by(hydra: LocalHydra, owner_uid: str) -> list[str]:
+    """The IDs of Hydra's clients whose credsmith marker names this owner (by UID)."""
+    status, clients = admin_call(hydra, "GET", "/admin/clients?page_size=500")
+    assert status == 200
+    return [
+        c["client_id"]
+        for c in clients
+        if ((c.get("metadata") or {}).get("credsmith") or {}).get("owner", {}).get("uid")
+        == owner_uid
+    ]
