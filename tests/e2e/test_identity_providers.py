@@ -113,6 +113,16 @@ def hydra_client(hydra: LocalHydra, client_id: str) -> tuple[int, Any]:
     return admin_call(hydra, "GET", f"/admin/clients/{client_id}")
 
 
+def assert_no_value_shown(
+    cluster: Cluster, namespace: str, exposure: Exposure, operator: Operator
+) -> None:
+    """No value the Secrets held appears in the namespace's Events, credentials and
+    providers, nor in the operator's log."""
+    shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
+    assert exposure.leaks(shown) == []
+    assert exposure.leaks(operator.logs()) == []
+
+
 def registered(
     cluster: Cluster,
     custom: client.CustomObjectsApi,
@@ -163,9 +173,7 @@ def test_client_secret_is_registered_and_gets_a_token(
     assert not core.read_namespaced_secret("orders", namespace).metadata.finalizers
 
     # No value in the operator's logs, the Events or any status.
-    shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
-    assert exposure.leaks(shown) == []
-    assert exposure.leaks(operator.logs()) == []
+    assert_no_value_shown(cluster, namespace, exposure, operator)
 
 
 def test_a_rotated_secret_gets_a_token_on_the_first_try(
@@ -598,9 +606,7 @@ def test_keycloak_token_rotation_and_deletion(
     assert realm.client(data["client_id"]) is not None
     cluster.kubectl("delete", "-n", namespace, "sacred/orders", "--wait=false")
     wait_for(lambda: realm.client(data["client_id"]) is None, 60, interval=1, what="deleted")
-    shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
-    assert exposure.leaks(shown) == []
-    assert exposure.leaks(operator.logs()) == []
+    assert_no_value_shown(cluster, namespace, exposure, operator)
 
 
 def test_metrics_show_the_provider_and_the_registration(

@@ -20,6 +20,7 @@ from tests.e2e.test_identity_providers import (
     IDPS,
     SACREDS,
     apply,
+    assert_no_value_shown,
     condition,
     get,
     sacred,
@@ -165,9 +166,7 @@ def test_drift_in_keycloak_is_put_back_within_resync(
     wait_for(works, DRIFT_TIMEOUT, interval=1, what="the client created again")
     # The consumer's value never changed, and nothing showed it.
     assert secret_data(core, exposure, namespace, "orders") == data
-    shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
-    assert exposure.leaks(shown) == []
-    assert exposure.leaks(operator.logs()) == []
+    assert_no_value_shown(cluster, namespace, exposure, operator)
 
 
 def test_keycloak_stopped_then_back_without_an_operator_restart(
@@ -228,9 +227,7 @@ def test_keycloak_stopped_then_back_without_an_operator_restart(
     assert operator.starts == starts
     assert operator.process is not None
     assert operator.process.poll() is None
-    shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
-    assert exposure.leaks(shown) == []
-    assert exposure.leaks(operator.logs()) == []
+    assert_no_value_shown(cluster, namespace, exposure, operator)
 
 
 def test_keycloak_admin_secret_rotated_is_used_without_a_restart(
@@ -283,6 +280,4 @@ def test_keycloak_admin_secret_rotated_is_used_without_a_restart(
     provider = get(custom, namespace, IDPS, "keycloak")
     assert condition(provider, "Ready")["status"] == "True", provider
     assert operator.starts == starts
-    shown = cluster.kubectl("get", "events,sacred,idp", "-n", namespace, "-o", "json").stdout
-    assert exposure.leaks(shown) == []
-    assert exposure.leaks(operator.logs()) == []
+    assert_no_value_shown(cluster, namespace, exposure, operator)
