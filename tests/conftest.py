@@ -38,14 +38,46 @@ ONE_WORKER_MODULES = {
 KEYCLOAK = "keycloak"
 
 
+def work_unit(nodeid: str) -> str | None:
+    """The unit of work a test belongs to when it is not its own: its module's, or
+    Keycloak's."""
+    if KEYCLOAK in nodeid.lower():
+        return KEYCLOAK
+    module = nodeid.split("::", 1)[0]
+    return module if module in ONE_WORKER_MODULES else None
+
+
 class OneWorkerModules(LoadGroupScheduling):
     """xdist's loadgroup: each test is its own unit of work, except the modules above."""
 
     def _split_scope(self, nodeid: str) -> str:
-        module = nodeid.split("::", 1)[0]
-        if KEYCLOAK in nodeid.lower():
-            return KEYCLOAK
-        return module if module in ONE_WORKER_MODULES else super()._split_scope(nodeid)
+        return work_unit(nodeid) or super()._split_scope(nodeid)
+
+
+# Where the controller keeps each test's duration in the last run that ran it (setup, call
+# and teardown). The workers collect the units that took longest first, and xdist hands
+# out units in that order (those of several tests first of all): no five-minute test
+# starts when the others are nearly done and holds the session open alone.
+DURATIONS_KEY = "credsmith/durations"
+RUN_DURATIONS: dict[str, float] = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER") or config.cache is None:
+        return
+    last = config.cache.get(DURATIONS_KEY, {})
+    total: dict[str, float] = {}
+    for nodeid, seconds in last.items() if isinstance(last, dict) else ():
+        unit = work_unit(nodeid) or nodeid
+        total[unit] = total.get(unit, 0.0) + seconds
+    # Stable, and the same on every worker (xdist requires identical collections); a
+    # unit's tests keep their order; tests never run before go last.
+    items.sort(key=lambda item: -total.get(work_unit(item.nodeid) or item.nodeid, 0.0))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    RUN_DURATIONS[report.nodeid] = RUN_DURATIONS.get(report.nodeid, 0.0) + report.duration
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -80,6 +112,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             record = {"values": sorted(found.values), "shown": found.shown, "logs": str(logs)}
             config.workeroutput["credsmith_exposure"] = json.dumps(record)
         return
+    if config.cache is not None and RUN_DURATIONS and config.getvalue("dist") == "loadgroup":
+        kept = config.cache.get(DURATIONS_KEY, {})
+        config.cache.set(DURATIONS_KEY, {**kept, **RUN_DURATIONS})
     if WORKER_RECORDS:  # the controller of an xdist run whose workers ran e2e tests
         problem = secrecy_problem(WORKER_RECORDS)
         if problem:
