@@ -120,8 +120,14 @@ def test_scheduled_rotation_keeps_the_previous_value_for_the_overlap(
     # The schedule goes on from the rotation: the next one a period later, on time.
     wait_revision(custom, namespace, "timed", 3, 60)
     assert abs(time.time() - at(second["nextRotationAt"])) < 5
-    rotated = core.list_namespaced_event(namespace, field_selector="involvedObject.name=timed")
-    assert [e.reason for e in rotated.items].count("Rotated") == 2
+
+    def rotated_events() -> int:
+        found = core.list_namespaced_event(namespace, field_selector="involvedObject.name=timed")
+        return [e.reason for e in found.items].count("Rotated")
+
+    # The Event is posted after the status patch that the wait above saw.
+    wait_for(lambda: rotated_events() >= 2, 10, what="the second Rotated Event")
+    assert rotated_events() == 2
 
 
 def test_rotate_annotation_rotates_once_per_value(
