@@ -58,7 +58,7 @@ def test_a_listed_client_id_is_logged_on_one_bounded_printable_line(
             lambda client_id, owner_uid: None,
         )
     )
-    assert outcome.deleted == 1
+    assert (left, outcome.deleted) == (1, 1)
     lines = [record.getMessage() for record in caplog.records]
     assert any("deleted client evil" in line for line in lines)
     assert any("client kept-evil" in line for line in lines)
