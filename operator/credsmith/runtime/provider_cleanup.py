@@ -2,7 +2,7 @@
 
 providers/cleanup.py decides which clients go (pure); this module lists them, deletes each
 after reading it again, and says what failed (the CleanedUp condition is written with the
-provider's status by runtime/providers.py; the Warning Event is posted here). Split from
+provider's status by runtime/provider_writes.py; the Warning Event is posted here). Split from
 runtime/providers.py, which watches the providers and runs their passes.
 """
 
