@@ -87,14 +87,15 @@ class CredentialPass:
         htpasswd = self.documents.registry_htpasswd(config, resource)
         consumers = await self.consumers.observe(resource, secret_name)
         provider = provider_seen(self.providers, resource)
-        decide = partial(
+        # Decided with what this pass saw; again below with the rollouts' outcome known.
+        decide_seeing = partial(
             config.reconcile,
             resource,
             duplicate_of=duplicate_of,
-            consumers=consumers,
             registry_htpasswd=htpasswd,
             provider=provider,
         )
+        decide = partial(decide_seeing, consumers=consumers)
         if config.light(resource, htpasswd):
             # Nothing slow can happen in it: on the loop, without a thread's hand-offs
             # (~0.3 ms of CPU a pass in a bulk issue; bench/README.md).
@@ -141,14 +142,7 @@ class CredentialPass:
                 # workloads being rolled) was written above as it would be now, so it is not
                 # written twice. Its rollouts are not made again: the others were just now.
                 consumers = consumers.with_roll_failures(failures).with_roll_held(held)
-                decide = partial(
-                    config.reconcile,
-                    resource,
-                    duplicate_of=duplicate_of,
-                    consumers=consumers,
-                    registry_htpasswd=htpasswd,
-                    provider=provider,
-                )
+                decide = partial(decide_seeing, consumers=consumers)
                 decision = await register(
                     self.providers, await asyncio.to_thread(decide, secret, _now())
                 )
