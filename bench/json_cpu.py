@@ -28,7 +28,7 @@ from credsmith.reconcile.credential import reconcile
 from credsmith.reconcile.kinds import SERVICE_ACCOUNT_CREDENTIAL
 from credsmith.reconcile.snapshots import ResourceSnapshot, SecretSnapshot
 from credsmith.runtime import jsoncodec
-from credsmith.runtime.controller import _merge_patch
+from credsmith.runtime.writes import merge_patch
 
 STAMP = "2026-12-06T22:00:00Z"
 
@@ -74,7 +74,7 @@ def wire(name: str) -> tuple[list[Any], list[bytes]]:
     assert decision.secret is not None
     secret = json.loads(json.dumps(decision.secret))
     status = json.loads(json.dumps(decision.status))
-    patch = {"status": _merge_patch({}, status)}
+    patch = {"status": merge_patch({}, status)}
     event = {
         "apiVersion": "v1",
         "kind": "Event",

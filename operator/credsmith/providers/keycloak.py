@@ -242,14 +242,17 @@ class KeycloakClient:
     async def _admin_token(self) -> str:
         if self._token is not None and self._clock() < self._token_until:
             return self._token
+        # What this sign-in sends: a concurrent one may take the credentials read again
+        # before this one compares them with what was refused.
+        refused_id, refused_secret = self.admin_client_id, self._admin_secret
         try:
             return await self._sign_in()
         except ProviderError as refused:
             if refused.reason is not ProviderReason.LOGIN_REFUSED or self._reload is None:
                 raise
             client_id, secret = await self._reload()
-            same = client_id == self.admin_client_id and hmac.compare_digest(
-                secret.encode(), self._admin_secret.encode()
+            same = client_id == refused_id and hmac.compare_digest(
+                secret.encode(), refused_secret.encode()
             )
             if same:
                 raise  # the Secret holds what was refused: a person must act

@@ -58,7 +58,7 @@ class CleanupOutcome:
             # The same text every time: a clean-up that deleted some writes no new status.
             return "the last clean-up deleted every client whose owner is gone"
         named = "; ".join(
-            f"{_one_line(client, MAX_CLIENT_ID_NAMED)}: {_one_line(why, MAX_CLEANUP_MESSAGE)}"
+            f"{as_listed(client)}: {_one_line(why, MAX_CLEANUP_MESSAGE)}"
             for client, why in self.failures[:MAX_FAILURES_NAMED]
         )
         more = len(self.failures) - MAX_FAILURES_NAMED
@@ -67,6 +67,13 @@ class CleanupOutcome:
             f"(retried at the next resync): {named}" + (f"; and {more} more" if more > 0 else "")
         )
         return text if len(text) <= MAX_CLEANUP_MESSAGE else text[: MAX_CLEANUP_MESSAGE - 1] + "…"
+
+
+def as_listed(text: str) -> str:
+    """A string as a provider lists it (a client ID, a marker's owner), as status, Events
+    and logs show it: the provider's admin API may hold any (newlines, control characters,
+    any length)."""
+    return _one_line(text, MAX_CLIENT_ID_NAMED)
 
 
 def _one_line(text: str, limit: int) -> str:

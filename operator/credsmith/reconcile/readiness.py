@@ -113,7 +113,7 @@ def _with_waiting(
     conditions = [Condition.model_validate(c) for c in status["conditions"]]
     if stored is not None and stored.reason == Reason.ROTATION_WAITING.value:
         conditions.append(stored)
-    conditions = _set(
+    conditions = with_condition(
         conditions, resource, now, ConditionType.RECONCILING, True, Reason.ROTATION_WAITING, message
     )
     return {**status, "conditions": [c.to_wire() for c in conditions]}
@@ -141,7 +141,9 @@ def ready_status(
     conditions = conditions_of(resource)
     reason = change or _settled_reason(conditions, state.revision, resource.status)
     message = _READY_MESSAGES[reason].format(revision=state.revision, secret=secret_name)
-    conditions = _set(conditions, resource, now, ConditionType.READY, True, reason, message)
+    conditions = with_condition(
+        conditions, resource, now, ConditionType.READY, True, reason, message
+    )
     # ConsumersRolledOut is set again by with_consumers while there are consumers, and
     # Reconciling by _with_waiting while a rotation waits (the runtime drops its own).
     # Registered by registration.apply_outcome while spec.identityProvider names a provider.
@@ -183,7 +185,7 @@ def with_consumers(
     conditions = [Condition.model_validate(c) for c in status["conditions"]]
     if previous is not None:  # keep its lastTransitionTime while its status holds
         conditions.append(previous)
-    conditions = _set(
+    conditions = with_condition(
         conditions,
         resource,
         now,
@@ -210,8 +212,12 @@ def not_ready(
     # From the stored status, so that lastTransitionTime moves only on a real transition.
     conditions = conditions_of(resource)
     before = find_condition(conditions, ConditionType.READY)
-    conditions = _set(conditions, resource, now, ConditionType.READY, False, reason, message)
-    conditions = _set(conditions, resource, now, ConditionType.STALLED, True, reason, message)
+    conditions = with_condition(
+        conditions, resource, now, ConditionType.READY, False, reason, message
+    )
+    conditions = with_condition(
+        conditions, resource, now, ConditionType.STALLED, True, reason, message
+    )
     # A rotation waits no more: the pass stopped before deciding one.
     conditions = [c for c in conditions if c.reason != Reason.ROTATION_WAITING.value]
     failed = dict(status)
@@ -276,7 +282,7 @@ def _settled_reason(
     return Reason.ISSUED if revision == 1 else Reason.ROTATED
 
 
-def _set(
+def with_condition(
     conditions: list[Condition],
     resource: ResourceSnapshot,
     now: datetime,
@@ -285,6 +291,7 @@ def _set(
     reason: Reason,
     message: str,
 ) -> list[Condition]:
+    """`conditions` with `type_` set (True when `ok`) for the resource's generation."""
     condition = Condition(
         type=type_.value,
         status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,

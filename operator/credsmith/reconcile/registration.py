@@ -25,16 +25,14 @@ from credsmith.api.identity_provider import ClusterIdentityProviderSpec, Identit
 from credsmith.api.provider_ref import IdentityProviderRef, ProviderKind
 from credsmith.api.status import (
     Condition,
-    ConditionStatus,
     ConditionType,
     Reason,
     find_condition,
-    set_condition,
 )
 from credsmith.issuing.keypair import key_pair_from_private_pem
 from credsmith.providers.base import DesiredClient, Marker, Owner, ProviderError
 from credsmith.reconcile.pass_state import Pass
-from credsmith.reconcile.readiness import conditions_of, stop
+from credsmith.reconcile.readiness import conditions_of, stop, with_condition
 from credsmith.reconcile.scoping import describe, selects
 from credsmith.reconcile.snapshots import Decision, Event, ResourceSnapshot
 from credsmith.reconcile.trust import Credential
@@ -276,7 +274,7 @@ def _failed(decision: Decision, registration: Registration, error: ProviderError
     status = _with_registered(resource, status, now, False, failure, message)
     conditions = [Condition.model_validate(c) for c in status["conditions"]]
     for type_ in (ConditionType.READY, ConditionType.RECONCILING):
-        conditions = _put(
+        conditions = with_condition(
             conditions, resource, now, type_, type_ is ConditionType.RECONCILING, failure, message
         )
     conditions = [c for c in conditions if c.type != ConditionType.STALLED]
@@ -351,24 +349,7 @@ def _with_registered(
     stored = find_condition(conditions_of(resource), ConditionType.REGISTERED)
     if stored is not None and find_condition(conditions, ConditionType.REGISTERED) is None:
         conditions.append(stored)
-    conditions = _put(conditions, resource, now, ConditionType.REGISTERED, ok, reason, message)
-    return {**status, "conditions": [c.to_wire() for c in conditions]}
-
-
-def _put(
-    conditions: list[Condition],
-    resource: ResourceSnapshot,
-    now: datetime,
-    type_: ConditionType,
-    ok: bool,
-    reason: Reason,
-    message: str,
-) -> list[Condition]:
-    condition = Condition(
-        type=type_.value,
-        status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
-        observed_generation=resource.generation,
-        reason=reason.value,
-        message=message,
+    conditions = with_condition(
+        conditions, resource, now, ConditionType.REGISTERED, ok, reason, message
     )
-    return list(set_condition(conditions, condition, now))
+    return {**status, "conditions": [c.to_wire() for c in conditions]}

@@ -7,7 +7,8 @@ resource and its Secret (runtime/early.py), and a Secret not in the cache yet is
 of the API server: a worker never mistakes a Secret it has not seen yet for a missing
 one. Other keys wait for the listings, and so does the backlog (what the listing found
 settled). Nothing is persisted on the objects but their status and Secrets: no
-annotations of the operator's own on resources, no finalizers.
+annotations of the operator's own on resources, no finalizers. What a credential's pass
+does is runtime/credential_pass.py; the writes and what they remember, runtime/writes.py.
 """
 
 from __future__ import annotations
@@ -16,19 +17,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 from credsmith import GROUP, VERSION
-from credsmith.reconcile.published import with_unpublished
 from credsmith.reconcile.secret_state import OWNER as OWNER_ANNOTATION
 from credsmith.reconcile.shared_rollouts import DEFAULT_WINDOW
 from credsmith.reconcile.snapshots import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
-    Decision,
     ResourceSnapshot,
     SecretSnapshot,
 )
@@ -36,10 +34,11 @@ from credsmith.reconcile.state_mac import StateKey
 from credsmith.runtime.backlog import settled
 from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.consumers import Consumers
+from credsmith.runtime.credential_pass import CredentialPass
 from credsmith.runtime.documents import DOCUMENT_KINDS, Documents
 from credsmith.runtime.early import passes_before_sync
 from credsmith.runtime.eventlimit import EventLimiter
-from credsmith.runtime.failures import RecheckLater, plan_retry
+from credsmith.runtime.failures import plan_retry
 from credsmith.runtime.informer import LISTED, Informer, ObjectKey
 from credsmith.runtime.kinds import Key, KindConfig
 from credsmith.runtime.kube import ApiError, Kube
@@ -49,9 +48,7 @@ from credsmith.runtime.providers import Providers
 from credsmith.runtime.refusals import (
     Refusal,
     refused_status,
-    without_reconciling,
 )
-from credsmith.runtime.registration import provider_seen, register, restore
 from credsmith.runtime.shared_rollouts import SharedRollouts
 from credsmith.runtime.workqueue import WorkQueue
 from credsmith.runtime.writes import Writes
@@ -60,8 +57,6 @@ log = logging.getLogger("credsmith.controller")
 
 
 CACHE_SYNC_TIMEOUT = 120.0
-# A failed identity provider call is retried at least this often (exponential below it).
-REGISTRATION_RETRY_CAP = 30.0
 
 
 class CacheSyncTimeout(Exception):
@@ -131,6 +126,21 @@ class Controller:
             self.resource,
             provider_options or ProviderOptions(),
             metrics.provider_ready if metrics is not None else None,
+        )
+        # What a credential's pass does (this controller queues and runs them).
+        self.passes = CredentialPass(
+            kube,
+            self.kinds,
+            self.writes,
+            self.documents,
+            self.consumers,
+            self.shared_rollouts,
+            self.providers,
+            self.queue.add_at,
+            self.resource,
+            self.secret,
+            self._secrets_listed,
+            metrics,
         )
 
     # ---- watching -----------------------------------------------------------------
@@ -347,15 +357,6 @@ class Controller:
         informer = self._secret_informers.get(namespace) or self._secret_informers.get(None)
         return informer is None or informer.synced.is_set()
 
-    async def _secret_for_pass(self, namespace: str, name: str) -> SecretSnapshot | None:
-        """The cache's copy; while the Secrets are not all listed, one not in it is asked
-        of the API server (a 404 means missing; not listed yet does not)."""
-        found = self.secret(namespace, name)
-        if found is not None or self._secrets_listed(namespace):
-            return found
-        body = await self.kube.get_secret(namespace, name)
-        return SecretSnapshot.from_api(body) if body is not None else None
-
     def resource(self, key: Key) -> ResourceSnapshot | None:
         kind, namespace, name = key
         return self.resources[kind].get((namespace, name))
@@ -365,137 +366,13 @@ class Controller:
         return written or self.secrets.get((namespace, name))
 
     async def reconcile(self, key: Key) -> None:
-        kind, namespace, _ = key
-        if kind in DOCUMENT_KINDS:
+        if key[0] in DOCUMENT_KINDS:
             await self.documents.reconcile(key)
-            return
-        if kind in PROVIDER_KINDS:
+        elif key[0] in PROVIDER_KINDS:
             await self.providers.reconcile(key)
-            return
-        resource = self.resource(key)
-        if resource is None:
-            self.writes.status.pop(key, None)
-            if self.metrics is not None:
-                self.metrics.forget(key)
-            return  # deleted: ownerReferences let the garbage collector do the rest
-        written = self.writes.status.get(key)
-        if written is not None:
-            resource = _with_status(resource, written[1])
-        config = self.kinds[kind]
-        secret_name = config.secret_name(resource)
-        started = time.perf_counter()
-        secret = await self._secret_for_pass(namespace, secret_name)
-        # In a thread: issuing an RSA-4096 key or an Argon2id hash takes a while.
-        duplicate_of = self.documents.duplicate_of(config, resource)
-        htpasswd = self.documents.registry_htpasswd(config, resource)
-        consumers = await self.consumers.observe(resource, secret_name)
-        provider = provider_seen(self.providers, resource)
-        decide = partial(
-            config.reconcile,
-            resource,
-            duplicate_of=duplicate_of,
-            consumers=consumers,
-            registry_htpasswd=htpasswd,
-            provider=provider,
-        )
-        if config.light(resource, htpasswd):
-            # Nothing slow can happen in it: on the loop, without a thread's hand-offs
-            # (~0.3 ms of CPU a pass in a bulk issue; bench/README.md).
-            decision = decide(secret, _now())
         else:
-            decision = await asyncio.to_thread(decide, secret, _now())
-        # Verifier first: the identity provider holds the value before the Secret does.
-        decision = await register(self.providers, decision)
-
-        if decision.secret is not None:
-            try:
-                await self.writes.write_secret(key, secret_name, decision)
-            except ApiError as exc:
-                if not (exc.status == 409 and decision.create):
-                    if 400 <= exc.status < 500:
-                        # Refused, so not written: the provider took a value the Secret
-                        # does not hold. (A 5xx may have been written: the next pass
-                        # reads the Secret and registers what it holds.)
-                        await restore(self.providers, decision)
-                        await self._keep_client_id(key, config, resource, decision)
-                    raise
-                # The name is taken by a Secret we do not cache: someone else's (we
-                # watch only our own), or ours created a moment ago. Look at it once.
-                registered = decision
-                found = await self.kube.get_secret(namespace, secret_name)
-                if found is None:
-                    await self._keep_client_id(key, config, resource, registered)
-                    raise
-                secret = SecretSnapshot.from_api(found)
-                decision = await asyncio.to_thread(decide, secret, _now())
-                decision = await register(self.providers, decision)
-                if decision.secret is not None:
-                    await self.writes.write_secret(key, secret_name, decision)
-                else:
-                    # Someone else's (SecretConflict): it stays unwatched, so each look
-                    # again is a first issue that registers before it creates: one client.
-                    await self._keep_client_id(key, config, resource, registered)
-        if decision.rollouts and consumers is not None:
-            # Made now, or held a moment to be made once with other credentials' (shared).
-            failures, held = await self.shared_rollouts.roll(resource, decision.rollouts, _now())
-            if failures or held:
-                # Deciding again with the refusals (and the held) known changes only status
-                # and Events: the Secret (the value, or the previous one held for the
-                # workloads being rolled) was written above as it would be now, so it is not
-                # written twice. Its rollouts are not made again: the others were just now.
-                consumers = consumers.with_roll_failures(failures).with_roll_held(held)
-                decide = partial(
-                    config.reconcile,
-                    resource,
-                    duplicate_of=duplicate_of,
-                    consumers=consumers,
-                    registry_htpasswd=htpasswd,
-                    provider=provider,
-                )
-                decision = await register(
-                    self.providers, await asyncio.to_thread(decide, secret, _now())
-                )
-                decision = replace(decision, secret=None)
-        # Not Ready where no server can check it: a registry or JWK Set that cannot be written.
-        blocked = self.documents.unpublished(config, resource)
-        decision = with_unpublished(resource, decision, blocked, _now())
-        status = without_reconciling(decision.status)  # this pass went through
-        if status != resource.status:
-            await self.writes.patch_status(key, config, resource.status, status)
-        for event in decision.events:
-            await self.writes.post_event(resource, event.type, event.reason, event.message)
-        if decision.requeue_at is not None:
-            self.queue.add_at(key, decision.requeue_at.timestamp())
-        elapsed = time.perf_counter() - started
-        if self.metrics is not None:
-            self.metrics.record(key, decision, elapsed)
-        if decision.summary:
-            log.info("%s: %s", resource.ref, decision.summary)
-        log.debug("%s: reconciled in %.1f ms", resource.ref, elapsed * 1e3)
-        if decision.retry:
-            # An identity provider call failed: status says so; again on the key's backoff.
-            raise RecheckLater(REGISTRATION_RETRY_CAP)
-
-    async def _keep_client_id(
-        self, key: Key, config: KindConfig, resource: ResourceSnapshot, decision: Decision
-    ) -> None:
-        """A first issue whose Secret was refused (or whose name someone else's Secret
-        holds) after the provider registered its client: status keeps the client ID (as
-        registration._failed does), so that the retry registers that client again rather
-        than one more under a new ID each time."""
-        registration = decision.registration
-        if registration is None or resource.status.get("clientId"):
-            return
-        kept = {**resource.status, "clientId": registration.desired.client_id}
-        try:
-            await self.writes.patch_status(key, config, resource.status, kept)
-        except ApiError as exc:
-            log.debug("%s: could not keep the client ID: %s", resource.ref, exc.reason)
+            await self.passes.run(key)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _with_status(resource: ResourceSnapshot, status: Mapping[str, Any]) -> ResourceSnapshot:
-    return replace(resource, status=dict(status))

@@ -2,7 +2,7 @@
 
 providers/cleanup.py decides which clients go (pure); this module lists them, deletes each
 after reading it again, and says what failed (the CleanedUp condition is written with the
-provider's status by runtime/providers.py; the Warning Event is posted here). Split from
+provider's status by runtime/provider_writes.py; the Warning Event is posted here). Split from
 runtime/providers.py, which watches the providers and runs their passes.
 """
 
@@ -18,7 +18,7 @@ from credsmith.providers.base import (
     ProviderReason,
 )
 from credsmith.providers.cleanup import LiveOwners, clients_to_delete, still_to_delete
-from credsmith.reconcile.provider_status import CleanupOutcome
+from credsmith.reconcile.provider_status import CleanupOutcome, as_listed
 from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.kinds import Key
 from credsmith.runtime.kube import ApiError, Kube
@@ -68,14 +68,15 @@ async def clean_up(
             continue
         if not gone:
             log.info("%s %s: client %s kept: no longer ours to delete", key[0],
-                     provider_name(key), client_id)  # fmt: skip
+                     provider_name(key), as_listed(client_id))  # fmt: skip
             continue
         count += 1
         owner = owners[client_id]
         deleted(client_id, owner.uid)
         log.info(
             "%s %s: deleted client %s (its %s %s/%s is gone or holds another client)",
-            key[0], provider_name(key), client_id, owner.kind, owner.namespace, owner.name,
+            key[0], provider_name(key), as_listed(client_id), as_listed(owner.kind),
+            as_listed(owner.namespace), as_listed(owner.name),
         )  # fmt: skip
     left = len({m.client_id for m in marked if m.marker.provider_uid == resource.uid}) - count
     return left, CleanupOutcome(count, tuple(failures))

@@ -12,18 +12,21 @@ credentials is kept besides the client's own).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
 import json
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from credsmith.providers.base import IdentityProviderClient, ProviderError, ProviderReason
 from credsmith.runtime.kube import ApiError, Kube
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -85,16 +88,18 @@ class ClientFactory:
     ) -> Callable[[], Awaitable[tuple[str, str]]]:
         """Reads a Keycloak provider's admin client ID and secret again, now. The client
         takes what it reads: `built()`'s fingerprint follows, so that the provider's next
-        check does not take the Secret for changed and build another client."""
+        check does not take the Secret for changed and build another client. Concurrent
+        reloads share one read: the sign-ins of many credentials refused at once (a
+        rotated admin secret) make one GET of the Secret, not one each."""
 
-        async def reload() -> tuple[str, str]:
+        async def read() -> tuple[str, str]:
             inputs = await self.inputs(namespace, spec)
             if (current := built()) is not None:
                 current.fingerprint = self.fingerprint(inputs)
             credentials = inputs["credentials"]
             return credentials["clientIdKey"], credentials["clientSecretKey"]
 
-        return reload
+        return single_flight(read)
 
     def build(
         self,
@@ -116,6 +121,29 @@ class ClientFactory:
             credentials["clientSecretKey"],
             reload_credentials=reload,
         )
+
+
+def single_flight(read: Callable[[], Coroutine[Any, Any, T]]) -> Callable[[], Awaitable[T]]:
+    """`read`, of which a call while another is under way awaits that one's result (or
+    error) instead of starting its own; the next call after it ends reads again."""
+    under_way: asyncio.Task[T] | None = None
+
+    def ended(task: asyncio.Task[T]) -> None:
+        nonlocal under_way
+        if under_way is task:
+            under_way = None
+        if not task.cancelled():
+            task.exception()  # retrieved, should every caller have been cancelled
+
+    async def shared() -> T:
+        nonlocal under_way
+        if under_way is None:
+            under_way = asyncio.create_task(read())
+            under_way.add_done_callback(ended)
+        # A caller cancelled (its pass) does not cancel the read the others await.
+        return await asyncio.shield(under_way)
+
+    return shared
 
 
 def _optional(value: object) -> str | None:

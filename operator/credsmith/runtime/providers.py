@@ -8,7 +8,9 @@ A provider's key goes through the controller's work queue like any other: its pa
 when due, writes status only, and comes back at the next resync, or on a backoff while it
 fails. Clean-up is level-based (no finalizers): at the first pass after the caches synced,
 every resync, and a few seconds after a credential naming the provider is deleted; the
-clean-up itself (list, re-check, delete, report) is runtime/provider_cleanup.py.
+clean-up itself (list, re-check, delete, report) is runtime/provider_cleanup.py, which
+credentials name which provider runtime/provider_index.py, and the status write
+runtime/provider_writes.py.
 """
 
 from __future__ import annotations
@@ -16,29 +18,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from credsmith import GROUP, VERSION
-from credsmith.api.identity_provider import ClusterIdentityProviderSpec, IdentityProviderSpec
 from credsmith.api.status import Reason
 from credsmith.providers.base import (
     IdentityProviderClient,
     ProviderError,
     ProviderReason,
 )
-from credsmith.providers.cleanup import LiveOwners, claimed_client_ids, still_serves
-from credsmith.reconcile.provider_status import CleanupOutcome, provider_status
+from credsmith.providers.cleanup import still_serves
+from credsmith.reconcile.provider_status import CleanupOutcome
 from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.backoff import RetryLimiter
 from credsmith.runtime.informer import Informer, ObjectKey
 from credsmith.runtime.kinds import Key
-from credsmith.runtime.kube import ApiError, Kube
+from credsmith.runtime.kube import Kube
 from credsmith.runtime.provider_cleanup import clean_up, report_failed
 from credsmith.runtime.provider_clients import Built, ClientFactory
+from credsmith.runtime.provider_index import CredentialIndex
 from credsmith.runtime.provider_kinds import (
     CLUSTER_IDENTITY_PROVIDER,
     IDENTITY_PROVIDER,
@@ -46,10 +46,10 @@ from credsmith.runtime.provider_kinds import (
     PROVIDER_PLURALS,
     NamespaceSnapshot,
     ProviderOptions,
-    provider_key_of,
     provider_name,
     resync_of,
 )
+from credsmith.runtime.provider_writes import write_status
 from credsmith.runtime.registration_memo import RegistrationMemo
 from credsmith.runtime.url_allow import URL_NOT_ALLOWED, disallowed_url
 
@@ -86,7 +86,6 @@ class Providers:
     ) -> None:
         self.kube = kube
         self._add, self._add_at = queue_add, queue_add_at
-        self._credential = credential
         self.url_allow = tuple(options.url_allow)
         self.watched_namespaces = frozenset(options.watched_namespaces)
         self.cluster_kinds = options.cluster_kinds
@@ -98,13 +97,7 @@ class Providers:
         }
         self.namespaces: dict[ObjectKey, NamespaceSnapshot] = {}
         self._states: dict[Key, _State] = {}
-        # Credential -> the provider it names; provider -> its credentials.
-        self._named: dict[Key, Key] = {}
-        self._credentials: defaultdict[Key, set[Key]] = defaultdict(set)
-        # Credential UID -> its key, and back: the clean-up's re-check of one client looks
-        # up its owner alone (reading every credential again for each is O(n^2)).
-        self._by_uid: dict[str, Key] = {}
-        self._uid_of: dict[Key, str] = {}
+        self.index = CredentialIndex(credential)
         self._written: dict[Key, str] = {}  # our last status patch's resourceVersion
         self._generations: dict[Key, int] = {}  # each provider's last seen generation
         self._retries: RetryLimiter[Key] = RetryLimiter(base=1.0, cap=RETRY_CAP)
@@ -176,34 +169,20 @@ class Providers:
         self, type_: str, body: Mapping[str, Any], namespace: NamespaceSnapshot
     ) -> None:
         # Its labels may now select it for a ClusterIdentityProvider, or no longer.
-        for credential, provider in list(self._named.items()):
-            if provider[0] == CLUSTER_IDENTITY_PROVIDER and credential[1] == namespace.name:
-                self._add(credential)
+        for credential in self.index.naming(CLUSTER_IDENTITY_PROVIDER, namespace.name):
+            self._add(credential)
 
     def credential_changed(self, key: Key, type_: str, resource: ResourceSnapshot) -> None:
         """A credential's watch event: keep the index; a deletion schedules the clean-up
         of its provider (a few seconds later, so that a bulk deletion makes one)."""
-        old = self._named.pop(key, None)
-        if (old_uid := self._uid_of.pop(key, None)) is not None:
-            self._by_uid.pop(old_uid, None)
-        if type_ != "DELETED":
-            self._uid_of[key], self._by_uid[resource.uid] = resource.uid, key
-        if old is not None:
-            self._credentials[old].discard(key)
-            if not self._credentials[old]:
-                del self._credentials[old]
-        new = None if type_ == "DELETED" else provider_key_of(resource)
-        if new is not None:
-            self._named[key] = new
-            self._credentials[new].add(key)
-        if old is not None and old != new:
+        if (old := self.index.changed(key, type_, resource)) is not None:
             # Deleted, or names another provider now: its client here goes.
             if (state := self._states.get(old)) is not None:
                 state.next_cleanup = 0.0
             self._add_at(old, time.time() + CLEANUP_DEBOUNCE)
 
     def credentials_of(self, provider: Key) -> list[Key]:
-        return sorted(self._credentials.get(provider, ()))
+        return self.index.credentials_of(provider)
 
     def _requeue_credentials(self, provider: Key) -> None:
         for credential in self.credentials_of(provider):
@@ -286,7 +265,11 @@ class Providers:
             self._ready_gauge(key, ready)
         if cleanup is not None and cleanup.failed:
             await report_failed(self.kube, key, resource, cleanup)
-        await self._write_status(key, resource, ready, reason, message, clients, cleanup)
+        written = await write_status(
+            self.kube, key, resource, ready, reason, message, clients, cleanup
+        )
+        if written is not None:
+            self._written[key] = written
         if ready:
             self._retries.forget(key)
             self._add_at(key, state.next_cleanup)
@@ -315,25 +298,19 @@ class Providers:
         self, key: Key, resource: ResourceSnapshot, client: IdentityProviderClient
     ) -> tuple[int, CleanupOutcome]:
         """runtime/provider_cleanup.py's clean-up, with this controller's view of the owners."""
+
+        def serves(namespace: str) -> bool:
+            return self._still_serves(key, resource, namespace)
+
         return await clean_up(
             key,
             resource,
             client,
-            lambda: self._live_owners(key, resource),
-            lambda uid: self._live_owner(key, resource, uid),
+            lambda: self.index.live_owners(key, serves),
+            lambda uid: self.index.live_owner(key, uid, serves),
             self._watched,
             lambda client_id, owner_uid: self._deleted(resource, client_id, owner_uid),
         )
-
-    def _live_owners(self, key: Key, resource: ResourceSnapshot) -> LiveOwners:
-        """The credentials that exist and name this provider (informer cache), by UID,
-        with the client IDs each may hold."""
-        return {
-            found.uid: claimed_client_ids(found.spec, found.status)
-            for credential in self.credentials_of(key)
-            if (found := self._credential(credential)) is not None
-            and self._still_serves(key, resource, found.namespace)
-        }
 
     def _deleted(self, resource: ResourceSnapshot, client_id: str, owner_uid: str) -> None:
         """A client the clean-up deleted: should its credential name this provider again,
@@ -342,25 +319,13 @@ class Providers:
         this client between the re-read and the delete: Hydra has no conditional delete)
         has its pass now, which makes the provider hold what it must, not at the resync."""
         self.memo.forget_client(resource.uid, client_id)
-        credential = self._by_uid.get(owner_uid)
+        credential = self.index.with_uid(owner_uid)
         if credential is None:
             return
-        named = self._named.get(credential)
+        named = self.index.provider_of(credential)
         if named is not None and (other := self.provider(named)) is not None:
             self.memo.forget_client(other.uid, client_id)
         self._add(credential)
-
-    def _live_owner(self, key: Key, resource: ResourceSnapshot, uid: str) -> LiveOwners:
-        """_live_owners, of the one credential with `uid` (empty: none such lives)."""
-        credential = self._by_uid.get(uid)
-        if credential is None or self._named.get(credential) != key:
-            return {}
-        found = self._credential(credential)
-        if found is None or found.uid != uid:
-            return {}
-        if not self._still_serves(key, resource, found.namespace):
-            return {}
-        return {uid: claimed_client_ids(found.spec, found.status)}
 
     def _still_serves(self, key: Key, resource: ResourceSnapshot, namespace: str) -> bool:
         if key[0] != CLUSTER_IDENTITY_PROVIDER:
@@ -370,47 +335,6 @@ class Providers:
 
     def _watched(self, namespace: str) -> bool:
         return not self.watched_namespaces or namespace in self.watched_namespaces
-
-    async def _write_status(
-        self,
-        key: Key,
-        resource: ResourceSnapshot,
-        ready: bool,
-        reason: str,
-        message: str,
-        clients: int | None,
-        cleanup: CleanupOutcome | None,
-    ) -> None:
-        model = (
-            ClusterIdentityProviderSpec
-            if key[0] == CLUSTER_IDENTITY_PROVIDER
-            else IdentityProviderSpec
-        )
-        try:
-            spec = model.model_validate(resource.spec)
-        except ValueError:
-            return  # the API server's schema refuses such a spec: a stale cache at most
-        status = provider_status(
-            spec,
-            resource.generation,
-            resource.status,
-            datetime.now(UTC),
-            reason=Reason(reason),
-            message=message,
-            clients=clients,
-            cleanup=cleanup,
-        )
-        if status == resource.status:
-            return
-        kind, namespace, name = key
-        try:
-            patched = await self.kube.patch_status(
-                PROVIDER_PLURALS[kind], namespace, name, {"status": status}
-            )
-        except ApiError as exc:
-            log.warning("%s %s: cannot write status: %s", kind, provider_name(key), exc)
-            return
-        self._written[key] = str((patched.get("metadata") or {}).get("resourceVersion", ""))
 
     async def _state(self, key: Key, resource: ResourceSnapshot) -> _State:
         """Its state; a new one when the resource was replaced (deleted, created again)."""

@@ -1,5 +1,5 @@
 """A harness for the reconcile tests: a fake API server holding one credential resource and
-the Secrets of its namespace, which applies each Decision the way runtime/controller.py does
+the Secrets of its namespace, which applies each Decision the way runtime/credential_pass.py does
 (Secret first: create, or replace at the read resourceVersion; then status if it differs;
 then Events) and checks, on every pass, what must always hold:
 

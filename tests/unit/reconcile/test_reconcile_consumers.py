@@ -119,7 +119,7 @@ class Fleet:
 def step(w: Any, fleet: Fleet | None, advance: timedelta | None = None) -> Decision:
     """World.step, with what the runtime saw of the consumers passed in; the Decision's
     rollouts are made on the fleet as the runtime makes them, and when some are refused the
-    pass is decided again with the refusals known (runtime/controller.py): the Secret the
+    pass is decided again with the refusals known (runtime/credential_pass.py): the Secret the
     first decision wrote stands, and status and Events are the second's."""
     if advance is not None:
         w.advance(advance)

@@ -96,7 +96,7 @@ def test_a_secret_not_listed_yet_is_asked_of_the_api_server_not_taken_for_missin
     controller._secret_informers["ns"] = informer  # type: ignore[assignment]
 
     async def look(name: str) -> str | None:
-        found = await controller._secret_for_pass("ns", name)
+        found = await controller.passes.secret_for_pass("ns", name)
         return None if found is None else found.resource_version
 
     assert asyncio.run(look("there")) == "5"  # not in the cache, but it exists
