@@ -307,3 +307,23 @@ def deny_policy(
         },
     }
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": [policy, binding]})
+
+
+def delete_deny_policy(cluster: Cluster, name: str) -> None:
+    """Removes a deny_policy's policy and binding (already gone is fine)."""
+    kinds = "validatingadmissionpolicybinding,validatingadmissionpolicy"
+    cluster.kubectl("delete", kinds, name, "--ignore-not-found")
+
+
+def annotation_refused(cluster: Cluster, namespace: str, ref: str) -> bool:
+    """The API server refuses a write to `ref` (e.g. deployment/web): probed with an
+    annotation in a server-side dry run, so nothing changes."""
+    result = cluster.kubectl(
+        "annotate", "-n", namespace, ref, "probe=1", "--dry-run=server", check=False
+    )
+    return result.returncode != 0
+
+
+def wait_policy_in_force(cluster: Cluster, namespace: str, ref: str, timeout: float = 30) -> None:
+    """A deny_policy just applied refuses writes to `ref` a moment later: wait for that."""
+    wait_for(lambda: annotation_refused(cluster, namespace, ref), timeout, what="policy in force")

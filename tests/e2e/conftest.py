@@ -123,6 +123,12 @@ def custom(api: client.ApiClient) -> client.CustomObjectsApi:
 
 
 @pytest.fixture(scope="session")
+def apps(api: client.ApiClient) -> client.AppsV1Api:
+    """Deployments and the other workloads consumers name."""
+    return client.AppsV1Api(api)
+
+
+@pytest.fixture(scope="session")
 def exposure(request: pytest.FixtureRequest) -> Exposure:
     """Every issued value and everything the operator showed, for the secrecy test."""
     found = Exposure()

@@ -21,9 +21,12 @@ from tests.e2e.cluster import (
     Cluster,
     Exposure,
     Operator,
+    annotation_refused,
+    delete_deny_policy,
     deny_policy,
     manifest,
     wait_for,
+    wait_policy_in_force,
 )
 
 SACRED = "serviceaccountcredentials"
@@ -126,12 +129,11 @@ def test_a_deployment_rolls_once_per_revision_and_shows_no_drift(
     cluster: Cluster,
     core: client.CoreV1Api,
     custom: client.CustomObjectsApi,
-    api: client.ApiClient,
+    apps: client.AppsV1Api,
     operator: Operator,
     namespace: str,
     tmp_path: Path,
 ) -> None:
-    apps = client.AppsV1Api(api)
     # One applied client-side (kubectl apply), one server-side (as Flux and Argo CD's
     # ServerSideApply do): each is diffed the way it was applied, and the second both ways.
     web, gitops = tmp_path / "web.json", tmp_path / "gitops.json"
@@ -231,11 +233,10 @@ def test_a_deployment_rolls_once_per_revision_and_shows_no_drift(
 def test_a_selector_rolls_exactly_the_workloads_it_matches(
     cluster: Cluster,
     custom: client.CustomObjectsApi,
-    api: client.ApiClient,
+    apps: client.AppsV1Api,
     operator: Operator,
     namespace: str,
 ) -> None:
-    apps = client.AppsV1Api(api)
     apply(
         cluster,
         namespace,
@@ -295,11 +296,10 @@ def test_a_selector_rolls_exactly_the_workloads_it_matches(
 def test_statefulsets_and_daemonsets_roll_too(
     cluster: Cluster,
     custom: client.CustomObjectsApi,
-    api: client.ApiClient,
+    apps: client.AppsV1Api,
     operator: Operator,
     namespace: str,
 ) -> None:
-    apps = client.AppsV1Api(api)
     pod = {
         "metadata": {"labels": {"app": "db"}},
         "spec": {
@@ -375,12 +375,11 @@ def test_a_stuck_rollout_keeps_the_previous_value_until_twice_the_overlap(
     cluster: Cluster,
     core: client.CoreV1Api,
     custom: client.CustomObjectsApi,
-    api: client.ApiClient,
+    apps: client.AppsV1Api,
     exposure: Exposure,
     operator: Operator,
     namespace: str,
 ) -> None:
-    apps = client.AppsV1Api(api)
     apply(cluster, namespace, deployment("stuck", replicas=1, uses=("stuck-client",)))
     cluster.kubectl("rollout", "status", "-n", namespace, "deployment/stuck", "--timeout=120s")
     overlap = 15
@@ -474,11 +473,10 @@ def test_a_refused_rollout_shows_in_status_holds_the_previous_value_and_recovers
     cluster: Cluster,
     core: client.CoreV1Api,
     custom: client.CustomObjectsApi,
-    api: client.ApiClient,
+    apps: client.AppsV1Api,
     operator: Operator,
     namespace: str,
 ) -> None:
-    apps = client.AppsV1Api(api)
     apply(cluster, namespace, deployment("guarded", replicas=1, uses=("guarded-cred",)))
     overlap = 30
     body = sacred(
@@ -491,7 +489,7 @@ def test_a_refused_rollout_shows_in_status_holds_the_previous_value_and_recovers
     policy = f"deny-rollouts-{namespace}"[:63]
     cluster.kubectl("apply", "-f", "-", stdin=_deny_deployment_updates(policy, namespace))
     try:
-        wait_for(lambda: _update_refused(cluster, namespace), 30, what="policy in force")
+        wait_policy_in_force(cluster, namespace, "deployment/guarded")
         rotate(cluster, namespace, "sacred/guarded-cred", "1")
 
         def refused() -> bool:
@@ -529,10 +527,7 @@ def test_a_refused_rollout_shows_in_status_holds_the_previous_value_and_recovers
         assert len(warnings) == 1
         assert "Deployment/guarded (not rolled)" in warnings[0]
     finally:
-        cluster.kubectl(
-            "delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy,
-            "--ignore-not-found",
-        )  # fmt: skip
+        delete_deny_policy(cluster, policy)
     # No restart: the next look (while the previous value is held) rolls it, and once it has
     # rolled out the previous value retires.
     wait_for(lambda: consumers_at(custom, namespace, "guarded-cred", 2), 90, what="recovered")
@@ -545,14 +540,6 @@ def test_a_refused_rollout_shows_in_status_holds_the_previous_value_and_recovers
         what="the previous value retired",
     )
     assert events(core, namespace, "guarded-cred", "PreviousRetiredWhileLagging") == []
-
-
-def _update_refused(cluster: Cluster, namespace: str) -> bool:
-    result = cluster.kubectl(
-        "annotate", "-n", namespace, "deployment/guarded", "probe=1", "--dry-run=server",
-        check=False,
-    )  # fmt: skip
-    return result.returncode != 0
 
 
 def _deny_deployment_updates(name: str, namespace: str) -> str:
@@ -572,14 +559,13 @@ def _deny_deployment_updates(name: str, namespace: str) -> str:
 def test_two_hundred_rotations_are_spread_and_idle_between(
     cluster: Cluster,
     custom: client.CustomObjectsApi,
-    api: client.ApiClient,
+    apps: client.AppsV1Api,
     operator: Operator,
     namespace: str,
 ) -> None:
     """200 credentials created by one apply, rotated by the scheduler (period 2m): each
     rotates rotation_spread(uid) after its period (0..12 s here), so their consumers roll
     spread over that window; once all have rolled out, the operator reads no workload."""
-    apps = client.AppsV1Api(api)
     count, period = 200, 120
     names = [f"c-{i:03d}" for i in range(count)]
     # replicas 0: a real rollout (a new ReplicaSet) that completes at once.
@@ -677,7 +663,7 @@ def test_a_refused_and_a_missing_consumer_stop_neither_the_healthy_one_nor_the_c
     cluster: Cluster,
     core: client.CoreV1Api,
     custom: client.CustomObjectsApi,
-    api: client.ApiClient,
+    apps: client.AppsV1Api,
     operator: Operator,
     namespace: str,
 ) -> None:
@@ -685,7 +671,6 @@ def test_a_refused_and_a_missing_consumer_stop_neither_the_healthy_one_nor_the_c
     `b-missing` that does not exist, `c-healthy`. The healthy one is rolled; each problem is
     its own entry's message; the credential rotates, and its previous value (held for the
     refused one, which may still run it) retires at twice the overlap."""
-    apps = client.AppsV1Api(api)
     cred = "independent"
     apply(
         cluster,
@@ -712,8 +697,8 @@ def test_a_refused_and_a_missing_consumer_stop_neither_the_healthy_one_nor_the_c
     denial = deny_policy(policy, namespace, rule, "a-guarded stays as it is", reason="Forbidden")
     cluster.kubectl("apply", "-f", "-", stdin=denial)
     try:
-        wait_for(lambda: _refused(cluster, namespace, "a-guarded"), 30, what="policy in force")
-        assert not _refused(cluster, namespace, "c-healthy")
+        wait_policy_in_force(cluster, namespace, "deployment/a-guarded")
+        assert not annotation_refused(cluster, namespace, "deployment/c-healthy")
         rotate(cluster, namespace, f"sacred/{cred}", "1")
 
         def healthy_rolled() -> dict[str, Any] | None:
@@ -757,10 +742,7 @@ def test_a_refused_and_a_missing_consumer_stop_neither_the_healthy_one_nor_the_c
         assert len(replica_sets(apps, namespace, "c-healthy")) == 2
         assert len(replica_sets(apps, namespace, "a-guarded")) == 1
     finally:
-        cluster.kubectl(
-            "delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy,
-            "--ignore-not-found",
-        )  # fmt: skip
+        delete_deny_policy(cluster, policy)
     # Once the policy goes, the refused one is rolled (no restart), the healthy one not again.
     wait_for(
         lambda: (
@@ -773,24 +755,15 @@ def test_a_refused_and_a_missing_consumer_stop_neither_the_healthy_one_nor_the_c
     assert len(replica_sets(apps, namespace, "c-healthy")) == 2
 
 
-def _refused(cluster: Cluster, namespace: str, name: str) -> bool:
-    result = cluster.kubectl(
-        "annotate", "-n", namespace, f"deployment/{name}", "probe=1", "--dry-run=server",
-        check=False,
-    )  # fmt: skip
-    return result.returncode != 0
-
-
 def test_a_workload_that_does_not_use_the_secret_is_not_restarted(
     cluster: Cluster,
     custom: client.CustomObjectsApi,
-    api: client.ApiClient,
+    apps: client.AppsV1Api,
     operator: Operator,
     namespace: str,
 ) -> None:
     """`{key: x, operator: DoesNotExist}` matches every Deployment here: only the one whose
     pods use the Secret is rolled; the other is listed as not using it and left alone."""
-    apps = client.AppsV1Api(api)
     cred = "consenting"
     apply(
         cluster,

@@ -123,6 +123,114 @@ def assert_no_value_shown(
     assert exposure.leaks(operator.logs()) == []
 
 
+def keycloak_provider(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    namespace: str,
+    realm: KeycloakRealm,
+    exposure: Exposure,
+    url: str | None = None,
+    admin: tuple[str, str] | None = None,
+    resync: str = "1m",
+) -> None:
+    """An IdentityProvider "keycloak" for the realm, at `url` (a proxy) if given, signed in
+    as `admin` (client ID, secret) if given, else as the realm's credsmith admin client."""
+    client_id, secret = admin or (realm.admin_client_id, realm.admin_client_secret)
+    exposure.values.add(secret)  # never shown either
+    admin_data = {"client-id": client_id, "client-secret": secret}
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "keycloak-admin"}, "stringData": admin_data}
+    )
+    spec = {
+        "keycloak": {
+            "url": url or realm.url,
+            "realm": realm.realm,
+            "credentialsSecretRef": {
+                "name": "keycloak-admin",
+                "clientIdKey": "client-id",
+                "clientSecretKey": "client-secret",
+            },
+        },
+        "resync": resync,
+    }
+    apply(cluster, namespace, manifest("IdentityProvider", "keycloak", spec))
+
+
+def keycloak_registered(
+    cluster: Cluster,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    namespace: str,
+    name: str = "orders",
+    **spec: Any,
+) -> dict[str, str]:
+    """A credential of the "keycloak" provider, registered: its Secret's data."""
+    apply(cluster, namespace, sacred(name, "keycloak", identityProvider={"client": {}}, **spec))
+    wait_condition(custom, namespace, SACREDS, name, "Registered", "True", timeout=120)
+    return secret_data(core, exposure, namespace, name)
+
+
+def request_rotation(cluster: Cluster, namespace: str, name: str, request: str = "now-1") -> None:
+    """A rotation of the credential asked for now (each new `request` value is a new ask)."""
+    annotation = f"credsmith.io/rotate={request}"
+    cluster.kubectl("annotate", "--overwrite", "-n", namespace, f"sacred/{name}", annotation)
+
+
+def changed_secret(
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    namespace: str,
+    name: str,
+    before: dict[str, str],
+    key: str,
+    timeout: float = 90,
+    interval: float = 0.05,
+    what: str = "",
+) -> dict[str, str]:
+    """The Secret's data once its `key` differs from `before`'s. Polled often by default:
+    the caller asks the provider for a token with it right after it changed."""
+
+    def changed() -> dict[str, str] | None:
+        data = secret_data(core, exposure, namespace, name)
+        return data if data[key] != before[key] else None
+
+    found: dict[str, str] = wait_for(changed, timeout, interval=interval, what=what or f"new {key}")
+    return found
+
+
+def assert_key_pair_gets_tokens_across_a_rotation(
+    cluster: Cluster,
+    core: client.CoreV1Api,
+    exposure: Exposure,
+    namespace: str,
+    token_url: str,
+    name: str = "signer",
+) -> None:
+    """A registered ECDSA-P256 key pair's signed assertion gets a token; rotated, the new
+    key's gets one on the first try, and the previous key's still (kept in the client's
+    JWKS through the overlap)."""
+
+    def token(data: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        return token_with_assertion(
+            token_url,
+            data["client_id"],
+            data["private_key.pem"],
+            kid=data["key_id"],
+            algorithm="ES256",
+        )
+
+    first = secret_data(core, exposure, namespace, name)
+    status, body = token(first)
+    assert status == 200, body
+    request_rotation(cluster, namespace, name)
+    second = changed_secret(core, exposure, namespace, name, first, "key_id")
+    status, body = token(second)
+    assert status == 200, body  # on the first try, right after the Secret changed
+    status, body = token(first)  # the previous key stays in the JWKS through the overlap
+    assert status == 200, body
+
+
 def registered(
     cluster: Cluster,
     custom: client.CustomObjectsApi,
@@ -187,20 +295,9 @@ def test_a_rotated_secret_gets_a_token_on_the_first_try(
 ) -> None:
     registered(cluster, custom, namespace, hydra)
     before = secret_data(core, exposure, namespace, "orders")
-    cluster.kubectl(
-        "annotate", "--overwrite", "-n", namespace, "sacred/orders", "credsmith.io/rotate=now-1"
-    )
+    request_rotation(cluster, namespace, "orders")
+    after = changed_secret(core, exposure, namespace, "orders", before, "client_secret")
     # Verifier first: the moment the Secret holds the new value, Hydra accepts it.
-    after = wait_for(
-        lambda: (
-            (d := secret_data(core, exposure, namespace, "orders"))["client_secret"]
-            != before["client_secret"]
-            and d
-        ),
-        90,
-        interval=0.05,
-        what="a new secret",
-    )
     status, body = token_with_secret(hydra.token_url, after["client_id"], after["client_secret"])
     assert status == 200, body
     # Hydra holds one secret: the old one is gone at once (OverlapUnsupported says so).
@@ -244,36 +341,9 @@ def test_key_pair_gets_a_token_with_a_signed_assertion_across_a_rotation(
         keyPair=keys,
         rotation={"period": "720h", "overlap": "1h"},
     )
-    first = secret_data(core, exposure, namespace, "signer")
-
-    def token(data: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        return token_with_assertion(
-            hydra.token_url,
-            data["client_id"],
-            data["private_key.pem"],
-            kid=data["key_id"],
-            algorithm="ES256",
-        )
-
-    status, body = token(first)
-    assert status == 200, body
-    cluster.kubectl(
-        "annotate", "--overwrite", "-n", namespace, "sacred/signer", "credsmith.io/rotate=now-1"
+    assert_key_pair_gets_tokens_across_a_rotation(
+        cluster, core, exposure, namespace, hydra.token_url
     )
-    second = wait_for(
-        lambda: (
-            (d := secret_data(core, exposure, namespace, "signer"))["key_id"] != first["key_id"]
-            and d
-        ),
-        90,
-        interval=0.05,
-        what="a new key",
-    )
-    status, body = token(second)
-    assert status == 200, body  # on the first try, right after the Secret changed
-    # The previous key stays in the client's JWKS through the overlap.
-    status, body = token(first)
-    assert status == 200, body
 
 
 def test_drift_in_hydra_is_put_back_within_resync(
@@ -558,47 +628,17 @@ def test_keycloak_token_rotation_and_deletion(
     keycloak_realm: KeycloakRealm,
 ) -> None:
     realm = keycloak_realm
-    exposure.values.add(realm.admin_client_secret)  # never shown either
-    admin = {"client-id": realm.admin_client_id, "client-secret": realm.admin_client_secret}
-    core.create_namespaced_secret(
-        namespace, {"metadata": {"name": "keycloak-admin"}, "stringData": admin}
-    )
-    spec = {
-        "keycloak": {
-            "url": realm.url,
-            "realm": realm.realm,
-            "credentialsSecretRef": {
-                "name": "keycloak-admin",
-                "clientIdKey": "client-id",
-                "clientSecretKey": "client-secret",
-            },
-        },
-        "resync": "1m",
-    }
-    apply(cluster, namespace, manifest("IdentityProvider", "keycloak", spec))
-    apply(cluster, namespace, sacred("orders", "keycloak", identityProvider={"client": {}}))
-    wait_condition(custom, namespace, SACREDS, "orders", "Registered", "True", timeout=120)
+    keycloak_provider(cluster, core, namespace, realm, exposure)
+    data = keycloak_registered(cluster, custom, core, exposure, namespace)
     wait_condition(custom, namespace, IDPS, "keycloak", "Ready", "True")
-    data = secret_data(core, exposure, namespace, "orders")
     status, body = kc.token_with_secret(realm.token_url, data["client_id"], data["client_secret"])
     assert status == 200, body
     status, _ = kc.token_with_secret(realm.token_url, data["client_id"], "wrong-" * 8)
     assert status == 401
 
     # Rotation: the new value gets a token the moment the Secret holds it.
-    cluster.kubectl(
-        "annotate", "--overwrite", "-n", namespace, "sacred/orders", "credsmith.io/rotate=now-1"
-    )
-    after = wait_for(
-        lambda: (
-            (d := secret_data(core, exposure, namespace, "orders"))["client_secret"]
-            != data["client_secret"]
-            and d
-        ),
-        90,
-        interval=0.05,
-        what="a new secret",
-    )
+    request_rotation(cluster, namespace, "orders")
+    after = changed_secret(core, exposure, namespace, "orders", data, "client_secret")
     status, body = kc.token_with_secret(realm.token_url, after["client_id"], after["client_secret"])
     assert status == 200, body
 

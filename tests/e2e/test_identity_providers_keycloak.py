@@ -8,22 +8,24 @@ with a client that has only realm-management's `manage-clients`.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 from kubernetes import client
 
-from tests.e2e.cluster import Cluster, Exposure, Operator, manifest, wait_for
+from tests.e2e.cluster import Cluster, Exposure, Operator, wait_for
 from tests.e2e.faults import Toxiproxy, toxiproxy
 from tests.e2e.test_identity_providers import (
     DRIFT_TIMEOUT,
     IDPS,
     SACREDS,
-    apply,
+    assert_key_pair_gets_tokens_across_a_rotation,
     assert_no_value_shown,
+    changed_secret,
     condition,
     get,
-    sacred,
+    keycloak_provider,
+    keycloak_registered,
+    request_rotation,
     secret_data,
     wait_condition,
 )
@@ -34,39 +36,6 @@ from tests.providers.keycloak import (
 
 pytestmark = pytest.mark.xdist_group("keycloak")
 __all__ = ["toxiproxy"]  # fixture
-
-
-def keycloak_provider(
-    cluster: Cluster,
-    core: client.CoreV1Api,
-    namespace: str,
-    realm: KeycloakRealm,
-    exposure: Exposure,
-    url: str | None = None,
-    admin: tuple[str, str] | None = None,
-    resync: str = "1m",
-) -> None:
-    """An IdentityProvider "keycloak" for the realm, at `url` (a proxy) if given, signed in
-    as `admin` (client ID, secret) if given, else as the realm's credsmith admin client."""
-    client_id, secret = admin or (realm.admin_client_id, realm.admin_client_secret)
-    exposure.values.add(secret)  # never shown either
-    admin_data = {"client-id": client_id, "client-secret": secret}
-    core.create_namespaced_secret(
-        namespace, {"metadata": {"name": "keycloak-admin"}, "stringData": admin_data}
-    )
-    spec = {
-        "keycloak": {
-            "url": url or realm.url,
-            "realm": realm.realm,
-            "credentialsSecretRef": {
-                "name": "keycloak-admin",
-                "clientIdKey": "client-id",
-                "clientSecretKey": "client-secret",
-            },
-        },
-        "resync": resync,
-    }
-    apply(cluster, namespace, manifest("IdentityProvider", "keycloak", spec))
 
 
 def test_keycloak_key_pair_across_a_rotation(
@@ -80,48 +49,20 @@ def test_keycloak_key_pair_across_a_rotation(
 ) -> None:
     realm = keycloak_realm
     keycloak_provider(cluster, core, namespace, realm, exposure)
-    apply(
+    keycloak_registered(
         cluster,
+        custom,
+        core,
+        exposure,
         namespace,
-        sacred(
-            "signer",
-            "keycloak",
-            identityProvider={"client": {}},
-            type="KeyPair",
-            keyPair={"algorithm": "ECDSA-P256"},
-            rotation={"period": "720h", "overlap": "1h"},
-        ),
+        "signer",
+        type="KeyPair",
+        keyPair={"algorithm": "ECDSA-P256"},
+        rotation={"period": "720h", "overlap": "1h"},
     )
-    wait_condition(custom, namespace, SACREDS, "signer", "Registered", "True", timeout=120)
-    first = secret_data(core, exposure, namespace, "signer")
-
-    def token(data: dict[str, str]) -> tuple[int, Any]:
-        return kc.token_with_assertion(
-            realm.token_url,
-            data["client_id"],
-            data["private_key.pem"],
-            kid=data["key_id"],
-            algorithm="ES256",
-        )
-
-    status, body = token(first)
-    assert status == 200, body
-    cluster.kubectl(
-        "annotate", "--overwrite", "-n", namespace, "sacred/signer", "credsmith.io/rotate=now-1"
+    assert_key_pair_gets_tokens_across_a_rotation(
+        cluster, core, exposure, namespace, realm.token_url
     )
-    second = wait_for(
-        lambda: (
-            (d := secret_data(core, exposure, namespace, "signer"))["key_id"] != first["key_id"]
-            and d
-        ),
-        90,
-        interval=0.05,
-        what="a new key",
-    )
-    status, body = token(second)
-    assert status == 200, body  # on the first try, right after the Secret changed
-    status, body = token(first)  # the previous key stays in the JWKS through the overlap
-    assert status == 200, body
     assert exposure.leaks(operator.logs()) == []
 
 
@@ -136,9 +77,7 @@ def test_drift_in_keycloak_is_put_back_within_resync(
 ) -> None:
     realm = keycloak_realm
     keycloak_provider(cluster, core, namespace, realm, exposure)
-    apply(cluster, namespace, sacred("orders", "keycloak", identityProvider={"client": {}}))
-    wait_condition(custom, namespace, SACREDS, "orders", "Registered", "True", timeout=120)
-    data = secret_data(core, exposure, namespace, "orders")
+    data = keycloak_registered(cluster, custom, core, exposure, namespace)
     client_id, secret = data["client_id"], data["client_secret"]
 
     def works() -> bool:
@@ -186,16 +125,12 @@ def test_keycloak_stopped_then_back_without_an_operator_restart(
     proxy = toxiproxy.proxy("keycloak", realm.url.removeprefix("http://"))
     address = f"127.0.0.1:{proxy.port}"
     keycloak_provider(cluster, core, namespace, realm, exposure, url=f"http://{address}")
-    apply(cluster, namespace, sacred("orders", "keycloak", identityProvider={"client": {}}))
-    wait_condition(custom, namespace, SACREDS, "orders", "Registered", "True", timeout=120)
-    data = secret_data(core, exposure, namespace, "orders")
+    data = keycloak_registered(cluster, custom, core, exposure, namespace)
     starts = operator.starts
 
     proxy.enable(False)
     # A rotation needs the provider now (verifier first): the new value cannot be registered.
-    cluster.kubectl(
-        "annotate", "--overwrite", "-n", namespace, "sacred/orders", "credsmith.io/rotate=down-1"
-    )
+    request_rotation(cluster, namespace, "orders", "down-1")
     obj = wait_condition(
         custom, namespace, SACREDS, "orders", "Registered", "False", timeout=DRIFT_TIMEOUT
     )
@@ -212,12 +147,13 @@ def test_keycloak_stopped_then_back_without_an_operator_restart(
     proxy.enable(True)
     wait_condition(custom, namespace, SACREDS, "orders", "Registered", "True", timeout=120)
     wait_condition(custom, namespace, IDPS, "keycloak", "Ready", "True", timeout=120)
-    after = wait_for(
-        lambda: (
-            (d := secret_data(core, exposure, namespace, "orders"))["client_secret"]
-            != data["client_secret"]
-            and d
-        ),
+    after = changed_secret(
+        core,
+        exposure,
+        namespace,
+        "orders",
+        data,
+        "client_secret",
         120,
         interval=0.2,
         what="the rotation done once Keycloak is back",
@@ -253,8 +189,7 @@ def test_keycloak_admin_secret_rotated_is_used_without_a_restart(
     held["attributes"] = {**held.get("attributes", {}), "access.token.lifespan": "10"}
     assert realm.admin("PUT", f"/clients/{held['id']}", held)[0] == 204
     keycloak_provider(cluster, core, namespace, realm, exposure, admin=(admin_id, old), resync="1h")
-    apply(cluster, namespace, sacred("first", "keycloak", identityProvider={"client": {}}))
-    wait_condition(custom, namespace, SACREDS, "first", "Registered", "True", timeout=120)
+    keycloak_registered(cluster, custom, core, exposure, namespace, "first")
     starts = operator.starts
 
     status, body = realm.admin("POST", f"/clients/{held['id']}/client-secret")
@@ -266,9 +201,7 @@ def test_keycloak_admin_secret_rotated_is_used_without_a_restart(
     )
     time.sleep(6)  # the token cached with the old secret expires (10s lifespan, renewed at 5s)
 
-    apply(cluster, namespace, sacred("second", "keycloak", identityProvider={"client": {}}))
-    wait_condition(custom, namespace, SACREDS, "second", "Registered", "True", timeout=120)
-    data = secret_data(core, exposure, namespace, "second")
+    data = keycloak_registered(cluster, custom, core, exposure, namespace, "second")
     status, token = kc.token_with_secret(realm.token_url, data["client_id"], data["client_secret"])
     assert status == 200, token
     refused = [

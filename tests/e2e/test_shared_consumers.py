@@ -12,7 +12,14 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.e2e.cluster import Cluster, Operator, deny_policy, wait_for
+from tests.e2e.cluster import (
+    Cluster,
+    Operator,
+    delete_deny_policy,
+    deny_policy,
+    wait_for,
+    wait_policy_in_force,
+)
 from tests.e2e.test_consumers import (
     apply,
     consumers_at,
@@ -50,7 +57,7 @@ def test_three_credentials_rotated_together_roll_their_shared_consumer_once(
     cluster: Cluster,
     core: client.CoreV1Api,
     custom: client.CustomObjectsApi,
-    api: client.ApiClient,
+    apps: client.AppsV1Api,
     operator: Operator,
     namespace: str,
     tmp_path: Path,
@@ -59,7 +66,6 @@ def test_three_credentials_rotated_together_roll_their_shared_consumer_once(
     three revisions, each credential's status.consumers shows that rollout, and each
     previous value is kept past its overlap until the one rollout has finished (its new pod
     is available only after minReadySeconds, longer than the overlap)."""
-    apps = client.AppsV1Api(api)
     overlap, min_ready = 30, 35
     body = deployment("shared", replicas=1, uses=NAMES)
     body["spec"]["minReadySeconds"] = min_ready
@@ -143,7 +149,7 @@ def test_three_credentials_rotated_together_roll_their_shared_consumer_once(
 def test_a_rollout_held_for_the_others_is_not_lost_by_a_restart(
     cluster: Cluster,
     custom: client.CustomObjectsApi,
-    api: client.ApiClient,
+    apps: client.AppsV1Api,
     operator: Operator,
     namespace: str,
 ) -> None:
@@ -151,7 +157,6 @@ def test_a_rollout_held_for_the_others_is_not_lost_by_a_restart(
     keeps it about to roll: the first credential's rollout is held for it, at most the
     window. Killed during the hold, the operator restarts and rolls it all the same: the
     held rollout was in status as not rolled yet, never as done."""
-    apps = client.AppsV1Api(api)
     window = 30
     apply(cluster, namespace, deployment("both", replicas=1, uses=("held", "stuck")))
     cluster.kubectl("rollout", "status", "-n", namespace, "deployment/both", "--timeout=120s")
@@ -179,7 +184,7 @@ def test_a_rollout_held_for_the_others_is_not_lost_by_a_restart(
         "apply", "-f", "-", stdin=deny_policy(policy, namespace, rule, "stuck stays as it is")
     )
     try:
-        wait_for(lambda: _secret_refused(cluster, namespace, "stuck"), 30, what="policy in force")
+        wait_policy_in_force(cluster, namespace, "secret/stuck")
         cluster.kubectl(
             "annotate", "--overwrite", "-n", namespace, "sacred/held", "sacred/stuck",
             "credsmith.io/rotate=1",
@@ -209,15 +214,4 @@ def test_a_rollout_held_for_the_others_is_not_lost_by_a_restart(
         assert len(replica_sets(apps, namespace, "both")) == 2
         assert status_of(custom, namespace, "stuck").get("revision") == 1
     finally:
-        cluster.kubectl(
-            "delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy,
-            "--ignore-not-found",
-        )  # fmt: skip
-
-
-def _secret_refused(cluster: Cluster, namespace: str, name: str) -> bool:
-    result = cluster.kubectl(
-        "annotate", "-n", namespace, f"secret/{name}", "probe=1", "--dry-run=server",
-        check=False,
-    )  # fmt: skip
-    return result.returncode != 0
+        delete_deny_policy(cluster, policy)
