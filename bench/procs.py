@@ -105,6 +105,9 @@ class OperatorProcess:
     profiler: subprocess.Popen[bytes] | None = None
     # py-spy samples per second (--profile-rate)
     profile_rate: int = 100
+    # py-spy's sampling: "gil" (the thread holding the GIL) or "native" (threads on a CPU,
+    # with C frames: TLS, orjson, uvloop show as themselves; a CPU profile on a quiet machine)
+    profile_mode: str = "gil"
     # --operator-source: run the operator from this checkout's operator/ (PYTHONPATH), e.g.
     # an exported earlier commit, for before/after runs with one bench
     source: Path | None = None
@@ -205,12 +208,13 @@ class OperatorProcess:
                 str(self.pid),
                 "--rate",
                 str(self.profile_rate),
-                "--gil",
+                "--gil" if self.profile_mode == "gil" else "--native",
                 "--format",
                 "raw",
                 "--output",
                 str(output),
-                "--nonblocking",
+                # native stacks need the process paused for each sample
+                *(["--nonblocking"] if self.profile_mode == "gil" else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -197,6 +197,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile-rate", type=int, default=100, help="py-spy samples per second (--profile)"
     )
     parser.add_argument(
+        "--profile-mode",
+        choices=("gil", "native"),
+        default="gil",
+        help="py-spy: sample the thread holding the GIL, or threads on a CPU with their C "
+        "frames (native: a CPU profile, on a quiet machine)",
+    )
+    parser.add_argument(
         "--operator-source",
         type=Path,
         default=None,
@@ -311,6 +318,7 @@ async def bench(args: argparse.Namespace, cluster: Any, results: dict[str, Any])
             args.workers,
             metrics=args.operator_metrics,
             profile_rate=args.profile_rate,
+            profile_mode=args.profile_mode,
             source=args.operator_source,
         )
         ctx = phases.Context(
