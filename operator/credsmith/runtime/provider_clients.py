@@ -21,7 +21,7 @@ import json
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from credsmith.providers.base import IdentityProviderClient, ProviderError, ProviderReason
 from credsmith.runtime.kube import ApiError, Kube
@@ -124,26 +124,44 @@ class ClientFactory:
 
 
 def single_flight(read: Callable[[], Coroutine[Any, Any, T]]) -> Callable[[], Awaitable[T]]:
-    """`read`, of which a call while another is under way awaits that one's result (or
-    error) instead of starting its own; the next call after it ends reads again."""
-    under_way: asyncio.Task[T] | None = None
+    """`read`, shared by the calls that arrive before it begins: each call is served by a
+    read that begins after the call, never by one under way (which may answer with what
+    was there before the caller's reason to read again). A call while a read is under way
+    awaits the next one, which begins when that ends and serves every call arriving
+    meanwhile: at most two reads per burst of calls, one at a time."""
+    latest: _Read[T] | None = None
 
-    def ended(task: asyncio.Task[T]) -> None:
-        nonlocal under_way
-        if under_way is task:
-            under_way = None
-        if not task.cancelled():
-            task.exception()  # retrieved, should every caller have been cancelled
+    async def begin(mine: _Read[T], previous: asyncio.Task[T] | None) -> T:
+        if previous is not None:
+            await asyncio.wait([previous])  # its outcome is its own callers'
+        mine.begun = True
+        return await read()
 
     async def shared() -> T:
-        nonlocal under_way
-        if under_way is None:
-            under_way = asyncio.create_task(read())
-            under_way.add_done_callback(ended)
+        nonlocal latest
+        # A done read is none (its callbacks may not have run yet: the state is read here).
+        if latest is None or latest.begun or latest.task.done():
+            previous = latest.task if latest is not None and not latest.task.done() else None
+            mine = _Read[T]()
+            mine.task = asyncio.create_task(begin(mine, previous))
+            mine.task.add_done_callback(_retrieved)
+            latest = mine
         # A caller cancelled (its pass) does not cancel the read the others await.
-        return await asyncio.shield(under_way)
+        return await asyncio.shield(latest.task)
 
     return shared
+
+
+class _Read(Generic[T]):
+    """One read of single_flight's: its task, and whether `read` began (none may join)."""
+
+    task: asyncio.Task[T]
+    begun: bool = False
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, should every caller have been cancelled
 
 
 def _optional(value: object) -> str | None:
