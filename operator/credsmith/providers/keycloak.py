@@ -18,6 +18,7 @@ import hmac
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +38,17 @@ PAGE = 100  # clients per page when listing (the admin API's `q` refuses our att
 TOKEN_EARLY = 30.0  # seconds before its expiry a cached admin token is renewed
 
 
+@dataclass(frozen=True)
+class AdminCredentials:
+    """The admin client ID and secret read again from the provider's Secret. `taken` is
+    called once a client holds them (not when it was cancelled before: then whoever built
+    it must still take the Secret for changed)."""
+
+    client_id: str
+    secret: str = field(repr=False)
+    taken: Callable[[], None] = field(repr=False)
+
+
 class KeycloakClient:
     """One realm of one Keycloak. `url` is Keycloak's base URL (no /admin, no /realms)."""
 
@@ -54,7 +66,7 @@ class KeycloakClient:
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
-        reload_credentials: Callable[[], Awaitable[tuple[str, str]]] | None = None,
+        reload_credentials: Callable[[], Awaitable[AdminCredentials]] | None = None,
     ) -> None:
         """`reload_credentials`: reads the admin client ID and secret again (the Secret the
         provider names), once when a sign-in is refused: an admin secret rotated in Keycloak
@@ -250,13 +262,14 @@ class KeycloakClient:
         except ProviderError as refused:
             if refused.reason is not ProviderReason.LOGIN_REFUSED or self._reload is None:
                 raise
-            client_id, secret = await self._reload()
-            same = client_id == refused_id and hmac.compare_digest(
-                secret.encode(), refused_secret.encode()
+            fresh = await self._reload()
+            same = fresh.client_id == refused_id and hmac.compare_digest(
+                fresh.secret.encode(), refused_secret.encode()
             )
             if same:
                 raise  # the Secret holds what was refused: a person must act
-            self.admin_client_id, self._admin_secret = client_id, secret
+            self.admin_client_id, self._admin_secret = fresh.client_id, fresh.secret
+            fresh.taken()
         return await self._sign_in()
 
     async def _sign_in(self) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from credsmith.providers.base import IdentityProviderClient, ProviderError, ProviderReason
+from credsmith.providers.keycloak import AdminCredentials
 from credsmith.runtime.kube import ApiError, Kube
 
 T = TypeVar("T")
@@ -83,28 +84,44 @@ class ClientFactory:
         canonical = json.dumps(inputs, sort_keys=True, default=str).encode()
         return hmac.new(self._key, canonical, hashlib.sha256).digest()
 
+    def built(self, namespace: str, spec: Mapping[str, Any], inputs: Mapping[str, Any]) -> Built:
+        """The client built from `inputs`, with their fingerprint; a Keycloak client's
+        credentials read again become the fingerprint of this Built only, never of one
+        built after it (the spec changed meanwhile: its fingerprint is its own)."""
+        mine: Built | None = None
+        client = self.build(inputs, self.reloader(namespace, spec, lambda: mine))
+        mine = Built(client, self.fingerprint(inputs))
+        return mine
+
     def reloader(
         self, namespace: str, spec: Mapping[str, Any], built: Callable[[], Built | None]
-    ) -> Callable[[], Awaitable[tuple[str, str]]]:
-        """Reads a Keycloak provider's admin client ID and secret again, now. The client
-        takes what it reads: `built()`'s fingerprint follows, so that the provider's next
-        check does not take the Secret for changed and build another client. Concurrent
-        reloads share one read: the sign-ins of many credentials refused at once (a
+    ) -> Callable[[], Awaitable[AdminCredentials]]:
+        """Reads a Keycloak provider's admin client ID and secret again, now. Once the
+        client takes what was read, `built()`'s fingerprint follows, so that the provider's
+        next check does not take the Secret for changed and build another client; a read
+        no client took (its callers cancelled) leaves it, and that check rebuilds. Reloads
+        share reads (single_flight): the sign-ins of many credentials refused at once (a
         rotated admin secret) make one GET of the Secret, not one each."""
 
-        async def read() -> tuple[str, str]:
+        async def read() -> AdminCredentials:
             inputs = await self.inputs(namespace, spec)
-            if (current := built()) is not None:
-                current.fingerprint = self.fingerprint(inputs)
+            fingerprint = self.fingerprint(inputs)
+
+            def taken() -> None:
+                if (holder := built()) is not None:
+                    holder.fingerprint = fingerprint
+
             credentials = inputs["credentials"]
-            return credentials["clientIdKey"], credentials["clientSecretKey"]
+            return AdminCredentials(
+                credentials["clientIdKey"], credentials["clientSecretKey"], taken
+            )
 
         return single_flight(read)
 
     def build(
         self,
         inputs: Mapping[str, Any],
-        reload: Callable[[], Awaitable[tuple[str, str]]] | None = None,
+        reload: Callable[[], Awaitable[AdminCredentials]] | None = None,
     ) -> IdentityProviderClient:
         if "hydra" in inputs:
             from credsmith.providers.hydra import HydraClient

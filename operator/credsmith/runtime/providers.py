@@ -284,8 +284,7 @@ class Providers:
         if state.built is None or state.built.fingerprint != fingerprint:
             rebuilt = state.built is not None
             await self._drop_client(state)
-            reload = self.factory.reloader(resource.namespace, resource.spec, lambda: state.built)
-            state.built = Built(self.factory.build(inputs, reload), fingerprint)
+            state.built = self.factory.built(resource.namespace, resource.spec, inputs)
             self.memo.forget_provider(resource.uid)  # a new client: check every client again
             if rebuilt:
                 # Another address or admin login: now, not at each credential's resync

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import types
 from typing import Any
 
 from credsmith.providers.base import ProviderError, ProviderReason
 from credsmith.providers.keycloak import KeycloakClient
-from credsmith.runtime.provider_clients import single_flight
+from credsmith.runtime.provider_clients import Built, ClientFactory, single_flight
+from credsmith.runtime.providers import Providers, _State
 
 
 def _spec(url: str = "https://one.keycloak.invalid") -> dict[str, Any]:
@@ -109,3 +111,90 @@ def test_a_call_after_the_read_ended_reads_again_before_its_callbacks_ran() -> N
         return later
 
     assert asyncio.run(main()) == "new"
+
+
+def test_a_read_no_client_took_leaves_the_fingerprint_and_the_next_check_rebuilds() -> None:
+    async def main() -> tuple[bytes, bytes]:
+        kube = _HeldSecret("A")
+        factory = ClientFactory(kube, "operator-ns")  # type: ignore[arg-type]  # GETs only
+        inputs = await factory.inputs("ns", _spec())
+        built: Built | None = None
+        client = factory.build(inputs, factory.reloader("ns", _spec(), lambda: built))
+        assert isinstance(client, KeycloakClient)
+        built = Built(client, factory.fingerprint(inputs))
+        _signing_in_with(client, {"secret": "B"})
+        kube.secret = "B"
+        kube.hold()
+        signing_in = asyncio.create_task(client._admin_token())
+        await kube.waiting.wait()
+        signing_in.cancel()  # the credential's pass, cancelled during the re-read
+        kube.release()
+        await kube.answered.wait()
+        await _settle()
+        now = factory.fingerprint(await factory.inputs("ns", _spec()))
+        return built.fingerprint, now
+
+    held, now = asyncio.run(main())
+    assert held != now
+
+
+def test_a_read_the_client_took_is_its_fingerprint() -> None:
+    async def main() -> tuple[str, bytes, bytes]:
+        kube = _HeldSecret("A")
+        factory = ClientFactory(kube, "operator-ns")  # type: ignore[arg-type]  # GETs only
+        built = factory.built("ns", _spec(), await factory.inputs("ns", _spec()))
+        assert isinstance(built.client, KeycloakClient)
+        _signing_in_with(built.client, {"secret": "B"})
+        kube.secret = "B"
+        token = await built.client._admin_token()
+        now = factory.fingerprint(await factory.inputs("ns", _spec()))
+        return token, built.fingerprint, now
+
+    token, held, now = asyncio.run(main())
+    assert token == "token"
+    assert held == now  # the next check keeps the client
+
+
+def test_an_old_clients_read_does_not_become_the_fingerprint_of_its_successor() -> None:
+    # The spec moves to another Keycloak while the old client re-reads the Secret; when it
+    # moves back, the check must rebuild: the client it holds calls the other Keycloak.
+    key = ("IdentityProvider", "ns", "kc")
+
+    async def main() -> tuple[KeycloakClient, KeycloakClient, KeycloakClient]:
+        kube = _HeldSecret("old")
+        controller: Any = types.SimpleNamespace(
+            factory=ClientFactory(kube, "operator-ns"),  # type: ignore[arg-type]
+            memo=types.SimpleNamespace(forget_provider=lambda uid: None),
+            _requeue_credentials=lambda key: None,
+        )
+
+        async def drop(state: _State) -> None:
+            if state.built is not None:
+                built, state.built = state.built, None
+                await built.client.close()
+
+        controller._drop_client = drop
+        state = _State("u1")
+
+        async def check(url: str) -> KeycloakClient:
+            resource = types.SimpleNamespace(namespace="ns", spec=_spec(url), uid="u1")
+            built = await Providers._refresh_client(controller, key, resource, state)
+            assert isinstance(built.client, KeycloakClient)
+            return built.client
+
+        first = await check("https://one.keycloak.invalid")
+        _signing_in_with(first, {"secret": "new"})
+        kube.secret = "new"
+        kube.hold()
+        signing_in = asyncio.create_task(first._admin_token())
+        await kube.waiting.wait()
+        second = await check("https://two.keycloak.invalid")
+        kube.release()
+        assert await signing_in == "token"  # the old client took the new secret
+        third = await check("https://one.keycloak.invalid")
+        return first, second, third
+
+    first, second, third = asyncio.run(main())
+    assert second is not first
+    assert third is not second
+    assert third.url == "https://one.keycloak.invalid"
