@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -43,6 +42,7 @@ from credsmith.providers.hydra_body import (
     required_secret,
     secret_verdict,
 )
+from credsmith.providers.text import bounded, bounded_tail
 
 log = logging.getLogger(__name__)
 
@@ -305,20 +305,14 @@ def _error_fields(payload: Any) -> tuple[str | None, str | None]:
 
 
 def _brief(value: object) -> str:
-    text = re.sub(r"\s+", " ", re.sub(r"[\x00-\x1f\x7f]", " ", str(value))).strip()
-    return text if len(text) <= _MAX_ERROR_TEXT else text[: _MAX_ERROR_TEXT - 1] + "…"
+    return bounded(value, _MAX_ERROR_TEXT)
 
 
 def _tail(description: str) -> str:
     """Hydra's descriptions are a generic text with the particular hint last ("... Field
     client_secret must contain a secret that is at least 6 characters long."): a long one
     keeps its last sentences."""
-    text = re.sub(r"\s+", " ", re.sub(r"[\x00-\x1f\x7f]", " ", description)).strip()
-    if len(text) <= _MAX_ERROR_TEXT:
-        return text
-    end = text[-(_MAX_ERROR_TEXT - 1) :]
-    sentence = end.find(". ")
-    return "…" + (end[sentence + 2 :] if sentence >= 0 else end)
+    return bounded_tail(description, _MAX_ERROR_TEXT)
 
 
 def _client_path(client_id: str) -> str:

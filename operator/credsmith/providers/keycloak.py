@@ -33,9 +33,11 @@ from credsmith.providers.base import (
     ProviderReason,
 )
 from credsmith.providers.http_body import json_or_none
+from credsmith.providers.text import bounded
 
 PAGE = 100  # clients per page when listing (the admin API's `q` refuses our attributes)
 TOKEN_EARLY = 30.0  # seconds before its expiry a cached admin token is renewed
+MAX_TEXT = 200  # characters of Keycloak's error fields, and of an admin client ID, in a message
 
 
 @dataclass(frozen=True)
@@ -354,8 +356,7 @@ def _provider_text(body: Any) -> str:
         for key in ("errorMessage", "error", "error_description")
         if isinstance(body.get(key), str | int)
     ]
-    text = ": ".join(dict.fromkeys(parts))
-    return "".join(char if char.isprintable() else " " for char in text)[:200]
+    return bounded(": ".join(dict.fromkeys(parts)), MAX_TEXT)
 
 
 def _failure(method: str, url: str, status: int, body: Any) -> ProviderError:

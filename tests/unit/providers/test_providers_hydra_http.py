@@ -125,3 +125,21 @@ def test_an_empty_page_ends_the_listing_whatever_its_next_link_says() -> None:
 
     assert asyncio.run(main()) == []
     assert asked == ["page_size=100"]
+
+
+# What the ASCII control characters miss: a C1 control (CSI), a line separator, NEL, a
+# right-to-left override and a zero-width space.
+UNPRINTABLE = "\x9b31m\u2028\x85\u202e\u200b"
+
+
+def test_the_error_text_is_printable_whatever_hydra_answers() -> None:
+    async def handler(request: web.Request) -> web.Response:
+        body = {
+            "error": f"access{UNPRINTABLE}denied",
+            "error_description": "x" * 300 + f". The particular{UNPRINTABLE}hint.",
+        }
+        return web.json_response(body, status=401)
+
+    error, _ = check_against(handler)
+    assert error.message.isprintable()
+    assert error.message.endswith(": 401 access 31m denied: …The particular 31m hint.")
