@@ -37,7 +37,9 @@ from credsmith.providers.text import bounded
 
 PAGE = 100  # clients per page when listing (the admin API's `q` refuses our attributes)
 TOKEN_EARLY = 30.0  # seconds before its expiry a cached admin token is renewed
-MAX_TEXT = 200  # characters of Keycloak's error fields, and of an admin client ID, in a message
+MAX_TEXT = 200  # characters of Keycloak's error fields in a message
+MAX_NAME = 100  # characters of the admin client ID (a Secret's value) in a message
+MAX_URL = 160  # characters of a URL called in a message: its status and error text follow
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,7 @@ class KeycloakClient:
         else:
             differ = rep_.differences(desired, found)
             if differ or rep_.recorded_scopes(found) != set(desired.scope):
-                await self._admin_call(
-                    "PUT", f"/clients/{found['id']}", json=rep_.merged(found, fields)
-                )
+                await self._admin_call("PUT", _client_path(found), json=rep_.merged(found, fields))
             changed += differ
         if await self._put_back_scopes(found, desired, scope_ids):
             changed.append("scope")
@@ -158,7 +158,7 @@ class KeycloakClient:
                 ProviderReason.CONFLICT,
                 f"Keycloak: client {client_id} carries no credsmith marker: not deleted",
             )
-        await self._admin_call("DELETE", f"/clients/{found['id']}", missing_ok=True)
+        await self._admin_call("DELETE", _client_path(found), missing_ok=True)
 
     async def delete_if(self, client_id: str, doomed: Callable[[Marker | None], bool]) -> bool:
         found = await self._find(client_id)
@@ -166,7 +166,7 @@ class KeycloakClient:
             return False
         # By the internal id just read: a client deleted and created again under this
         # clientId since has another id, and a 404 here.
-        await self._admin_call("DELETE", f"/clients/{found['id']}", missing_ok=True)
+        await self._admin_call("DELETE", _client_path(found), missing_ok=True)
         return True
 
     async def close(self) -> None:
@@ -194,23 +194,23 @@ class KeycloakClient:
     ) -> bool:
         """Every desired scope a default client scope; the ones we added before and no
         longer want removed (the realm's own defaults stay)."""
-        path = f"/clients/{client['id']}/default-client-scopes"
+        path = f"{_client_path(client)}/default-client-scopes"
         held = {scope["name"]: scope["id"] for scope in await self._admin_call("GET", path) or []}
         stale = (rep_.recorded_scopes(client) - set(desired.scope)) & held.keys()
         missing = [name for name in desired.scope if name not in held]
         for name in missing:
-            await self._admin_call("PUT", f"{path}/{scope_ids[name]}")
+            await self._admin_call("PUT", f"{path}/{_quoted(scope_ids[name])}")
         for name in sorted(stale):
-            await self._admin_call("DELETE", f"{path}/{held[name]}", missing_ok=True)
+            await self._admin_call("DELETE", f"{path}/{_quoted(held[name])}", missing_ok=True)
         return bool(missing or stale)
 
     async def _put_back_audience(self, client: Mapping[str, Any], desired: DesiredClient) -> bool:
         held = rep_.audience_mappers(client)
-        path = f"/clients/{client['id']}/protocol-mappers/models"
+        path = f"{_client_path(client)}/protocol-mappers/models"
         stale = [held[audience] for audience in held if audience not in desired.audience]
         missing = [audience for audience in desired.audience if audience not in held]
         for mapper_id in stale:
-            await self._admin_call("DELETE", f"{path}/{mapper_id}", missing_ok=True)
+            await self._admin_call("DELETE", f"{path}/{_quoted(mapper_id)}", missing_ok=True)
         for audience in missing:
             await self._admin_call("POST", path, json=rep_.audience_mapper(audience))
         return bool(stale or missing)
@@ -293,7 +293,8 @@ class KeycloakClient:
         ):
             raise ProviderError(
                 ProviderReason.LOGIN_REFUSED,
-                f"Keycloak refused the admin client {self.admin_client_id} at {self.token_url}: "
+                f"Keycloak refused the admin client {bounded(self.admin_client_id, MAX_NAME)} "
+                f"at {bounded(self.token_url, MAX_URL)}: "
                 f"{status} {_provider_text(body)}",
             )
         if status >= 300:
@@ -368,5 +369,16 @@ def _failure(method: str, url: str, status: int, body: Any) -> ProviderError:
         422: ProviderReason.REJECTED,
     }.get(status, ProviderReason.ERROR)
     return ProviderError(
-        reason, f"Keycloak {method} {url}: {status} {_provider_text(body)}".rstrip()
+        reason,
+        f"Keycloak {method} {bounded(url, MAX_URL)}: {status} {_provider_text(body)}".rstrip(),
     )
+
+
+def _client_path(client: Mapping[str, Any]) -> str:
+    return f"/clients/{_quoted(client['id'])}"
+
+
+def _quoted(listed_id: object) -> str:
+    """An internal id Keycloak listed, as one segment of a path: any text Keycloak answers
+    with may hold a `/`, `?`, `..` or a newline."""
+    return quote(str(listed_id), safe="")
