@@ -64,9 +64,10 @@ RUN_DURATIONS: dict[str, float] = {}
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not os.environ.get("PYTEST_XDIST_WORKER") or config.cache is None:
+    cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
+    if not os.environ.get("PYTEST_XDIST_WORKER") or cache is None:
         return
-    last = config.cache.get(DURATIONS_KEY, {})
+    last = cache.get(DURATIONS_KEY, {})
     total: dict[str, float] = {}
     for nodeid, seconds in last.items() if isinstance(last, dict) else ():
         unit = work_unit(nodeid) or nodeid
@@ -112,9 +113,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             record = {"values": sorted(found.values), "shown": found.shown, "logs": str(logs)}
             config.workeroutput["credsmith_exposure"] = json.dumps(record)
         return
-    if config.cache is not None and RUN_DURATIONS and config.getvalue("dist") == "loadgroup":
-        kept = config.cache.get(DURATIONS_KEY, {})
-        config.cache.set(DURATIONS_KEY, {**kept, **RUN_DURATIONS})
+    cache = getattr(config, "cache", None)
+    if cache is not None and RUN_DURATIONS and config.getvalue("dist") == "loadgroup":
+        kept = cache.get(DURATIONS_KEY, {})
+        cache.set(DURATIONS_KEY, {**kept, **RUN_DURATIONS})
     if WORKER_RECORDS:  # the controller of an xdist run whose workers ran e2e tests
         problem = secrecy_problem(WORKER_RECORDS)
         if problem:
