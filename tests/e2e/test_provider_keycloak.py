@@ -20,7 +20,7 @@ from credsmith.providers import keycloak as keycloak_module
 from credsmith.providers import keycloak_rep
 from credsmith.providers.base import DesiredClient, Marker, Owner, ProviderError, ProviderReason
 from credsmith.providers.cleanup import clients_to_delete, still_to_delete
-from credsmith.providers.keycloak import KeycloakClient
+from credsmith.providers.keycloak import AdminCredentials, KeycloakClient
 from tests.providers.keycloak import (
     KeycloakRealm,
     free_port,
@@ -408,9 +408,9 @@ def test_a_refused_admin_login_reads_the_admin_credentials_again_once(
     held = {"secret": old}
     reads: list[str] = []
 
-    async def reload() -> tuple[str, str]:
+    async def reload() -> AdminCredentials:
         reads.append(admin_id)
-        return admin_id, held["secret"]
+        return AdminCredentials(admin_id, held["secret"], taken=lambda: None)
 
     now = [time.time()]
 
