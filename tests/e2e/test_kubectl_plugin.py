@@ -288,7 +288,10 @@ def test_check_with_and_without_a_leader(
 
     operator.stop()  # one operator at a time; the fixture restarts it afterwards
     elected = Operator(cluster, tmp_path, extra_env={"POD_NAME": "credsmith-pod-0"})
-    elected.start("--leader-elect", f"--leader-election-namespace={namespace}")
+    # Only this namespace: an operator of every namespace would act on the other tests'.
+    elected.start(
+        "--leader-elect", f"--leader-election-namespace={namespace}", f"--namespace={namespace}"
+    )
     try:
         wait_for(lambda: plugin("check", check=False).returncode == 0, what="a leader")
         leading = plugin("check").stdout
