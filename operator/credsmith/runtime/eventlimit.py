@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable
 
+_PRUNE_FLOOR = 10_000  # entries kept before the first prune
+
 
 class EventLimiter:
     def __init__(
@@ -18,6 +20,7 @@ class EventLimiter:
         self.interval = interval
         self._clock = clock
         self._last: dict[tuple[Hashable, str], float] = {}
+        self._prune_above = _PRUNE_FLOOR
 
     def allow(self, key: Hashable, reason: str) -> bool:
         """True (and remembered) if no Event of `reason` for `key` went out lately."""
@@ -26,6 +29,13 @@ class EventLimiter:
         if last is not None and now - last < self.interval:
             return False
         self._last[(key, reason)] = now
-        if len(self._last) > 10_000:  # forget the old ones rather than grow without end
-            self._last = {k: t for k, t in self._last.items() if now - t < self.interval}
+        if len(self._last) > self._prune_above:
+            self._prune(now)
         return True
+
+    def _prune(self, now: float) -> None:
+        """Forget the old ones rather than grow without end. The next prune waits until
+        the map has doubled, so that when most entries are recent (a refusal across tens
+        of thousands of resources) each call does not pay O(entries) again: amortised O(1)."""
+        self._last = {k: t for k, t in self._last.items() if now - t < self.interval}
+        self._prune_above = max(_PRUNE_FLOOR, 2 * len(self._last))

@@ -104,3 +104,28 @@ async def _first(queue: WorkQueue[str], key: str) -> str:
     queue.add(key)
     taken: str = await queue.get()
     return taken
+
+
+def test_event_limiter_forgets_old_keys_without_a_prune_per_call() -> None:
+    """Past 10,000 remembered keys the old ones are forgotten; with every key recent
+    (a refusal across 30,000 resources) the map is not rebuilt on each call."""
+    clock = Clock()
+    limiter = EventLimiter(interval=600, clock=clock)
+    prunes = 0
+    prune = limiter._prune
+
+    def counted(now: float) -> None:
+        nonlocal prunes
+        prunes += 1
+        prune(now)
+
+    limiter._prune = counted  # type: ignore[method-assign]
+    for i in range(30_000):
+        assert limiter.allow(i, "QuotaExceeded")
+    assert prunes <= 3  # at 10,001, 20,003: doubling, not one per call past 10,000
+    assert not limiter.allow(29_999, "QuotaExceeded")  # recent keys are all kept
+    clock.now = 700
+    for i in range(30_000, 60_001):
+        limiter.allow(i, "QuotaExceeded")
+    assert len(limiter._last) < 40_000  # the 30,000 from before the interval are gone
+    assert limiter.allow(0, "QuotaExceeded")
