@@ -16,6 +16,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from credsmith.providers.text import bounded
+
 
 class ProviderReason(StrEnum):
     """Why a provider call failed: the `Registered` (and provider `Ready`) reason."""
@@ -33,15 +35,16 @@ class ProviderReason(StrEnum):
 
 
 class ProviderError(Exception):
-    """A provider call that failed. `message` is bounded and sanitised: the URL we called,
-    the status code and the provider's own error text (its JSON error fields), never a
-    response body verbatim and never a secret."""
+    """A provider call that failed. `message`: the URL we called, the status code and the
+    provider's own error text (its JSON error fields), never a response body verbatim and
+    never a secret; made printable and bounded here, whatever the caller passed, as it
+    goes to status, Events and log lines."""
 
     MAX_MESSAGE = 300
 
     def __init__(self, reason: ProviderReason, message: str) -> None:
         self.reason = reason
-        self.message = message[: self.MAX_MESSAGE]
+        self.message = bounded(message, self.MAX_MESSAGE)
         super().__init__(f"{reason}: {self.message}")
 
 

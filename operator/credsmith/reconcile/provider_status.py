@@ -33,6 +33,7 @@ from credsmith.api.status import (
     find_condition,
     set_condition,
 )
+from credsmith.providers.text import bounded
 
 # Of the message: at most this many clients named, and this many characters in all.
 MAX_FAILURES_NAMED = 3
@@ -58,7 +59,7 @@ class CleanupOutcome:
             # The same text every time: a clean-up that deleted some writes no new status.
             return "the last clean-up deleted every client whose owner is gone"
         named = "; ".join(
-            f"{as_listed(client)}: {_one_line(why, MAX_CLEANUP_MESSAGE)}"
+            f"{as_listed(client)}: {bounded(why, MAX_CLEANUP_MESSAGE)}"
             for client, why in self.failures[:MAX_FAILURES_NAMED]
         )
         more = len(self.failures) - MAX_FAILURES_NAMED
@@ -73,13 +74,7 @@ def as_listed(text: str) -> str:
     """A string as a provider lists it (a client ID, a marker's owner), as status, Events
     and logs show it: the provider's admin API may hold any (newlines, control characters,
     any length)."""
-    return _one_line(text, MAX_CLIENT_ID_NAMED)
-
-
-def _one_line(text: str, limit: int) -> str:
-    """Printable, on one line, at most `limit` characters (… where cut)."""
-    text = "".join(char if char.isprintable() else " " for char in text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return bounded(text, MAX_CLIENT_ID_NAMED)
 
 
 # Ready=False reasons that no retry cures (also deploy/argocd's needs_a_person).
