@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import os
-import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -328,8 +327,14 @@ def test_every_call_derives_the_same_hashes_in_kind_and_number(
         assert costs == work["unknown"], name
 
 
+# A measurement: in `make test`'s serial session, which has the CPU first. In the parallel
+# one, six busy workers stretched single calls of one kind to 3x another's median.
+@pytest.mark.serial
+@pytest.mark.timing
 def test_every_call_takes_the_same_time(tmp_path: Path) -> None:
-    """Measured: the median of repeated calls of each kind is within 2x of every other."""
+    """Measured: the fastest of repeated calls of each kind is within 2x of every other's.
+    The fastest, as a busy machine only ever adds time: it is the call's own cost (all ~28 ms
+    on an idle machine; an unknown ID that derived nothing would take microseconds)."""
     registry = mixed_registry(tmp_path)
     runs: dict[str, list[float]] = {name: [] for name in CALLS}
     for _ in range(7):  # interleaved, so that a busy moment of the machine hits every kind
@@ -337,8 +342,8 @@ def test_every_call_takes_the_same_time(tmp_path: Path) -> None:
             started = time.perf_counter()
             registry.verify(client_id, secret)
             runs[name].append(time.perf_counter() - started)
-    medians = {name: statistics.median(times) for name, times in runs.items()}
-    assert max(medians.values()) <= 2 * min(medians.values()), medians
+    fastest = {name: min(times) for name, times in runs.items()}
+    assert max(fastest.values()) <= 2 * min(fastest.values()), fastest
 
 
 def test_every_call_parses_the_same_hash_strings_in_number(
