@@ -12,10 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client, config
+
+T = TypeVar("T")
 
 GROUP, VERSION = "credsmith.io", "v1alpha1"
 PLURALS = {"ServiceAccountCredential": "serviceaccountcredentials", "ApiClient": "apiclients"}
@@ -225,6 +227,13 @@ def registry_if_written(core: Any, namespace: str, name: str, directory: Path) -
         if exc.status == 404:
             return None
         raise
+
+
+def present(value: T | None) -> T:
+    """A field the test reads that the API server sets (metadata, status) but the client types
+    optional: None fails here as reading from it would."""
+    assert value is not None
+    return value
 
 
 def b64(text: str) -> str:

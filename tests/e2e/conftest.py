@@ -22,6 +22,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from kubernetes import client
@@ -144,7 +145,7 @@ def namespace(
     goes, its Events and the status of our resources are kept for the secrecy test."""
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"{base}-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": name}})
+    core.create_namespace(cast(client.V1Namespace, {"metadata": {"name": name}}))
     yield name
     exposure.record_namespace(cluster, name)
     try:

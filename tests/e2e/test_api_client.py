@@ -8,7 +8,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -22,6 +22,7 @@ from tests.e2e.cluster import (
     deny_policy,
     load_registry,
     manifest,
+    present,
     ready_condition,
     wait_for,
 )
@@ -39,8 +40,8 @@ def api_client(
 
 
 def list_clients(custom: client.CustomObjectsApi, namespace: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = custom.list_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL
+    items: list[dict[str, Any]] = cast(
+        dict[str, Any], custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
     )["items"]
     return items
 
@@ -53,7 +54,7 @@ def all_ready(custom: client.CustomObjectsApi, namespace: str, count: int) -> bo
 
 def registry_document(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any]:
     secret = core.read_namespaced_secret(name, namespace)
-    document: dict[str, Any] = json.loads(base64.b64decode(secret.data["clients.json"]))
+    document: dict[str, Any] = json.loads(base64.b64decode(present(secret.data)["clients.json"]))
     return document
 
 
@@ -66,7 +67,7 @@ def secrets_of(
     data = {}
     for item in found.items:
         raw = client.ApiClient().sanitize_for_serialization(item)
-        data[item.metadata.name] = exposure.record_secret(raw)
+        data[cast(str, present(item.metadata).name)] = exposure.record_secret(raw)
     return data
 
 
@@ -259,7 +260,10 @@ def test_a_registry_name_taken_by_a_foreign_secret_makes_every_member_not_ready(
     says so (Ready=False, RegistryConflict), and is Ready again once the Secret goes."""
     foreign = core.create_namespaced_secret(
         namespace,
-        {"metadata": {"name": "taken-registry"}, "stringData": {"clients.json": "not ours"}},
+        cast(
+            client.V1Secret,
+            {"metadata": {"name": "taken-registry"}, "stringData": {"clients.json": "not ours"}},
+        ),
     )
     names = ("one", "two")
     for name in names:
@@ -285,7 +289,8 @@ def test_a_registry_name_taken_by_a_foreign_secret_makes_every_member_not_ready(
         assert condition["status"] == "False"
         assert "taken-registry" in condition["message"]
     after = core.read_namespaced_secret("taken-registry", namespace)
-    assert after.metadata.resource_version == foreign.metadata.resource_version  # untouched
+    # Untouched:
+    assert present(after.metadata).resource_version == present(foreign.metadata).resource_version
 
     core.delete_namespaced_secret("taken-registry", namespace)
     wait_for(lambda: all_ready(custom, namespace, 2), 120, what="both Ready again")
@@ -324,7 +329,9 @@ def test_a_refused_registry_write_makes_its_members_not_ready_until_it_passes(
         def refused() -> bool:
             probe = {"metadata": {"name": "denied-registry"}, "stringData": {"a": "b"}}
             try:
-                core.create_namespaced_secret(namespace, probe, dry_run="All")
+                core.create_namespaced_secret(
+                    namespace, cast(client.V1Secret, probe), dry_run="All"
+                )
             except client.ApiException:
                 return True
             return False
@@ -335,12 +342,18 @@ def test_a_refused_registry_write_makes_its_members_not_ready_until_it_passes(
         )
 
         def reason() -> str | None:
-            obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "member")
+            obj = cast(
+                dict[str, Any],
+                custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "member"),
+            )
             condition = ready_condition(obj)
             return condition["reason"] if condition else None
 
         wait_for(lambda: reason() == "SecretWriteDenied", 60, what="SecretWriteDenied")
-        obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "member")
+        obj = cast(
+            dict[str, Any],
+            custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "member"),
+        )
         condition = ready_condition(obj)
         assert condition is not None
         assert condition["status"] == "False"

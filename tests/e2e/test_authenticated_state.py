@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
 
@@ -33,6 +33,7 @@ from tests.e2e.cluster import (
     Exposure,
     Operator,
     b64,
+    present,
     registry_if_written,
     wait_for,
 )
@@ -156,7 +157,7 @@ def test_a_planted_extra_secret_is_never_adopted(
     apply(cluster, namespace, sacred("extra", extraSecrets=[{"key": "cookie"}]))
     wait_revision(custom, namespace, "ServiceAccountCredential", "extra", 1)
     secret_data(core, exposure, namespace, "extra")
-    notes = core.read_namespaced_secret("extra", namespace).metadata.annotations
+    notes = present(present(core.read_namespaced_secret("extra", namespace).metadata).annotations)
     extras = json.loads(notes["credsmith.io/extra-secrets"])  # derivable from the spec anyway
     extras["cookie"]["fingerprint"] = fingerprint(CHOSEN)
     planted = json.dumps(extras, sort_keys=True, separators=(",", ":"))
@@ -178,7 +179,7 @@ def test_a_planted_extra_secret_is_never_adopted(
     def replaced() -> bool:
         raw = core.read_namespaced_secret("extra", namespace)
         value = (raw.data or {}).get("cookie")
-        return value is not None and not same(value, b64(CHOSEN))
+        return value is not None and not same(cast(str, value), b64(CHOSEN))
 
     watch_never(60, never_listed, stop_when=replaced)
     assert replaced(), "the planted extra value was kept"
@@ -202,22 +203,25 @@ def test_a_secret_made_before_its_api_client_is_a_conflict_and_never_listed(
     # leniently), before the ApiClient exists.
     core.create_namespaced_secret(
         namespace,
-        {
-            "metadata": {
-                "name": "early",
-                "labels": {"app.kubernetes.io/managed-by": "credsmith"},
-                "annotations": {
-                    "credsmith.io/owner": "ApiClient/early",
-                    "credsmith.io/revision": "1",
-                    "credsmith.io/issued-at": "2026-01-01T00:00:00Z",
-                    "credsmith.io/rotated-at": "2026-01-01T00:00:00Z",
-                    "credsmith.io/id": str(uuid.uuid4()),
-                    "credsmith.io/secret-hash": hash_secret(CHOSEN, HashAlgorithm.SHA256),
-                    "credsmith.io/secret-hash-of": f"SHA256:{fingerprint(CHOSEN)}",
+        cast(
+            client.V1Secret,
+            {
+                "metadata": {
+                    "name": "early",
+                    "labels": {"app.kubernetes.io/managed-by": "credsmith"},
+                    "annotations": {
+                        "credsmith.io/owner": "ApiClient/early",
+                        "credsmith.io/revision": "1",
+                        "credsmith.io/issued-at": "2026-01-01T00:00:00Z",
+                        "credsmith.io/rotated-at": "2026-01-01T00:00:00Z",
+                        "credsmith.io/id": str(uuid.uuid4()),
+                        "credsmith.io/secret-hash": hash_secret(CHOSEN, HashAlgorithm.SHA256),
+                        "credsmith.io/secret-hash-of": f"SHA256:{fingerprint(CHOSEN)}",
+                    },
                 },
+                "data": {"client_id": b64(cid), "client_secret": b64(CHOSEN)},
             },
-            "data": {"client_id": b64(cid), "client_secret": b64(CHOSEN)},
-        },
+        ),
     )
     apply(cluster, namespace, api_client("early", roles=[{"id": "admin"}]))
     apply(cluster, namespace, api_client("witness"))  # writes the registry meanwhile
@@ -234,8 +238,8 @@ def test_a_secret_made_before_its_api_client_is_a_conflict_and_never_listed(
     assert (obj.get("status") or {}).get("clientId") is None
     watch_never(10, never_listed)
     raw = core.read_namespaced_secret("early", namespace)
-    assert raw.metadata.annotations.get(STATE_MAC) is None  # untouched
-    assert same(raw.data["client_secret"], b64(CHOSEN))
+    assert present(present(raw.metadata).annotations).get(STATE_MAC) is None  # untouched
+    assert same(cast(str, present(raw.data)["client_secret"]), b64(CHOSEN))
 
 
 def registry_verifies_any(core: client.CoreV1Api, namespace: str) -> bool:
@@ -298,7 +302,7 @@ def test_a_planted_revision_is_not_believed_nor_followed(
 
     watch_never(10, settled_at_two)
     raw = core.read_namespaced_secret("counter", namespace)
-    assert raw.metadata.annotations["credsmith.io/revision"] == "2"
+    assert present(present(raw.metadata).annotations)["credsmith.io/revision"] == "2"
     messages = untrusted_messages(core, namespace, "counter")
     assert any("revision" in m for m in messages), messages
 
@@ -368,8 +372,8 @@ def test_the_operator_made_its_state_key_and_authenticates_what_it_writes(
     secret_data(core, exposure, namespace, "sealed")
     key = core.read_namespaced_secret(STATE_KEY_NAME, STATE_KEY_NAMESPACE)
     assert key.immutable is True
-    assert key.metadata.labels.get("app.kubernetes.io/managed-by") != "credsmith"
+    assert present(present(key.metadata).labels).get("app.kubernetes.io/managed-by") != "credsmith"
     raw = core.read_namespaced_secret("sealed", namespace)
-    assert raw.metadata.annotations[STATE_MAC].startswith("hmac-sha256:")
-    material = key.data["key"]
+    assert present(present(raw.metadata).annotations)[STATE_MAC].startswith("hmac-sha256:")
+    material = cast(str, present(key.data)["key"])
     assert material not in operator.logs(), "the state key is in the operator's log"

@@ -9,7 +9,7 @@ import json
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -25,6 +25,7 @@ from tests.e2e.cluster import (
     delete_deny_policy,
     deny_policy,
     manifest,
+    present,
     wait_for,
     wait_policy_in_force,
 )
@@ -76,7 +77,9 @@ def apply(cluster: Cluster, namespace: str, *objects: dict[str, Any]) -> None:
 
 
 def status_of(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
-    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, SACRED, name)
+    obj = cast(
+        dict[str, Any], custom.get_namespaced_custom_object(GROUP, VERSION, namespace, SACRED, name)
+    )
     return dict(obj.get("status") or {})
 
 
@@ -107,10 +110,10 @@ def replica_sets(apps: client.AppsV1Api, namespace: str, app: str) -> list[Any]:
 
 def template_annotations(apps: client.AppsV1Api, namespace: str, name: str) -> dict[str, str]:
     found = apps.read_namespaced_deployment(name, namespace)
-    return dict(found.spec.template.metadata.annotations or {})
+    return dict(present(found.spec.template.metadata).annotations or {})
 
 
-def events(core: client.CoreV1Api, namespace: str, name: str, reason: str) -> list[str]:
+def events(core: client.CoreV1Api, namespace: str, name: str, reason: str) -> list[str | None]:
     found = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
     return [e.message for e in found.items if e.reason == reason]
 
@@ -120,7 +123,7 @@ def secret_keys(core: client.CoreV1Api, namespace: str, name: str) -> set[str]:
 
 
 def registry_entry(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any]:
-    data = core.read_namespaced_secret(name, namespace).data["clients.json"]
+    data = (core.read_namespaced_secret(name, namespace).data or {})["clients.json"]
     entry: dict[str, Any] = json.loads(base64.b64decode(data))["clients"][0]
     return entry
 
@@ -175,7 +178,10 @@ def test_a_deployment_rolls_once_per_revision_and_shows_no_drift(
     assert condition(status, "Ready")["status"] == "True"
     # Our annotation has its own field manager, the credential's.
     managers = {
-        m.manager for m in apps.read_namespaced_deployment("web", namespace).metadata.managed_fields
+        m.manager
+        for m in present(
+            present(apps.read_namespaced_deployment("web", namespace).metadata).managed_fields
+        )
     }
     assert "credsmith-serviceaccountcredential-web-cred" in managers
 
@@ -211,7 +217,10 @@ def test_a_deployment_rolls_once_per_revision_and_shows_no_drift(
         "serviceaccountcredential.credsmith.io/web-cred-2": "2",
     }
     managers = {
-        m.manager for m in apps.read_namespaced_deployment("web", namespace).metadata.managed_fields
+        m.manager
+        for m in present(
+            present(apps.read_namespaced_deployment("web", namespace).metadata).managed_fields
+        )
     }
     assert {
         "credsmith-serviceaccountcredential-web-cred",
@@ -250,7 +259,7 @@ def test_a_selector_rolls_exactly_the_workloads_it_matches(
     )
     apply(cluster, namespace, body)
     wait_for(lambda: consumers_at(custom, namespace, "shared", 1), 60, what="rev 1")
-    generation = apps.read_namespaced_deployment("three", namespace).metadata.generation
+    generation = present(apps.read_namespaced_deployment("three", namespace).metadata).generation
 
     rotate(cluster, namespace, "sacred/shared", "1")
     rolled = wait_for(lambda: consumers_at(custom, namespace, "shared", 2), 120, what="rev 2")
@@ -262,11 +271,10 @@ def test_a_selector_rolls_exactly_the_workloads_it_matches(
     for name in ("one", "two"):
         found = template_annotations(apps, namespace, name)
         # (Read again after a moment if it differs, to tell a late read from a wrong one.)
-        again = (
-            found
-            if found == {key: "2"}
-            else (time.sleep(5), template_annotations(apps, namespace, name))[1]
-        )
+        again = found
+        if found != {key: "2"}:
+            time.sleep(5)
+            again = template_annotations(apps, namespace, name)
         assert (found, again) == ({key: "2"}, {key: "2"}), (
             name,
             rolled,
@@ -275,7 +283,10 @@ def test_a_selector_rolls_exactly_the_workloads_it_matches(
         sets = replica_sets(apps, namespace, name)
         assert len(sets) == 2, [(rs.metadata.name, rs.metadata.annotations) for rs in sets]
     assert template_annotations(apps, namespace, "three") == {}
-    assert apps.read_namespaced_deployment("three", namespace).metadata.generation == generation
+    assert (
+        present(apps.read_namespaced_deployment("three", namespace).metadata).generation
+        == generation
+    )
 
     # A Deployment created later that matches is recorded without a restart. (Later than
     # the margin within which one is taken to have started before the rotation.)
@@ -343,8 +354,8 @@ def test_statefulsets_and_daemonsets_roll_too(
     consumers = [{"kind": "StatefulSet", "name": "db"}, {"kind": "DaemonSet", "name": "agent"}]
     apply(cluster, namespace, sacred("db-cred", consumers, rotation={"overlap": "1h"}))
     wait_for(lambda: consumers_at(custom, namespace, "db-cred", 1), 60, what="rev 1")
-    revisions = {
-        "db": apps.read_namespaced_stateful_set("db", namespace).status.update_revision,
+    revisions: dict[str, Any] = {
+        "db": present(apps.read_namespaced_stateful_set("db", namespace).status).update_revision,
         "agent": len(
             apps.list_namespaced_controller_revision(namespace, label_selector="app=agent").items
         ),
@@ -356,14 +367,15 @@ def test_statefulsets_and_daemonsets_roll_too(
         ("StatefulSet", "db"),
         ("DaemonSet", "agent"),
     }
-    db = apps.read_namespaced_stateful_set("db", namespace)
-    assert db.status.update_revision != revisions["db"]
-    assert db.status.current_revision == db.status.update_revision
-    assert db.status.ready_replicas == 2
+    db = present(apps.read_namespaced_stateful_set("db", namespace).status)
+    assert db.update_revision != revisions["db"]
+    assert db.current_revision == db.update_revision
+    assert db.ready_replicas == 2
     agent = apps.read_namespaced_daemon_set("agent", namespace)
     key = "serviceaccountcredential.credsmith.io/db-cred"
-    assert agent.spec.template.metadata.annotations == {key: "2"}
-    assert agent.status.updated_number_scheduled == agent.status.desired_number_scheduled >= 1
+    assert present(agent.spec.template.metadata).annotations == {key: "2"}
+    agent_status = present(agent.status)
+    assert agent_status.updated_number_scheduled == agent_status.desired_number_scheduled >= 1
     assert (
         len(apps.list_namespaced_controller_revision(namespace, label_selector="app=agent").items)
         > revisions["agent"]
@@ -396,15 +408,18 @@ def test_a_stuck_rollout_keeps_the_previous_value_until_twice_the_overlap(
     apply(cluster, namespace, body)
 
     def client_status() -> dict[str, Any]:
-        obj = custom.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, "apiclients", "stuck-client"
+        obj = cast(
+            dict[str, Any],
+            custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "apiclients", "stuck-client"
+            ),
         )
         return dict(obj.get("status") or {})
 
     wait_for(lambda: client_status().get("revision") == 1, 60, what="rev 1")
 
     # New pods cannot be scheduled (every node cordoned); maxUnavailable 0 keeps the old one.
-    nodes = [n.metadata.name for n in core.list_node().items]
+    nodes = [present(present(n.metadata).name) for n in core.list_node().items]
     for node in nodes:
         cluster.kubectl("cordon", node)
     try:
@@ -429,7 +444,7 @@ def test_a_stuck_rollout_keeps_the_previous_value_until_twice_the_overlap(
         assert "client_secret_previous" in secret_keys(core, namespace, "stuck-client")
         warnings = events(core, namespace, "stuck-client", "ConsumersLagging")
         assert len(warnings) == 1
-        assert "Deployment/stuck" in warnings[0]
+        assert "Deployment/stuck" in present(warnings[0])
         # The registry keeps the previous hash as long as the Secret keeps the value.
         entry = registry_entry(core, namespace, "stuck-registry")
         assert datetime.fromisoformat(entry["previousSecret"]["expiresAt"]).timestamp() == held
@@ -581,7 +596,9 @@ def test_two_hundred_rotations_are_spread_and_idle_between(
     apply(cluster, namespace, *credentials)
 
     def listed() -> list[dict[str, Any]]:
-        found = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, SACRED)
+        found = cast(
+            dict[str, Any], custom.list_namespaced_custom_object(GROUP, VERSION, namespace, SACRED)
+        )
         return list(found["items"])
 
     def all_at(revision: int) -> list[dict[str, Any]] | None:
@@ -634,9 +651,9 @@ def test_two_hundred_rotations_are_spread_and_idle_between(
 
 def _rolled_at(apps: client.AppsV1Api, namespace: str, name: str, manager: str) -> float:
     found = apps.read_namespaced_deployment(name, namespace)
-    times = [m.time for m in found.metadata.managed_fields or () if m.manager == manager]
+    times = [m.time for m in present(found.metadata).managed_fields or () if m.manager == manager]
     assert times, f"{name}: no field manager {manager}"
-    return float(times[0].timestamp())
+    return float(present(times[0]).timestamp())
 
 
 def _workload_requests(cluster: Cluster) -> dict[tuple[str, str], float]:
@@ -775,7 +792,9 @@ def test_a_workload_that_does_not_use_the_secret_is_not_restarted(
     body = sacred(cred, [{"kind": "Deployment", "selector": selector}], rotation={"overlap": "1h"})
     apply(cluster, namespace, body)
     wait_for(lambda: status_of(custom, namespace, cred).get("revision") == 1, 60, what="rev 1")
-    generation = apps.read_namespaced_deployment("bystander", namespace).metadata.generation
+    generation = present(
+        apps.read_namespaced_deployment("bystander", namespace).metadata
+    ).generation
 
     rotate(cluster, namespace, f"sacred/{cred}", "1")
 
@@ -798,7 +817,10 @@ def test_a_workload_that_does_not_use_the_secret_is_not_restarted(
     assert "Deployment/bystander" in condition(status, "ConsumersRolledOut")["message"]
     time.sleep(3)  # a late patch would show by now
     assert template_annotations(apps, namespace, "bystander") == {}
-    assert apps.read_namespaced_deployment("bystander", namespace).metadata.generation == generation
+    assert (
+        present(apps.read_namespaced_deployment("bystander", namespace).metadata).generation
+        == generation
+    )
     assert len(replica_sets(apps, namespace, "bystander")) == 1
     assert template_annotations(apps, namespace, "user") == {
         f"serviceaccountcredential.credsmith.io/{cred}": "2"
@@ -850,7 +872,10 @@ def test_rotations_of_credentials_created_together_are_spread(
     )
 
     def issued() -> list[dict[str, Any]] | None:
-        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, SACRED)["items"]
+        found = cast(
+            dict[str, Any], custom.list_namespaced_custom_object(GROUP, VERSION, namespace, SACRED)
+        )
+        items = found["items"]
         done = [i for i in items if (i.get("status") or {}).get("revision") == 1]
         return done if len(done) == len(names) else None
 

@@ -5,12 +5,12 @@ workloads that roll out on its KWOK nodes."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
 
-from tests.e2e.cluster import GROUP, VERSION, Cluster, manifest, wait_for
+from tests.e2e.cluster import GROUP, VERSION, Cluster, manifest, present, wait_for
 
 
 def test_crd_is_served_and_rejects_an_invalid_object(
@@ -22,11 +22,14 @@ def test_crd_is_served_and_rejects_an_invalid_object(
             GROUP, VERSION, namespace, "serviceaccountcredentials", bad
         )
     assert caught.value.status == 422
-    assert "spec.serviceAccount" in caught.value.body
+    assert "spec.serviceAccount" in present(caught.value.body)
 
     good = manifest("ServiceAccountCredential", "ok", {"serviceAccount": "svc-a"})
-    created = custom.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "serviceaccountcredentials", good
+    created = cast(
+        dict[str, Any],
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "serviceaccountcredentials", good
+        ),
     )
     assert created["metadata"]["uid"]
 
@@ -34,24 +37,35 @@ def test_crd_is_served_and_rejects_an_invalid_object(
 def test_dependents_of_a_deleted_owner_are_garbage_collected(
     core: client.CoreV1Api, namespace: str
 ) -> None:
-    owner = core.create_namespaced_config_map(namespace, {"metadata": {"name": "owner"}})
+    owner = core.create_namespaced_config_map(
+        namespace, cast(client.V1ConfigMap, {"metadata": {"name": "owner"}})
+    )
     reference = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "name": "owner",
-        "uid": owner.metadata.uid,
+        "uid": present(owner.metadata).uid,
     }
     core.create_namespaced_config_map(
-        namespace, {"metadata": {"name": "dependent", "ownerReferences": [reference]}}
+        namespace,
+        cast(
+            client.V1ConfigMap, {"metadata": {"name": "dependent", "ownerReferences": [reference]}}
+        ),
     )
     core.delete_namespaced_config_map("owner", namespace)
     # An object created after its owner is gone is collected too.
     core.create_namespaced_config_map(
-        namespace, {"metadata": {"name": "late-dependent", "ownerReferences": [reference]}}
+        namespace,
+        cast(
+            client.V1ConfigMap,
+            {"metadata": {"name": "late-dependent", "ownerReferences": [reference]}},
+        ),
     )
 
     def collected() -> bool:
-        names = {cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items}
+        names = {
+            present(cm.metadata).name for cm in core.list_namespaced_config_map(namespace).items
+        }
         return not names & {"owner", "dependent", "late-dependent"}
 
     wait_for(collected, timeout=60, what="garbage collection of both dependents")
@@ -60,26 +74,34 @@ def test_dependents_of_a_deleted_owner_are_garbage_collected(
 def test_service_account_token_is_subject_to_rbac(
     cluster: Cluster, core: client.CoreV1Api, namespace: str
 ) -> None:
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "reader"}})
+    core.create_namespaced_service_account(
+        namespace, cast(client.V1ServiceAccount, {"metadata": {"name": "reader"}})
+    )
     rbac = client.RbacAuthorizationV1Api(cluster.api_client())
     rbac.create_namespaced_role(
         namespace,
-        {
-            "metadata": {"name": "configmap-reader"},
-            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}],
-        },
+        cast(
+            client.V1Role,
+            {
+                "metadata": {"name": "configmap-reader"},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}],
+            },
+        ),
     )
     rbac.create_namespaced_role_binding(
         namespace,
-        {
-            "metadata": {"name": "reader"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "configmap-reader",
+        cast(
+            client.V1RoleBinding,
+            {
+                "metadata": {"name": "reader"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": "configmap-reader",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
             },
-            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
-        },
+        ),
     )
     token = cluster.kubectl("create", "token", "reader", "-n", namespace).stdout.strip()
     assert token.count(".") == 2  # a JWT
@@ -115,7 +137,7 @@ def kwok_nodes(core: client.CoreV1Api) -> list[str]:
     nodes = core.list_node(label_selector="type=kwok").items
     if not nodes:
         pytest.skip("needs the local control plane's KWOK nodes (label type=kwok)")
-    return sorted(node.metadata.name for node in nodes)
+    return sorted(cast(str, present(node.metadata).name) for node in nodes)
 
 
 def _workload(kind: str, name: str, replicas: int | None = 2) -> str:

@@ -20,7 +20,7 @@ from tests.e2e.test_service_account_credential import (
     wait_ready,
 )
 
-EXTRAS = [
+EXTRAS: list[dict[str, Any]] = [
     {"key": "webhook_signing_key", "prefix": "whsec_"},
     {"key": "encryption.key", "length": 64, "alphabet": "Hex"},
     {"key": "api-token", "length": 32, "alphabet": "URLSafe"},

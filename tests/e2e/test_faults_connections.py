@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -25,6 +26,7 @@ from tests.e2e.cluster import (
     Exposure,
     Operator,
     manifest,
+    present,
     ready_condition,
     wait_for,
 )
@@ -40,7 +42,7 @@ LEASE_HOLD = 300.0
 def many_namespaces(core: client.CoreV1Api, namespace: str) -> Iterator[list[str]]:
     names = [f"{namespace[:50]}-{i:02d}" for i in range(NAMESPACES)]
     for name in names:
-        core.create_namespace({"metadata": {"name": name}})
+        core.create_namespace(cast(client.V1Namespace, {"metadata": {"name": name}}))
     yield names
     for name in names:
         core.delete_namespace(name)
@@ -74,7 +76,10 @@ def test_twenty_namespaces_all_ready_and_the_lease_held_without_a_lapse(
 
         def all_ready() -> bool:
             for name in many_namespaces:
-                obj = custom.get_namespaced_custom_object(GROUP, VERSION, name, PLURAL, "c")
+                obj = cast(
+                    dict[str, Any],
+                    custom.get_namespaced_custom_object(GROUP, VERSION, name, PLURAL, "c"),
+                )
                 condition = ready_condition(obj)
                 if condition is None or condition["status"] != "True":
                     return False
@@ -84,17 +89,17 @@ def test_twenty_namespaces_all_ready_and_the_lease_held_without_a_lapse(
         elapsed = time.monotonic() - started
 
         # The Lease: renewed all along, by the same holder, never older than its duration.
-        renewals: list[tuple[float, str]] = []
+        renewals: list[tuple[float, str | None]] = []
         transitions = set()
         ready_codes = set()
         deadline = time.monotonic() + LEASE_HOLD
         while time.monotonic() < deadline:
             lease = coordination.read_namespaced_lease("wide", namespace)
-            assert lease.spec.holder_identity == "wide"
-            transitions.add(lease.spec.lease_transitions)
-            renew = lease.spec.renew_time.timestamp()
+            assert present(lease.spec).holder_identity == "wide"
+            transitions.add(present(lease.spec).lease_transitions)
+            renew = present(present(lease.spec).renew_time).timestamp()
             if not renewals or renewals[-1][0] != renew:
-                renewals.append((renew, lease.spec.holder_identity))
+                renewals.append((renew, present(lease.spec).holder_identity))
             ready_codes.add(_probe(port, "/readyz"))
             time.sleep(1)
         gaps = [b[0] - a[0] for a, b in itertools.pairwise(renewals)]
@@ -125,7 +130,7 @@ def _holder(coordination: client.CoordinationV1Api, namespace: str) -> str:
         lease = coordination.read_namespaced_lease("wide", namespace)
     except client.ApiException:
         return ""
-    return str(lease.spec.holder_identity or "")
+    return str(present(lease.spec).holder_identity or "")
 
 
 def _probe(port: int, path: str) -> int:

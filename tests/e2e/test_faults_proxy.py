@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -26,6 +26,7 @@ from tests.e2e.cluster import (
     Exposure,
     Operator,
     manifest,
+    present,
     ready_condition,
     wait_for,
 )
@@ -128,7 +129,9 @@ def test_latency_then_a_cut_then_resets_during_a_bulk_apply(
         converged = time.monotonic() - after
         time.sleep(2)
 
-    items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    items = cast(
+        dict[str, Any], custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    )["items"]
     assert len(created) == total
     assert {i["status"]["revision"] for i in items} == {1}
     assert set(recorder.values) == set(created)
@@ -210,8 +213,11 @@ def test_concurrent_label_edits_during_three_rotations(
             )  # fmt: skip
 
             def rotated(expected: int = rotation + 1) -> bool:
-                obj = custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, "edited"
+                obj = cast(
+                    dict[str, Any],
+                    custom.get_namespaced_custom_object(
+                        GROUP, VERSION, namespace, PLURAL, "edited"
+                    ),
                 )
                 condition = ready_condition(obj) or {}
                 return (
@@ -225,7 +231,7 @@ def test_concurrent_label_edits_during_three_rotations(
         stop.set()
         editor.join()
     secret = core.read_namespaced_secret("edited", namespace)
-    annotations = secret.metadata.annotations or {}
+    annotations = present(secret.metadata).annotations or {}
     assert any(value == "4" for key, value in annotations.items() if key.endswith("revision"))
     print(f"{edits[0]} label edits; rotations took {', '.join(f'{t:.1f}s' for t in took)}")
 

@@ -8,7 +8,7 @@ resourcequota controller), and an immutable Secret.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
 
@@ -29,7 +29,9 @@ RECOVERY_WITHIN = 30.0
 
 
 def conditions(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
-    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    obj = cast(
+        dict[str, Any], custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    )
     return {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or ()}
 
 
@@ -45,7 +47,9 @@ def refused_with(custom: client.CustomObjectsApi, namespace: str, name: str, rea
 
 
 def ready(custom: client.CustomObjectsApi, namespace: str, name: str, revision: int) -> bool:
-    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    obj = cast(
+        dict[str, Any], custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    )
     found = {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or ()}
     return (
         (found.get("Ready") or {}).get("status") == "True"
@@ -67,7 +71,7 @@ def rotate(cluster: Cluster, namespace: str, name: str, value: str) -> None:
 
 
 def secret_data(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, str]:
-    return dict(core.read_namespaced_secret(name, namespace).data or {})
+    return dict(cast(dict[str, str], core.read_namespaced_secret(name, namespace).data or {}))
 
 
 def secret_write_refused(cluster: Cluster, namespace: str) -> bool:

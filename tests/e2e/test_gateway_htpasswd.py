@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from tests.e2e.cluster import Cluster, Exposure, Operator, wait_for
+from tests.e2e.cluster import Cluster, Exposure, Operator, present, wait_for
 from tests.e2e.nginx import MISSING, WHY_MISSING, nginx
 from tests.e2e.test_api_client import api_client
 from tests.e2e.test_service_account_credential import apply, read_secret
@@ -57,7 +57,7 @@ def _status(url: str, user: str, password: str) -> int | None:
 def mount(core: client.CoreV1Api, namespace: str, auth: Path) -> str:
     """Write the registry's `auth` key where nginx reads it, atomically as kubelet does."""
     secret = core.read_namespaced_secret("gateway-users", namespace)
-    text = base64.b64decode(secret.data["auth"]).decode()
+    text = base64.b64decode(present(secret.data)["auth"]).decode()
     staged = auth.with_suffix(".new")
     staged.write_text(text)
     staged.replace(auth)

@@ -116,8 +116,8 @@ def test_valid_providers_are_taken_and_printed(
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(credential))
     plain = cluster.kubectl("get", "sacred", "named", "-n", namespace).stdout.splitlines()[0]
     assert "PROVIDER" not in plain.split()
-    wide = cluster.kubectl("get", "sacred", "named", "-n", namespace, "-o", "wide").stdout
-    header, row = (line.split() for line in wide.splitlines()[:2])
+    wide_table = cluster.kubectl("get", "sacred", "named", "-n", namespace, "-o", "wide").stdout
+    header, row = (line.split() for line in wide_table.splitlines()[:2])
     assert {"PROVIDER", "REGISTERED"} <= set(header)
     assert "hydra" in row
     listed = cluster.kubectl("get", "credsmith", "-n", namespace, "-o", "name").stdout

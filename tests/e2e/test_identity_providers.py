@@ -13,7 +13,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -27,6 +27,7 @@ from tests.e2e.cluster import (
     Operator,
     deny_policy,
     manifest,
+    present,
     wait_for,
 )
 from tests.e2e.faults import free_port
@@ -139,7 +140,8 @@ def keycloak_provider(
     exposure.values.add(secret)  # never shown either
     admin_data = {"client-id": client_id, "client-secret": secret}
     core.create_namespaced_secret(
-        namespace, {"metadata": {"name": "keycloak-admin"}, "stringData": admin_data}
+        namespace,
+        cast(client.V1Secret, {"metadata": {"name": "keycloak-admin"}, "stringData": admin_data}),
     )
     spec = {
         "keycloak": {
@@ -278,7 +280,7 @@ def test_client_secret_is_registered_and_gets_a_token(
     # No finalizer anywhere: a namespace deletion never waits for a provider.
     assert not get(custom, namespace, SACREDS, "orders")["metadata"].get("finalizers")
     assert not get(custom, namespace, IDPS, "hydra")["metadata"].get("finalizers")
-    assert not core.read_namespaced_secret("orders", namespace).metadata.finalizers
+    assert not present(core.read_namespaced_secret("orders", namespace).metadata).finalizers
 
     # No value in the operator's logs, the Events or any status.
     assert_no_value_shown(cluster, namespace, exposure, operator)
@@ -364,7 +366,7 @@ def test_drift_in_hydra_is_put_back_within_resync(
 
     def drift_events() -> list[str]:
         events = core.list_namespaced_event(namespace).items
-        return [e.message for e in events if e.reason == "ProviderDrift"]
+        return [cast(str, e.message) for e in events if e.reason == "ProviderDrift"]
 
     # Someone edits the scope in Hydra: the token request with our scope fails until put back.
     assert hydra_client(hydra, client_id)[0] == 200
@@ -516,7 +518,7 @@ def test_a_refused_clean_up_shows_on_the_provider_and_clears_once_it_succeeds(
         def warnings() -> list[str]:
             events = core.list_namespaced_event(namespace).items
             return [
-                e.message
+                cast(str, e.message)
                 for e in events
                 if e.reason == "CleanupFailed" and e.type == "Warning"
                 and e.involved_object.kind == "IdentityProvider"
@@ -767,7 +769,9 @@ def test_a_crash_after_the_provider_accepted_and_before_any_write_leaves_no_orph
         wait_for(lambda: clients_of("orders") and clients_of("gone"), 60, what="clients made")
         operator.kill()
         # Nothing on record: no Secret, no client ID in status (the premise of this test).
-        secret_names = {s.metadata.name for s in core.list_namespaced_secret(namespace).items}
+        secret_names = {
+            present(s.metadata).name for s in core.list_namespaced_secret(namespace).items
+        }
         assert not secret_names & {"orders", "gone"}, secret_names  # names only, no value
         for name in ("orders", "gone"):
             assert "clientId" not in (get(custom, namespace, SACREDS, name).get("status") or {})

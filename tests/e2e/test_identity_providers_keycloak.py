@@ -8,6 +8,7 @@ with a client that has only realm-management's `manage-clients`.
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import pytest
 from kubernetes import client
@@ -85,7 +86,7 @@ def test_drift_in_keycloak_is_put_back_within_resync(
 
     def drift_events() -> list[str]:
         events = core.list_namespaced_event(namespace).items
-        return [e.message for e in events if e.reason == "ProviderDrift"]
+        return [cast(str, e.message) for e in events if e.reason == "ProviderDrift"]
 
     assert works()
     # Someone regenerates the client's secret in Keycloak's console.

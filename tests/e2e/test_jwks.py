@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jwt
 import pytest
 from kubernetes import client
 
-from tests.e2e.cluster import Cluster, Exposure, Operator, wait_for
+from tests.e2e.cluster import Cluster, Exposure, Operator, present, wait_for
 from tests.e2e.nginx import MISSING, WHY_MISSING, nginx
 from tests.e2e.test_service_account_credential import apply, get, read_secret, sacred
 
@@ -37,7 +37,7 @@ def jwks_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 def publish(core: client.CoreV1Api, namespace: str, document: Path) -> dict[str, Any]:
     """The ConfigMap's jwks.json, written where the server reads it (as a kubelet mount)."""
     found = core.read_namespaced_config_map("client-keys", namespace)
-    text = found.data["jwks.json"]
+    text = present(found.data)["jwks.json"]
     staged = document.with_suffix(".new")
     staged.write_text(text)
     staged.replace(document)
@@ -187,7 +187,11 @@ def test_a_jwk_set_name_taken_by_a_foreign_config_map_makes_its_credentials_not_
     namespace: str,
 ) -> None:
     core.create_namespaced_config_map(
-        namespace, {"metadata": {"name": "taken-keys"}, "data": {"jwks.json": "not ours"}}
+        namespace,
+        cast(
+            client.V1ConfigMap,
+            {"metadata": {"name": "taken-keys"}, "data": {"jwks.json": "not ours"}},
+        ),
     )
     keys = {"algorithm": "Ed25519", "jwks": {"name": "taken-keys"}}
     apply(cluster, namespace, sacred("signer", type="KeyPair", keyPair=keys))
@@ -207,4 +211,4 @@ def test_a_jwk_set_name_taken_by_a_foreign_config_map_makes_its_credentials_not_
     core.delete_namespaced_config_map("taken-keys", namespace)
     wait_for(lambda: (ready() or {}).get("status") == "True", 120, what="Ready again")
     published = core.read_namespaced_config_map("taken-keys", namespace).data
-    assert len(json.loads(published["jwks.json"])["keys"]) == 1
+    assert len(json.loads(present(published)["jwks.json"])["keys"]) == 1

@@ -13,10 +13,11 @@ live objects: what Flux, kpt and cli-utils' own tools conclude about our resourc
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -48,7 +49,8 @@ def kstatus(cluster: Cluster, namespace: str, resource: str) -> dict[str, Any]:
 
 
 def status_is(cluster: Cluster, namespace: str, resource: str, expected: str) -> bool:
-    return kstatus(cluster, namespace, resource)["status"] == expected
+    matches: bool = kstatus(cluster, namespace, resource)["status"] == expected
+    return matches
 
 
 def apply(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> None:
@@ -100,8 +102,11 @@ def test_an_unreconciled_generation_reads_in_progress(
         timeout=60,
         what="Current after the operator caught up",
     )
-    status = custom.get_namespaced_custom_object(
-        "credsmith.io", "v1alpha1", namespace, "serviceaccountcredentials", "changing"
+    status = cast(
+        dict[str, Any],
+        custom.get_namespaced_custom_object(
+            "credsmith.io", "v1alpha1", namespace, "serviceaccountcredentials", "changing"
+        ),
     )["status"]
     assert status["observedGeneration"] == 2
     assert status["revision"] == 2  # the new length rotated it
@@ -111,16 +116,16 @@ def test_stalled_reads_failed_until_the_cause_goes(
     cluster: Cluster, core: client.CoreV1Api, operator: Operator, namespace: str
 ) -> None:
     core.create_namespaced_secret(
-        namespace, {"metadata": {"name": "taken"}, "stringData": {"k": "v"}}
+        namespace, cast(client.V1Secret, {"metadata": {"name": "taken"}, "stringData": {"k": "v"}})
     )
-    spec = {"serviceAccount": "a", "secretName": "taken"}
+    spec: dict[str, Any] = {"serviceAccount": "a", "secretName": "taken"}
     apply(cluster, namespace, manifest("ServiceAccountCredential", "clash", spec))
     template = {"data": {"url": "{{ clientId "}}  # does not parse
     spec = {"serviceAccount": "a", "secretTemplate": template}
     apply(cluster, namespace, manifest("ServiceAccountCredential", "broken", spec))
     for resource, reason in zip(("sacred/clash", "sacred/broken"), FAILED_REASONS, strict=True):
         wait_for(
-            lambda r=resource: status_is(cluster, namespace, r, "Failed"),
+            functools.partial(status_is, cluster, namespace, resource, "Failed"),
             timeout=60,
             what=f"{resource} Failed",
         )

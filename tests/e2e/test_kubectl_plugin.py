@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -72,8 +72,11 @@ def wait_ready(cluster: Cluster, namespace: str, *resources: str) -> None:
 
 
 def revision(custom: client.CustomObjectsApi, namespace: str, name: str) -> Any:
-    obj = custom.get_namespaced_custom_object(
-        "credsmith.io", "v1alpha1", namespace, "serviceaccountcredentials", name
+    obj = cast(
+        dict[str, Any],
+        custom.get_namespaced_custom_object(
+            "credsmith.io", "v1alpha1", namespace, "serviceaccountcredentials", name
+        ),
     )
     return (obj.get("status") or {}).get("revision")
 
@@ -155,7 +158,7 @@ def two_context_kubeconfig(cluster: Cluster, namespace: str, path: Path) -> Path
     admin = yaml.safe_load(cluster.kubeconfig.read_text())
     current = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
     team = {"name": "team", "context": {**current["context"], "namespace": namespace}}
-    plain = {"name": "plain", "context": dict(current["context"])}
+    plain: dict[str, Any] = {"name": "plain", "context": dict(current["context"])}
     plain["context"].pop("namespace", None)
     path.write_text(
         yaml.safe_dump({**admin, "contexts": [plain, team], "current-context": "plain"})
@@ -244,8 +247,11 @@ def test_inspect_secret_shows_no_value(
     wait_ready(cluster, namespace, "sacred/x")
     plugin("rotate", "sacred/x", "-n", namespace)
     wait_for(lambda: revision(custom, namespace, "x") == 2, what="revision 2")
-    status = custom.get_namespaced_custom_object(
-        "credsmith.io", "v1alpha1", namespace, "serviceaccountcredentials", "x"
+    status = cast(
+        dict[str, Any],
+        custom.get_namespaced_custom_object(
+            "credsmith.io", "v1alpha1", namespace, "serviceaccountcredentials", "x"
+        ),
     )["status"]
     secret = client.ApiClient().sanitize_for_serialization(
         core.read_namespaced_secret(status["secretName"], namespace)
@@ -268,7 +274,7 @@ def test_inspect_secret_shows_no_value(
             assert form not in shown, f"the value of {key} is shown"
 
     core.create_namespaced_secret(
-        namespace, {"metadata": {"name": "mine"}, "stringData": {"k": "v"}}
+        namespace, cast(client.V1Secret, {"metadata": {"name": "mine"}, "stringData": {"k": "v"}})
     )
     foreign = plugin("inspect", "secret", "mine", "-n", namespace, check=False)
     assert foreign.returncode == 1
@@ -330,7 +336,9 @@ def test_a_refusal_shows_the_servers_message(
     tmp_path: Path,
 ) -> None:
     apply(cluster, namespace, "ServiceAccountCredential", "x")
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "nobody"}})
+    core.create_namespaced_service_account(
+        namespace, cast(client.V1ServiceAccount, {"metadata": {"name": "nobody"}})
+    )
     user = f"system:serviceaccount:{namespace}:nobody"  # no RBAC at all
     token = str(token_kubeconfig(cluster, namespace, "nobody", tmp_path / "token.yaml"))
 

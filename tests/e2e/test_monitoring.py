@@ -11,7 +11,7 @@ import urllib.request
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from kubernetes import client
@@ -47,7 +47,9 @@ def per_resource(text: str, namespace: str) -> Series:
 
 
 def status_of(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
-    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    obj = cast(
+        dict[str, Any], custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    )
     status: dict[str, Any] = obj.get("status") or {}
     return status
 

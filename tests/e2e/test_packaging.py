@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -40,6 +40,7 @@ from tests.e2e.cluster import (
     Exposure,
     Operator,
     manifest,
+    present,
     ready_condition,
     wait_for,
 )
@@ -84,7 +85,7 @@ def namespaces(
     """Two more fresh namespaces, A (watched) and B (not), deleted afterwards."""
     names = (f"pkg-a-{suffix()}", f"pkg-b-{suffix()}")
     for name in names:
-        core.create_namespace({"metadata": {"name": name}})
+        core.create_namespace(cast(client.V1Namespace, {"metadata": {"name": name}}))
     yield names
     for name in names:
         exposure.record_namespace(cluster, name)
@@ -216,7 +217,9 @@ def sacred(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def status_of(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
-    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    obj = cast(
+        dict[str, Any], custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    )
     return dict(obj.get("status") or {})
 
 
@@ -366,7 +369,8 @@ def test_namespaced_rbac_works_in_its_namespace_and_nowhere_else(
         wait_for(lambda: status_of(custom, watched, "billing").get("revision") == 3)
         # Conflict: a Secret we do not manage; the operator reads it (get) and reports.
         core.create_namespaced_secret(
-            watched, {"metadata": {"name": "taken"}, "stringData": {"k": "v"}}
+            watched,
+            cast(client.V1Secret, {"metadata": {"name": "taken"}, "stringData": {"k": "v"}}),
         )
         apply(cluster, watched, sacred("clash", serviceAccount="x", secretName="taken"))
 
@@ -381,7 +385,7 @@ def test_namespaced_rbac_works_in_its_namespace_and_nowhere_else(
         spec = {"displayName": "Dashboard", "registry": {"name": "clients"}}
         apply(cluster, watched, manifest("ApiClient", "dashboard", spec))
         wait_ready(cluster, watched, "apiclient/dashboard")
-        assert core.read_namespaced_secret("clients", watched).data["clients.json"]
+        assert present(core.read_namespaced_secret("clients", watched).data)["clients.json"]
 
         # The token itself: its namespace yes, any other no.
         assert as_token(cluster, kubeconfig, "get", "secrets", "-n", watched).returncode == 0
@@ -446,13 +450,15 @@ def system_namespace(core: client.CoreV1Api) -> Iterator[str]:
 
     def phase() -> str | None:
         found = core.list_namespace(field_selector=f"metadata.name={name}").items
-        return found[0].status.phase if found else None
+        return present(found[0].status).phase if found else None
 
     wait_for(lambda: phase() != "Terminating", timeout=120, what=f"{name} deleted")
     created = phase() is None
     if created:
         labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in RESTRICTED}
-        core.create_namespace({"metadata": {"name": name, "labels": labels}})
+        core.create_namespace(
+            cast(client.V1Namespace, {"metadata": {"name": name, "labels": labels}})
+        )
     yield name
     if created:
         core.delete_namespace(name)
@@ -488,7 +494,8 @@ def test_pod_template_is_admitted_by_restricted_pod_security(
     pod = pod_from_template(_deployment(cluster, source), "credsmith-probe")
     # The ServiceAccount admission plugin wants the pod's account to exist.
     core.create_namespaced_service_account(
-        namespace, {"metadata": {"name": pod["spec"]["serviceAccountName"]}}
+        namespace,
+        cast(client.V1ServiceAccount, {"metadata": {"name": pod["spec"]["serviceAccountName"]}}),
     )
 
     def dry_run(body: dict[str, Any]) -> subprocess.CompletedProcess[str]:

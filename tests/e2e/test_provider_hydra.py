@@ -345,12 +345,10 @@ def test_clean_up_reads_each_client_again_and_deletes_only_what_is_still_orphane
     def decide(client_id: str) -> Callable[[Marker | None], bool]:
         return lambda found: still_to_delete(client_id, found, provider, {}, lambda ns: True)
 
-    deleted = {
-        client_id: run(
-            hydra, lambda hydra_client, c=client_id: hydra_client.delete_if(c, decide(c))
-        )  # type: ignore[misc]
-        for client_id in doomed
-    }
+    def delete_if(client_id: str) -> Callable[[HydraClient], Awaitable[bool]]:
+        return lambda hydra_client: hydra_client.delete_if(client_id, decide(client_id))
+
+    deleted = {client_id: run(hydra, delete_if(client_id)) for client_id in doomed}
     assert deleted == {ids["orphan"]: True, ids["adopted"]: False, ids["taken"]: False}
     assert admin_call(hydra, "GET", f"/admin/clients/{ids['orphan']}")[0] == 404
     assert held(hydra, ids["adopted"])["client_id"] == ids["adopted"]

@@ -22,6 +22,7 @@ from tests.e2e.cluster import (
     Exposure,
     Operator,
     load_registry,
+    present,
     ready_condition,
     wait_for,
 )
@@ -49,7 +50,7 @@ def settled(items: list[dict[str, Any]]) -> bool:
             return False
         if condition["status"] != "True" and condition.get("reason") != "RegistryFull":
             return False
-    full = [i for i in creation_order(items) if ready_condition(i)["status"] != "True"]
+    full = [i for i in creation_order(items) if present(ready_condition(i))["status"] != "True"]
     return len(items) == COUNT and bool(full) and full == creation_order(items)[-len(full) :]
 
 
@@ -78,13 +79,13 @@ def test_a_registry_past_the_secret_limit_leaves_out_the_latest_clients(
 
     items = list_clients(custom, namespace)
     order = sorted(items, key=lambda i: (i["metadata"]["creationTimestamp"], i["metadata"]["name"]))
-    full = [i for i in order if ready_condition(i)["status"] != "True"]
+    full = [i for i in order if present(ready_condition(i))["status"] != "True"]
     assert 0 < len(full) < COUNT
     # The clients left out are the latest created: a tail of the creation order.
     assert [i["metadata"]["name"] for i in order[-len(full) :]] == [
         i["metadata"]["name"] for i in full
     ]
-    message = ready_condition(full[0])["message"]
+    message = present(ready_condition(full[0]))["message"]
     assert "full-registry would pass the 1 MiB limit of a Secret" in message
     assert "spec.registry.name" in message
 
@@ -102,9 +103,13 @@ def test_a_registry_past_the_secret_limit_leaves_out_the_latest_clients(
 
     # Settled: the registry Secret is not written again (a refused write would be retried,
     # a left-out client re-added and removed would change it).
-    version = core.read_namespaced_secret("full-registry", namespace).metadata.resource_version
+    version = present(
+        core.read_namespaced_secret("full-registry", namespace).metadata
+    ).resource_version
     time.sleep(20)
-    after = core.read_namespaced_secret("full-registry", namespace).metadata.resource_version
+    after = present(
+        core.read_namespaced_secret("full-registry", namespace).metadata
+    ).resource_version
     assert after == version
     assert settled(list_clients(custom, namespace))
 

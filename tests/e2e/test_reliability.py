@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client, watch
@@ -27,6 +27,7 @@ from tests.e2e.cluster import (
     Exposure,
     Operator,
     manifest,
+    present,
     ready_condition,
     wait_for,
 )
@@ -39,7 +40,9 @@ def sacred(name: str) -> dict[str, Any]:
 
 
 def ready_count(custom: client.CustomObjectsApi, namespace: str) -> tuple[int, int]:
-    items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    items = cast(
+        dict[str, Any], custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    )["items"]
     ready = [i for i in items if (c := ready_condition(i)) and c["status"] == "True"]
     return len(items), len(ready)
 
@@ -157,7 +160,9 @@ def test_two_replicas_one_acts_and_the_standby_takes_over(
         time.sleep(2)
 
     assert takeover < 6 + 2 + 2  # lease duration, a retry period, and slack
-    items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    items = cast(
+        dict[str, Any], custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    )["items"]
     assert {i["status"]["revision"] for i in items} == {1}
     assert set(recorder.values) == {f"c{i:02d}" for i in range(30)}
     for name, history in recorder.values.items():
@@ -195,16 +200,19 @@ def test_random_sigkills_lose_nothing_and_issue_nothing_twice(
         time.sleep(3)
 
     assert kills >= 10
-    items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    items = cast(
+        dict[str, Any], custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    )["items"]
     assert {i["status"]["revision"] for i in items} == {1}
     secrets = core.list_namespaced_secret(
         namespace, label_selector="app.kubernetes.io/managed-by=credsmith"
     )
-    assert sorted(s.metadata.name for s in secrets.items) == names  # none missing, none orphaned
+    # None missing, none orphaned:
+    assert sorted(cast(str, present(s.metadata).name) for s in secrets.items) == names
     for secret in secrets.items:
-        current = base64.b64decode(secret.data["client_secret"]).decode()
-        history = recorder.values[secret.metadata.name]
-        assert history == [current], f"{secret.metadata.name}: {len(history)} values seen"
+        current = base64.b64decode(present(secret.data)["client_secret"]).decode()
+        history = recorder.values[cast(str, present(secret.metadata).name)]
+        assert history == [current], f"{present(secret.metadata).name}: {len(history)} values seen"
 
 
 def probe(port: int, path: str) -> int:
@@ -256,7 +264,9 @@ def test_api_server_outage_during_a_bulk_apply(
             custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, sacred(name))
         wait_for(lambda: ready_count(custom, namespace) == (200, 200), 180, interval=1, what="200")
         assert probe(port, "/readyz") == 200
-        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        items = cast(
+            dict[str, Any], custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        )["items"]
         assert {i["status"]["revision"] for i in items} == {1}
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
             metrics = response.read().decode()
@@ -353,7 +363,9 @@ def test_sigkills_during_rotations_never_leave_a_secret_without_a_value(
 
     # The last request of every resource is acted on, despite the kills.
     def caught_up() -> bool:
-        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        items = cast(
+            dict[str, Any], custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        )["items"]
         return len(items) == 60 and all(
             (i.get("status") or {}).get("lastRotateRequest") == requested[i["metadata"]["name"]]
             and (c := ready_condition(i)) is not None

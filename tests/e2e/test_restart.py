@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -26,6 +26,7 @@ from tests.e2e.cluster import (
     Exposure,
     Operator,
     manifest,
+    present,
     ready_condition,
     wait_for,
 )
@@ -50,10 +51,12 @@ def _versions(
 ) -> dict[str, str]:
     found = {
         f"sac/{i['metadata']['name']}": i["metadata"]["resourceVersion"]
-        for i in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        for i in cast(
+            dict[str, Any], custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        )["items"]
     }
     for secret in core.list_namespaced_secret(namespace).items:
-        found[f"secret/{secret.metadata.name}"] = secret.metadata.resource_version
+        found[f"secret/{present(secret.metadata).name}"] = present(secret.metadata).resource_version
     return found
 
 
@@ -84,7 +87,9 @@ def _secret_creates_refused(audit: Path, namespace: str) -> list[str]:
 
 
 def _ready(custom: client.CustomObjectsApi, namespace: str, name: str) -> bool:
-    body = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    body = cast(
+        dict[str, Any], custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    )
     condition = ready_condition(body)
     return condition is not None and condition["status"] == "True"
 
@@ -157,7 +162,10 @@ def test_a_new_and_a_changed_credential_go_before_the_listings_end(
     # Its Secret was found (asked of the API server), not issued again.
     assert after["secret/zzz-changed"] == before["secret/zzz-changed"]
     assert _digest(core, namespace, "zzz-changed", exposure) == value
-    status = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "aaa-changed")
+    status = cast(
+        dict[str, Any],
+        custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "aaa-changed"),
+    )
     assert status["status"]["revision"] == 1
     if local_cluster is not None:
         # Not even tried: a Secret not listed yet was asked for, not taken for missing.

@@ -9,7 +9,7 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -24,6 +24,7 @@ from tests.e2e.cluster import (
     Operator,
     load_registry,
     manifest,
+    present,
     wait_for,
 )
 
@@ -35,7 +36,9 @@ def sacred(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def status_of(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
-    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    obj = cast(
+        dict[str, Any], custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    )
     status: dict[str, Any] = obj.get("status") or {}
     return status
 
@@ -52,7 +55,9 @@ def at(timestamp: str) -> float:
 
 
 def uid_of(custom: client.CustomObjectsApi, namespace: str, name: str) -> str:
-    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    obj = cast(
+        dict[str, Any], custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    )
     return str(obj["metadata"]["uid"])
 
 
@@ -212,7 +217,9 @@ def test_idle_operator_makes_no_writes(
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
 
     def converged() -> bool:
-        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        items = cast(
+            dict[str, Any], custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        )["items"]
         return len(items) == 200 and all(
             (i.get("status") or {}).get("revision") == 1 for i in items
         )
@@ -305,14 +312,17 @@ def test_api_client_registry_verifies_both_secrets_during_the_overlap(
     # drops the previous hash from the document at its next pass.
     def document() -> bytes:
         return base64.b64decode(
-            core.read_namespaced_secret("clients", namespace).data["clients.json"]
+            present(core.read_namespaced_secret("clients", namespace).data)["clients.json"]
         )
 
     wait_for(lambda: b"previousSecret" not in document(), 15, what="previous hash removed")
 
 
 def status_of_client(custom: client.CustomObjectsApi, namespace: str) -> dict[str, Any]:
-    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "apiclients", "dashboard")
+    obj = cast(
+        dict[str, Any],
+        custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "apiclients", "dashboard"),
+    )
     status: dict[str, Any] = obj.get("status") or {}
     return status
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import string
 import time
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -18,6 +18,7 @@ from tests.e2e.cluster import (
     Exposure,
     Operator,
     manifest,
+    present,
     ready_condition,
     wait_for,
 )
@@ -35,8 +36,8 @@ def sacred(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def get(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = custom.get_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, name
+    obj: dict[str, Any] = cast(
+        dict[str, Any], custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
     )
     return obj
 
@@ -213,7 +214,10 @@ def test_foreign_secret_is_a_conflict_left_untouched_until_it_goes(
 ) -> None:
     foreign = core.create_namespaced_secret(
         namespace,
-        {"metadata": {"name": "taken"}, "stringData": {"password": "not-ours-0123456789"}},
+        cast(
+            client.V1Secret,
+            {"metadata": {"name": "taken"}, "stringData": {"password": "not-ours-0123456789"}},
+        ),
     )
     apply(cluster, namespace, sacred("taken"))
     obj = wait_reason(custom, namespace, "taken", "SecretConflict")
@@ -230,14 +234,14 @@ def test_foreign_secret_is_a_conflict_left_untouched_until_it_goes(
 
     time.sleep(2)  # give the operator time to do something wrong
     after = core.read_namespaced_secret("taken", namespace)
-    assert after.metadata.resource_version == foreign.metadata.resource_version
+    assert present(after.metadata).resource_version == present(foreign.metadata).resource_version
     assert after.data == foreign.data
-    assert not after.metadata.owner_references
+    assert not present(after.metadata).owner_references
 
     core.delete_namespaced_secret("taken", namespace)
     wait_ready(cluster, namespace, "taken", timeout=90)
     issued = core.read_namespaced_secret("taken", namespace)
-    assert set(issued.data) == {"client_id", "client_secret"}
+    assert set(present(issued.data)) == {"client_id", "client_secret"}
 
 
 def test_crash_between_secret_and_status_adopts_the_same_secret(
@@ -339,7 +343,11 @@ def test_template_change_rerenders_and_length_change_rotates(
 
     def rerendered() -> dict[str, str] | None:
         data, secret = read_secret(core, exposure, namespace, "shaped")
-        return data if "dsn" in data and secret.metadata.labels.get("app") == "x" else None
+        return (
+            data
+            if "dsn" in data and present(present(secret.metadata).labels).get("app") == "x"
+            else None
+        )
 
     second = wait_for(rerendered, 60, what="re-rendered template")
     assert "url" not in second
@@ -375,7 +383,7 @@ def test_invalid_template_leaves_the_secret_as_it_was(
     assert 'secretTemplate.data["b"]' in message
     assert "clientSecrett" in message
     _, after = read_secret(core, exposure, namespace, "templated")
-    assert after.metadata.resource_version == before.metadata.resource_version
+    assert present(after.metadata).resource_version == present(before.metadata).resource_version
 
     apply(cluster, namespace, sacred("templated", secretTemplate={"data": {"b": "{{ clientId }}"}}))
     wait_reason(custom, namespace, "templated", "Issued")
@@ -430,7 +438,7 @@ def test_deletion_policy_and_no_kopf_traces(
     assert set(obj["status"]) >= {"conditions", "revision", "fingerprint"}
     assert not [k for k in obj["status"] if "kopf" in k]
 
-    owners = secret.metadata.owner_references or []
+    owners = present(secret.metadata).owner_references or []
     if policy == "Delete":
         assert [(o.kind, o.name, o.uid) for o in owners] == [
             (KIND, "owned", obj["metadata"]["uid"])
@@ -442,13 +450,13 @@ def test_deletion_policy_and_no_kopf_traces(
     if policy == "Delete":
 
         def collected() -> bool:
-            names = [s.metadata.name for s in core.list_namespaced_secret(namespace).items]
+            names = [present(s.metadata).name for s in core.list_namespaced_secret(namespace).items]
             return "owned" not in names
 
         wait_for(collected, 60, what="garbage collection of the Secret")
     else:
         time.sleep(5)  # the garbage collector would have acted by now
-        assert core.read_namespaced_secret("owned", namespace).metadata.name == "owned"
+        assert present(core.read_namespaced_secret("owned", namespace).metadata).name == "owned"
 
 
 def test_hostile_metadata_and_unicode(
@@ -480,14 +488,14 @@ def test_hostile_metadata_and_unicode(
     wait_ready(cluster, namespace, "unicode")
     data, secret = read_secret(core, exposure, namespace, "unicode")
     assert data["note"] == f"{text} {data['client_id']}"
-    assert secret.metadata.annotations["x"] == text
+    assert present(present(secret.metadata).annotations)["x"] == text
 
     tls = {
         "metadata": {"name": "a-tls-secret"},
         "type": "kubernetes.io/tls",
         "stringData": {"tls.crt": "not-a-cert", "tls.key": "not-a-key"},
     }
-    core.create_namespaced_secret(namespace, tls)
+    core.create_namespaced_secret(namespace, cast(client.V1Secret, tls))
     apply(cluster, namespace, sacred("wants-tls-name", secretName="a-tls-secret"))
     obj = wait_reason(custom, namespace, "wants-tls-name", "SecretConflict")
     assert "a-tls-secret" in ready_condition(obj)["message"]  # type: ignore[index]

@@ -4,6 +4,7 @@ and its Deployment controller (KWOK nodes)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from datetime import datetime
@@ -17,6 +18,7 @@ from tests.e2e.cluster import (
     Operator,
     delete_deny_policy,
     deny_policy,
+    present,
     wait_for,
     wait_policy_in_force,
 )
@@ -45,11 +47,12 @@ def _complete(
     found = apps.read_namespaced_deployment(name, namespace)
     status, wanted = found.status, found.spec.replicas
     return (
-        dict(found.spec.template.metadata.annotations or {}) == annotations
-        and (status.observed_generation or 0) >= found.metadata.generation
-        and status.updated_replicas == wanted
-        and status.replicas == wanted
-        and status.available_replicas == wanted
+        dict(present(found.spec.template.metadata).annotations or {}) == annotations
+        and (present(status).observed_generation or 0)
+        >= present(present(found.metadata).generation)
+        and present(status).updated_replicas == wanted
+        and present(status).replicas == wanted
+        and present(status).available_replicas == wanted
     )
 
 
@@ -80,7 +83,9 @@ def test_three_credentials_rotated_together_roll_their_shared_consumer_once(
         *(sacred(name, consumers, rotation={"overlap": f"{overlap}s"}) for name in NAMES),
     )
     for name in NAMES:
-        wait_for(lambda n=name: consumers_at(custom, namespace, n, 1), 60, what=f"{name} rev 1")
+        wait_for(
+            functools.partial(consumers_at, custom, namespace, name, 1), 60, what=f"{name} rev 1"
+        )
     before = {rs.metadata.name for rs in replica_sets(apps, namespace, "shared")}
     assert len(before) == 1
 
@@ -122,14 +127,18 @@ def test_three_credentials_rotated_together_roll_their_shared_consumer_once(
     assert template_annotations(apps, namespace, "shared") == rolled
     managers = {
         m.manager
-        for m in apps.read_namespaced_deployment("shared", namespace).metadata.managed_fields
+        for m in present(
+            present(apps.read_namespaced_deployment("shared", namespace).metadata).managed_fields
+        )
     }
     assert SHARED_ROLLOUT_MANAGER in managers
 
     # Each credential's status shows that rollout, and an Event says it rolled.
     rotated_at = []
     for name in NAMES:
-        entries = wait_for(lambda n=name: consumers_at(custom, namespace, n, 2), 60, what=name)
+        entries = wait_for(
+            functools.partial(consumers_at, custom, namespace, name, 2), 60, what=name
+        )
         assert entries == [
             {"kind": "Deployment", "name": "shared", "revision": 2, "rolledOut": True}
         ]
@@ -167,7 +176,9 @@ def test_a_rollout_held_for_the_others_is_not_lost_by_a_restart(
         *(sacred(name, consumers, rotation={"overlap": "1h"}) for name in ("held", "stuck")),
     )
     for name in ("held", "stuck"):
-        wait_for(lambda n=name: consumers_at(custom, namespace, n, 1), 60, what=f"{name} rev 1")
+        wait_for(
+            functools.partial(consumers_at, custom, namespace, name, 1), 60, what=f"{name} rev 1"
+        )
     operator.stop()
     operator.start(f"--consumer-roll-window={window}s")
     operator.wait_watching()

@@ -14,7 +14,7 @@ import json
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -31,6 +31,7 @@ from tests.e2e.cluster import (
     b64,
     load_registry,
     manifest,
+    present,
     ready_condition,
     registry_if_written,
     wait_for,
@@ -55,8 +56,9 @@ def sacred(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def get(custom: client.CustomObjectsApi, namespace: str, kind: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = custom.get_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURALS[kind], name
+    obj: dict[str, Any] = cast(
+        dict[str, Any],
+        custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name),
     )
     return obj
 
@@ -317,7 +319,7 @@ def test_a_hand_edited_value_is_reissued_and_never_published(
     assert checks >= 1
 
     raw = core.read_namespaced_secret("victim", namespace)
-    current = base64.b64decode(raw.data["client_secret"]).decode()
+    current = base64.b64decode(present(raw.data)["client_secret"]).decode()
     kept = same(current, chosen)
     assert not kept, "the chosen value was kept"
     after = secret_data(core, exposure, namespace, "victim")  # records only the new value
@@ -326,7 +328,7 @@ def test_a_hand_edited_value_is_reissued_and_never_published(
     shaped = len(after["client_secret"]) == 48 and after["client_secret"].isalnum()
     assert shaped, "the re-issued value does not have the spec's shape"
     assert after["client_id"] == client_id
-    assert raw.metadata.annotations[REVISION] == "2"
+    assert present(present(raw.metadata).annotations)[REVISION] == "2"
     assert "client_secret_previous" not in after  # an untrusted value is not kept valid
 
     reissued = [
@@ -381,9 +383,9 @@ def test_a_forged_hash_annotation_never_verifies(
         )
 
     wait_for(real_verifies, 60, what="the real value registered")
-    original_hash = core.read_namespaced_secret("target", namespace).metadata.annotations[
-        SECRET_HASH
-    ]
+    original_hash = present(
+        present(core.read_namespaced_secret("target", namespace).metadata).annotations
+    )[SECRET_HASH]
     made_from_value = original_hash == hash_secret(real["client_secret"], HashAlgorithm.SHA256)
     assert made_from_value, "the hash annotation is not the SHA256 of the value"
 
@@ -400,8 +402,8 @@ def test_a_forged_hash_annotation_never_verifies(
         assert found is None, "the forged hash verifies"
         leaked = published(chosen, json.dumps(document(core, namespace)))
         assert not leaked, "the forged hash was published"
-        notes = core.read_namespaced_secret("target", namespace).metadata.annotations
-        if notes.get(SECRET_HASH) == original_hash and real_verifies():
+        notes = present(core.read_namespaced_secret("target", namespace).metadata).annotations
+        if present(notes).get(SECRET_HASH) == original_hash and real_verifies():
             break
         assert time.monotonic() < deadline, "the hash was not re-made within 60s"
         time.sleep(0.2)
@@ -449,12 +451,12 @@ def test_the_previous_value_expires_on_time_while_the_template_is_broken(
     wait_reason(custom, namespace, "ServiceAccountCredential", "typo", "InvalidTemplate", 30)
     assert time.time() < expires - 3, "the template broke too late to test anything"
     secret = core.read_namespaced_secret("typo", namespace)
-    assert "client_secret_previous" in secret.data  # still within the overlap
+    assert "client_secret_previous" in present(secret.data)  # still within the overlap
 
     def previous_gone() -> bool:
         found = core.read_namespaced_secret("typo", namespace)
-        notes = found.metadata.annotations or {}
-        return "client_secret_previous" not in found.data and not any(
+        notes = present(found.metadata).annotations or {}
+        return "client_secret_previous" not in present(found.data) and not any(
             key.startswith("credsmith.io/previous-") for key in notes
         )
 
@@ -536,7 +538,7 @@ def test_a_template_that_inspects_the_secret_is_refused_and_the_secret_untouched
     assert exposure.leaks(ready["message"]) == []
     time.sleep(3)
     after = core.read_namespaced_secret("oracle", namespace)
-    assert after.metadata.resource_version == before.metadata.resource_version
+    assert present(after.metadata).resource_version == present(before.metadata).resource_version
     unchanged = same_data(secret_data(core, exposure, namespace, "oracle"), data)
     assert unchanged, "the Secret's data changed"
 

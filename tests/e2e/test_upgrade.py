@@ -7,17 +7,27 @@ status agrees with them. The MAC is added on the next write for another reason."
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
 from kubernetes import client
 
 from credsmith.registry import ClientRegistry
-from tests.e2e.cluster import GROUP, PLURALS, VERSION, Exposure, Operator, decode_data, wait_for
+from tests.e2e.cluster import (
+    GROUP,
+    PLURALS,
+    VERSION,
+    Exposure,
+    Operator,
+    decode_data,
+    present,
+    wait_for,
+)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 COUNTS = {"state_v1": 7, "state_v2": 8}
@@ -56,12 +66,16 @@ def test_state_written_before_is_adopted_with_no_write_and_no_rotation(
         metadata = resource["metadata"]
         for key in ("uid", "resourceVersion", "generation", "namespace"):
             metadata.pop(key, None)
-        created = custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, plural, resource
+        created = cast(
+            dict[str, Any],
+            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, resource),
         )
         created["status"] = status
-        updated = custom.replace_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, created
+        updated = cast(
+            dict[str, Any],
+            custom.replace_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, created
+            ),
         )
         assert updated["metadata"]["generation"] == status["observedGeneration"]
         assert updated["status"] == status, f"{name}: the schema dropped part of the status"
@@ -75,10 +89,10 @@ def test_state_written_before_is_adopted_with_no_write_and_no_rotation(
             ref["uid"] = created["metadata"]["uid"]
         made = core.create_namespaced_secret(namespace, secret)
         exposure.record_secret(secret)  # its values are searched for in logs and Events
-        notes = made.metadata.annotations or {}
+        notes = present(made.metadata).annotations or {}
         assert notes.get("credsmith.io/state-version") == STATE_VERSION[version]
         assert STATE_MAC not in notes
-        secrets[smeta["name"]] = made.metadata.resource_version
+        secrets[smeta["name"]] = present(present(made.metadata).resource_version)
 
     logs_before = len(operator.log_files)
     operator.start()
@@ -104,10 +118,13 @@ def test_state_written_before_is_adopted_with_no_write_and_no_rotation(
 
     for name, written in secrets.items():
         found = core.read_namespaced_secret(name, namespace)
-        assert found.metadata.resource_version == written, f"Secret {name} was written"
-        assert STATE_MAC not in (found.metadata.annotations or {})
+        assert present(found.metadata).resource_version == written, f"Secret {name} was written"
+        assert STATE_MAC not in (present(found.metadata).annotations or {})
     for name, (plural, written) in resources.items():
-        obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        obj = cast(
+            dict[str, Any],
+            custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name),
+        )
         assert obj["metadata"]["resourceVersion"] == written, f"{name}: status was written"
     reasons = [
         (e.involved_object.name, e.reason) for e in core.list_namespaced_event(namespace).items
@@ -132,15 +149,17 @@ def test_state_written_before_is_adopted_with_no_write_and_no_rotation(
     # the overlap, the previous one).
     path = tmp_path / "clients.json"
     path.write_text(document["clients.json"])
-    registry = ClientRegistry.load(path)
+    clients = ClientRegistry.load(path)
     for case in cases:
         if case["resource"]["kind"] != "ApiClient":
             continue
         data = decode_data(case["secret"])
         for key in ("client_secret", "client_secret_previous"):
             if key in data:
-                found = registry.verify(data["client_id"], data[key])
-                assert found is not None, f"{case['resource']['metadata']['name']}: {key} refused"
+                verified = clients.verify(data["client_id"], data[key])
+                assert verified is not None, (
+                    f"{case['resource']['metadata']['name']}: {key} refused"
+                )
 
     # The next write for another reason (a template label: a re-render, no new value) adds
     # the state MAC, and keeps every value.
@@ -155,11 +174,11 @@ def test_state_written_before_is_adopted_with_no_write_and_no_rotation(
 
     def sealed(name: str) -> bool:
         found = core.read_namespaced_secret(name, namespace)
-        return STATE_MAC in (found.metadata.annotations or {})
+        return STATE_MAC in (present(found.metadata).annotations or {})
 
     for case in cases:
         name = case["secret"]["metadata"]["name"]
-        wait_for(lambda name=name: sealed(name), 60, what=f"the state MAC on {name}")
+        wait_for(functools.partial(sealed, name), 60, what=f"the state MAC on {name}")
         found = client.ApiClient().sanitize_for_serialization(
             core.read_namespaced_secret(name, namespace)
         )

@@ -140,7 +140,9 @@ class ClientFactory:
         )
 
 
-def single_flight(read: Callable[[], Coroutine[Any, Any, T]]) -> Callable[[], Awaitable[T]]:
+def single_flight(
+    read: Callable[[], Coroutine[Any, Any, T]],
+) -> Callable[[], Coroutine[Any, Any, T]]:
     """`read`, shared by the calls that arrive before it begins: each call is served by a
     read that begins after the call, never by one under way (which may answer with what
     was there before the caller's reason to read again). A call while a read is under way

@@ -104,6 +104,7 @@ def test_name_is_an_object_name(name: str) -> None:
 
 @pytest.mark.parametrize("operator", ["In", "NotIn"])
 def test_set_operators_need_values(operator: str) -> None:
+    values: dict[str, Any]
     for values in ({}, {"values": []}):
         requirement = {"key": "tier", "operator": operator, **values}
         with pytest.raises(ValidationError, match=r"matchExpressions\.values must be non-empty"):

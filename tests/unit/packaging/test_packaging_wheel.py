@@ -81,8 +81,8 @@ def parse_dockerfile(text: str) -> list[Stage]:
         elif instruction == "FROM":
             base = re.sub(r"\$\{(\w+)\}", lambda m: global_args[m.group(1)], args)
             parts = re.split(r"\s+as\s+", base, flags=re.I)
-            image, name = parts[0], (parts[1] if len(parts) > 1 else None)
-            stages.append(Stage(image, name))
+            image, stage_name = parts[0], (parts[1] if len(parts) > 1 else None)
+            stages.append(Stage(image, stage_name))
         else:
             stages[-1].instructions.append((instruction, args))
     return stages

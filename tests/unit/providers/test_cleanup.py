@@ -104,7 +104,7 @@ def test_a_living_owner_with_no_client_id_on_record_keeps_every_client():
 def test_claimed_client_ids_are_the_recorded_the_providers_and_the_specs():
     assert claimed_client_ids({}, {}) is None
     assert claimed_client_ids({"clientId": {"value": "next"}}, {}) is None  # nothing recorded
-    assert claimed_client_ids({}, {"clientId": "c1"}) == {"c1"}
+    assert claimed_client_ids({}, {"clientId": "c1"}) == frozenset({"c1"})
     status = {"clientId": "c1", "identityProvider": {"clientId": "c1-at-provider"}}
     spec = {"clientId": {"value": "c2"}}  # being moved to another client ID
-    assert claimed_client_ids(spec, status) == {"c1", "c1-at-provider", "c2"}
+    assert claimed_client_ids(spec, status) == frozenset({"c1", "c1-at-provider", "c2"})

@@ -47,7 +47,8 @@ def upto(w: Any, last: Any, seen: ConsumersSeen | None = None) -> Pass:
 
 
 def reason_of(decision: Decision) -> str:
-    return next(c["reason"] for c in decision.status["conditions"] if c["type"] == "Ready")
+    reason: str = next(c["reason"] for c in decision.status["conditions"] if c["type"] == "Ready")
+    return reason
 
 
 # ---- validate, claim_secret, check_templates_stage -------------------------------------

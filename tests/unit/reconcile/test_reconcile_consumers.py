@@ -162,10 +162,10 @@ def step(w: Any, fleet: Fleet | None, advance: timedelta | None = None) -> Decis
     return decision
 
 
-def consumers_condition(w: Any) -> tuple[str, str, str] | None:
+def consumers_condition(w: Any) -> tuple[str, str, str]:
     condition = w.condition("ConsumersRolledOut")
-    if condition is None:
-        return None
+    # Every caller indexes or unpacks the result: a missing condition fails the test either way.
+    assert condition is not None, "no ConsumersRolledOut condition"
     return condition["status"], condition["reason"], condition["message"]
 
 

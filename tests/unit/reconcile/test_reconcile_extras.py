@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import string
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from credsmith.issuing.fingerprint import fingerprint
 
-EXTRAS = [
+EXTRAS: list[dict[str, Any]] = [
     {"key": "webhook_signing_key", "prefix": "whsec_"},
     {"key": "encryption.key", "length": 64, "alphabet": "Hex"},
     {"key": "api-token", "length": 32, "alphabet": "URLSafe"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -28,12 +29,13 @@ SPEC = {
 }
 
 
-def jwks(w) -> dict:
+def jwks(w) -> dict[str, Any]:
     decision = reconcile_jwks(
         "team-a", "keys", [(w.snapshot(), w.secret_snapshot())], None, w.now, TEST_STATE_KEY
     )
     assert decision.config_map is not None
-    return json.loads(decision.config_map["data"][JWKS_FILE])
+    keys: dict[str, Any] = json.loads(decision.config_map["data"][JWKS_FILE])
+    return keys
 
 
 def test_the_current_key_and_the_previous_one_until_it_expires(world):

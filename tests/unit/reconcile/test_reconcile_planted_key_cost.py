@@ -10,7 +10,9 @@ import base64
 import textwrap
 
 import pytest
+from cryptography.hazmat.primitives import serialization  # the module keypair loads keys with
 
+from credsmith.api.enums import KeyAlgorithm
 from credsmith.issuing import keypair
 from credsmith.reconcile.jwks import reconcile_jwks
 
@@ -25,13 +27,13 @@ def huge_pem(size: int) -> str:
 
 def test_a_planted_oversized_private_key_is_never_parsed(world, monkeypatch):
     loaded: list[int] = []
-    real = keypair.serialization.load_pem_private_key
+    real = serialization.load_pem_private_key
 
     def spy(data, password, *args, **kwargs):
         loaded.append(len(data))
         return real(data, password, *args, **kwargs)
 
-    monkeypatch.setattr(keypair.serialization, "load_pem_private_key", spy)
+    monkeypatch.setattr(serialization, "load_pem_private_key", spy)
     w = world(SA)
     w.converge()
     planted = huge_pem(4800)  # the size of an RSA-8192 key's PKCS#8 PEM
@@ -48,7 +50,7 @@ def test_a_planted_oversized_private_key_is_never_parsed(world, monkeypatch):
     assert w.data()["private_key.pem"] != planted
 
 
-@pytest.mark.parametrize("algorithm", list(keypair.KeyAlgorithm))
+@pytest.mark.parametrize("algorithm", list(KeyAlgorithm))
 def test_every_key_the_operator_writes_fits(algorithm):
     pem = keypair.new_key_pair(algorithm).private_key_pem
     assert len(pem.encode()) <= keypair.MAX_PRIVATE_KEY_PEM
@@ -61,13 +63,13 @@ def test_a_key_is_loaded_once_not_on_every_check(world, monkeypatch):
     w = world({**SA, "keyPair": {"algorithm": "RSA-4096", "jwks": {"name": "keys"}}})
     w.converge()
     loaded: list[int] = []
-    real = keypair.serialization.load_pem_private_key
+    real = serialization.load_pem_private_key
 
     def spy(data, password, *args, **kwargs):
         loaded.append(len(data))
         return real(data, password, *args, **kwargs)
 
-    monkeypatch.setattr(keypair.serialization, "load_pem_private_key", spy)
+    monkeypatch.setattr(serialization, "load_pem_private_key", spy)
     for _ in range(2):
         reconcile_jwks(
             "team-a", "keys", [(w.snapshot(), w.secret_snapshot())], None, w.now, w.state_key

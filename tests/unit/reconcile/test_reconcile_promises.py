@@ -58,9 +58,22 @@ def condition(w: Any, type_: str) -> dict[str, Any] | None:
     return next((c for c in w.status["conditions"] if c["type"] == type_), None)
 
 
+def present(w: Any, type_: str) -> dict[str, Any]:
+    """The condition the test reads (indexing None would fail the test as this assert does)."""
+    found = condition(w, type_)
+    assert found is not None, f"no {type_} condition"
+    return found
+
+
 def waiting(w: Any) -> dict[str, Any] | None:
     found = condition(w, "Reconciling")
     return found if found is not None and found["reason"] == "RotationWaiting" else None
+
+
+def rotation_waiting(w: Any) -> dict[str, Any]:
+    found = waiting(w)
+    assert found is not None, "not waiting to rotate"
+    return found
 
 
 def issued_and_rotated(w: Any) -> tuple[str, str]:
@@ -86,7 +99,7 @@ def test_a_second_request_inside_the_overlap_keeps_the_first_value_until_its_pro
     assert decision.secret is None
     assert w.status["revision"] == 2
     assert w.data()["client_secret_previous"] == first
-    assert condition(w, "Ready")["status"] == "True"
+    assert present(w, "Ready")["status"] == "True"
     wait = waiting(w)
     assert wait is not None
     assert wait["status"] == "True"
@@ -149,7 +162,7 @@ def test_a_parameter_change_inside_the_overlap_waits_too(world):
     w.step(MINUTE)
     assert w.status["revision"] == 2
     assert w.data()["client_secret_previous"] == first
-    assert "generation parameters changed" in waiting(w)["message"]
+    assert "generation parameters changed" in rotation_waiting(w)["message"]
     w.now = parse_timestamp(w.status["previousExpiresAt"])
     w.step()
     assert w.status["revision"] == 3
@@ -209,8 +222,8 @@ def test_two_requests_within_a_minute_rotate_once_then_again_after_the_floor(wor
     floor = rotated + MINUTE
     assert decision.requeue_at is not None
     assert decision.requeue_at <= floor + SECOND
-    assert "at most once per 1m" in waiting(w)["message"]
-    assert condition(w, "Ready")["status"] == "True"
+    assert "at most once per 1m" in rotation_waiting(w)["message"]
+    assert present(w, "Ready")["status"] == "True"
     w.now = decision.requeue_at
     w.step()
     assert w.status["revision"] == 3
@@ -285,7 +298,7 @@ def test_a_planted_last_revision_is_not_followed(world):
     for _ in range(5):
         assert w.step(SECOND).secret is None
     assert w.secret_writes == writes
-    assert condition(w, "Ready")["status"] == "True"
+    assert present(w, "Ready")["status"] == "True"
 
 
 def test_the_last_revision_with_a_wrong_fingerprint_stalls_instead_of_looping(world):
@@ -300,10 +313,10 @@ def test_the_last_revision_with_a_wrong_fingerprint_stalls_instead_of_looping(wo
         assert decision.secret is None
     assert w.secret_writes == writes
     assert w.data()["client_secret"] == value
-    assert condition(w, "Ready")["status"] == "False"
-    assert condition(w, "Ready")["reason"] == "RevisionExhausted"
-    assert condition(w, "Stalled")["status"] == "True"
-    assert str(MAX_REVISION) in condition(w, "Stalled")["message"]
+    assert present(w, "Ready")["status"] == "False"
+    assert present(w, "Ready")["reason"] == "RevisionExhausted"
+    assert present(w, "Stalled")["status"] == "True"
+    assert str(MAX_REVISION) in present(w, "Stalled")["message"]
     # One Warning, not one per pass.
     assert [e.reason for e in w.events].count("RevisionExhausted") == 1
 
@@ -315,7 +328,7 @@ def test_deleting_the_secret_recovers_from_the_last_revision(world):
     w.step(SECOND)
     w.delete_secret()
     w.step(SECOND)
-    assert condition(w, "Ready")["status"] == "True"
+    assert present(w, "Ready")["status"] == "True"
     assert w.status["revision"] == 2
 
 
@@ -333,7 +346,7 @@ def test_a_rotation_past_the_last_revision_stalls(world):
     w.annotate(ROTATE_ANNOTATION, "r1")
     decision = w.step(2 * MINUTE)
     assert decision.secret is None
-    assert condition(w, "Stalled")["reason"] == "RevisionExhausted"
+    assert present(w, "Stalled")["reason"] == "RevisionExhausted"
     assert w.step(MINUTE).secret is None
 
 

@@ -7,11 +7,13 @@ import base64
 import json
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from credsmith.api.enums import KeyAlgorithm
 from credsmith.issuing.keypair import new_key_pair
+from credsmith.reconcile.credential import KindRules
 from credsmith.reconcile.kinds import API_CLIENT, SERVICE_ACCOUNT_CREDENTIAL
 from credsmith.reconcile.snapshots import Event, SecretSnapshot
 
@@ -89,7 +91,7 @@ def test_repr_of_snapshots_and_decisions_holds_no_data(world):
     assert decision.secret is not None  # and the Decision still carries the manifest
 
 
-TYPES = {
+TYPES: dict[str, tuple[KindRules, dict[str, Any], str]] = {
     "ClientSecret": (SERVICE_ACCOUNT_CREDENTIAL, {**SA, "type": "ClientSecret"}, "client_secret"),
     "APIKey": (
         SERVICE_ACCOUNT_CREDENTIAL,

@@ -80,7 +80,11 @@ DAEMON_SET_DONE = {
     "numberAvailable": 3,
     "numberReady": 3,
 }
-DONE = {DEPLOYMENT: DEPLOYMENT_DONE, STATEFUL_SET: STATEFUL_SET_DONE, DAEMON_SET: DAEMON_SET_DONE}
+DONE: dict[WorkloadKind, dict[str, Any]] = {
+    DEPLOYMENT: DEPLOYMENT_DONE,
+    STATEFUL_SET: STATEFUL_SET_DONE,
+    DAEMON_SET: DAEMON_SET_DONE,
+}
 
 
 def read(kind: WorkloadKind, status: dict[str, Any], **kwargs: Any) -> Any:

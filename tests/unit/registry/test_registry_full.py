@@ -27,7 +27,9 @@ from tests.unit.registry.test_registry_verifier import NOW, client, issued, valu
 LONG_ROLES = [{"id": f"role.{i:03}." + "x" * 119, "name": "y" * 128} for i in range(64)]
 
 
-def created(member: tuple[ResourceSnapshot, SecretSnapshot], second: int) -> tuple:
+def created(
+    member: tuple[ResourceSnapshot, SecretSnapshot], second: int
+) -> tuple[ResourceSnapshot, SecretSnapshot]:
     resource, secret = member
     return replace(resource, creation_timestamp=f"2026-11-22T10:00:{second:02}Z"), secret
 

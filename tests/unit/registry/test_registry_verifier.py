@@ -170,9 +170,10 @@ def test_clients_without_an_issued_hash_are_left_out_and_documents_are_stable() 
     decision = reconcile_registry("ns", "reg", [pending, done], None, NOW, TEST_STATE_KEY)
     assert decision.create
     assert decision.clients == 1
+    assert decision.secret is not None  # unpacked below: None would fail here as well
     written = SecretSnapshot.from_api(
         {**decision.secret, "metadata": {**decision.secret["metadata"], "resourceVersion": "7"}}
-    )  # type: ignore[dict-item]
+    )
     again = reconcile_registry("ns", "reg", [done, pending], written, NOW, TEST_STATE_KEY)
     assert again.secret is None  # same set, any order: no write
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import types
-from typing import Any
+from typing import Any, cast
 
 from credsmith.providers.base import ProviderError, ProviderReason
 from credsmith.providers.keycloak import KeycloakClient
+from credsmith.reconcile.snapshots import ResourceSnapshot
 from credsmith.runtime.provider_clients import Built, ClientFactory, single_flight
 from credsmith.runtime.providers import Providers, _State
 
@@ -177,7 +178,9 @@ def test_an_old_clients_read_does_not_become_the_fingerprint_of_its_successor() 
         state = _State("u1")
 
         async def check(url: str) -> KeycloakClient:
-            resource = types.SimpleNamespace(namespace="ns", spec=_spec(url), uid="u1")
+            resource = cast(
+                ResourceSnapshot, types.SimpleNamespace(namespace="ns", spec=_spec(url), uid="u1")
+            )
             built = await Providers._refresh_client(controller, key, resource, state)
             assert isinstance(built.client, KeycloakClient)
             return built.client

@@ -38,7 +38,7 @@ def member(name: str) -> tuple[ResourceSnapshot, None]:
 def documents() -> tuple[Documents, list[Any]]:
     queue: WorkQueue[Any] = WorkQueue()
     added: list[Any] = []
-    queue.add = added.append  # type: ignore[method-assign]
+    queue.add = added.append  # type: ignore[method-assign,assignment]  # record, not queue
     found = Documents(
         cast(Kube, None),
         {},

@@ -227,7 +227,8 @@ class _Marked(_Recording):
     ) -> None:
         super().__init__()
         self.marked, self.deleted = marked, list[str]()
-        self.now = {m.client_id: m.marker for m in marked} | (now or {})
+        marks: dict[str, Marker | None] = {m.client_id: m.marker for m in marked}
+        self.now = marks | (now or {})
         self.refused = refused or {}
 
     async def list_marked(self, provider_uid: str) -> list[MarkedClient]:
@@ -451,7 +452,9 @@ def test_the_re_check_before_each_delete_looks_up_its_owner_not_every_credential
     # living credential again for each one (a ClusterIdentityProvider's allowedNamespaces
     # parsed for each) is minutes on the event loop, the leader Lease not renewed meanwhile.
     living = 40
-    provider_ref = {"identityProvider": {"kind": "ClusterIdentityProvider", "name": "kc"}}
+    provider_ref: dict[str, object] = {
+        "identityProvider": {"kind": "ClusterIdentityProvider", "name": "kc"}
+    }
     credentials = {
         ("ApiClient", "ns", f"c{i}"): replace(
             _credential(provider_ref), name=f"c{i}", uid=f"uid-{i}"
@@ -471,9 +474,9 @@ def test_the_re_check_before_each_delete_looks_up_its_owner_not_every_credential
         credential,
         ProviderOptions(),
     )
-    for key, found in credentials.items():
-        providers.credential_changed(key, "ADDED", found)
-    spec = {"hydra": {"adminURL": "http://hydra:4445"}}
+    for living_key, found in credentials.items():
+        providers.credential_changed(living_key, "ADDED", found)
+    spec: dict[str, object] = {"hydra": {"adminURL": "http://hydra:4445"}}
     provider = replace(_credential(spec), kind="ClusterIdentityProvider", namespace="", uid="p-uid")
     # As many clients of gone credentials, and one client of each living one.
     orphans = _orphans(*(f"orphan-{i}" for i in range(living)))

@@ -8,8 +8,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import cast
 
-from credsmith.providers.base import DesiredClient, MarkedClient, ProviderError, ProviderReason
+from credsmith.providers.base import (
+    DesiredClient,
+    IdentityProviderClient,
+    MarkedClient,
+    ProviderError,
+    ProviderReason,
+)
 from credsmith.reconcile.credential import reconcile
 from credsmith.reconcile.kinds import SERVICE_ACCOUNT_CREDENTIAL
 from credsmith.reconcile.snapshots import Decision, ResourceSnapshot
@@ -63,12 +70,14 @@ def setup() -> tuple[Providers, Recorder, ResourceSnapshot]:
         lambda key: None,
         ProviderOptions(),
     )
-    spec = {"hydra": {"adminURL": "http://hydra:4445"}, "resync": "1m"}
+    spec: dict[str, object] = {"hydra": {"adminURL": "http://hydra:4445"}, "resync": "1m"}
     providers.resources["IdentityProvider"][("ns", "hydra")] = snapshot(
         "IdentityProvider", "hydra", spec, "provider-uid"
     )
-    recorder = Recorder()
-    providers._states[PROVIDER] = _State("provider-uid", Built(recorder, b""))
+    recorder = Recorder()  # only the calls this pass makes (no delete_if)
+    providers._states[PROVIDER] = _State(
+        "provider-uid", Built(cast(IdentityProviderClient, recorder), b"")
+    )
     credential = snapshot(
         "ServiceAccountCredential",
         "orders",

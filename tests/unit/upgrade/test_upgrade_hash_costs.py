@@ -7,6 +7,7 @@ wrote are verified; any other string is not trusted and is made again."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def planted(name: str, encoded: str) -> tuple[ResourceSnapshot, SecretSnapshot]:
 
 
 @pytest.fixture
-def verified(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def verified(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The hash strings the operator verifies (a costly one is refused here, not run)."""
     seen: list[str] = []
 
