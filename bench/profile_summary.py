@@ -51,12 +51,18 @@ WHERE = (
         "the hand-off to a thread and back",
         ("to_thread (asyncio/threads.py", "concurrent/futures", "threading.py", "_chain_future"),
     ),
-    ("Secret create", ("Controller._write_secret",)),
-    ("status patch", ("Controller._patch_status",)),
-    ("Event post", ("Controller._post_event",)),
-    ("the rest of Controller.reconcile", ("Controller.reconcile", "Controller._worker")),
+    ("Secret create", ("Writes.write_secret",)),
+    ("status patch", ("Writes.patch_status",)),
+    ("Event post", ("Writes.post_event",)),
+    (
+        "the rest of a pass and the worker",
+        ("CredentialPass.", "Controller.reconcile", "Controller._worker"),
+    ),
     ("informers", ("Informer.",)),
-    ("responses and watch streams arriving", ("sslproto.py", "selector_events.py", "aiohttp/")),
+    (
+        "responses and watch streams arriving",
+        ("sslproto.py", "selector_events.py", "SSLProtocol", "aiohttp/"),
+    ),
 )
 
 
