@@ -15,6 +15,7 @@ request, so no login events and no brute-force counter on the client.
 from __future__ import annotations
 
 import hmac
+import math
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -301,9 +302,18 @@ class KeycloakClient:
             raise _failure("POST", self.token_url, status, body)
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
             raise ProviderError(
-                ProviderReason.ERROR, f"Keycloak: no access_token from {self.token_url}"
+                ProviderReason.ERROR,
+                f"Keycloak: no access_token from {bounded(self.token_url, MAX_URL)}",
             )
-        lifetime = float(body.get("expires_in") or 60)
+        lifetime = _token_lifetime(body.get("expires_in"))
+        if lifetime is None:
+            # Whatever a server answers must end as a ProviderError: anything else would
+            # carry its text, unbounded, into a refusal (and a status message).
+            raise ProviderError(
+                ProviderReason.ERROR,
+                f"Keycloak: an expires_in that is not a number of seconds from "
+                f"{bounded(self.token_url, MAX_URL)}",
+            )
         self._token = body["access_token"]
         self._token_until = self._clock() + max(lifetime - TOKEN_EARLY, lifetime / 2)
         return self._token
@@ -382,3 +392,14 @@ def _quoted(listed_id: object) -> str:
     """An internal id Keycloak listed, as one segment of a path: any text Keycloak answers
     with may hold a `/`, `?`, `..` or a newline."""
     return quote(str(listed_id), safe="")
+
+
+def _token_lifetime(value: object) -> float | None:
+    """A token answer's expires_in, in seconds: 60 when absent, None when not a finite
+    positive number (OAuth2 makes it a JSON number)."""
+    if value is None:
+        return 60.0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    seconds = float(value)
+    return seconds if math.isfinite(seconds) and seconds > 0 else None

@@ -28,6 +28,9 @@ from credsmith.api.status import (
 from credsmith.runtime.session import ApiError
 
 MESSAGE_LIMIT = 512  # characters of the server's message kept in status and Events
+# Characters of any refusal's message in a condition: a backstop far below the condition's
+# limit (32768), which a longer message would fail in the worker that shows it.
+MAX_REFUSAL_MESSAGE = 4096
 REDACTED = "[redacted]"
 
 
@@ -129,7 +132,7 @@ def refused_status(
             status=state,
             observed_generation=generation,
             reason=refusal.reason.value,
-            message=refusal.message,
+            message=refusal.message[:MAX_REFUSAL_MESSAGE],
         )
         conditions = set_condition(conditions, condition, now)
 

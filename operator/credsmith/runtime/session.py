@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from credsmith.providers.text import bounded
 from credsmith.runtime import jsoncodec
 
 JSON = "application/json"
@@ -61,12 +62,17 @@ class ApiError(Exception):
         return self.status == 404 and self.kind == "namespaces"
 
 
+# Characters of an unexpected exception's text in a log line or a refusal's message.
+MAX_DESCRIBED = 1000
+
+
 def describe(exc: Exception) -> str:
     """An exception for a log line. Ours never carry secret values; API errors carry
-    the apiserver's message, which names fields, not data."""
+    the apiserver's message, which names fields, not data. Any other may carry what a
+    server answered (a value it failed to parse): printable, one line, bounded."""
     if isinstance(exc, ApiError):
         return f"API error {exc}"
-    return f"{type(exc).__name__}: {exc}"
+    return bounded(f"{type(exc).__name__}: {exc}", MAX_DESCRIBED)
 
 
 class Gone(Exception):

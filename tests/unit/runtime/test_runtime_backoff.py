@@ -123,7 +123,8 @@ def test_event_limiter_forgets_old_keys_without_a_prune_per_call() -> None:
     for i in range(30_000):
         assert limiter.allow(i, "QuotaExceeded")
     assert prunes <= 3  # at 10,001, 20,003: doubling, not one per call past 10,000
-    assert not limiter.allow(29_999, "QuotaExceeded")  # recent keys are all kept
+    assert not limiter.allow(29_999, "QuotaExceeded")  # recent keys are all kept,
+    assert not limiter.allow(0, "QuotaExceeded")  # those from before a prune too
     clock.now = 700
     for i in range(30_000, 60_001):
         limiter.allow(i, "QuotaExceeded")
