@@ -137,6 +137,19 @@ def events(core: client.CoreV1Api, namespace: str, name: str) -> list[Any]:
     return list(found.items)
 
 
+def events_once_posted(
+    core: client.CoreV1Api, namespace: str, name: str, type_: str, reason: str
+) -> list[Any]:
+    """The object's Events once one of `type_` and `reason` is among them. A pass posts its
+    Events after its Secret and status writes, so a test that saw those waits a moment."""
+
+    def posted() -> list[Any] | None:
+        found = events(core, namespace, name)
+        return found if any((e.type, e.reason) == (type_, reason) for e in found) else None
+
+    return list(wait_for(posted, 10, what=f"a {type_} {reason} Event"))
+
+
 def sha256_forms(value: str) -> list[str]:
     """The SHA256 of `value` as the registry could spell it: credsmith's hash string, and the
     bare digest in hex and base64."""
@@ -333,7 +346,7 @@ def test_a_hand_edited_value_is_reissued_and_never_published(
 
     reissued = [
         e
-        for e in events(core, namespace, "victim")
+        for e in events_once_posted(core, namespace, "victim", "Warning", "Reissued")
         if e.reason == "Reissued" and e.type == "Warning"
     ]
     assert len(reissued) == 1
@@ -415,7 +428,8 @@ def test_a_forged_hash_annotation_never_verifies(
     obj = get(custom, namespace, "ApiClient", "target")
     assert obj["status"]["revision"] == 1
     assert ready_condition(obj)["status"] == "True"  # type: ignore[index]
-    reasons = [(e.type, e.reason) for e in events(core, namespace, "target")]
+    posted = events_once_posted(core, namespace, "target", "Warning", "Untrusted")
+    reasons = [(e.type, e.reason) for e in posted]
     assert ("Warning", "Untrusted") in reasons
     assert ("Warning", "Reissued") not in reasons
     time.sleep(2)
