@@ -258,6 +258,17 @@ def wait_for(
         time.sleep(interval)
 
 
+def holds_for(predicate: Callable[[], Any], seconds: float = 3, what: str = "") -> None:
+    """Assert a cheap predicate stays true for `seconds`: an absence (no such Event) checked
+    once could only mean the operator had not got that far yet."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert predicate(), f"no longer true: {what or predicate}"
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
+
+
 def ready_condition(obj: dict[str, Any]) -> dict[str, Any] | None:
     for condition in (obj.get("status") or {}).get("conditions") or ():
         if condition.get("type") == "Ready":

@@ -24,6 +24,7 @@ from tests.e2e.cluster import (
     annotation_refused,
     delete_deny_policy,
     deny_policy,
+    holds_for,
     manifest,
     present,
     wait_for,
@@ -442,7 +443,12 @@ def test_a_stuck_rollout_keeps_the_previous_value_until_twice_the_overlap(
         held = datetime.fromisoformat(lagging["previousExpiresAt"]).timestamp()
         assert held == rotated_at + 2 * overlap
         assert "client_secret_previous" in secret_keys(core, namespace, "stuck-client")
-        warnings = events(core, namespace, "stuck-client", "ConsumersLagging")
+        # The Event follows the status write that showed the condition.
+        warnings = wait_for(
+            lambda: events(core, namespace, "stuck-client", "ConsumersLagging"),
+            10,
+            what="the ConsumersLagging Event",
+        )
         assert len(warnings) == 1
         assert "Deployment/stuck" in present(warnings[0])
         # The registry keeps the previous hash as long as the Secret keeps the value.
@@ -554,7 +560,11 @@ def test_a_refused_rollout_shows_in_status_holds_the_previous_value_and_recovers
         2 * overlap,
         what="the previous value retired",
     )
-    assert events(core, namespace, "guarded-cred", "PreviousRetiredWhileLagging") == []
+    # A pass posts its Events after its writes: make sure none follows the retirement.
+    holds_for(
+        lambda: events(core, namespace, "guarded-cred", "PreviousRetiredWhileLagging") == [],
+        what="no PreviousRetiredWhileLagging Event",
+    )
 
 
 def _deny_deployment_updates(name: str, namespace: str) -> str:

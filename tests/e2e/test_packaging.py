@@ -379,8 +379,13 @@ def test_namespaced_rbac_works_in_its_namespace_and_nowhere_else(
             return ready["reason"] if ready else None
 
         wait_for(lambda: reason() == "SecretConflict", what="SecretConflict")
-        events = core.list_namespaced_event(watched, field_selector="involvedObject.name=clash")
-        assert any(e.reason == "SecretConflict" and e.type == "Warning" for e in events.items)
+
+        def conflict_posted() -> bool:
+            found = core.list_namespaced_event(watched, field_selector="involvedObject.name=clash")
+            return any(e.reason == "SecretConflict" and e.type == "Warning" for e in found.items)
+
+        # The Event follows the status write that showed the reason.
+        wait_for(conflict_posted, 10, what="the SecretConflict Warning")
         # An ApiClient with its registry Secret.
         spec = {"displayName": "Dashboard", "registry": {"name": "clients"}}
         apply(cluster, watched, manifest("ApiClient", "dashboard", spec))
