@@ -42,14 +42,15 @@ from credsmith.providers.hydra_body import (
     required_secret,
     secret_verdict,
 )
-from credsmith.providers.text import bounded, bounded_tail
+from credsmith.providers.text import bounded, bounded_tail, shown_url
 
 log = logging.getLogger(__name__)
 
 # The scope of the secret probe: one no client is given, so a right secret gets 400
 # invalid_scope (after authentication) and no token is minted.
 PROBE_SCOPE = "credsmith.secret-probe.no-such-scope"
-_MAX_ERROR_TEXT = 160  # of each of Hydra's `error` and `error_description`
+_MAX_ERROR_TEXT = 80  # of Hydra's `error` (a code such as invalid_client_metadata)
+_MIN_HINT = 40  # of Hydra's `error_description`, whatever the rest of a message takes
 _MAX_PAGES = 10_000  # a Link header that never ends is an answer we cannot read
 
 
@@ -168,7 +169,9 @@ class HydraClient:
         status, payload, following = await self._exchange("GET", url, query=query)
         self._raise_for(status, payload, "GET", url)
         if not isinstance(payload, list):
-            raise ProviderError(ProviderReason.ERROR, f"GET {url}: not a list of clients")
+            raise ProviderError(
+                ProviderReason.ERROR, f"GET {shown_url(url)}: not a list of clients"
+            )
         token = None
         if following is not None:
             tokens = parse_qs(URL(following).query_string).get("page_token")
@@ -192,7 +195,7 @@ class HydraClient:
             # The token endpoint says nothing now; the secret is set, not called drift.
             log.info("hydra: secret probe failed: %s", failure.message)
             return SecretVerdict.UNKNOWN
-        return secret_verdict(status, _error_fields(payload)[0])
+        return secret_verdict(status, _error_code(payload))
 
     async def _call(
         self,
@@ -241,7 +244,7 @@ class HydraClient:
                 # provider URLs holds for the URL called, not for where it points.
                 allow_redirects=False,
             ) as response:
-                payload = await json_or_none(response, f"{method} {url}")
+                payload = await json_or_none(response, f"{method} {shown_url(url)}")
                 following = response.links.get("next")
                 return (
                     response.status,
@@ -250,17 +253,19 @@ class HydraClient:
                 )
         except (aiohttp.ClientSSLError, ssl.SSLError) as failure:
             raise ProviderError(
-                ProviderReason.TLS_ERROR, f"{method} {url}: TLS: {_brief(failure)}"
+                ProviderReason.TLS_ERROR, f"{method} {shown_url(url)}: TLS: {_brief(failure)}"
             ) from None
         except TimeoutError:
-            raise ProviderError(ProviderReason.UNREACHABLE, f"{method} {url}: timed out") from None
+            raise ProviderError(
+                ProviderReason.UNREACHABLE, f"{method} {shown_url(url)}: timed out"
+            ) from None
         except ValueError:  # yarl's, and aiohttp's InvalidURL: the CRD's pattern admits more
             raise ProviderError(
-                ProviderReason.REJECTED, f"{method} {url}: not a URL that can be called"
+                ProviderReason.REJECTED, f"{method} {shown_url(url)}: not a URL that can be called"
             ) from None
         except aiohttp.ClientError as failure:
             raise ProviderError(
-                ProviderReason.UNREACHABLE, f"{method} {url}: {_brief(failure)}"
+                ProviderReason.UNREACHABLE, f"{method} {shown_url(url)}: {_brief(failure)}"
             ) from None
 
     def _raise_for(
@@ -268,11 +273,11 @@ class HydraClient:
     ) -> None:
         if status < 300:
             return
-        error, description = _error_fields(payload)
-        text = ": ".join(part for part in (error, description) if part)
-        message = f"{method} {url}: {status}" + (f" {text}" if text else "")
-        if secret:  # Hydra does not echo secrets; should a version ever, it ends here.
-            message = message.replace(secret, "***")
+        message = f"{method} {shown_url(url)}: {status}"
+        # Hydra's hint ends its description: what fits after the status is kept of its end.
+        room = ProviderError.MAX_MESSAGE - len(message) - 1
+        text = _error_text(payload, room, hidden=secret)
+        message += f" {text}" if text else ""
         raise ProviderError(reason_of(status), message)
 
     def _http(self) -> aiohttp.ClientSession:
@@ -293,26 +298,31 @@ def reason_of(status: int) -> ProviderReason:
     return ProviderReason.ERROR
 
 
-def _error_fields(payload: Any) -> tuple[str | None, str | None]:
-    """Hydra's own `error` and `error_description` (RFC 6749 5.2 style), bounded."""
-    if not isinstance(payload, Mapping):
-        return None, None
-    error, description = payload.get("error"), payload.get("error_description")
-    return (
-        _brief(error) if isinstance(error, str) and error.strip() else None,
-        _tail(description) if isinstance(description, str) and description.strip() else None,
-    )
+def _error_text(payload: Any, room: int, hidden: str | None = None) -> str:
+    """Hydra's own `error` and `error_description` (RFC 6749 5.2 style) in `room`
+    characters: the error code bounded, the description's end in what is left. Hydra does
+    not echo secrets; should a version ever, `hidden` is taken out before any cut, which
+    could leave a part of it."""
+    if hidden and isinstance(payload, Mapping):
+        payload = {
+            k: v.replace(hidden, "***") if isinstance(v, str) else v for k, v in payload.items()
+        }
+    code = _error_code(payload) or ""
+    description = payload.get("error_description") if isinstance(payload, Mapping) else None
+    if not isinstance(description, str) or not description.strip():
+        return code
+    left = max(room - len(code) - 2, _MIN_HINT) if code else room
+    return ": ".join(part for part in (code, bounded_tail(description, left)) if part)
+
+
+def _error_code(payload: Any) -> str | None:
+    """Hydra's `error` (RFC 6749 5.2), bounded; None when it gave none."""
+    error = payload.get("error") if isinstance(payload, Mapping) else None
+    return _brief(error) if isinstance(error, str) and error.strip() else None
 
 
 def _brief(value: object) -> str:
     return bounded(value, _MAX_ERROR_TEXT)
-
-
-def _tail(description: str) -> str:
-    """Hydra's descriptions are a generic text with the particular hint last ("... Field
-    client_secret must contain a secret that is at least 6 characters long."): a long one
-    keeps its last sentences."""
-    return bounded_tail(description, _MAX_ERROR_TEXT)
 
 
 def _client_path(client_id: str) -> str:

@@ -34,13 +34,12 @@ from credsmith.providers.base import (
     ProviderReason,
 )
 from credsmith.providers.http_body import json_or_none
-from credsmith.providers.text import bounded
+from credsmith.providers.text import bounded, shown_url
 
 PAGE = 100  # clients per page when listing (the admin API's `q` refuses our attributes)
 TOKEN_EARLY = 30.0  # seconds before its expiry a cached admin token is renewed
 MAX_TEXT = 200  # characters of Keycloak's error fields in a message
 MAX_NAME = 100  # characters of the admin client ID (a Secret's value) in a message
-MAX_URL = 160  # characters of a URL called in a message: its status and error text follow
 
 
 @dataclass(frozen=True)
@@ -140,9 +139,7 @@ class KeycloakClient:
             page = await self._admin_call(
                 "GET", "/clients", params={"first": str(first), "max": str(PAGE)}
             )
-            if not isinstance(page, list):
-                raise ProviderError(ProviderReason.ERROR, "Keycloak: clients list is not a list")
-            for client in page:
+            for client in _listed_clients(page):
                 marker = rep_.marker_of(client)
                 if marker is not None and marker.provider_uid == provider_uid:
                     marked.append(MarkedClient(client_id=client["clientId"], marker=marker))
@@ -218,7 +215,7 @@ class KeycloakClient:
 
     async def _find(self, client_id: str) -> dict[str, Any] | None:
         found = await self._admin_call("GET", "/clients", params={"clientId": client_id})
-        for client in found or []:
+        for client in _listed_clients(found or []):
             if client.get("clientId") == client_id:  # the parameter is exact; be sure
                 return dict(client)
         return None
@@ -294,16 +291,17 @@ class KeycloakClient:
         ):
             raise ProviderError(
                 ProviderReason.LOGIN_REFUSED,
-                f"Keycloak refused the admin client {bounded(self.admin_client_id, MAX_NAME)} "
-                f"at {bounded(self.token_url, MAX_URL)}: "
-                f"{status} {_provider_text(body)}",
+                # The status and Keycloak's text first: a cut (at the message's bound)
+                # takes the end.
+                f"Keycloak refused the admin client {bounded(self.admin_client_id, MAX_NAME)}: "
+                f"{status} {_provider_text(body)} (at {shown_url(self.token_url)})",
             )
         if status >= 300:
             raise _failure("POST", self.token_url, status, body)
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
             raise ProviderError(
                 ProviderReason.ERROR,
-                f"Keycloak: no access_token from {bounded(self.token_url, MAX_URL)}",
+                f"Keycloak: no access_token from {shown_url(self.token_url)}",
             )
         lifetime = _token_lifetime(body.get("expires_in"))
         if lifetime is None:
@@ -312,7 +310,7 @@ class KeycloakClient:
             raise ProviderError(
                 ProviderReason.ERROR,
                 f"Keycloak: an expires_in that is not a number of seconds from "
-                f"{bounded(self.token_url, MAX_URL)}",
+                f"{shown_url(self.token_url)}",
             )
         self._token = body["access_token"]
         self._token_until = self._clock() + max(lifetime - TOKEN_EARLY, lifetime / 2)
@@ -334,27 +332,28 @@ class KeycloakClient:
                 allow_redirects=False,
                 **kwargs,
             ) as response:
-                body = await json_or_none(response, f"Keycloak {method} {url}")
+                body = await json_or_none(response, f"Keycloak {method} {shown_url(url)}")
                 return response.status, body
         except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
             # The certificate's complaint (e.g. "self-signed certificate") where there is one.
             certificate = getattr(exc, "certificate_error", None)
             detail = getattr(certificate, "verify_message", None) or type(exc).__name__
             raise ProviderError(
-                ProviderReason.TLS_ERROR, f"Keycloak at {self.url}: TLS failed: {detail}"
+                ProviderReason.TLS_ERROR, f"Keycloak at {shown_url(self.url)}: TLS failed: {detail}"
             ) from None
         except TimeoutError:
             raise ProviderError(
-                ProviderReason.UNREACHABLE, f"Keycloak at {self.url}: no answer in time"
+                ProviderReason.UNREACHABLE, f"Keycloak at {shown_url(self.url)}: no answer in time"
             ) from None
         except ValueError:  # aiohttp's InvalidURL: the CRD's pattern admits more
             raise ProviderError(
-                ProviderReason.REJECTED, f"Keycloak at {self.url}: not a URL that can be called"
+                ProviderReason.REJECTED,
+                f"Keycloak at {shown_url(self.url)}: not a URL that can be called",
             ) from None
         except aiohttp.ClientConnectionError as exc:
             raise ProviderError(
                 ProviderReason.UNREACHABLE,
-                f"Keycloak at {self.url} unreachable: {type(exc).__name__}",
+                f"Keycloak at {shown_url(self.url)} unreachable: {type(exc).__name__}",
             ) from None
 
 
@@ -380,8 +379,22 @@ def _failure(method: str, url: str, status: int, body: Any) -> ProviderError:
     }.get(status, ProviderReason.ERROR)
     return ProviderError(
         reason,
-        f"Keycloak {method} {bounded(url, MAX_URL)}: {status} {_provider_text(body)}".rstrip(),
+        f"Keycloak {method} {shown_url(url)}: {status} {_provider_text(body)}".rstrip(),
     )
+
+
+def _listed_clients(page: Any) -> list[Mapping[str, Any]]:
+    """The clients of a list answer that have the shape Keycloak gives them (an internal id
+    and a clientId, both text); an answer that is no list at all is an error."""
+    if not isinstance(page, list):
+        raise ProviderError(ProviderReason.ERROR, "Keycloak: clients list is not a list")
+    return [
+        client
+        for client in page
+        if isinstance(client, Mapping)
+        and isinstance(client.get("id"), str)
+        and isinstance(client.get("clientId"), str)
+    ]
 
 
 def _client_path(client: Mapping[str, Any]) -> str:

@@ -97,21 +97,22 @@ def marker_attributes(marker: Marker) -> dict[str, str]:
 
 
 def marker_of(rep: Mapping[str, Any]) -> Marker | None:
-    """Our marker on a client representation, or None when it carries none."""
-    attributes = rep.get("attributes") or {}
-    if not attributes.get(PROVIDER_UID) or not attributes.get(OWNER_UID):
+    """Our marker on a client representation, or None when it carries none (or not one we
+    wrote: anyone with the realm's admin can write attributes, and a value that is not our
+    shape must not raise in the worker)."""
+    attributes = rep.get("attributes")
+    if not isinstance(attributes, Mapping):
         return None
-    try:
-        revision = int(attributes.get(REVISION) or 0)
-    except ValueError:
-        revision = 0
-    owner = Owner(
-        kind=attributes.get(OWNER_KIND, ""),
-        namespace=attributes.get(OWNER_NAMESPACE, ""),
-        name=attributes.get(OWNER_NAME, ""),
-        uid=attributes[OWNER_UID],
-    )
-    return Marker(provider_uid=attributes[PROVIDER_UID], owner=owner, revision=revision)
+    keys = (PROVIDER_UID, OWNER_KIND, OWNER_NAMESPACE, OWNER_NAME, OWNER_UID)
+    provider_uid, kind, namespace, name, uid = (attributes.get(key, "") for key in keys)
+    texts = (provider_uid, kind, namespace, name, uid)
+    if not all(isinstance(text, str) for text in texts) or not provider_uid or not uid:
+        return None
+    revision = attributes.get(REVISION) or "0"
+    if not isinstance(revision, str) or not revision.isdigit():
+        return None
+    owner = Owner(kind=kind, namespace=namespace, name=name, uid=uid)
+    return Marker(provider_uid=provider_uid, owner=owner, revision=int(revision))
 
 
 def is_ours(rep: Mapping[str, Any], marker: Marker) -> bool:

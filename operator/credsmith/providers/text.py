@@ -8,6 +8,10 @@ characters but C1 controls (\\x9b), line and paragraph separators and format cha
 
 from __future__ import annotations
 
+# Characters of a URL in a message: what follows it (a status, the provider's hint) must
+# fit the message's bound too, and a client ID in a path can be long.
+MAX_URL = 120
+
 
 def printable(value: object) -> str:
     """On one line: every character that does not print a space, runs of spaces one."""
@@ -30,3 +34,8 @@ def bounded_tail(value: object, limit: int) -> str:
     end = text[-(limit - 1) :]
     sentence = end.find(". ")
     return "…" + (end[sentence + 2 :] if sentence >= 0 else end)
+
+
+def shown_url(url: object) -> str:
+    """A URL for a message: printable, at most MAX_URL characters."""
+    return bounded(url, MAX_URL)

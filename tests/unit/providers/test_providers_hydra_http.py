@@ -17,8 +17,9 @@ from credsmith.providers.hydra import HydraClient
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def check_against(handler: Handler) -> tuple[ProviderError, list[str]]:
-    """HydraClient.check() against `handler`; the error and the paths it was asked for."""
+def check_against(handler: Handler, prefix: str = "") -> tuple[ProviderError, list[str]]:
+    """HydraClient.check() against `handler` (at the path `prefix`); the error and the paths
+    it was asked for."""
     asked: list[str] = []
 
     async def recording(request: web.Request) -> web.StreamResponse:
@@ -32,7 +33,7 @@ def check_against(handler: Handler) -> tuple[ProviderError, list[str]]:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        client = HydraClient(f"http://127.0.0.1:{runner.addresses[0][1]}")
+        client = HydraClient(f"http://127.0.0.1:{runner.addresses[0][1]}{prefix}")
         try:
             with pytest.raises(ProviderError) as caught:
                 await client.check()
@@ -143,3 +144,34 @@ def test_the_error_text_is_printable_whatever_hydra_answers() -> None:
     error, _ = check_against(handler)
     assert error.message.isprintable()
     assert error.message.endswith(": 401 access 31m denied: …The particular 31m hint.")
+
+
+def test_a_long_url_leaves_room_for_the_status_and_hydras_hint() -> None:
+    # A long address (or client ID in the path) is cut, not what follows it.
+    async def handler(request: web.Request) -> web.Response:
+        body = {
+            "error": "invalid_request",
+            "error_description": "The request is malformed. " * 8 + "The particular hint.",
+        }
+        return web.json_response(body, status=400)
+
+    error, _ = check_against(handler, prefix="/" + "p" * 400)
+    assert error.reason is ProviderReason.REJECTED
+    assert len(error.message) <= ProviderError.MAX_MESSAGE
+    assert "p" * 200 not in error.message
+    assert "…: 400 invalid_request: …" in error.message
+    assert error.message.endswith("The particular hint.")
+
+
+def test_a_secret_echoed_is_taken_out_before_any_cut() -> None:
+    secret = "S" * 20 + "T" * 20
+    client = HydraClient("http://hydra.invalid")
+    # A cut at the message's bound must not leave a part of the secret behind.
+    description = f"{secret} " + "d" * 140 + "."
+    with pytest.raises(ProviderError) as caught:
+        client._raise_for(
+            400, {"error": "x", "error_description": description}, "PUT", "u", secret=secret
+        )
+    assert "S" * 5 not in caught.value.message
+    assert "T" * 5 not in caught.value.message
+    assert caught.value.message.endswith("*** " + "d" * 140 + ".")

@@ -37,7 +37,21 @@ def test_a_refused_admin_client_id_is_named_printable_and_bounded() -> None:
     assert refused.value.message.isprintable()
     assert "admin 2026-12-07 05:00:00,000 INFO credsmith.providers: forged" in refused.value.message
     assert "x" * 100 not in refused.value.message
-    assert refused.value.message.endswith(": 401 invalid_client")
+    assert refused.value.message.endswith(
+        ": 401 invalid_client (at https://kc.invalid/realms/r/protocol/openid-connect/token)"
+    )
+
+
+def test_a_long_address_is_cut_not_the_status_and_keycloaks_text() -> None:
+    client = KeycloakClient("https://kc.invalid", "r" * 400, "admin", "s")
+    _answering(client, lambda method, url: (401, {"error": "invalid_client"}))
+    with pytest.raises(ProviderError) as refused:
+        asyncio.run(client.check())
+    assert len(refused.value.message) <= ProviderError.MAX_MESSAGE
+    assert "r" * 200 not in refused.value.message
+    assert "admin client admin: 401 invalid_client (at https://kc.invalid/realms/r" in (
+        refused.value.message
+    )
 
 
 def test_a_listed_internal_id_is_one_quoted_segment_of_the_path_and_of_the_message() -> None:

@@ -1,0 +1,104 @@
+"""Clients Keycloak lists, as the operator reads them: anyone with the realm's admin can write
+a client's attributes, so a marker that is not of our shape is no marker (never an exception
+in the worker), and a listed entry without Keycloak's shape is skipped. A local aiohttp
+server stands in for the admin API; Keycloak itself: tests/e2e/test_provider_keycloak.py."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from credsmith.providers import keycloak_rep as rep_
+from credsmith.providers.base import MarkedClient, Marker, Owner, ProviderError, ProviderReason
+from credsmith.providers.keycloak import KeycloakClient
+
+MARKER = Marker("prov-uid", Owner("ApiClient", "team-a", "billing", "owner-uid"), revision=3)
+OURS = rep_.marker_attributes(MARKER)
+
+
+def forged(key: str, value: Any) -> dict[str, Any]:
+    return {"attributes": {**OURS, key: value}}
+
+
+def test_our_marker_reads_back() -> None:
+    assert rep_.marker_of({"attributes": OURS}) == MARKER
+    assert rep_.marker_of(forged(rep_.REVISION, "")) == Marker(MARKER.provider_uid, MARKER.owner)
+
+
+@pytest.mark.parametrize(
+    "rep",
+    [
+        {"attributes": ["credsmith.io/owner-uid"]},
+        {"attributes": "owner-uid"},
+        forged(rep_.REVISION, ["3"]),
+        forged(rep_.REVISION, {"n": 3}),
+        forged(rep_.REVISION, "three"),
+        forged(rep_.REVISION, "-1"),
+        forged(rep_.REVISION, 3),
+        forged(rep_.OWNER_UID, ["owner-uid"]),
+        forged(rep_.OWNER_UID, ""),
+        forged(rep_.PROVIDER_UID, ""),
+        forged(rep_.OWNER_NAME, 7),
+        forged(rep_.OWNER_KIND, None),
+    ],
+)
+def test_a_marker_not_of_our_shape_is_none_and_not_ours(rep: dict[str, Any]) -> None:
+    assert rep_.marker_of(rep) is None
+    assert not rep_.is_ours(rep, MARKER)
+
+
+def listed_by(pages: list[Any]) -> list[MarkedClient] | ProviderError:
+    """KeycloakClient.list_marked() against an admin API that answers GET /clients with
+    `pages` (one a call): what it listed, or the ProviderError it raised."""
+    answers = iter(pages)
+
+    async def token(request: web.Request) -> web.Response:
+        return web.json_response({"access_token": "t", "expires_in": 300})
+
+    async def clients(request: web.Request) -> web.Response:
+        return web.json_response(next(answers))
+
+    async def main() -> list[MarkedClient] | ProviderError:
+        app = web.Application()
+        app.router.add_post("/realms/machines/protocol/openid-connect/token", token)
+        app.router.add_get("/admin/realms/machines/clients", clients)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        client = KeycloakClient(
+            f"http://127.0.0.1:{runner.addresses[0][1]}", "machines", "credsmith", "s3cret"
+        )
+        try:
+            return await client.list_marked(MARKER.provider_uid)
+        except ProviderError as error:
+            return error
+        finally:
+            await client.close()
+            await runner.cleanup()
+
+    return asyncio.run(main())
+
+
+def test_listed_entries_without_keycloaks_shape_are_skipped() -> None:
+    page = [
+        "billing",
+        ["billing"],
+        {"id": 5, "clientId": "numeric-id", "attributes": OURS},
+        {"id": "u1", "clientId": ["listed"], "attributes": OURS},
+        {"id": "u2", "attributes": OURS},
+        {"id": "u3", "clientId": "forged-revision", **forged(rep_.REVISION, ["3"])},
+        {"id": "u4", "clientId": "theirs", "attributes": {"theirs": "1"}},
+        {"id": "u5", "clientId": "billing", "attributes": OURS},
+    ]
+    assert listed_by([page]) == [MarkedClient(client_id="billing", marker=MARKER)]
+
+
+@pytest.mark.parametrize("answer", [{"clients": []}, "[]", None])
+def test_a_list_answer_that_is_no_list_is_a_provider_error(answer: Any) -> None:
+    error = listed_by([answer])
+    assert isinstance(error, ProviderError)
+    assert error.reason is ProviderReason.ERROR
+    assert "not a list" in error.message
