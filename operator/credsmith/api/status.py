@@ -126,11 +126,24 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# The instants a timestamp read back may name: anyone may write one (a Secret's annotation,
+# a pod template's), and one at datetime's ends overflows in a change of time zone or a
+# period added (OverflowError, where a ValueError says "malformed").
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2999
+
+
 def parse_timestamp(value: str) -> datetime:
-    """Parse an RFC 3339 timestamp (with "T" and a time zone) into an aware datetime."""
+    """Parse an RFC 3339 timestamp (with "T" and a time zone) into an aware datetime in UTC;
+    ValueError for any other text, and for an instant outside the years 1970 to 2999."""
     moment = datetime.fromisoformat(value)
     if "T" not in value.upper() or moment.tzinfo is None:
-        raise ValueError(f"not an RFC 3339 timestamp with a time zone: {value!r}")
+        raise ValueError("not an RFC 3339 timestamp with a time zone")
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("not an instant of the years 1970 to 2999") from None
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise ValueError("not an instant of the years 1970 to 2999")
     return moment
 
 

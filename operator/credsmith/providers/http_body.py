@@ -34,5 +34,5 @@ async def json_or_none(response: aiohttp.ClientResponse, where: str) -> Any:
         return None
     try:
         return json.loads(bytes(raw))
-    except ValueError:  # UnicodeDecodeError too
+    except (ValueError, RecursionError):  # UnicodeDecodeError too; nesting past the stack
         return None

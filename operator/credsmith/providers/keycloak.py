@@ -15,7 +15,6 @@ request, so no login events and no brute-force counter on the client.
 from __future__ import annotations
 
 import hmac
-import math
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,6 +24,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from credsmith.providers import keycloak_answers as answers_
 from credsmith.providers import keycloak_rep as rep_
 from credsmith.providers.base import (
     DesiredClient,
@@ -37,8 +37,8 @@ from credsmith.providers.http_body import json_or_none
 from credsmith.providers.text import bounded, shown_url
 
 PAGE = 100  # clients per page when listing (the admin API's `q` refuses our attributes)
+MAX_PAGES = 10_000  # a listing that never ends is an answer we cannot read
 TOKEN_EARLY = 30.0  # seconds before its expiry a cached admin token is renewed
-MAX_TEXT = 200  # characters of Keycloak's error fields in a message
 MAX_NAME = 100  # characters of the admin client ID (a Secret's value) in a message
 
 
@@ -134,18 +134,25 @@ class KeycloakClient:
 
     async def list_marked(self, provider_uid: str) -> list[MarkedClient]:
         marked: list[MarkedClient] = []
-        first = 0
-        while True:
+        seen: set[str] = set()
+        for first in range(0, MAX_PAGES * PAGE, PAGE):
             page = await self._admin_call(
                 "GET", "/clients", params={"first": str(first), "max": str(PAGE)}
             )
-            for client in _listed_clients(page):
+            clients = answers_.listed_clients(page)
+            new = [client for client in clients if client["id"] not in seen]
+            for client in new:
+                seen.add(client["id"])
                 marker = rep_.marker_of(client)
                 if marker is not None and marker.provider_uid == provider_uid:
                     marked.append(MarkedClient(client_id=client["clientId"], marker=marker))
             if len(page) < PAGE:
                 return marked
-            first += PAGE
+            if not new:  # a server that ignores `first` would list the same page for ever
+                break
+        raise ProviderError(
+            ProviderReason.ERROR, f"Keycloak realm {self.realm}: the clients list never ends"
+        )
 
     async def delete(self, client_id: str) -> None:
         found = await self._find(client_id)
@@ -177,8 +184,7 @@ class KeycloakClient:
     async def _scope_ids(self, names: tuple[str, ...]) -> dict[str, str]:
         if not names:
             return {}
-        scopes = await self._admin_call("GET", "/client-scopes")
-        ids = {scope["name"]: scope["id"] for scope in scopes or []}
+        ids = answers_.scope_ids(await self._admin_call("GET", "/client-scopes"))
         unknown = [name for name in names if name not in ids]
         if unknown:
             raise ProviderError(
@@ -193,7 +199,7 @@ class KeycloakClient:
         """Every desired scope a default client scope; the ones we added before and no
         longer want removed (the realm's own defaults stay)."""
         path = f"{_client_path(client)}/default-client-scopes"
-        held = {scope["name"]: scope["id"] for scope in await self._admin_call("GET", path) or []}
+        held = answers_.scope_ids(await self._admin_call("GET", path))
         stale = (rep_.recorded_scopes(client) - set(desired.scope)) & held.keys()
         missing = [name for name in desired.scope if name not in held]
         for name in missing:
@@ -215,7 +221,7 @@ class KeycloakClient:
 
     async def _find(self, client_id: str) -> dict[str, Any] | None:
         found = await self._admin_call("GET", "/clients", params={"clientId": client_id})
-        for client in _listed_clients(found or []):
+        for client in answers_.listed_clients(found):
             if client.get("clientId") == client_id:  # the parameter is exact; be sure
                 return dict(client)
         return None
@@ -247,7 +253,9 @@ class KeycloakClient:
             if status == 404 and missing_ok:
                 return None
             if status >= 300:  # a redirect (not followed) is no answer either
-                raise _failure(method, self._admin + path, status, body)
+                sent = json.get("secret") if isinstance(json, Mapping) else None
+                hidden = (self._admin_secret, sent if isinstance(sent, str) else "")
+                raise answers_.failure(method, self._admin + path, status, body, hidden)
             return body
         raise AssertionError("unreachable")
 
@@ -294,16 +302,17 @@ class KeycloakClient:
                 # The status and Keycloak's text first: a cut (at the message's bound)
                 # takes the end.
                 f"Keycloak refused the admin client {bounded(self.admin_client_id, MAX_NAME)}: "
-                f"{status} {_provider_text(body)} (at {shown_url(self.token_url)})",
+                f"{status} {answers_.provider_text(body, (self._admin_secret,))} "
+                f"(at {shown_url(self.token_url)})",
             )
         if status >= 300:
-            raise _failure("POST", self.token_url, status, body)
+            raise answers_.failure("POST", self.token_url, status, body, (self._admin_secret,))
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
             raise ProviderError(
                 ProviderReason.ERROR,
                 f"Keycloak: no access_token from {shown_url(self.token_url)}",
             )
-        lifetime = _token_lifetime(body.get("expires_in"))
+        lifetime = answers_.token_lifetime(body.get("expires_in"))
         if lifetime is None:
             # Whatever a server answers must end as a ProviderError: anything else would
             # carry its text, unbounded, into a refusal (and a status message).
@@ -357,46 +366,6 @@ class KeycloakClient:
             ) from None
 
 
-def _provider_text(body: Any) -> str:
-    """Keycloak's own error fields, bounded and on one line; never the body verbatim."""
-    if not isinstance(body, dict):
-        return ""
-    parts = [
-        str(body[key])
-        for key in ("errorMessage", "error", "error_description")
-        if isinstance(body.get(key), str | int)
-    ]
-    return bounded(": ".join(dict.fromkeys(parts)), MAX_TEXT)
-
-
-def _failure(method: str, url: str, status: int, body: Any) -> ProviderError:
-    reason = {
-        401: ProviderReason.LOGIN_REFUSED,
-        403: ProviderReason.FORBIDDEN,
-        409: ProviderReason.CONFLICT,
-        400: ProviderReason.REJECTED,
-        422: ProviderReason.REJECTED,
-    }.get(status, ProviderReason.ERROR)
-    return ProviderError(
-        reason,
-        f"Keycloak {method} {shown_url(url)}: {status} {_provider_text(body)}".rstrip(),
-    )
-
-
-def _listed_clients(page: Any) -> list[Mapping[str, Any]]:
-    """The clients of a list answer that have the shape Keycloak gives them (an internal id
-    and a clientId, both text); an answer that is no list at all is an error."""
-    if not isinstance(page, list):
-        raise ProviderError(ProviderReason.ERROR, "Keycloak: clients list is not a list")
-    return [
-        client
-        for client in page
-        if isinstance(client, Mapping)
-        and isinstance(client.get("id"), str)
-        and isinstance(client.get("clientId"), str)
-    ]
-
-
 def _client_path(client: Mapping[str, Any]) -> str:
     return f"/clients/{_quoted(client['id'])}"
 
@@ -405,14 +374,3 @@ def _quoted(listed_id: object) -> str:
     """An internal id Keycloak listed, as one segment of a path: any text Keycloak answers
     with may hold a `/`, `?`, `..` or a newline."""
     return quote(str(listed_id), safe="")
-
-
-def _token_lifetime(value: object) -> float | None:
-    """A token answer's expires_in, in seconds: 60 when absent, None when not a finite
-    positive number (OAuth2 makes it a JSON number)."""
-    if value is None:
-        return 60.0
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    seconds = float(value)
-    return seconds if math.isfinite(seconds) and seconds > 0 else None

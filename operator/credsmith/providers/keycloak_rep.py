@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ OWNER_NAMESPACE = "credsmith.io/owner-namespace"
 OWNER_NAME = "credsmith.io/owner-name"
 OWNER_UID = "credsmith.io/owner-uid"
 REVISION = "credsmith.io/revision"
+REVISION_TEXT = re.compile(r"[0-9]{1,10}")
 # The client scopes we added (space-separated), so that one no longer wanted is removed
 # while the realm's defaults that Keycloak gave the client stay.
 SCOPES = "credsmith.io/scopes"
@@ -109,7 +111,8 @@ def marker_of(rep: Mapping[str, Any]) -> Marker | None:
     if not all(isinstance(text, str) for text in texts) or not provider_uid or not uid:
         return None
     revision = attributes.get(REVISION) or "0"
-    if not isinstance(revision, str) or not revision.isdigit():
+    # ASCII digits only: str.isdigit() takes "²", which int() refuses.
+    if not isinstance(revision, str) or not REVISION_TEXT.fullmatch(revision):
         return None
     owner = Owner(kind=kind, namespace=namespace, name=name, uid=uid)
     return Marker(provider_uid=provider_uid, owner=owner, revision=int(revision))
@@ -122,15 +125,41 @@ def is_ours(rep: Mapping[str, Any], marker: Marker) -> bool:
     return found is not None and found.owner.uid == marker.owner.uid
 
 
+def _attributes(rep: Mapping[str, Any]) -> Mapping[str, Any]:
+    attributes = rep.get("attributes")
+    return attributes if isinstance(attributes, Mapping) else {}
+
+
 def _canonical_jwks(keys: Any) -> list[str]:
     return sorted(json.dumps(key, sort_keys=True) for key in keys)
+
+
+def _held_jwks(text: Any) -> list[str] | None:
+    """The keys of a client's `jwks.string`, canonical; None when it is not a JWK Set (a
+    realm admin may have written anything there)."""
+    if not isinstance(text, str):
+        return None if text else []
+    try:
+        keys = json.loads(text or "{}").get("keys", [])
+        if not isinstance(keys, list) or not all(isinstance(key, Mapping) for key in keys):
+            return None
+        return _canonical_jwks(keys)
+    except (ValueError, AttributeError, RecursionError):
+        return None
 
 
 def _same_secret(held: Any, wanted: str | None) -> bool:
     """Constant-time, and never a secret in a message: only whether they are equal."""
     if wanted is None:
         return not held
-    return isinstance(held, str) and hmac.compare_digest(held.encode(), wanted.encode())
+    if not isinstance(held, str):
+        return False
+    # JSON can carry a lone surrogate, which strict UTF-8 refuses to encode.
+    return hmac.compare_digest(_bytes(held), _bytes(wanted))
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 def desired_fields(desired: DesiredClient) -> dict[str, Any]:
@@ -166,7 +195,7 @@ def desired_fields(desired: DesiredClient) -> dict[str, Any]:
 
 def differences(desired: DesiredClient, rep: Mapping[str, Any]) -> list[str]:
     """The names (base.py's) of what the client representation `rep` holds otherwise."""
-    attributes = rep.get("attributes") or {}
+    attributes = _attributes(rep)
     found: list[str] = []
     if rep.get("clientAuthenticatorType") != AUTHENTICATORS[desired.auth_method]:
         found.append("authMethod")
@@ -174,14 +203,11 @@ def differences(desired: DesiredClient, rep: Mapping[str, Any]) -> list[str]:
         if not _same_secret(rep.get("secret"), desired.secret):
             found.append("secret")
     else:
-        try:
-            held = json.loads(attributes.get("jwks.string") or "{}").get("keys", [])
-        except (ValueError, AttributeError):
-            held = None
+        held = _held_jwks(attributes.get("jwks.string"))
         if (
             attributes.get("use.jwks.string") != "true"
             or held is None
-            or _canonical_jwks(held) != _canonical_jwks(desired.jwks)
+            or held != _canonical_jwks(desired.jwks)
         ):
             found.append("jwks")
     if _grants_differ(desired, rep) or rep.get("standardFlowEnabled") or rep.get("publicClient"):
@@ -196,7 +222,7 @@ def differences(desired: DesiredClient, rep: Mapping[str, Any]) -> list[str]:
 
 
 def _grants_differ(desired: DesiredClient, rep: Mapping[str, Any]) -> bool:
-    attributes = rep.get("attributes") or {}
+    attributes = _attributes(rep)
     for grant, (where, name) in GRANT_SWITCHES.items():
         enabled = grant in desired.grant_types
         held = bool(rep.get(where)) if name is None else attributes.get(name) == "true"
@@ -209,23 +235,28 @@ def merged(rep: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
     """What Keycloak holds with our fields put back (attributes merged, ours win)."""
     result = {key: value for key, value in rep.items() if key != "attributes"}
     result.update({key: value for key, value in fields.items() if key != "attributes"})
-    result["attributes"] = {**(rep.get("attributes") or {}), **fields["attributes"]}
+    result["attributes"] = {**_attributes(rep), **fields["attributes"]}
     return result
 
 
 def recorded_scopes(rep: Mapping[str, Any]) -> set[str]:
-    return set((rep.get("attributes") or {}).get(SCOPES, "").split())
+    recorded = _attributes(rep).get(SCOPES)
+    return set(recorded.split()) if isinstance(recorded, str) else set()
 
 
 def audience_mappers(rep: Mapping[str, Any]) -> dict[str, str]:
     """Our audience mappers on the client: audience -> mapper id."""
     found: dict[str, str] = {}
-    for mapper in rep.get("protocolMappers") or []:
-        if mapper.get("protocolMapper") == AUDIENCE_MAPPER and str(
-            mapper.get("name", "")
-        ).startswith(AUDIENCE_MAPPER_PREFIX):
-            audience = (mapper.get("config") or {}).get("included.custom.audience", "")
-            found[audience] = mapper.get("id", "")
+    mappers = rep.get("protocolMappers")
+    for mapper in mappers if isinstance(mappers, list) else ():
+        if not isinstance(mapper, Mapping) or mapper.get("protocolMapper") != AUDIENCE_MAPPER:
+            continue
+        name, mapper_id, config = mapper.get("name"), mapper.get("id"), mapper.get("config")
+        if not (isinstance(name, str) and name.startswith(AUDIENCE_MAPPER_PREFIX)):
+            continue
+        audience = config.get("included.custom.audience") if isinstance(config, Mapping) else None
+        if isinstance(audience, str) and isinstance(mapper_id, str):
+            found[audience] = mapper_id
     return found
 
 

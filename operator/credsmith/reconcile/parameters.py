@@ -74,7 +74,7 @@ class GenerationParameters:
         """Raises ValueError for anything but a well-formed record (never quoting it)."""
         try:
             fields = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # nesting past the stack
             raise ValueError("not JSON") from None
         if not isinstance(fields, dict):
             raise ValueError("not a JSON object")

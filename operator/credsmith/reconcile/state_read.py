@@ -7,6 +7,7 @@ state a problem, which the caller answers with a re-issue. Version 1 is read len
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -15,6 +16,8 @@ from credsmith.api.status import parse_timestamp
 from credsmith.reconcile import state_annotations as names
 from credsmith.reconcile.parameters import GenerationParameters
 from credsmith.reconcile.state_model import ExtraState, SecretState, StateRead, VerifierHash
+
+REVISION_TEXT = re.compile(r"[0-9]{1,10}")
 
 
 def read_state(annotations: Mapping[str, str], now: datetime) -> StateRead:
@@ -37,6 +40,15 @@ def read_state(annotations: Mapping[str, str], now: datetime) -> StateRead:
         return StateRead(None, f"annotation {names.STATE_VERSION} is malformed")
 
 
+def _revision_number(text: str) -> int | None:
+    """A revision written as we write it (ASCII digits: str.isdigit() takes "²", which
+    int() refuses), from 1 to 2**31 - 1; None otherwise."""
+    if not REVISION_TEXT.fullmatch(text):
+        return None
+    number = int(text)
+    return number if 0 < number < 2**31 else None
+
+
 class Malformed(Exception):
     """The annotation `key` is missing or malformed."""
 
@@ -47,7 +59,7 @@ class Malformed(Exception):
 
 def _read_version_2(notes: Mapping[str, str]) -> SecretState:
     revision = _required(notes, names.REVISION)
-    if not revision.isdigit() or not 0 < int(revision) < 2**31:
+    if _revision_number(revision) is None:
         raise Malformed(names.REVISION)
     try:
         parameters = GenerationParameters.from_wire(_required(notes, names.PARAMETERS))
@@ -93,7 +105,7 @@ def _read_version_1(notes: Mapping[str, str], now: datetime) -> StateRead:
     """As 0.1.0 read its own Secrets: what is missing is assumed, not refused."""
     assumed = set()
     revision = notes.get(names.REVISION, "")
-    if not (revision.isdigit() and 0 < int(revision) < 2**31):
+    if _revision_number(revision) is None:
         assumed.add(names.REVISION)
     rotated_at = _lenient_time(notes.get(names.ROTATED_AT))
     issued_at = _lenient_time(notes.get(names.ISSUED_AT))
@@ -197,7 +209,7 @@ def read_extras(notes: Mapping[str, str]) -> tuple[ExtraState, ...]:
     if raw is None:
         return ()
     try:
-        items = json.loads(raw)
+        items = json.loads(raw)  # RecursionError: nesting past the stack
         extras = []
         for key, fields in sorted(items.items()):
             prefix = fields.get("prefix")
@@ -221,7 +233,7 @@ def read_extras(notes: Mapping[str, str]) -> tuple[ExtraState, ...]:
             ):
                 raise ValueError
             extras.append(extra)
-    except (ValueError, AttributeError, TypeError, KeyError):
+    except (ValueError, AttributeError, TypeError, KeyError, RecursionError):
         raise Malformed(names.EXTRA_SECRETS) from None
     return tuple(extras)
 
@@ -233,7 +245,7 @@ def _template_keys(notes: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str
     try:
         applied = json.loads(raw)
         labels, annotations = applied.get("labels", []), applied.get("annotations", [])
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # nesting past the stack
         raise Malformed(names.TEMPLATE_KEYS) from None
     if not all(isinstance(k, str) for k in (*labels, *annotations)):
         raise Malformed(names.TEMPLATE_KEYS)

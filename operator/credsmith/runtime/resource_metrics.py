@@ -10,11 +10,12 @@ value, no consumers) is absent rather than 0.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import datetime
 from typing import Any, NamedTuple
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from credsmith.api.status import parse_timestamp
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
 
@@ -131,6 +132,6 @@ def _timestamp(value: object) -> float | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
+        return parse_timestamp(value).timestamp()
+    except ValueError:  # anyone who may write status may write any text there
         return None

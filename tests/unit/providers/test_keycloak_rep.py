@@ -119,3 +119,43 @@ def test_what_keycloak_cannot_hold_is_rejected_by_name(desired: DesiredClient, n
         rep_.check_supported(desired)
     assert caught.value.reason is ProviderReason.REJECTED
     assert named in caught.value.message
+
+
+# ---- what a realm admin may have written on a client of ours ------------------------------
+
+
+@pytest.mark.parametrize(
+    "jwks_string",
+    ['{"keys": 5}', '{"keys": true}', '{"keys": ["k"]}', "[1]", "{", "[" * 5000, 7, ["k"]],
+)
+def test_a_jwks_string_that_is_no_jwk_set_differs(jwks_string: Any) -> None:
+    desired = DesiredClient("billing", MARKER, "private_key_jwt", jwks=(JWK,))
+    rep = held(desired)
+    rep["attributes"]["jwks.string"] = jwks_string
+    assert rep_.differences(desired, rep) == ["jwks"]
+
+
+@pytest.mark.parametrize("secret", ["\ud800", 5, None, ["s3cret"]])
+def test_a_held_secret_that_is_not_our_text_differs(secret: Any) -> None:
+    desired = secret_client()
+    rep = {**held(desired), "secret": secret}
+    assert rep_.differences(desired, rep) == ["secret"]
+
+
+@pytest.mark.parametrize("recorded", [5, ["read"], None, {"read": 1}])
+def test_recorded_scopes_that_are_not_text_are_none(recorded: Any) -> None:
+    assert rep_.recorded_scopes({"attributes": {rep_.SCOPES: recorded}}) == set()
+    assert rep_.recorded_scopes({"attributes": "read"}) == set()
+
+
+def test_audience_mappers_not_of_keycloaks_shape_are_skipped() -> None:
+    ours = rep_.audience_mapper("orders") | {"id": "m1"}
+    forged = [
+        "mapper",
+        ours | {"config": ["included.custom.audience"]},
+        ours | {"config": {"included.custom.audience": 5}},
+        ours | {"id": 7},
+        ours | {"name": None},
+    ]
+    assert rep_.audience_mappers({"protocolMappers": [*forged, ours]}) == {"orders": "m1"}
+    assert rep_.audience_mappers({"protocolMappers": {"m1": ours}}) == {}

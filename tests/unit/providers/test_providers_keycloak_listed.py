@@ -6,11 +6,14 @@ server stands in for the admin API; Keycloak itself: tests/e2e/test_provider_key
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from credsmith.providers import keycloak as kc
+from credsmith.providers import keycloak_answers as answers_
 from credsmith.providers import keycloak_rep as rep_
 from credsmith.providers.base import MarkedClient, Marker, Owner, ProviderError, ProviderReason
 from credsmith.providers.keycloak import KeycloakClient
@@ -37,6 +40,9 @@ def test_our_marker_reads_back() -> None:
         forged(rep_.REVISION, {"n": 3}),
         forged(rep_.REVISION, "three"),
         forged(rep_.REVISION, "-1"),
+        forged(rep_.REVISION, "²"),  # str.isdigit() takes it, int() refuses it
+        forged(rep_.REVISION, "①"),
+        forged(rep_.REVISION, "9" * 4301),  # past int()'s digits limit
         forged(rep_.REVISION, 3),
         forged(rep_.OWNER_UID, ["owner-uid"]),
         forged(rep_.OWNER_UID, ""),
@@ -53,13 +59,16 @@ def test_a_marker_not_of_our_shape_is_none_and_not_ours(rep: dict[str, Any]) -> 
 def listed_by(pages: list[Any]) -> list[MarkedClient] | ProviderError:
     """KeycloakClient.list_marked() against an admin API that answers GET /clients with
     `pages` (one a call): what it listed, or the ProviderError it raised."""
-    answers = iter(pages)
+    answers = iter(pages) if len(pages) > 1 else itertools.repeat(pages[0])
 
     async def token(request: web.Request) -> web.Response:
         return web.json_response({"access_token": "t", "expires_in": 300})
 
     async def clients(request: web.Request) -> web.Response:
-        return web.json_response(next(answers))
+        answer = next(answers)
+        if isinstance(answer, bytes):
+            return web.Response(body=answer, content_type="application/json")
+        return web.json_response(answer)
 
     async def main() -> list[MarkedClient] | ProviderError:
         app = web.Application()
@@ -102,3 +111,35 @@ def test_a_list_answer_that_is_no_list_is_a_provider_error(answer: Any) -> None:
     assert isinstance(error, ProviderError)
     assert error.reason is ProviderReason.ERROR
     assert "not a list" in error.message
+
+
+def test_a_listing_that_does_not_advance_is_a_provider_error() -> None:
+    # A server (or a proxy) that ignores `first` answers the same full page for ever.
+    page = [{"id": f"u{n}", "clientId": f"c{n}", "attributes": OURS} for n in range(kc.PAGE)]
+    error = listed_by([page])
+    assert isinstance(error, ProviderError)
+    assert error.reason is ProviderReason.ERROR
+    assert "never ends" in error.message
+
+
+def test_json_nested_past_the_stack_is_no_answer() -> None:
+    error = listed_by([b"[" * 5000 + b"]" * 5000])
+    assert isinstance(error, ProviderError)
+    assert "not a list" in error.message
+
+
+def test_scopes_not_of_keycloaks_shape_are_skipped_and_no_list_is_an_error() -> None:
+    listed = [{"name": "read", "id": "s1"}, {"name": "write"}, {"id": "s3"}, "read", {"name": 1}]
+    assert answers_.scope_ids(listed) == {"read": "s1"}
+    with pytest.raises(ProviderError, match="not a list"):
+        answers_.scope_ids({"read": "s1"})
+
+
+def test_a_secret_keycloak_echoes_is_taken_out_before_the_cut() -> None:
+    secret = "S" * 20 + "T" * 20
+    body = {"errorMessage": f"{secret} " + "d" * 170, "error": "invalid secret"}
+    error = answers_.failure("POST", "https://kc.invalid/clients", 400, body, ("", secret))
+    assert error.reason is ProviderReason.REJECTED
+    assert "S" * 5 not in error.message
+    assert "T" * 5 not in error.message
+    assert f": 400 {answers_.HIDDEN} ddd" in error.message

@@ -14,7 +14,8 @@ import pytest
 from aiohttp import web
 
 from credsmith.providers.base import ProviderError, ProviderReason
-from credsmith.providers.keycloak import KeycloakClient, _token_lifetime
+from credsmith.providers.keycloak import KeycloakClient
+from credsmith.providers.keycloak_answers import token_lifetime
 
 FORGED = "9\n2026-12-07 ERROR credsmith: forged line" + "x" * 40_000
 
@@ -69,8 +70,8 @@ def test_a_token_with_seconds_or_without_expires_in_signs_in(answer: dict[str, A
 
 
 def test_token_lifetime_takes_only_finite_positive_numbers() -> None:
-    assert _token_lifetime(None) == 60.0
-    assert _token_lifetime(300) == 300.0
-    assert _token_lifetime(0.5) == 0.5
+    assert token_lifetime(None) == 60.0
+    assert token_lifetime(300) == 300.0
+    assert token_lifetime(0.5) == 0.5
     for value in (math.nan, math.inf, -1, 0, True, "300", b"300"):
-        assert _token_lifetime(value) is None, value
+        assert token_lifetime(value) is None, value

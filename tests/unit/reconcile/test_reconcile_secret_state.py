@@ -93,6 +93,10 @@ garble = st.one_of(
     st.just(None),  # removed
     st.text(max_size=30),
     st.sampled_from(["", "0", "-1", "99999999999", "2026-13-01T00:00:00Z", "{}", "null"]),
+    # What str.isdigit() takes and int() refuses; the ends of datetime's range, which
+    # arithmetic or a change of time zone takes past; nesting past the JSON reader's stack.
+    st.sampled_from(["²", "①", "9" * 4301, "0001-01-01T00:00:00+14:00"]),
+    st.sampled_from(["9999-12-31T23:59:59-14:00", "9999-12-31T23:59:59Z", "[" * 2000]),
 )
 
 
@@ -113,6 +117,7 @@ garble = st.one_of(
                 "credsmith.io/secret-hash",
                 "credsmith.io/secret-hash-binding",
                 "credsmith.io/rotate-request",
+                "credsmith.io/extra-secrets",
             ]
         ),
         garble,
