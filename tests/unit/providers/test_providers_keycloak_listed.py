@@ -5,7 +5,6 @@ server stands in for the admin API; Keycloak itself: tests/e2e/test_provider_key
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from typing import Any
 
@@ -16,7 +15,7 @@ from credsmith.providers import keycloak as kc
 from credsmith.providers import keycloak_answers as answers_
 from credsmith.providers import keycloak_rep as rep_
 from credsmith.providers.base import MarkedClient, Marker, Owner, ProviderError, ProviderReason
-from credsmith.providers.keycloak import KeycloakClient
+from tests.unit.providers.keycloak_stand_in import ADMIN_PATH, TOKEN_PATH, against
 
 MARKER = Marker("prov-uid", Owner("ApiClient", "team-a", "billing", "owner-uid"), revision=3)
 OURS = rep_.marker_attributes(MARKER)
@@ -70,25 +69,11 @@ def listed_by(pages: list[Any]) -> list[MarkedClient] | ProviderError:
             return web.Response(body=answer, content_type="application/json")
         return web.json_response(answer)
 
-    async def main() -> list[MarkedClient] | ProviderError:
-        app = web.Application()
-        app.router.add_post("/realms/machines/protocol/openid-connect/token", token)
-        app.router.add_get("/admin/realms/machines/clients", clients)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        client = KeycloakClient(
-            f"http://127.0.0.1:{runner.addresses[0][1]}", "machines", "credsmith", "s3cret"
-        )
-        try:
-            return await client.list_marked(MARKER.provider_uid)
-        except ProviderError as error:
-            return error
-        finally:
-            await client.close()
-            await runner.cleanup()
+    def routes(app: web.Application) -> None:
+        app.router.add_post(TOKEN_PATH, token)
+        app.router.add_get(f"{ADMIN_PATH}/clients", clients)
 
-    return asyncio.run(main())
+    return against(routes, lambda client: client.list_marked(MARKER.provider_uid))
 
 
 def test_listed_entries_without_keycloaks_shape_are_skipped() -> None:

@@ -6,7 +6,6 @@ tests/e2e/test_provider_keycloak.py."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any
 
@@ -16,6 +15,7 @@ from aiohttp import web
 from credsmith.providers.base import ProviderError, ProviderReason
 from credsmith.providers.keycloak import KeycloakClient
 from credsmith.providers.keycloak_answers import token_lifetime
+from tests.unit.providers.keycloak_stand_in import TOKEN_PATH, against
 
 FORGED = "9\n2026-12-07 ERROR credsmith: forged line" + "x" * 40_000
 
@@ -30,26 +30,11 @@ def sign_in_answered(answer: dict[str, Any]) -> ProviderError | None:
     async def admin(request: web.Request) -> web.Response:
         return web.json_response([])
 
-    async def main() -> ProviderError | None:
-        app = web.Application()
-        app.router.add_post("/realms/machines/protocol/openid-connect/token", token)
+    def routes(app: web.Application) -> None:
+        app.router.add_post(TOKEN_PATH, token)
         app.router.add_route("*", "/{tail:.*}", admin)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        client = KeycloakClient(
-            f"http://127.0.0.1:{runner.addresses[0][1]}", "machines", "credsmith", "s3cret"
-        )
-        try:
-            await client.check()
-            return None
-        except ProviderError as error:
-            return error
-        finally:
-            await client.close()
-            await runner.cleanup()
 
-    return asyncio.run(main())
+    return against(routes, KeycloakClient.check)
 
 
 @pytest.mark.parametrize("expires_in", [FORGED, "60", -5, 0, True, [60], {"s": 60}])
