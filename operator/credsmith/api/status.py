@@ -5,6 +5,7 @@ Conditions follow metav1.Condition and kstatus (Ready, Reconciling, Stalled), so
 secret value: only its fingerprint.
 """
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -145,6 +146,20 @@ def parse_timestamp(value: str) -> datetime:
     if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
         raise ValueError("not an instant of the years 1970 to 2999")
     return moment
+
+
+# Revisions are status integers (int32): 1 to MAX_REVISION, written in ASCII digits.
+MAX_REVISION = 2**31 - 1
+_REVISION_TEXT = re.compile(r"[0-9]{1,10}")
+
+
+def parse_revision(text: object) -> int | None:
+    """A revision read back from text (an annotation), as we write it; None for anything
+    else: str.isdigit() takes "²", which int() refuses, and int() refuses past 4300 digits."""
+    if not isinstance(text, str) or not _REVISION_TEXT.fullmatch(text):
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_REVISION else None
 
 
 def _check_timestamp(value: str) -> str:

@@ -8,10 +8,13 @@ each extra value under that name. Any other use of `extra` is refused.
 
 from __future__ import annotations
 
+import re
+
 from jinja2 import nodes
 
 EXTRA = "extra"
 _MANGLED_PREFIX = "extra__"
+_HEX = re.compile(r"[0-9a-f]{2}")
 
 
 class ExtraMisuse(Exception):
@@ -32,7 +35,10 @@ def display_name(variable: str) -> str:
     encoded, key, i = variable[len(_MANGLED_PREFIX) :], [], 0
     while i < len(encoded):
         if encoded[i] == "_":
-            key.append(chr(int(encoded[i + 1 : i + 3], 16)))
+            code = encoded[i + 1 : i + 3]
+            if not _HEX.fullmatch(code):  # a name we never made: shown as it was written
+                return variable
+            key.append(chr(int(code, 16)))
             i += 3
         else:
             key.append(encoded[i])

@@ -210,7 +210,8 @@ def plan_consumers(
                         "it and rotate now"
                     )
                     held_until = held if held_until is None else min(held_until, held)
-                known = recorded.get(workload.key) or workload.rolled_to or 0
+                # Never past this revision: the annotation is anyone's to write.
+                known = min(recorded.get(workload.key) or workload.rolled_to or 0, revision)
                 entry = _status(workload, known, False, message)
         else:
             entry = _status(workload, revision, workload.complete)  # started with this value

@@ -8,12 +8,12 @@ someone else) stays: a loop. So a revision that cannot advance is Stalled, nothi
 
 from __future__ import annotations
 
-from credsmith.api.status import Reason
+from credsmith.api.status import MAX_REVISION, Reason
 from credsmith.reconcile.pass_state import Pass
 from credsmith.reconcile.readiness import stop
 from credsmith.reconcile.snapshots import Decision
 
-MAX_REVISION = 2**31 - 1
+__all__ = ["MAX_REVISION", "bound_revision"]
 
 
 def bound_revision(p: Pass) -> Pass | Decision:

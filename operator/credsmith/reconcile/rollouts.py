@@ -17,7 +17,7 @@ from typing import Any
 
 from credsmith import GROUP
 from credsmith.api.enums import WorkloadKind
-from credsmith.api.status import parse_timestamp
+from credsmith.api.status import parse_revision, parse_timestamp
 
 PLURALS = {
     WorkloadKind.DEPLOYMENT: "deployments",
@@ -90,7 +90,7 @@ def workload_of(
     template = _map(_map(spec.get("template")).get("metadata"))
     pod_spec = _map(_map(spec.get("template")).get("spec"))
     raw = _map(template.get("annotations")).get(annotation)
-    rolled_to = int(raw) if isinstance(raw, str) and raw.isascii() and raw.isdigit() else None
+    rolled_to = parse_revision(raw)  # what a person wrote there is no revision
     generation = _count(metadata.get("generation"))
     seen = _count(status.get("observedGeneration"))
     current = generation is not None and seen is not None and seen >= generation

@@ -7,17 +7,14 @@ state a problem, which the caller answers with a re-issue. Version 1 is read len
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from datetime import datetime
 
 from credsmith.api.enums import HashAlgorithm, SecretAlphabet
-from credsmith.api.status import parse_timestamp
+from credsmith.api.status import parse_revision, parse_timestamp
 from credsmith.reconcile import state_annotations as names
 from credsmith.reconcile.parameters import GenerationParameters
 from credsmith.reconcile.state_model import ExtraState, SecretState, StateRead, VerifierHash
-
-REVISION_TEXT = re.compile(r"[0-9]{1,10}")
 
 
 def read_state(annotations: Mapping[str, str], now: datetime) -> StateRead:
@@ -40,15 +37,6 @@ def read_state(annotations: Mapping[str, str], now: datetime) -> StateRead:
         return StateRead(None, f"annotation {names.STATE_VERSION} is malformed")
 
 
-def _revision_number(text: str) -> int | None:
-    """A revision written as we write it (ASCII digits: str.isdigit() takes "²", which
-    int() refuses), from 1 to 2**31 - 1; None otherwise."""
-    if not REVISION_TEXT.fullmatch(text):
-        return None
-    number = int(text)
-    return number if 0 < number < 2**31 else None
-
-
 class Malformed(Exception):
     """The annotation `key` is missing or malformed."""
 
@@ -59,7 +47,7 @@ class Malformed(Exception):
 
 def _read_version_2(notes: Mapping[str, str]) -> SecretState:
     revision = _required(notes, names.REVISION)
-    if _revision_number(revision) is None:
+    if parse_revision(revision) is None:
         raise Malformed(names.REVISION)
     try:
         parameters = GenerationParameters.from_wire(_required(notes, names.PARAMETERS))
@@ -105,7 +93,7 @@ def _read_version_1(notes: Mapping[str, str], now: datetime) -> StateRead:
     """As 0.1.0 read its own Secrets: what is missing is assumed, not refused."""
     assumed = set()
     revision = notes.get(names.REVISION, "")
-    if _revision_number(revision) is None:
+    if parse_revision(revision) is None:
         assumed.add(names.REVISION)
     rotated_at = _lenient_time(notes.get(names.ROTATED_AT))
     issued_at = _lenient_time(notes.get(names.ISSUED_AT))
@@ -244,9 +232,12 @@ def _template_keys(notes: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str
         return (), ()
     try:
         applied = json.loads(raw)
-        labels, annotations = applied.get("labels", []), applied.get("annotations", [])
-    except (ValueError, AttributeError, RecursionError):  # nesting past the stack
+    except (ValueError, RecursionError):  # nesting past the stack
         raise Malformed(names.TEMPLATE_KEYS) from None
-    if not all(isinstance(k, str) for k in (*labels, *annotations)):
+    if not isinstance(applied, dict):
         raise Malformed(names.TEMPLATE_KEYS)
+    labels, annotations = applied.get("labels", []), applied.get("annotations", [])
+    for keys in (labels, annotations):
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise Malformed(names.TEMPLATE_KEYS)
     return tuple(labels), tuple(annotations)

@@ -57,6 +57,7 @@ log = logging.getLogger("credsmith.controller")
 
 
 CACHE_SYNC_TIMEOUT = 120.0
+FAILED_RECORD_RETRY = 30.0  # seconds: a key whose failure could not be recorded, again
 
 
 class CacheSyncTimeout(Exception):
@@ -296,7 +297,14 @@ class Controller:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await self._failed(key, exc)
+                try:
+                    await self._failed(key, exc)
+                except Exception as unexpected:  # recording a failure must not end a worker
+                    log.error(
+                        "%s/%s/%s: a failed pass could not be recorded: %s",
+                        *key, type(unexpected).__name__,
+                    )  # fmt: skip
+                    self.queue.add_after(key, FAILED_RECORD_RETRY)
             finally:
                 if self.writes.pass_ended(key):
                     self.queue.add(key)  # someone else changed it meanwhile

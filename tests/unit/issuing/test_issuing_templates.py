@@ -191,6 +191,13 @@ def test_unknown_variable_inside_a_filter_and_an_operator() -> None:
     assert failure("{% if nope == 1 %}{% endif %}").problem == 'unknown variable "nope"'
 
 
+def test_an_unknown_variable_shaped_like_an_extra_secret_is_named_as_written() -> None:
+    # Extra secrets' keys become variables "extra__" + the key with "_xx" hex escapes; a
+    # name of that shape with no hex after a "_" was written as it is, not made by us.
+    assert failure("{{ extra___zz }}").problem == 'unknown variable "extra___zz"'
+    assert failure("{{ extra___4 }}").problem == 'unknown variable "extra___4"'
+
+
 def test_syntax_error_has_the_line_number() -> None:
     error = failure("line one\nline two {{ clientId }\n")
     assert error.problem.startswith("line 2: ")

@@ -81,6 +81,17 @@ def test_json_nested_past_the_stack_is_malformed(world: Any, key: str) -> None:
     assert read.problem == f"annotation {key} is missing or malformed"
 
 
+@pytest.mark.parametrize(
+    "keys",
+    ['{"labels": 5}', '{"annotations": null}', '{"labels": true}', '{"labels": "ab"}', "[1]"],
+)
+def test_template_keys_not_of_our_shape_are_malformed(world: Any, keys: str) -> None:
+    notes = {**a_state(world), "credsmith.io/template-keys": keys}
+    read = read_state(notes, T0)
+    assert read.state is None
+    assert read.problem == "annotation credsmith.io/template-keys is missing or malformed"
+
+
 def test_parameters_nested_past_the_stack_are_not_json() -> None:
     with pytest.raises(ValueError, match="not JSON"):
         GenerationParameters.from_wire(DEEP)
@@ -93,6 +104,7 @@ def test_parameters_nested_past_the_stack_are_not_json() -> None:
         ("credsmith.io/rotated-at", "0001-01-01T00:00:00+14:00"),
         ("credsmith.io/revision", "²"),
         ("credsmith.io/extra-secrets", DEEP),
+        ("credsmith.io/template-keys", '{"labels": 5}'),
     ],
 )
 def test_a_forged_annotation_is_reissued_with_a_warning(world: Any, key: str, text: str) -> None:

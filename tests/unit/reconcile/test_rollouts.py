@@ -277,7 +277,8 @@ def test_annotation_that_is_not_plain_digits_is_ignored(value: Any) -> None:
 
 def test_annotation_values() -> None:
     assert read(DEPLOYMENT, DEPLOYMENT_DONE, revision="17").rolled_to == 17
-    assert read(DEPLOYMENT, DEPLOYMENT_DONE, revision="0").rolled_to == 0
+    # Revisions start at 1: "0" is none of ours, as good as never rolled.
+    assert read(DEPLOYMENT, DEPLOYMENT_DONE, revision="0").rolled_to is None
     assert read(DEPLOYMENT, DEPLOYMENT_DONE, revision=None).rolled_to is None
 
 
@@ -490,3 +491,15 @@ def test_a_template_that_does_not_refer_to_the_secret_does_not_use_it(
     assert uses_secret(pod_spec, SECRET) is False
     workload = read(DEPLOYMENT, DEPLOYMENT_DONE, spec={"template": {"spec": pod_spec}})
     assert workload.uses_secret is False
+
+
+@pytest.mark.parametrize(
+    "written", ["1" * 5000, "100000000000000000000", "2147483648", "0", "²", "+2", " 2", 2]
+)
+def test_an_annotation_that_is_not_one_of_our_revisions_counts_as_never_rolled(
+    written: Any,
+) -> None:
+    # Anyone who may edit the workload may write it: int() refuses past 4300 digits, and a
+    # number past our revisions would be shown in status as the revision rolled out.
+    assert read(DEPLOYMENT, DEPLOYMENT_DONE, revision=written).rolled_to is None
+    assert read(DEPLOYMENT, DEPLOYMENT_DONE, revision="2147483647").rolled_to == 2**31 - 1

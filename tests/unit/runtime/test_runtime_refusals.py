@@ -126,6 +126,18 @@ def test_a_transient_failure_is_reconciling_and_leaves_ready_alone() -> None:
     assert without_reconciling(ready) is ready
 
 
+@pytest.mark.parametrize(
+    "written", ["3000-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "2999-12-31T23:59:59-01:00"]
+)
+def test_a_condition_read_back_that_is_not_valid_is_dropped_not_raised(written: str) -> None:
+    # The CRD's date-time lets these through; anyone who may write status may write them.
+    refusal = transient(ApiError(429, "TooManyRequests", "slow down"))
+    condition = {"type": "Issued", "status": "True", "reason": "X", "message": ""}
+    status = {"conditions": [{**condition, "lastTransitionTime": written}]}
+    shown = refused_status(status, 1, refusal, NOW)
+    assert {c["type"] for c in shown["conditions"]} == {"Ready", "Reconciling"}
+
+
 def test_a_completed_pass_keeps_the_reconcilers_own_reconciling() -> None:
     """A rotation that waits for a promise (RotationWaiting) is the reconciler's, not a
     transient failure's: it stays after the pass."""
