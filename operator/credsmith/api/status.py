@@ -6,7 +6,7 @@ secret value: only its fingerprint.
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -213,6 +213,19 @@ class Condition(WireModel):
     message: Annotated[str, Field(max_length=32768)] = Field(
         "", description="Why, for people. Never contains a secret value."
     )
+
+
+def stored_conditions(status: Mapping[str, Any]) -> list[Condition]:
+    """The valid conditions of a status read back; anyone who may write status may write
+    one that is not (a lastTransitionTime the CRD's date-time admits and we do not read),
+    and it is not ours to keep."""
+    found = []
+    for raw in status.get("conditions") or ():
+        try:
+            found.append(Condition.model_validate(raw))
+        except ValueError:  # pydantic's ValidationError too
+            continue
+    return found
 
 
 def find_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:

@@ -32,6 +32,7 @@ from credsmith.api.status import (
     Reason,
     find_condition,
     set_condition,
+    stored_conditions,
 )
 from credsmith.providers.text import bounded
 
@@ -101,7 +102,7 @@ def provider_status(
     the stored CleanedUp condition. lastTransitionTime moves only when a condition's status
     does."""
     ready = reason is Reason.PROVIDER_READY
-    conditions = _stored_conditions(stored)
+    conditions = stored_conditions(stored)
     put = [(ConditionType.READY, ready)]
     gone = {ConditionType.RECONCILING, ConditionType.STALLED}
     if not ready:
@@ -143,15 +144,5 @@ def _cleanup_condition(cleanup: CleanupOutcome, generation: int) -> Condition:
 
 def is_ready(status: Mapping[str, Any]) -> bool:
     """Whether a provider's stored status says Ready=True (ProviderSeen.ready)."""
-    ready = find_condition(_stored_conditions(status), ConditionType.READY)
+    ready = find_condition(stored_conditions(status), ConditionType.READY)
     return ready is not None and ready.status == ConditionStatus.TRUE
-
-
-def _stored_conditions(status: Mapping[str, Any]) -> list[Condition]:
-    found = []
-    for raw in status.get("conditions") or ():
-        try:
-            found.append(Condition.model_validate(raw))
-        except ValueError:
-            continue
-    return found

@@ -23,6 +23,7 @@ from credsmith.api.status import (
     find_condition,
     format_timestamp,
     set_condition,
+    stored_conditions,
 )
 from credsmith.issuing.fingerprint import fingerprint
 from credsmith.reconcile.consumers_report import Report, report
@@ -248,13 +249,7 @@ def failed(
 
 
 def conditions_of(resource: ResourceSnapshot) -> list[Condition]:
-    conditions = []
-    for raw in resource.status.get("conditions") or ():
-        try:
-            conditions.append(Condition.model_validate(raw))
-        except ValidationError:
-            continue  # not ours to keep if it is not a valid condition
-    return conditions
+    return stored_conditions(resource.status)
 
 
 def validation_message(exc: ValidationError) -> str:

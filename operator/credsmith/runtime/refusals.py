@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from credsmith.api.status import (
     Condition,
     ConditionStatus,
@@ -26,6 +24,7 @@ from credsmith.api.status import (
     Reason,
     find_condition,
     set_condition,
+    stored_conditions,
 )
 from credsmith.runtime.session import ApiError
 
@@ -125,7 +124,7 @@ def refused_status(
     Transient: Reconciling=True with the reason; Ready as it was (the credential in
     the Secret is still valid), or Unknown if there is none yet.
     """
-    conditions = _valid_conditions(status)
+    conditions = stored_conditions(status)
 
     def put(type_: ConditionType, state: ConditionStatus) -> None:
         nonlocal conditions
@@ -166,16 +165,3 @@ def without_reconciling(status: Mapping[str, Any]) -> Mapping[str, Any]:
     if len(kept) == len(conditions):
         return status
     return {**status, "conditions": kept}
-
-
-def _valid_conditions(status: Mapping[str, Any]) -> list[Condition]:
-    """The conditions read back that are valid: anyone who may write status may write one
-    that is not (a lastTransitionTime the CRD's date-time lets through, outside the years
-    we read), and showing a refusal must not fail on it."""
-    conditions = []
-    for raw in status.get("conditions") or ():
-        try:
-            conditions.append(Condition.model_validate(raw))
-        except ValidationError:
-            continue
-    return conditions
