@@ -210,8 +210,10 @@ def plan_consumers(
                         "it and rotate now"
                     )
                     held_until = held if held_until is None else min(held_until, held)
-                # Never past this revision: the annotation is anyone's to write.
-                known = min(recorded.get(workload.key) or workload.rolled_to or 0, revision)
+                known = recorded.get(workload.key) or workload.rolled_to or 0
+                # Past this revision is no revision of ours (the annotation is anyone's to
+                # write): never rolled. Not this revision either, which would read as rolled.
+                known = known if known < revision else 0
                 entry = _status(workload, known, False, message)
         else:
             entry = _status(workload, revision, workload.complete)  # started with this value

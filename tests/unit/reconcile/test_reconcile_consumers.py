@@ -1196,3 +1196,22 @@ def test_a_held_rollout_is_looked_at_again_when_its_hold_ends(world):
     rotate(w, fleet)
     fleet.hold["Deployment/web"] = until = w.now + 9 * SECOND
     assert step(w, fleet, SECOND).requeue_at == until
+
+
+def test_a_revision_someone_wrote_on_a_workload_never_shows_past_the_credentials(world):
+    """A workload first seen during a rotation, whose rollout is refused, is listed at what
+    its annotation says it was rolled to: never past the credential's revision (the
+    annotation is anyone's to write)."""
+    w, fleet = started(world(SA))
+    fleet.add("web", w.now - 24 * HOUR, rolled_to=7)
+    fleet.refusals["Deployment/web"] = 'deployments.apps "web" is forbidden: no'
+    rotate(w, fleet)
+    assert w.status["revision"] == 2
+    (web,) = w.status["consumers"]
+    assert web["rolledOut"] is False
+    assert web["revision"] == 0
+    # It is still to be rolled: the next pass tries, and is refused.
+    step(w, fleet, SECOND)
+    (web,) = w.status["consumers"]
+    assert web["rolledOut"] is False
+    assert "forbidden" in web["message"]
